@@ -1,0 +1,17 @@
+// lindra-bench: benchmarks with their baselines in the same run.
+#pragma once
+
+#include <filesystem>
+
+namespace lindra::bench {
+
+struct Args {
+    bool json = false;  // print one JSON object on the last line
+    int count = 100'000;
+};
+
+std::filesystem::path make_temp_dir();
+
+int local_writes(const Args& args);
+
+}  // namespace lindra::bench

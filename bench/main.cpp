@@ -1,0 +1,55 @@
+#include "bench.hpp"
+
+#include <lindra/error.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <random>
+#include <string>
+#include <string_view>
+
+namespace lindra::bench {
+
+std::filesystem::path make_temp_dir() {
+    std::random_device rd;
+    auto dir = std::filesystem::temp_directory_path() / ("lindra-bench-" + std::to_string(rd()));
+    std::filesystem::create_directories(dir);
+    return dir;
+}
+
+}  // namespace lindra::bench
+
+namespace {
+int usage() {
+    std::fprintf(stderr,
+                 "usage: lindra-bench local-writes [--json] [--count N]\n"
+                 "  local-writes  module-progress writes through the API vs raw SQLite inserts\n"
+                 "  --json        print one JSON object with the figures on the last line\n"
+                 "  --count N     writes per mode (default 100000)\n");
+    return 2;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) return usage();
+    const std::string_view command = argv[1];
+    lindra::bench::Args args;
+    for (int i = 2; i < argc; ++i) {
+        const std::string_view a = argv[i];
+        if (a == "--json") args.json = true;
+        else if (a == "--count" && i + 1 < argc) args.count = std::atoi(argv[++i]);
+        else return usage();
+    }
+    if (args.count < 20 || args.count % 20 != 0) {
+        std::fprintf(stderr, "lindra-bench: --count must be a positive multiple of 20\n");
+        return 2;
+    }
+    try {
+        if (command == "local-writes") return lindra::bench::local_writes(args);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "lindra-bench: %s\n", e.what());
+        return 1;
+    }
+    return usage();
+}

@@ -1,0 +1,299 @@
+// lindra::Replica — a device's local copy of the training data.
+//
+// A Replica is one SQLite file holding the domain tables (organization,
+// person, course, ... see schema.hpp), each field's merge clock, and the
+// outbox of local changes waiting for the server. Every write goes through
+// the merge rules of DESIGN §3 and is one transaction together with its
+// outbox entry: it happens completely or not at all.
+//
+// Thread-safety: a Replica is safe to use from any thread; calls are
+// serialised by an internal mutex. Inside Replica::batch() use only the
+// Writes& it hands you. Other processes may open the same file; SQLite's
+// locking and lindra's per-transaction reload of its counters keep them
+// consistent.
+//
+// Errors: every function throws lindra::Error (see error.hpp). Bad input
+// names the field, and nothing is written.
+#pragma once
+
+#include <lindra/change.hpp>
+#include <lindra/error.hpp>
+#include <lindra/id.hpp>
+#include <lindra/schema.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lindra {
+
+namespace detail {
+class Core;
+}
+
+// Typed enum values. Each enum's order is the order of its field's values in
+// the schema table (tests/model_test.cpp checks it); to_string() gives the
+// stored value.
+enum class OrganizationKind { region, municipality, development_centre, care_unit };
+enum class Profession { assistant, health_care_worker, nurse, other };
+enum class ModuleKind { elearning, reflection, practice };
+enum class GroupStatus { planned, active, completed, cancelled };
+enum class MemberRole { mentor, candidate };
+enum class MemberStatus { registered, active, withdrawn, completed };
+enum class GatheringMode { in_person, digital };
+enum class GatheringStatus { planned, held, cancelled };
+enum class AttendanceStatus { present, absent, excused };
+enum class ProgressStatus { not_started, in_progress, completed, passed };
+
+std::string_view to_string(OrganizationKind v);
+std::string_view to_string(Profession v);
+std::string_view to_string(ModuleKind v);
+std::string_view to_string(GroupStatus v);
+std::string_view to_string(MemberRole v);
+std::string_view to_string(MemberStatus v);
+std::string_view to_string(GatheringMode v);
+std::string_view to_string(GatheringStatus v);
+std::string_view to_string(AttendanceStatus v);
+std::string_view to_string(ProgressStatus v);
+
+// Parses a stored value ("present", "in_progress", ...); nullopt if unknown.
+template <class E>
+std::optional<E> parse_enum(std::string_view text);
+
+// Milliseconds since the Unix epoch.
+using Timestamp = std::int64_t;
+
+// ---- inputs -------------------------------------------------------------
+
+struct FieldValue {
+    std::string_view field;
+    Value value;
+};
+
+struct NewModule {
+    Id course;
+    int ordinal = 1;
+    std::string title;
+    ModuleKind kind = ModuleKind::elearning;
+    bool required = true;
+    std::optional<int> pass_score;  // 0..100; a completion at or above it is "passed"
+};
+
+struct NewGroup {
+    Id course;
+    Id organization;
+    std::string name;
+    std::string starts_on;  // YYYY-MM-DD, may be empty
+    std::string ends_on;
+    GroupStatus status = GroupStatus::active;
+};
+
+struct NewGathering {
+    Id group;
+    int ordinal = 1;
+    std::string title;
+    std::optional<Timestamp> scheduled_at;
+    GatheringMode mode = GatheringMode::in_person;
+    std::optional<Id> module;  // the module the gathering discusses
+};
+
+// ---- query results ------------------------------------------------------
+
+struct Person {
+    Id id;
+    std::string display_name;
+    std::optional<Profession> profession;
+    std::optional<Id> organization;
+};
+
+struct Module {
+    Id id;
+    Id course;
+    int ordinal = 0;
+    std::string title;
+    std::optional<ModuleKind> kind;
+    bool required = false;
+    std::optional<int> pass_score;
+};
+
+struct Group {
+    Id id;
+    Id course;
+    Id organization;
+    std::string name;
+    std::string starts_on;
+    std::string ends_on;
+    std::optional<GroupStatus> status;
+};
+
+struct Gathering {
+    Id id;
+    Id group;
+    int ordinal = 0;
+    std::string title;
+    std::optional<Timestamp> scheduled_at;
+    std::optional<GatheringMode> mode;
+    GatheringStatus status = GatheringStatus::planned;
+    std::optional<Id> module;
+};
+
+struct RosterEntry {
+    Id person;
+    std::string display_name;  // empty if the person row has not arrived yet
+    MemberRole role = MemberRole::candidate;
+    MemberStatus status = MemberStatus::registered;
+    int modules_completed = 0;  // required modules completed or passed, in this group
+    int modules_required = 0;
+    int gatherings_attended = 0;  // held gatherings of the group marked present
+    int gatherings_held = 0;
+    bool confirmed = false;  // has a mentor confirmation
+};
+
+struct Roster {
+    Group group;
+    std::string course_title;
+    int required_gatherings = 0;
+    std::vector<RosterEntry> members;  // mentors first, then by name
+};
+
+struct ModuleProgress {
+    Id person;
+    Id group;
+    Id module;
+    int ordinal = 0;
+    std::string module_title;
+    bool required = false;
+    std::int64_t attempt = 0;
+    ProgressStatus status = ProgressStatus::not_started;
+    std::optional<int> best_score;
+    std::int64_t time_spent_s = 0;
+    std::optional<Timestamp> first_completed_at;
+};
+
+// Local changes of one write, waiting for the server.
+struct OutboxEntry {
+    std::int64_t seq = 0;
+    std::vector<Change> changes;
+};
+
+// ---- writes -------------------------------------------------------------
+
+// The write API, shared by Replica (each call is its own transaction) and
+// the Writes& of Replica::batch() (all calls share one transaction).
+class Writes {
+public:
+    // Generic writes by entity and field name, validated against the schema
+    // table. create() returns the new row's id: random, or derived from the
+    // key fields for entities with derived ids (membership, attendance, ...).
+    Id create(std::string_view entity, const std::vector<FieldValue>& fields);
+    void update(std::string_view entity, const Id& row, const std::vector<FieldValue>& fields);
+    // Adds `delta` (>= 0) to a counter field.
+    void add(std::string_view entity, const Id& row, std::string_view field, std::int64_t delta);
+    // Deletes the row for good (tombstone): it disappears from queries everywhere.
+    void remove(std::string_view entity, const Id& row);
+
+    // Catalog and registration (coordinators).
+    Id register_organization(const std::string& name, OrganizationKind kind, std::optional<Id> parent = {});
+    Id register_person(const std::string& display_name, Profession profession, std::optional<Id> organization = {});
+    Id register_course(const std::string& title, const std::string& version, const std::string& language,
+                       int required_gatherings);
+    Id register_module(const NewModule& module);
+    Id create_group(const NewGroup& group);
+    // Returns the membership id (derived from group and person).
+    Id add_member(const Id& group, const Id& person, MemberRole role);
+    void withdraw_member(const Id& group, const Id& person);
+
+    // Module progress (the candidate). Progress never goes backwards: the
+    // lattice keeps the highest (attempt, status) any device wrote.
+    void start_module(const Id& person, const Id& module, const Id& group);
+    // Completed, or passed when the module has a pass score and `score`
+    // reaches it. Records the score and the first completion time.
+    void complete_module(const Id& person, const Id& module, const Id& group, std::optional<int> score = {});
+    void record_score(const Id& person, const Id& module, const Id& group, int score);
+    void add_time_spent(const Id& person, const Id& module, const Id& group, std::int64_t seconds);
+    // A new attempt, not started (the coordinator's "reset").
+    void reset_module(const Id& person, const Id& module, const Id& group);
+
+    // Gatherings and attendance (the mentor).
+    Id plan_gathering(const NewGathering& gathering);
+    void hold_gathering(const Id& gathering);
+    void cancel_gathering(const Id& gathering);
+    void record_attendance(const Id& gathering, const Id& person, AttendanceStatus status,
+                           const std::string& note = {});
+    void confirm_candidate(const Id& group, const Id& person, const Id& mentor, const std::string& statement = {});
+
+    // Reflections (the candidate); returns the reflection's id.
+    Id write_reflection(const Id& person, const Id& group, std::optional<Id> module, const std::string& text);
+
+protected:
+    Writes(detail::Core* core, bool own_transaction) noexcept : core_(core), own_transaction_(own_transaction) {}
+    ~Writes() = default;
+    Writes(const Writes&) = default;
+    Writes& operator=(const Writes&) = default;
+    detail::Core* core_;
+
+private:
+    template <class F>
+    auto run(F&& f);
+    bool own_transaction_;
+};
+
+struct ReplicaOptions {
+    // Wall clock for the hybrid logical clock; tests inject a virtual one.
+    std::function<Timestamp()> wall_clock_ms;
+    int busy_timeout_ms = 5000;
+};
+
+class Replica : public Writes {
+public:
+    // Opens (creating if needed) the replica at `path`, runs forward
+    // migrations, and creates and persists a device id on first open.
+    explicit Replica(const std::string& path, ReplicaOptions options = {});
+    ~Replica();
+    Replica(Replica&&) noexcept;
+    Replica& operator=(Replica&&) noexcept;
+
+    const Id& device_id() const noexcept;
+    const std::string& path() const noexcept;
+
+    // Runs `fn` in one transaction: all its writes land together or, if it
+    // throws, none does (the exception propagates).
+    void batch(const std::function<void(Writes&)>& fn);
+
+    // ---- queries (deleted rows are never returned) ----
+    std::optional<Person> person(const Id& id) const;
+    std::vector<Module> modules(const Id& course) const;
+    std::vector<Group> groups() const;
+    // Groups where `person` is a member who has not withdrawn.
+    std::vector<Group> groups_of(const Id& person) const;
+    std::vector<Gathering> gatherings(const Id& group) const;
+    Roster roster(const Id& group) const;
+    std::vector<ModuleProgress> progress_of(const Id& person) const;
+    // A row of `entity` by its id in text form or its human name (the
+    // entity's label field): an exact case-insensitive match, else a unique
+    // match of the name's first words ("mia" finds "Mia Mentor", "m1" finds
+    // "M1: Basics" but not "M10: ..."). nullopt if none; Errc::ambiguous if
+    // several match.
+    std::optional<Id> find(std::string_view entity, std::string_view name) const;
+
+    // ---- sync plumbing (used by the sync client; public for tests) ----
+    std::int64_t outbox_size() const;
+    // The oldest `max_entries` outbox entries, in seq order.
+    std::vector<OutboxEntry> outbox(std::size_t max_entries) const;
+    // The server has applied everything up to `seq`: drop those entries.
+    void acknowledge(std::int64_t seq);
+    // Merges changes from other replicas, all or nothing.
+    void apply_remote(std::span<const Change> changes);
+    // The last hybrid logical time this replica issued or saw.
+    std::uint64_t hlc() const;
+
+private:
+    std::unique_ptr<detail::Core> owned_;
+};
+
+}  // namespace lindra

@@ -1,0 +1,82 @@
+#include <lindra/error.hpp>
+#include <lindra/id.hpp>
+
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <string>
+
+namespace lindra {
+namespace {
+
+void shape_uuid(Id& id, int version) {
+    id.bytes[6] = static_cast<std::uint8_t>((id.bytes[6] & 0x0F) | (version << 4));
+    id.bytes[8] = static_cast<std::uint8_t>((id.bytes[8] & 0x3F) | 0x80);  // RFC 4122 variant
+}
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+}  // namespace
+
+Id Id::random() {
+    Id id;
+    if (RAND_bytes(id.bytes.data(), static_cast<int>(id.bytes.size())) != 1)
+        throw Error(Errc::invalid_argument, "the system's random number generator failed");
+    shape_uuid(id, 4);
+    return id;
+}
+
+Id Id::derive(std::string_view domain, std::initializer_list<Id> parts) {
+    std::string input(domain);
+    input.push_back('\0');
+    for (const Id& p : parts) input.append(reinterpret_cast<const char*>(p.bytes.data()), p.bytes.size());
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+    Id id;
+    std::copy_n(digest, id.bytes.size(), id.bytes.begin());
+    shape_uuid(id, 8);
+    return id;
+}
+
+std::optional<Id> Id::parse(std::string_view text) {
+    if (text.size() != 36) return std::nullopt;
+    Id id;
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < text.size();) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (text[i] != '-') return std::nullopt;
+            ++i;
+            continue;
+        }
+        const int hi = hex_digit(text[i]), lo = hex_digit(text[i + 1]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        id.bytes[out++] = static_cast<std::uint8_t>(hi * 16 + lo);
+        i += 2;
+    }
+    return id;
+}
+
+std::string Id::to_string() const {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string s;
+    s.reserve(36);
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
+        s.push_back(digits[bytes[i] >> 4]);
+        s.push_back(digits[bytes[i] & 0xF]);
+    }
+    return s;
+}
+
+bool Id::is_nil() const noexcept {
+    for (auto b : bytes)
+        if (b) return false;
+    return true;
+}
+
+}  // namespace lindra

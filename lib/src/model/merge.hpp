@@ -1,0 +1,21 @@
+// The merge rules of DESIGN §3, one function for every field of every entity,
+// used for local writes, pulled changes on clients and pushed changes on the
+// server alike.
+//
+// Each rule is a join over the set of changes a replica has seen, so it is
+// commutative, associative and idempotent: replicas that have seen the same
+// changes hold the same FieldState, whatever the order or duplication.
+#pragma once
+
+#include "model/row.hpp"
+
+namespace lindra::model {
+
+// Merges one change of `f` (its value and clock) into `cur`. Returns true
+// when `cur` changed. The value must already be valid for `f`.
+bool merge_field(const FieldDef& f, FieldState& cur, const Value& value, const Clock& clock);
+
+// add_wins: every membership status but "withdrawn" is an add.
+bool is_add(const Value& v) noexcept;
+
+}  // namespace lindra::model

@@ -1,0 +1,23 @@
+// Validation of field values against the schema table.
+#pragma once
+
+#include <lindra/change.hpp>
+#include <lindra/schema.hpp>
+
+#include <string>
+
+namespace lindra::model {
+
+// "entity.field", the name errors use.
+std::string qualified_name(const EntityDef& e, const FieldDef& f);
+
+// Whether the field may hold "no value" (see FieldDef::nullable).
+bool takes_null(const FieldDef& f) noexcept;
+// Whether a new row must be given this field.
+bool required_on_create(const FieldDef& f) noexcept;
+
+// Throws lindra::Error naming the field when `v` is not a valid value of `f`
+// (wrong type, enum value outside the set, out of range, too long, bad UTF-8).
+void validate(const EntityDef& e, const FieldDef& f, const Value& v);
+
+}  // namespace lindra::model

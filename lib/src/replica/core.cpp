@@ -1,0 +1,292 @@
+#include "replica/core.hpp"
+
+#include "core/codec.hpp"
+#include "model/ddl.hpp"
+#include "model/merge.hpp"
+#include "model/validate.hpp"
+#include "store/migrations.hpp"
+
+#include <algorithm>
+#include <map>
+
+namespace lindra::detail {
+namespace {
+
+using model::Clock;
+
+// Library tables; the domain tables come from the schema table.
+constexpr std::string_view kLibraryTablesV1 = R"sql(
+CREATE TABLE lindra_replica (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    device_id BLOB NOT NULL CHECK (length(device_id) = 16),
+    hlc INTEGER NOT NULL,        -- highest hlc issued or seen, besides the outbox's
+    acked_seq INTEGER NOT NULL,  -- highest outbox seq the server acknowledged
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE lindra_outbox (
+    seq INTEGER PRIMARY KEY,     -- never reused: continues above acked_seq
+    entity INTEGER NOT NULL,
+    row_id BLOB NOT NULL,
+    hlc INTEGER NOT NULL,
+    fields BLOB NOT NULL         -- (field tag, value) pairs, codec.hpp
+);
+)sql";
+
+std::vector<store::Migration> migrations() {
+    std::vector<store::Migration> steps;
+    for (std::uint16_t v = 1; v <= schema_version(); ++v) {
+        steps.push_back({v, [v](store::Database& db) {
+                             if (v == 1) db.exec(kLibraryTablesV1);
+                             for (const auto& sql : model::domain_ddl(v)) db.exec(sql);
+                         }});
+    }
+    return steps;
+}
+
+std::span<const std::uint8_t> as_bytes(const std::string& s) {
+    return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+}  // namespace
+
+const EntityDef& entity(std::string_view name) {
+    const auto* e = find_entity(name);
+    if (!e) throw Error(Errc::unknown_entity, "unknown entity \"" + std::string(name) + "\"");
+    return *e;
+}
+
+const FieldDef& field(const EntityDef& e, std::string_view name) {
+    const auto* f = e.field(name);
+    if (!f)
+        throw Error(Errc::unknown_field, std::string(e.name) + " has no field \"" + std::string(name) + "\"", 0,
+                    std::string(e.name) + "." + std::string(name));
+    return *f;
+}
+
+Core::Core(const std::string& path, const ReplicaOptions& options)
+    : db(path, store::OpenOptions{options.busy_timeout_ms}), clock(options.wall_clock_ms) {
+    const auto steps = migrations();
+    store::migrate(db, steps);
+    store::Transaction txn(db);
+    auto st = db.prepare("SELECT device_id FROM lindra_replica");
+    if (st.step()) {
+        device = st.id(0);
+    } else {
+        device = Id::random();
+        db.prepare("INSERT INTO lindra_replica VALUES (1, ?, 0, 0, ?)")
+            .bind(1, device)
+            .bind(2, static_cast<std::int64_t>(replica::hlc_ms(clock.tick())))
+            .run();
+    }
+    txn.commit();
+}
+
+Core::WriteTransaction::WriteTransaction(Core& core) : core_(core), txn_(core.db) {
+    if (core.known_version_ != core.db.data_version()) core.reload_counters();
+}
+
+Core::WriteTransaction::~WriteTransaction() {
+    // A rolled-back write may have advanced next_seq_ and the clock in memory.
+    if (!committed_) core_.known_version_.reset();
+}
+
+void Core::WriteTransaction::commit() {
+    txn_.commit();
+    committed_ = true;
+    core_.known_version_ = core_.db.data_version();
+}
+
+void Core::reload_counters() {
+    auto st = db.cached(
+        "SELECT hlc, acked_seq, (SELECT max(seq) FROM lindra_outbox),"
+        " (SELECT hlc FROM lindra_outbox ORDER BY seq DESC LIMIT 1) FROM lindra_replica");
+    if (!st->step()) throw Error(Errc::corrupt, db.path() + " has no replica state");
+    clock.observe(static_cast<std::uint64_t>(st->int64(0)));
+    clock.observe(static_cast<std::uint64_t>(st->int64(3)));
+    next_seq_ = std::max(st->int64(1), st->int64(2)) + 1;
+}
+
+void Core::persist_clock() {
+    db.cached("UPDATE lindra_replica SET hlc = max(hlc, ?)")->bind(1, static_cast<std::int64_t>(clock.last())).run();
+}
+
+Id Core::new_row_id(const EntityDef& e, std::span<const Intent> intents) const {
+    if (!e.derived_id) return Id::random();
+    // Derived ids hash the key fields in schema order; ids every device agrees on.
+    std::vector<Id> keys;
+    for (const auto& f : e.fields) {
+        if (!f.key) continue;
+        const auto it = std::find_if(intents.begin(), intents.end(), [&](const Intent& i) { return i.field == f.name; });
+        const Id* id = it == intents.end() ? nullptr : std::get_if<Id>(&it->value);
+        if (!id) {
+            const auto name = model::qualified_name(e, f);
+            throw Error(Errc::invalid_argument, name + ": required to create a row", 0, name);
+        }
+        keys.push_back(*id);
+    }
+    switch (keys.size()) {
+        case 2: return Id::derive(e.name, {keys[0], keys[1]});
+        case 3: return Id::derive(e.name, {keys[0], keys[1], keys[2]});
+        default: throw Error(Errc::invalid_argument, "unsupported key shape for " + std::string(e.name));
+    }
+}
+
+void Core::write(const EntityDef& e, const Id& row, std::span<const Intent> intents) {
+    if (row.is_nil()) throw Error(Errc::invalid_argument, std::string(e.name) + ": the nil id does not name a row");
+    // Everything is checked before anything is touched.
+    std::vector<std::pair<const FieldDef*, const Intent*>> resolved;
+    resolved.reserve(intents.size());
+    for (const auto& in : intents) {
+        const FieldDef& f = field(e, in.field);
+        auto fail = [&](const char* why) {
+            const auto name = model::qualified_name(e, f);
+            throw Error(Errc::invalid_argument, name + why, 0, name);
+        };
+        if ((f.rule == MergeRule::counter) != (in.op == Intent::Op::add))
+            fail(in.op == Intent::Op::add ? ": only counters can be added to" : ": a counter can only be added to");
+        if (in.op == Intent::Op::advance && f.type != FieldType::progress) fail(": only progress can advance");
+        if (f.rule == MergeRule::tombstone && in.value != Value{std::int64_t{1}})
+            fail(": a deleted row cannot be restored");
+        for (const auto& [g, _] : resolved)
+            if (g == &f) fail(": given twice");
+        // An advance gives a status rank; validate it as progress of attempt 0.
+        model::validate(e, f, in.value);
+        resolved.emplace_back(&f, &in);
+    }
+
+    model::RowState st = load(e, row);
+    if (!st.exists) {
+        for (const auto& f : e.fields) {
+            const bool given = std::any_of(resolved.begin(), resolved.end(), [&](auto& r) { return r.first == &f; });
+            if (model::required_on_create(f) && !given) {
+                const auto name = model::qualified_name(e, f);
+                throw Error(Errc::invalid_argument, name + ": required to create a row", 0, name);
+            }
+        }
+    } else if (st.fields[0].value == Value{std::int64_t{1}}) {
+        throw Error(Errc::not_found, std::string(e.name) + " " + row.to_string() + " was deleted");
+    }
+
+    const Clock clock_now{clock.tick(), device};
+    codec::Writer payload;
+    for (const auto& [f, in] : resolved) {
+        auto& fs = st.fields[e.index_of(*f)];
+        Value v = in->value;
+        if (in->op == Intent::Op::advance) {
+            const auto attempt = std::max<std::int64_t>(progress_attempt(std::get<std::int64_t>(fs.value)), 1);
+            v = progress_value(attempt, progress_rank(std::get<std::int64_t>(v)));
+        } else if (in->op == Intent::Op::add) {
+            std::int64_t own = 0;
+            for (const auto& [o, t] : fs.totals)
+                if (o == device) own = t;
+            const auto total = own + std::get<std::int64_t>(v);
+            if (total > f->max) {
+                const auto name = model::qualified_name(e, *f);
+                throw Error(Errc::out_of_range, name + ": total would exceed " + std::to_string(f->max), 0, name);
+            }
+            v = total;
+        }
+        if (f->key && st.exists) {
+            if (fs.value != v) {
+                const auto name = model::qualified_name(e, *f);
+                throw Error(Errc::invalid_argument, name + ": part of the row's identity, cannot change", 0, name);
+            }
+            continue;
+        }
+        if (model::merge_field(*f, fs, v, clock_now)) {
+            payload.varint(f->tag);
+            payload.value(v);
+        }
+    }
+    if (payload.data().empty()) return;
+
+    model::row_store(e).save(db, row, st);
+    db.cached("INSERT INTO lindra_outbox (seq, entity, row_id, hlc, fields) VALUES (?, ?, ?, ?, ?)")
+        ->bind(1, next_seq_)
+        .bind(2, e.tag)
+        .bind(3, row)
+        .bind(4, static_cast<std::int64_t>(clock_now.hlc))
+        .bind(5, as_bytes(payload.data()))
+        .run();
+    ++next_seq_;
+}
+
+void Core::apply(std::span<const Change> changes) {
+    // Validate the whole batch first: a bad change rejects all of it.
+    std::map<std::pair<std::uint16_t, Id>, std::vector<const Change*>> by_row;
+    std::uint64_t max_hlc = 0;
+    for (const auto& c : changes) {
+        const auto* e = find_entity(c.entity);
+        if (!e) throw Error(Errc::unknown_entity, "change for unknown entity tag " + std::to_string(c.entity));
+        const auto* f = e->field(c.field);
+        if (!f)
+            throw Error(Errc::unknown_field,
+                        std::string(e->name) + " has no field with tag " + std::to_string(c.field));
+        model::validate(*e, *f, c.value);
+        if (c.row.is_nil() || c.origin.is_nil() || c.hlc == 0)
+            throw Error(Errc::invalid_argument, "change to " + model::qualified_name(*e, *f) +
+                                                    " lacks a row id, origin or hlc");
+        by_row[{c.entity, c.row}].push_back(&c);
+        max_hlc = std::max(max_hlc, c.hlc);
+    }
+    for (const auto& [key, row_changes] : by_row) {
+        const EntityDef& e = *find_entity(key.first);
+        model::RowState st = load(e, key.second);
+        bool changed = false;
+        for (const Change* c : row_changes) {
+            const FieldDef& f = *e.field(c->field);
+            changed |= model::merge_field(f, st.fields[e.index_of(f)], c->value, Clock{c->hlc, c->origin});
+        }
+        if (changed) model::row_store(e).save(db, key.second, st);
+    }
+    if (max_hlc > clock.last()) {
+        clock.observe(max_hlc);
+        persist_clock();
+    }
+}
+
+Value Core::get(const EntityDef& e, const Id& row, std::string_view name) {
+    const FieldDef& f = field(e, name);
+    if (f.type == FieldType::progress) {
+        const auto st = load(e, row);
+        return st.exists ? st.fields[e.index_of(f)].value : Value{};
+    }
+    auto st = db.cached("SELECT " + std::string(f.name) + " FROM " + std::string(e.name) + " WHERE id = ?");
+    st->bind(1, row);
+    return st->step() ? st->value(0) : Value{};
+}
+
+std::int64_t Core::outbox_size() {
+    auto st = db.cached("SELECT count(*) FROM lindra_outbox");
+    st->step();
+    return st->int64(0);
+}
+
+std::vector<OutboxEntry> Core::outbox(std::size_t max_entries) {
+    std::vector<OutboxEntry> out;
+    auto st = db.cached("SELECT seq, entity, row_id, hlc, fields FROM lindra_outbox ORDER BY seq LIMIT ?");
+    st->bind(1, static_cast<std::int64_t>(std::min<std::size_t>(max_entries, INT64_MAX)));
+    while (st->step()) {
+        OutboxEntry entry{st->int64(0), {}};
+        const auto tag = static_cast<std::uint16_t>(st->int64(1));
+        const Id row = st->id(2);
+        const auto hlc = static_cast<std::uint64_t>(st->int64(3));
+        codec::Reader r(st->blob(4));
+        while (!r.done()) {
+            const auto field_tag = static_cast<std::uint16_t>(r.varint());
+            entry.changes.push_back({tag, row, field_tag, r.value(), hlc, device});
+        }
+        out.push_back(std::move(entry));
+    }
+    return out;
+}
+
+void Core::acknowledge(std::int64_t seq) {
+    // The outbox holds the latest local hlc; keep it in the replica state
+    // before the entries go, so the clock survives a restart.
+    persist_clock();
+    db.cached("UPDATE lindra_replica SET acked_seq = max(acked_seq, ?)")->bind(1, seq).run();
+    db.cached("DELETE FROM lindra_outbox WHERE seq <= ?")->bind(1, seq).run();
+}
+
+}  // namespace lindra::detail

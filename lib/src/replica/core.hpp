@@ -1,0 +1,89 @@
+// The engine behind lindra::Replica: the local write path, apply_remote and
+// the outbox, all driven by the schema table and one merge function.
+//
+// Thread-safety: callers hold `mutex` for every use.
+#pragma once
+
+#include "model/row.hpp"
+#include "replica/hlc.hpp"
+#include "store/database.hpp"
+#include "store/transaction.hpp"
+
+#include <lindra/replica.hpp>
+
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string_view>
+
+namespace lindra::detail {
+
+// One field of a local write. Relative ops are resolved against the row's
+// merged state inside the write, so a typed write reads the row only once.
+struct Intent {
+    enum class Op {
+        set,      // set the field to `value`
+        add,      // counter: add `value` (a delta >= 0) to this device's total
+        advance,  // progress: status rank `value` within the current attempt
+    };
+    std::string_view field;
+    Value value;
+    Op op = Op::set;
+};
+
+class Core {
+public:
+    Core(const std::string& path, const ReplicaOptions& options);
+
+    // A write transaction. Reloads the outbox seq and the clock from the file
+    // once the write lock is held, so several connections to one file never
+    // issue the same seq or hlc.
+    class WriteTransaction {
+    public:
+        explicit WriteTransaction(Core& core);
+        ~WriteTransaction();
+        void commit();
+
+    private:
+        Core& core_;
+        store::Transaction txn_;
+        bool committed_ = false;
+    };
+
+    // Validates every intent, then merges them into the row as one change
+    // set at a fresh hlc and appends it to the outbox. Needs an open
+    // WriteTransaction. A no-op write (e.g. starting a completed module)
+    // writes nothing.
+    void write(const EntityDef& e, const Id& row, std::span<const Intent> intents);
+    // The id a new row of `e` gets: derived from its key fields or random.
+    Id new_row_id(const EntityDef& e, std::span<const Intent> intents) const;
+    // Validates every change, then merges them. Needs an open WriteTransaction.
+    void apply(std::span<const Change> changes);
+
+    model::RowState load(const EntityDef& e, const Id& row) { return model::row_store(e).load(db, row); }
+    // A field's merged value; "no value" if the row is missing.
+    Value get(const EntityDef& e, const Id& row, std::string_view field);
+
+    std::int64_t outbox_size();
+    std::vector<OutboxEntry> outbox(std::size_t max_entries);
+    void acknowledge(std::int64_t seq);
+
+    store::Database db;
+    std::recursive_mutex mutex;
+    Id device;
+    replica::HybridClock clock;
+
+private:
+    void reload_counters();
+    void persist_clock();
+    std::int64_t next_seq_ = 1;
+    // The file's data version after our last commit; a different one means
+    // another connection wrote and next_seq_ and the clock must be reloaded.
+    std::optional<std::uint32_t> known_version_;
+};
+
+// The schema entry for `name`, which lindra's own code knows exists.
+const EntityDef& entity(std::string_view name);
+const FieldDef& field(const EntityDef& e, std::string_view name);
+
+}  // namespace lindra::detail

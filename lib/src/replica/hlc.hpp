@@ -1,0 +1,36 @@
+// Hybrid logical clock (DESIGN §3): 48 bits of wall-clock milliseconds and a
+// 16-bit logical counter in one uint64, so plain integer order is causal
+// order; ties between devices are broken by the origin id (model::Clock).
+//
+// Thread-safety: one thread at a time (its Core's mutex).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace lindra::replica {
+
+constexpr std::uint64_t hlc_make(std::uint64_t ms, std::uint16_t counter) noexcept { return (ms << 16) | counter; }
+constexpr std::uint64_t hlc_ms(std::uint64_t h) noexcept { return h >> 16; }
+constexpr std::uint16_t hlc_counter(std::uint64_t h) noexcept { return static_cast<std::uint16_t>(h & 0xFFFF); }
+
+class HybridClock {
+public:
+    explicit HybridClock(std::function<std::int64_t()> wall_ms);
+
+    // A new time, greater than every time issued or observed, and not behind
+    // the wall clock. When the counter runs out it borrows the next
+    // millisecond, so it never wraps.
+    std::uint64_t tick();
+    // Another replica's time was seen: never issue one behind it.
+    void observe(std::uint64_t remote) noexcept;
+    std::uint64_t last() const noexcept { return last_; }
+    // The wall clock this HLC reads, for timestamps in data (completion times).
+    std::int64_t wall_ms() const { return wall_ms_(); }
+
+private:
+    std::function<std::int64_t()> wall_ms_;
+    std::uint64_t last_ = 0;
+};
+
+}  // namespace lindra::replica

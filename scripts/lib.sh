@@ -1,0 +1,30 @@
+# Shared by scripts/test, scripts/demo and scripts/bench: install lindra's
+# Debian build dependencies if missing, then configure and build into build/.
+set -euo pipefail
+
+LINDRA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LINDRA_BUILD="${LINDRA_BUILD:-$LINDRA_ROOT/build}"
+LINDRA_PACKAGES=(cmake g++ ninja-build libsqlite3-dev libboost-dev libprotobuf-dev protobuf-compiler catch2 libssl-dev)
+
+lindra_install_deps() {
+    local missing=()
+    for p in "${LINDRA_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "lindra: installing ${missing[*]}" >&2
+    local sudo=()
+    [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+    if ! "${sudo[@]}" apt-get install -y --no-upgrade "${missing[@]}"; then
+        "${sudo[@]}" apt-get update
+        "${sudo[@]}" apt-get install -y --no-upgrade "${missing[@]}"
+    fi
+}
+
+lindra_build() {
+    lindra_install_deps
+    if [ ! -f "$LINDRA_BUILD/build.ninja" ]; then
+        cmake -S "$LINDRA_ROOT" -B "$LINDRA_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
+    fi
+    cmake --build "$LINDRA_BUILD"
+}
