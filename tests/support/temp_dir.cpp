@@ -6,8 +6,11 @@
 
 namespace lindra::test {
 
-TempDir::TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "lindra-test-XXXXXX").string();
+TempDir::TempDir(bool memory) {
+    std::error_code ec;
+    const bool shm = memory && std::filesystem::is_directory("/dev/shm", ec);
+    const auto base = shm ? std::filesystem::path("/dev/shm") : std::filesystem::temp_directory_path();
+    std::string tmpl = (base / "lindra-test-XXXXXX").string();
     if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
     path_ = tmpl;
 }

@@ -8,7 +8,9 @@ namespace lindra::test {
 
 class TempDir {
 public:
-    TempDir();
+    // `memory`: on /dev/shm where there is one, for tests that create many
+    // databases and need no durability (the property tests).
+    explicit TempDir(bool memory = false);
     ~TempDir();
     TempDir(const TempDir&) = delete;
     TempDir& operator=(const TempDir&) = delete;

@@ -71,80 +71,80 @@ using Timestamp = std::int64_t;
 // ---- inputs -------------------------------------------------------------
 
 struct FieldValue {
-    std::string_view field;
-    Value value;
+    std::string_view field{};
+    Value value{};
 };
 
 struct NewModule {
-    Id course;
+    Id course{};
     int ordinal = 1;
-    std::string title;
+    std::string title{};
     ModuleKind kind = ModuleKind::elearning;
     bool required = true;
-    std::optional<int> pass_score;  // 0..100; a completion at or above it is "passed"
+    std::optional<int> pass_score{};  // 0..100; a completion at or above it is "passed"
 };
 
 struct NewGroup {
-    Id course;
-    Id organization;
-    std::string name;
-    std::string starts_on;  // YYYY-MM-DD, may be empty
-    std::string ends_on;
+    Id course{};
+    Id organization{};
+    std::string name{};
+    std::string starts_on{};  // YYYY-MM-DD, may be empty
+    std::string ends_on{};
     GroupStatus status = GroupStatus::active;
 };
 
 struct NewGathering {
-    Id group;
+    Id group{};
     int ordinal = 1;
-    std::string title;
-    std::optional<Timestamp> scheduled_at;
+    std::string title{};
+    std::optional<Timestamp> scheduled_at{};
     GatheringMode mode = GatheringMode::in_person;
-    std::optional<Id> module;  // the module the gathering discusses
+    std::optional<Id> module{};  // the module the gathering discusses
 };
 
 // ---- query results ------------------------------------------------------
 
 struct Person {
-    Id id;
-    std::string display_name;
-    std::optional<Profession> profession;
-    std::optional<Id> organization;
+    Id id{};
+    std::string display_name{};
+    std::optional<Profession> profession{};
+    std::optional<Id> organization{};
 };
 
 struct Module {
-    Id id;
-    Id course;
+    Id id{};
+    Id course{};
     int ordinal = 0;
-    std::string title;
-    std::optional<ModuleKind> kind;
+    std::string title{};
+    std::optional<ModuleKind> kind{};
     bool required = false;
-    std::optional<int> pass_score;
+    std::optional<int> pass_score{};
 };
 
 struct Group {
-    Id id;
-    Id course;
-    Id organization;
-    std::string name;
-    std::string starts_on;
-    std::string ends_on;
-    std::optional<GroupStatus> status;
+    Id id{};
+    Id course{};
+    Id organization{};
+    std::string name{};
+    std::string starts_on{};
+    std::string ends_on{};
+    std::optional<GroupStatus> status{};
 };
 
 struct Gathering {
-    Id id;
-    Id group;
+    Id id{};
+    Id group{};
     int ordinal = 0;
-    std::string title;
-    std::optional<Timestamp> scheduled_at;
-    std::optional<GatheringMode> mode;
+    std::string title{};
+    std::optional<Timestamp> scheduled_at{};
+    std::optional<GatheringMode> mode{};
     GatheringStatus status = GatheringStatus::planned;
-    std::optional<Id> module;
+    std::optional<Id> module{};
 };
 
 struct RosterEntry {
-    Id person;
-    std::string display_name;  // empty if the person row has not arrived yet
+    Id person{};
+    std::string display_name{};  // empty if the person row has not arrived yet
     MemberRole role = MemberRole::candidate;
     MemberStatus status = MemberStatus::registered;
     int modules_completed = 0;  // required modules completed or passed, in this group
@@ -155,30 +155,30 @@ struct RosterEntry {
 };
 
 struct Roster {
-    Group group;
-    std::string course_title;
+    Group group{};
+    std::string course_title{};
     int required_gatherings = 0;
-    std::vector<RosterEntry> members;  // mentors first, then by name
+    std::vector<RosterEntry> members{};  // mentors first, then by name
 };
 
 struct ModuleProgress {
-    Id person;
-    Id group;
-    Id module;
+    Id person{};
+    Id group{};
+    Id module{};
     int ordinal = 0;
-    std::string module_title;
+    std::string module_title{};
     bool required = false;
     std::int64_t attempt = 0;
     ProgressStatus status = ProgressStatus::not_started;
-    std::optional<int> best_score;
+    std::optional<int> best_score{};
     std::int64_t time_spent_s = 0;
-    std::optional<Timestamp> first_completed_at;
+    std::optional<Timestamp> first_completed_at{};
 };
 
 // Local changes of one write, waiting for the server.
 struct OutboxEntry {
     std::int64_t seq = 0;
-    std::vector<Change> changes;
+    std::vector<Change> changes{};
 };
 
 // ---- writes -------------------------------------------------------------
@@ -245,7 +245,7 @@ private:
 
 struct ReplicaOptions {
     // Wall clock for the hybrid logical clock; tests inject a virtual one.
-    std::function<Timestamp()> wall_clock_ms;
+    std::function<Timestamp()> wall_clock_ms{};
     int busy_timeout_ms = 5000;
 };
 
