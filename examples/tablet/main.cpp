@@ -1,1 +1,53 @@
-int main(){}
+// lindra-tablet: a command-line stand-in for the tablet app. It works on the
+// device's local replica only (sync is lindra-syncd's job): coordinators seed,
+// mentors hold gatherings and confirm candidates, candidates record progress.
+//
+// Exit status: 0 done, 1 error (the library wrote nothing), 2 wrong usage.
+#include "cli.hpp"
+#include "commands.hpp"
+
+#include <iostream>
+#include <span>
+
+namespace {
+
+int run(std::span<char* const> args) {
+    const auto table = tablet::commands();
+    auto inv = tablet::parse_args(args);
+    if (inv.help || (!inv.words.empty() && inv.words.front() == "help")) {
+        std::size_t consumed = 0;
+        if (inv.words.empty() || inv.words.front() == "help")
+            tablet::print_usage(std::cout, table);
+        else
+            tablet::print_command_usage(std::cout,
+                                        tablet::find_command(table, inv.words, consumed));
+        return 0;
+    }
+    if (inv.words.empty()) {
+        tablet::print_usage(std::cerr, table);
+        return 2;
+    }
+    std::size_t consumed = 0;
+    const auto& command = tablet::find_command(table, inv.words, consumed);
+    if (!inv.db || inv.db->empty()) throw tablet::UsageError("--db PATH is required");
+
+    tablet::Session session(command, *inv.db, {inv.words.begin() + consumed, inv.words.end()},
+                            std::move(inv.options), std::cout);
+    command.run(session);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run({argv + 1, static_cast<std::size_t>(argc > 0 ? argc - 1 : 0)});
+    } catch (const tablet::UsageError& e) {
+        std::cerr << "lindra-tablet: " << e.what()
+                  << "\n(lindra-tablet --help lists the commands)\n";
+        return 2;
+    } catch (const std::exception& e) {  // lindra::Error's message names the field
+        std::cerr << "lindra-tablet: " << e.what() << '\n';
+        return 1;
+    }
+}

@@ -41,8 +41,12 @@ class Error : public std::system_error {
 public:
     Error(Errc code, const std::string& message, int sqlite_code = 0, std::string field = {})
         : std::system_error(make_error_code(code), message),
+          message_(message),
           sqlite_code_(sqlite_code),
           field_(std::move(field)) {}
+
+    // The message alone; code().message() names the category of error.
+    const char* what() const noexcept override { return message_.c_str(); }
 
     Errc errc() const noexcept { return static_cast<Errc>(code().value()); }
     // SQLite's extended result code (e.g. SQLITE_CONSTRAINT_UNIQUE), 0 if the
@@ -52,6 +56,7 @@ public:
     const std::string& field() const noexcept { return field_; }
 
 private:
+    std::string message_;
     int sqlite_code_;
     std::string field_;
 };

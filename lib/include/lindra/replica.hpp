@@ -64,6 +64,10 @@ std::string_view to_string(ProgressStatus v);
 // Parses a stored value ("present", "in_progress", ...); nullopt if unknown.
 template <class E>
 std::optional<E> parse_enum(std::string_view text);
+// The same, for text from a user: an unknown value throws
+// Error(Errc::bad_enum_value) naming the field and the allowed values.
+template <class E>
+E to_enum(std::string_view text);
 
 // Milliseconds since the Unix epoch.
 using Timestamp = std::int64_t;
@@ -268,9 +272,11 @@ public:
     // ---- queries (deleted rows are never returned) ----
     std::optional<Person> person(const Id& id) const;
     std::vector<Module> modules(const Id& course) const;
+    std::optional<Group> group(const Id& id) const;
     std::vector<Group> groups() const;
     // Groups where `person` is a member who has not withdrawn.
     std::vector<Group> groups_of(const Id& person) const;
+    std::optional<Gathering> gathering(const Id& id) const;
     std::vector<Gathering> gatherings(const Id& group) const;
     Roster roster(const Id& group) const;
     std::vector<ModuleProgress> progress_of(const Id& person) const;

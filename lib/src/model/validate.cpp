@@ -70,6 +70,12 @@ std::string qualified_name(const EntityDef& e, const FieldDef& f) {
     return std::string(e.name) + "." + std::string(f.name);
 }
 
+void throw_bad_enum(const EntityDef& e, const FieldDef& f, std::string_view value) {
+    const std::string name = qualified_name(e, f);
+    throw Error(Errc::bad_enum_value, name + ": \"" + std::string(value) + "\" is not one of: " + quoted_values(f), 0,
+                name);
+}
+
 bool takes_null(const FieldDef& f) noexcept {
     return f.nullable && (f.rule == MergeRule::lww || f.rule == MergeRule::add_wins);
 }
@@ -114,8 +120,7 @@ void validate(const EntityDef& e, const FieldDef& f, const Value& v) {
         case FieldType::date: {
             const auto* s = std::get_if<std::string>(&v);
             if (!s) return fail(Errc::wrong_type, std::string("expected ") + type_name(f.type));
-            if (f.type == FieldType::enumeration && f.value_index(*s) < 0)
-                fail(Errc::bad_enum_value, "\"" + *s + "\" is not one of: " + quoted_values(f));
+            if (f.type == FieldType::enumeration && f.value_index(*s) < 0) throw_bad_enum(e, f, *s);
             if (f.type == FieldType::date && !valid_date(*s)) fail(Errc::invalid_argument, "\"" + *s + "\" is not a date (YYYY-MM-DD)");
             if (f.type == FieldType::text) {
                 const auto n = utf8_length(*s);

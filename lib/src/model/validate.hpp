@@ -16,6 +16,9 @@ bool takes_null(const FieldDef& f) noexcept;
 // Whether a new row must be given this field.
 bool required_on_create(const FieldDef& f) noexcept;
 
+// The error for a value outside an enum field's allowed set.
+[[noreturn]] void throw_bad_enum(const EntityDef& e, const FieldDef& f, std::string_view value);
+
 // Throws lindra::Error naming the field when `v` is not a valid value of `f`
 // (wrong type, enum value outside the set, out of range, too long, bad UTF-8).
 void validate(const EntityDef& e, const FieldDef& f, const Value& v);

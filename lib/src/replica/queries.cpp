@@ -78,6 +78,14 @@ std::vector<Module> Replica::modules(const Id& course) const {
     return out;
 }
 
+std::optional<Group> Replica::group(const Id& id) const {
+    std::lock_guard lock(core_->mutex);
+    auto s = core_->db.cached(std::string("SELECT ") + kGroupColumns + " FROM mentor_group WHERE id = ? AND deleted = 0");
+    s->bind(1, id);
+    if (!s->step()) return std::nullopt;
+    return read_group(*s);
+}
+
 std::vector<Group> Replica::groups() const {
     std::lock_guard lock(core_->mutex);
     return query_groups(*core_,
@@ -94,18 +102,35 @@ std::vector<Group> Replica::groups_of(const Id& person) const {
                         &person);
 }
 
+namespace {
+constexpr const char* kGatheringColumns = "id, group_id, ordinal, title, scheduled_at, mode, status, module_id";
+Gathering read_gathering(const store::Statement& s) {
+    return {s.id(0),
+            s.id(1),
+            static_cast<int>(s.int64(2)),
+            s.text(3),
+            opt_int(s, 4),
+            opt_enum<GatheringMode>(s, 5),
+            opt_enum<GatheringStatus>(s, 6).value_or(GatheringStatus::planned),
+            opt_id(s, 7)};
+}
+}  // namespace
+
+std::optional<Gathering> Replica::gathering(const Id& id) const {
+    std::lock_guard lock(core_->mutex);
+    auto s = core_->db.cached(std::string("SELECT ") + kGatheringColumns + " FROM gathering WHERE id = ? AND deleted = 0");
+    s->bind(1, id);
+    if (!s->step()) return std::nullopt;
+    return read_gathering(*s);
+}
+
 std::vector<Gathering> Replica::gatherings(const Id& group) const {
     std::lock_guard lock(core_->mutex);
     std::vector<Gathering> out;
-    auto s = core_->db.cached(
-        "SELECT id, ordinal, title, scheduled_at, mode, status, module_id FROM gathering"
-        " WHERE group_id = ? AND deleted = 0 ORDER BY ordinal, title");
+    auto s = core_->db.cached(std::string("SELECT ") + kGatheringColumns +
+                              " FROM gathering WHERE group_id = ? AND deleted = 0 ORDER BY ordinal, title");
     s->bind(1, group);
-    while (s->step()) {
-        out.push_back({s->id(0), group, static_cast<int>(s->int64(1)), s->text(2), opt_int(*s, 3),
-                       opt_enum<GatheringMode>(*s, 4),
-                       opt_enum<GatheringStatus>(*s, 5).value_or(GatheringStatus::planned), opt_id(*s, 6)});
-    }
+    while (s->step()) out.push_back(read_gathering(*s));
     return out;
 }
 

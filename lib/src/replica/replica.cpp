@@ -1,5 +1,7 @@
 #include "replica/core.hpp"
 
+#include "model/validate.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -32,8 +34,14 @@ LINDRA_ENUM_FIELD(ProgressStatus, "module_progress", "progress");
 #undef LINDRA_ENUM_FIELD
 
 template <class E>
+const EntityDef& enum_entity() {
+    static const EntityDef& e = detail::entity(EnumField<E>::entity);
+    return e;
+}
+
+template <class E>
 const FieldDef& enum_field() {
-    static const FieldDef& f = detail::field(detail::entity(EnumField<E>::entity), EnumField<E>::field);
+    static const FieldDef& f = detail::field(enum_entity<E>(), EnumField<E>::field);
     return f;
 }
 
@@ -51,9 +59,16 @@ std::optional<E> parse_enum(std::string_view text) {
     return static_cast<E>(i);
 }
 
-#define LINDRA_ENUM(E)                                                  \
-    std::string_view to_string(E v) { return enum_string(v); }         \
-    template std::optional<E> parse_enum<E>(std::string_view text)
+template <class E>
+E to_enum(std::string_view text) {
+    if (const auto v = parse_enum<E>(text)) return *v;
+    model::throw_bad_enum(enum_entity<E>(), enum_field<E>(), text);
+}
+
+#define LINDRA_ENUM(E)                                          \
+    std::string_view to_string(E v) { return enum_string(v); } \
+    template std::optional<E> parse_enum<E>(std::string_view);  \
+    template E to_enum<E>(std::string_view)
 LINDRA_ENUM(OrganizationKind);
 LINDRA_ENUM(Profession);
 LINDRA_ENUM(ModuleKind);

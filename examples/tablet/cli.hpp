@@ -1,0 +1,88 @@
+// Command-line plumbing of lindra-tablet: the command table's shape, argument
+// parsing and the Session a command runs in. The commands themselves live in
+// commands.cpp; this file knows nothing about training data.
+#pragma once
+
+#include <lindra/replica.hpp>
+
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tablet {
+
+// Wrong use of the command line. main() prints it with a hint and exits 2.
+class UsageError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+class Session;
+
+// One row of the command table. The synopsis drives the checks: operands in
+// [brackets] are optional, an operand written "a|b" must be one of those
+// words, and every option takes exactly one value ("--score N").
+struct Command {
+    std::string_view name;                  // one or two words: "roster", "gathering plan"
+    std::string_view operands;              // "PERSON MODULE start|complete"
+    std::vector<std::string_view> options;  // "--score N", "--group GROUP"
+    std::string_view summary;
+    void (*run)(Session&);
+    bool creates_replica = false;  // only `init` may create the database file
+};
+
+// The command line split into words, options and the global flags.
+struct Invocation {
+    bool help = false;
+    std::optional<std::string> db;
+    std::vector<std::string> words;  // the command name(s), then its operands
+    std::map<std::string, std::string, std::less<>> options;  // "--score" -> "150"
+};
+
+// Splits argv (without the program name). "--name value" and "--name=value"
+// are options; "--" ends them; everything else is a word.
+Invocation parse_args(std::span<char* const> args);
+
+// The command named by the first one or two words; `consumed` says how many.
+const Command& find_command(std::span<const Command> table, const std::vector<std::string>& words,
+                            std::size_t& consumed);
+
+void print_usage(std::ostream& out, std::span<const Command> table);
+void print_command_usage(std::ostream& out, const Command& command);
+
+// What a running command sees: its checked operands and options, the replica
+// (opened on first use) and where to print.
+class Session {
+  public:
+    // Checks the operands and options against the command's synopsis.
+    Session(const Command& command, std::string db_path, std::vector<std::string> operands,
+            std::map<std::string, std::string, std::less<>> options, std::ostream& out);
+
+    const Command& command() const noexcept { return command_; }
+    const std::string& db_path() const noexcept { return db_path_; }
+    lindra::Replica& replica();
+    std::ostream& out() noexcept { return out_; }
+
+    const std::string& operand(std::size_t i) const { return operands_.at(i); }
+    std::optional<std::string> optional_operand(std::size_t i) const;
+    std::optional<std::string> option(std::string_view name) const;
+    // A whole number option, checked to fit `int` (UsageError otherwise).
+    std::optional<int> int_option(std::string_view name) const;
+    std::optional<std::int64_t> int64_option(std::string_view name) const;
+
+  private:
+    const Command& command_;
+    std::string db_path_;
+    std::vector<std::string> operands_;
+    std::map<std::string, std::string, std::less<>> options_;
+    std::ostream& out_;
+    std::optional<lindra::Replica> replica_;
+};
+
+}  // namespace tablet

@@ -1,0 +1,315 @@
+// Each command resolves its operands to ids, makes one write (one
+// transaction, or one Replica::batch when it writes several things) and
+// prints what the data looks like now.
+#include "commands.hpp"
+
+#include "lookup.hpp"
+#include "text.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <limits>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace tablet {
+
+using lindra::Errc;
+using lindra::Error;
+using lindra::Id;
+using lindra::to_string;
+
+namespace {
+
+constexpr lindra::Timestamp kWeekMs = 7LL * 24 * 60 * 60 * 1000;
+
+std::string dates(const lindra::Group& g) {
+    if (g.starts_on.empty() && g.ends_on.empty()) return "-";
+    return (g.starts_on.empty() ? "?" : g.starts_on) + " .. " +
+           (g.ends_on.empty() ? "?" : g.ends_on);
+}
+
+std::string or_dash(const std::optional<int>& v) {
+    return v ? std::to_string(*v) : "-";
+}
+
+// --minutes N as seconds for add_time_spent; the library checks the range.
+std::optional<std::int64_t> seconds_option(const Session& s) {
+    const auto minutes = s.int64_option("--minutes");
+    if (!minutes) return std::nullopt;
+    constexpr auto kLimit = std::numeric_limits<std::int64_t>::max() / 60;
+    if (*minutes > kLimit || *minutes < -kLimit)
+        throw UsageError("--minutes: " + std::to_string(*minutes) + " is too large");
+    return *minutes * 60;
+}
+
+std::optional<Id> optional_ref(const lindra::Replica& r, std::string_view entity,
+                               const std::optional<std::string>& name) {
+    if (!name) return std::nullopt;
+    return resolve(r, entity, *name);
+}
+
+// ---- commands ---------------------------------------------------------------
+
+void cmd_init(Session& s) {
+    const bool existed = std::filesystem::exists(s.db_path());
+    auto& r = s.replica();
+    s.out() << (existed ? "opened existing replica " : "created replica ") << r.path() << '\n'
+            << "device id: " << r.device_id().to_string() << '\n';
+}
+
+void cmd_groups(Session& s) {
+    auto& r = s.replica();
+    const auto who = s.optional_operand(0);
+    const auto groups = who ? r.groups_of(resolve(r, "person", *who)) : r.groups();
+    if (groups.empty()) {
+        s.out() << "no groups\n";
+        return;
+    }
+    Table t;
+    t.add({"group", "course", "status", "dates", "members", "id"});
+    for (const auto& g : groups) {
+        const auto roster = r.roster(g.id);
+        const auto active = std::count_if(roster.members.begin(), roster.members.end(),
+                                          [](const lindra::RosterEntry& m) {
+                                              return m.status != lindra::MemberStatus::withdrawn;
+                                          });
+        t.add({g.name, roster.course_title, g.status ? std::string(to_string(*g.status)) : "-",
+               dates(g), std::to_string(active), g.id.to_string()});
+    }
+    t.print(s.out(), 0);
+}
+
+void cmd_roster(Session& s) {
+    auto& r = s.replica();
+    const auto roster = r.roster(resolve(r, "mentor_group", s.operand(0)));
+    const auto& g = roster.group;
+    s.out() << g.name << " - " << roster.course_title << '\n'
+            << (g.status ? to_string(*g.status) : "-") << ", " << dates(g) << ", "
+            << roster.required_gatherings << " gatherings required\n\n";
+    Table members;
+    for (const auto& m : roster.members) {
+        // Mentors confirm others; they are not confirmed themselves.
+        std::string confirmed = m.confirmed ? "yes" : "no";
+        if (m.role == lindra::MemberRole::mentor) confirmed = "-";
+        members.add({m.display_name.empty() ? m.person.to_string() : m.display_name,
+                     std::string(to_string(m.role)), std::string(to_string(m.status)),
+                     "modules " + std::to_string(m.modules_completed) + "/" +
+                         std::to_string(m.modules_required),
+                     "gatherings " + std::to_string(m.gatherings_attended) + "/" +
+                         std::to_string(m.gatherings_held),
+                     "confirmed " + confirmed});
+    }
+    members.print(s.out());
+    const auto gatherings = r.gatherings(g.id);
+    if (gatherings.empty()) return;
+    s.out() << "\ngatherings:\n";
+    Table t;
+    for (const auto& x : gatherings)
+        t.add({x.title, std::string(to_string(x.status)),
+               x.scheduled_at ? local_datetime(*x.scheduled_at) : "-"});
+    t.print(s.out());
+}
+
+void cmd_show(Session& s) {
+    auto& r = s.replica();
+    const Id person = resolve(r, "person", s.operand(0));
+    const auto p = r.person(person);
+    s.out() << person_name(r, person);
+    if (p && p->profession) s.out() << " (" << to_string(*p->profession) << ")";
+    s.out() << '\n';
+
+    auto progress = r.progress_of(person);
+    const auto groups = r.groups_of(person);
+    if (groups.empty()) s.out() << "not a member of any group on this device\n";
+    for (const auto& g : groups) {
+        s.out() << '\n' << g.name << " - " << r.roster(g.id).course_title << '\n';
+        Table t;
+        t.add({"#", "module", "status", "attempt", "best", "pass", "minutes"});
+        for (const auto& m : r.modules(g.course)) {
+            const auto it = std::find_if(progress.begin(), progress.end(), [&](const auto& mp) {
+                return mp.group == g.id && mp.module == m.id;
+            });
+            const auto title = m.title + (m.required ? "" : " (optional)");
+            if (it == progress.end()) {
+                t.add({std::to_string(m.ordinal), title, "not_started", "-", "-",
+                       or_dash(m.pass_score), "0"});
+                continue;
+            }
+            t.add({std::to_string(m.ordinal), title, std::string(to_string(it->status)),
+                   std::to_string(it->attempt), or_dash(it->best_score), or_dash(m.pass_score),
+                   minutes(it->time_spent_s)});
+            progress.erase(it);
+        }
+        t.print(s.out());
+    }
+    // Progress in groups the person has left is still theirs: show it too.
+    if (progress.empty()) return;
+    s.out() << "\nin other groups:\n";
+    Table t;
+    for (const auto& mp : progress)
+        t.add({std::to_string(mp.ordinal), mp.module_title, std::string(to_string(mp.status)),
+               std::to_string(mp.attempt), or_dash(mp.best_score), "", minutes(mp.time_spent_s)});
+    t.print(s.out());
+}
+
+void cmd_progress(Session& s) {
+    auto& r = s.replica();
+    const Id person = resolve(r, "person", s.operand(0));
+    const Id module = resolve(r, "module", s.operand(1));
+    const bool complete = s.operand(2) == "complete";
+    const auto score = s.int_option("--score");
+    const auto seconds = seconds_option(s);
+    const auto group = pick_group(r, person, module, s.option("--group"));
+
+    r.batch([&](lindra::Writes& w) {
+        if (complete) {
+            w.complete_module(person, module, group.id, score);
+        } else {
+            w.start_module(person, module, group.id);
+            if (score) w.record_score(person, module, group.id, *score);
+        }
+        if (seconds && *seconds != 0) w.add_time_spent(person, module, group.id, *seconds);
+    });
+
+    for (const auto& mp : r.progress_of(person)) {
+        if (mp.group != group.id || mp.module != module) continue;
+        s.out() << person_name(r, person) << ", " << mp.module_title << ": " << to_string(mp.status)
+                << " (attempt " << mp.attempt << ", best score " << or_dash(mp.best_score) << ", "
+                << minutes(mp.time_spent_s) << " min)\n";
+        if (!complete && mp.status > lindra::ProgressStatus::in_progress)
+            s.out() << "progress never goes backwards: it stays " << to_string(mp.status) << '\n';
+    }
+}
+
+void cmd_attend(Session& s) {
+    auto& r = s.replica();
+    const auto status = lindra::to_enum<lindra::AttendanceStatus>(s.operand(2));
+    const Id gathering = resolve(r, "gathering", s.operand(0));
+    const Id person = resolve(r, "person", s.operand(1));
+    const auto [row, group] = find_gathering(r, gathering);
+    const auto who = person_name(r, person);
+    if (!member(r.roster(group.id), person))
+        throw Error(Errc::invalid_argument, who + " is not a member of group " + group.name);
+
+    r.record_attendance(gathering, person, status, s.option("--note").value_or(""));
+    s.out() << row.title << ": " << who << " " << to_string(status) << '\n';
+    if (row.status != lindra::GatheringStatus::held)
+        s.out() << "note: the gathering is " << to_string(row.status)
+                << "; attendance counts once it is held\n";
+}
+
+void cmd_confirm(Session& s) {
+    auto& r = s.replica();
+    const Id person = resolve(r, "person", s.operand(0));
+    const auto group = pick_group(r, person, std::nullopt, s.option("--group"));
+    const auto who = person_name(r, person);
+    const auto* m = member(r.roster(group.id), person);
+    if (!m || m->role != lindra::MemberRole::candidate)
+        throw Error(Errc::invalid_argument, who + " is not a candidate of group " + group.name);
+    const Id mentor = pick_mentor(r, group, s.option("--mentor"));
+
+    r.confirm_candidate(group.id, person, mentor, s.option("--statement").value_or(""));
+    s.out() << person_name(r, mentor) << " confirmed " << who << " in " << group.name << '\n';
+}
+
+void cmd_reflect(Session& s) {
+    auto& r = s.replica();
+    const Id person = resolve(r, "person", s.operand(0));
+    const auto module = optional_ref(r, "module", s.option("--module"));
+    const auto group = pick_group(r, person, module, s.option("--group"));
+
+    const Id id = r.write_reflection(person, group.id, module, s.operand(1));
+    s.out() << "reflection " << id.to_string() << " saved for " << person_name(r, person);
+    if (module) s.out() << " on " << module_title(r, group.course, *module);
+    s.out() << '\n';
+}
+
+void cmd_gathering_plan(Session& s) {
+    auto& r = s.replica();
+    const Id group = resolve(r, "mentor_group", s.operand(0));
+    const auto existing = r.gatherings(group);
+    int next = 1;
+    std::optional<lindra::Timestamp> last;
+    for (const auto& g : existing) {
+        next = std::max(next, g.ordinal + 1);
+        if (g.scheduled_at) last = std::max(last.value_or(*g.scheduled_at), *g.scheduled_at);
+    }
+    // A week after the latest one, like the rest of the plan.
+    const auto at = last ? std::optional(*last + kWeekMs) : std::nullopt;
+
+    const Id id = r.plan_gathering({.group = group,
+                                    .ordinal = s.int_option("--ordinal").value_or(next),
+                                    .title = s.operand(1),
+                                    .scheduled_at = at,
+                                    .module = optional_ref(r, "module", s.option("--module"))});
+    s.out() << "planned " << s.operand(1) << (at ? " for " + local_datetime(*at) : std::string())
+            << " (" << id.to_string() << ")\n";
+}
+
+void set_gathering_status(Session& s, lindra::GatheringStatus status) {
+    auto& r = s.replica();
+    const Id gathering = resolve(r, "gathering", s.operand(0));
+    if (status == lindra::GatheringStatus::held)
+        r.hold_gathering(gathering);
+    else
+        r.cancel_gathering(gathering);
+    const auto [row, group] = find_gathering(r, gathering);
+    s.out() << row.title << " (" << group.name << "): " << to_string(row.status) << '\n';
+}
+
+void cmd_gathering_hold(Session& s) {
+    set_gathering_status(s, lindra::GatheringStatus::held);
+}
+void cmd_gathering_cancel(Session& s) {
+    set_gathering_status(s, lindra::GatheringStatus::cancelled);
+}
+
+void cmd_outbox(Session& s) {
+    s.out() << "outbox: " << s.replica().outbox_size() << " changes waiting for the server\n";
+}
+
+}  // namespace
+
+std::span<const Command> commands() {
+    static const std::vector<Command> table = {
+        {"init", "", {}, "create the replica (or open it) and print its device id", cmd_init, true},
+        {"seed-demo", "", {}, "add a demo municipality, course and mentor group", seed_demo},
+        {"groups", "[PERSON]", {}, "the groups on this device, or PERSON's groups", cmd_groups},
+        {"roster", "GROUP", {}, "members with modules, gatherings and confirmation", cmd_roster},
+        {"show", "PERSON", {}, "PERSON's progress per module", cmd_show},
+        {"progress",
+         "PERSON MODULE start|complete",
+         {"--score N", "--minutes N", "--group GROUP"},
+         "record module progress; --score 0..100, --minutes adds time spent",
+         cmd_progress},
+        {"reflect",
+         "PERSON TEXT",
+         {"--module MODULE", "--group GROUP"},
+         "save PERSON's written reflection",
+         cmd_reflect},
+        {"gathering plan",
+         "GROUP TITLE",
+         {"--ordinal N", "--module MODULE"},
+         "plan a gathering a week after the group's last one",
+         cmd_gathering_plan},
+        {"gathering hold", "GATHERING", {}, "the mentor held the gathering", cmd_gathering_hold},
+        {"gathering cancel", "GATHERING", {}, "the gathering is cancelled", cmd_gathering_cancel},
+        {"attend",
+         "GATHERING PERSON STATUS",
+         {"--note TEXT"},
+         "record attendance; STATUS is present, absent or excused",
+         cmd_attend},
+        {"confirm",
+         "PERSON",
+         {"--mentor MENTOR", "--statement TEXT", "--group GROUP"},
+         "the mentor confirms PERSON's participation in the group",
+         cmd_confirm},
+        {"outbox", "", {}, "how many local changes wait for the server", cmd_outbox},
+    };
+    return table;
+}
+
+}  // namespace tablet

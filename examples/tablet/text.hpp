@@ -1,0 +1,33 @@
+// Plain-text output: aligned tables and local dates.
+#pragma once
+
+#include <lindra/replica.hpp>
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace tablet {
+
+// Columns padded to their widest cell, counted in UTF-8 code points so names
+// like "Nils Sæther" line up. The last column is not padded.
+class Table {
+  public:
+    void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+    void print(std::ostream& out, int indent = 2) const;
+
+  private:
+    std::vector<std::vector<std::string>> rows_;
+};
+
+// Local time, "YYYY-MM-DD HH:MM" and "YYYY-MM-DD".
+std::string local_datetime(lindra::Timestamp ms);
+std::string local_date(lindra::Timestamp ms);
+// `days` from now at hh:00 local time (DST-aware).
+lindra::Timestamp local_time_in_days(int days, int hour);
+
+// Seconds as whole minutes, rounded.
+std::string minutes(std::int64_t seconds);
+
+}  // namespace tablet
