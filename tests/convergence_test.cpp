@@ -66,23 +66,52 @@ Value random_value(const FieldDef& f, std::mt19937_64& rng, const std::vector<Id
     return std::monostate{};
 }
 
+// A row of `e` with its key values; rows identified by other rows get the
+// id their keys derive, as every device would compute it.
+struct Row {
+    Id id;
+    std::vector<Id> keys;  // in schema order
+};
+
+Row random_row(const EntityDef& e, std::mt19937_64& rng, const std::vector<Id>& refs) {
+    if (!e.derived_id) return {Id::random(), {}};
+    Row row;
+    for (const auto& f : e.fields)
+        if (f.key) row.keys.push_back(refs[rng() % refs.size()]);
+    row.id = Id::derive(e.name, row.keys);
+    return row;
+}
+
 std::vector<Change> random_changes(std::mt19937_64& rng, int n) {
     // A few rows per entity and a few origins with colliding clocks.
-    std::vector<Id> rows, refs, origins;
+    std::vector<Id> refs, origins;
     for (int i = 0; i < 3; ++i) {
-        rows.push_back(Id::random());
         refs.push_back(Id::random());
         origins.push_back(Id::random());
     }
     const auto all = entities();
+    std::vector<std::vector<Row>> rows(all.size());
+    for (std::size_t e = 0; e < all.size(); ++e)
+        for (int i = 0; i < 3; ++i) rows[e].push_back(random_row(all[e], rng, refs));
+
     std::vector<Change> out;
     for (int i = 0; i < n; ++i) {
-        const auto& e = all[rng() % all.size()];
+        const auto ei = rng() % all.size();
+        const auto& e = all[ei];
         const auto& f = e.fields[rng() % e.fields.size()];
+        const Row& row = rows[ei][rng() % rows[ei].size()];
         Value v = random_value(f, rng, refs);
-        if (f.nullable && rng() % 10 == 0 && (f.rule == MergeRule::lww || f.rule == MergeRule::add_wins))
+        if (f.key) {
+            std::size_t k = 0;
+            for (const auto& g : e.fields) {
+                if (&g == &f) break;
+                k += g.key;
+            }
+            v = row.keys[k];
+        } else if (f.nullable && rng() % 10 == 0 && (f.rule == MergeRule::lww || f.rule == MergeRule::add_wins)) {
             v = std::monostate{};
-        out.push_back({e.tag, rows[rng() % rows.size()], f.tag, std::move(v), 1 + rng() % 12, origins[rng() % origins.size()]});
+        }
+        out.push_back({e.tag, row.id, f.tag, std::move(v), 1 + rng() % 12, origins[rng() % origins.size()]});
     }
     return out;
 }

@@ -7,6 +7,7 @@
 #include <functional>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -21,7 +22,10 @@ struct Id {
     // membership of (group, person). Every device derives the same id, so two
     // devices creating "the same" row concurrently converge to one row.
     // SHA-256 over a domain string and the parts, shaped as a UUID version 8.
-    static Id derive(std::string_view domain, std::initializer_list<Id> parts);
+    static Id derive(std::string_view domain, std::span<const Id> parts);
+    static Id derive(std::string_view domain, std::initializer_list<Id> parts) {
+        return derive(domain, std::span(parts.begin(), parts.size()));
+    }
     // Parses the 36-character hyphenated form (case-insensitive).
     static std::optional<Id> parse(std::string_view text);
 

@@ -31,7 +31,7 @@ Id Id::random() {
     return id;
 }
 
-Id Id::derive(std::string_view domain, std::initializer_list<Id> parts) {
+Id Id::derive(std::string_view domain, std::span<const Id> parts) {
     std::string input(domain);
     input.push_back('\0');
     for (const Id& p : parts) input.append(reinterpret_cast<const char*>(p.bytes.data()), p.bytes.size());

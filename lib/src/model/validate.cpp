@@ -125,6 +125,7 @@ void validate(const EntityDef& e, const FieldDef& f, const Value& v) {
             if (f.type == FieldType::text) {
                 const auto n = utf8_length(*s);
                 if (!n) fail(Errc::invalid_argument, "text is not valid UTF-8 or contains NUL");
+                if (*n == 0 && !f.nullable) fail(Errc::invalid_argument, "must not be empty");
                 if (static_cast<std::int64_t>(*n) > f.max)
                     fail(Errc::too_long, std::to_string(*n) + " characters, the limit is " + std::to_string(f.max));
             }

@@ -112,7 +112,7 @@ void Core::persist_clock() {
 
 Id Core::new_row_id(const EntityDef& e, std::span<const Intent> intents) const {
     if (!e.derived_id) return Id::random();
-    // Derived ids hash the key fields in schema order; ids every device agrees on.
+    // Derived ids hash the key fields in schema order: ids every device agrees on.
     std::vector<Id> keys;
     for (const auto& f : e.fields) {
         if (!f.key) continue;
@@ -124,11 +124,28 @@ Id Core::new_row_id(const EntityDef& e, std::span<const Intent> intents) const {
         }
         keys.push_back(*id);
     }
-    switch (keys.size()) {
-        case 2: return Id::derive(e.name, {keys[0], keys[1]});
-        case 3: return Id::derive(e.name, {keys[0], keys[1], keys[2]});
-        default: throw Error(Errc::invalid_argument, "unsupported key shape for " + std::string(e.name));
+    return Id::derive(e.name, keys);
+}
+
+void Core::check_key_change(const EntityDef& e, const FieldDef& f, const model::FieldState& current,
+                            const Value& incoming) {
+    if (!f.key || std::holds_alternative<std::monostate>(current.value) || current.value == incoming) return;
+    const auto name = model::qualified_name(e, f);
+    throw Error(Errc::invalid_argument, name + ": part of the row's identity, cannot change", 0, name);
+}
+
+void Core::check_identity(const EntityDef& e, const Id& row, const model::RowState& st) {
+    if (!e.derived_id) return;
+    std::vector<Id> keys;
+    for (std::size_t i = 0; i < e.fields.size(); ++i) {
+        if (!e.fields[i].key) continue;
+        const Id* id = std::get_if<Id>(&st.fields[i].value);
+        if (!id) return;  // the other keys arrive in later changes
+        keys.push_back(*id);
     }
+    if (Id::derive(e.name, keys) != row)
+        throw Error(Errc::invalid_argument,
+                    std::string(e.name) + " " + row.to_string() + ": the id does not match the row's key fields");
 }
 
 void Core::write(const EntityDef& e, const Id& row, std::span<const Intent> intents) {
@@ -186,19 +203,15 @@ void Core::write(const EntityDef& e, const Id& row, std::span<const Intent> inte
             }
             v = total;
         }
-        if (f->key && st.exists) {
-            if (fs.value != v) {
-                const auto name = model::qualified_name(e, *f);
-                throw Error(Errc::invalid_argument, name + ": part of the row's identity, cannot change", 0, name);
-            }
-            continue;
-        }
+        check_key_change(e, *f, fs, v);
+        if (f->key && st.exists) continue;  // unchanged identity: nothing to send
         if (model::merge_field(*f, fs, v, clock_now)) {
             payload.varint(f->tag);
             payload.value(v);
         }
     }
     if (payload.data().empty()) return;
+    check_identity(e, row, st);
 
     model::row_store(e).save(db, row, st);
     db.cached("INSERT INTO lindra_outbox (seq, entity, row_id, hlc, fields) VALUES (?, ?, ?, ?, ?)")
@@ -223,9 +236,10 @@ void Core::apply(std::span<const Change> changes) {
             throw Error(Errc::unknown_field,
                         std::string(e->name) + " has no field with tag " + std::to_string(c.field));
         model::validate(*e, *f, c.value);
-        if (c.row.is_nil() || c.origin.is_nil() || c.hlc == 0)
-            throw Error(Errc::invalid_argument, "change to " + model::qualified_name(*e, *f) +
-                                                    " lacks a row id, origin or hlc");
+        if (c.row.is_nil() || c.origin.is_nil() || c.hlc == 0) {
+            const auto name = model::qualified_name(*e, *f);
+            throw Error(Errc::invalid_argument, "change to " + name + " lacks a row id, origin or hlc", 0, name);
+        }
         by_row[{c.entity, c.row}].push_back(&c);
         max_hlc = std::max(max_hlc, c.hlc);
     }
@@ -235,9 +249,13 @@ void Core::apply(std::span<const Change> changes) {
         bool changed = false;
         for (const Change* c : row_changes) {
             const FieldDef& f = *e.field(c->field);
-            changed |= model::merge_field(f, st.fields[e.index_of(f)], c->value, Clock{c->hlc, c->origin});
+            auto& fs = st.fields[e.index_of(f)];
+            check_key_change(e, f, fs, c->value);
+            changed |= model::merge_field(f, fs, c->value, Clock{c->hlc, c->origin});
         }
-        if (changed) model::row_store(e).save(db, key.second, st);
+        if (!changed) continue;
+        check_identity(e, key.second, st);
+        model::row_store(e).save(db, key.second, st);
     }
     if (max_hlc > clock.last()) {
         clock.observe(max_hlc);

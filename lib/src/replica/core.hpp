@@ -74,6 +74,13 @@ public:
     replica::HybridClock clock;
 
 private:
+    // Rows identified by other rows: a key field, once set, never changes,
+    // and the row's id must be the one its keys derive. Checked on local
+    // writes and remote changes alike, so no peer can move a row to
+    // another person or group.
+    static void check_key_change(const EntityDef& e, const FieldDef& f, const model::FieldState& current,
+                                 const Value& incoming);
+    static void check_identity(const EntityDef& e, const Id& row, const model::RowState& st);
     void reload_counters();
     void persist_clock();
     std::int64_t next_seq_ = 1;

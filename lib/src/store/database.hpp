@@ -57,7 +57,9 @@ public:
     std::int64_t user_version();
     void set_user_version(std::int64_t v);
     bool in_transaction() const;
-    // Changes whenever any connection commits to the file (this one too).
+    // Changes when any connection commits to the file, this one included.
+    // Another connection's commit shows once this one starts a transaction
+    // (lindra reads it right after BEGIN IMMEDIATE).
     std::uint32_t data_version();
     const std::string& path() const noexcept { return path_; }
 
