@@ -1,8 +1,8 @@
 #include <lindra/error.hpp>
 #include <lindra/id.hpp>
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
 #include <string>
 
@@ -35,8 +35,13 @@ Id Id::derive(std::string_view domain, std::span<const Id> parts) {
     std::string input(domain);
     input.push_back('\0');
     for (const Id& p : parts) input.append(reinterpret_cast<const char*>(p.bytes.data()), p.bytes.size());
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+    // Fetched once: OpenSSL 3 looks the algorithm up again on every
+    // SHA256() call, which costs more than the hash of these few bytes.
+    static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (!sha256 || EVP_Digest(input.data(), input.size(), digest, &len, sha256, nullptr) != 1 || len < 16)
+        throw Error(Errc::invalid_argument, "SHA-256 is not available from OpenSSL");
     Id id;
     std::copy_n(digest, id.bytes.size(), id.bytes.begin());
     shape_uuid(id, 8);

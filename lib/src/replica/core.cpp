@@ -211,7 +211,7 @@ void Core::write(const EntityDef& e, const Id& row, std::span<const Intent> inte
         }
     }
     if (payload.data().empty()) return;
-    check_identity(e, row, st);
+    if (!st.exists) check_identity(e, row, st);  // an existing row's keys cannot have changed
 
     model::row_store(e).save(db, row, st);
     db.cached("INSERT INTO lindra_outbox (seq, entity, row_id, hlc, fields) VALUES (?, ?, ?, ?, ?)")
@@ -246,15 +246,17 @@ void Core::apply(std::span<const Change> changes) {
     for (const auto& [key, row_changes] : by_row) {
         const EntityDef& e = *find_entity(key.first);
         model::RowState st = load(e, key.second);
-        bool changed = false;
+        bool changed = false, keys_set = false;
         for (const Change* c : row_changes) {
             const FieldDef& f = *e.field(c->field);
             auto& fs = st.fields[e.index_of(f)];
             check_key_change(e, f, fs, c->value);
-            changed |= model::merge_field(f, fs, c->value, Clock{c->hlc, c->origin});
+            const bool merged = model::merge_field(f, fs, c->value, Clock{c->hlc, c->origin});
+            changed |= merged;
+            keys_set |= merged && f.key;
         }
         if (!changed) continue;
-        check_identity(e, key.second, st);
+        if (keys_set) check_identity(e, key.second, st);
         model::row_store(e).save(db, key.second, st);
     }
     if (max_hlc > clock.last()) {
