@@ -2,6 +2,7 @@
 // the right Errc, name the field it is about, and write nothing at all (no
 // outbox entry, no change to any table of the file).
 #include "store/database.hpp"
+#include "support/db.hpp"
 #include "support/temp_dir.hpp"
 
 #include <lindra/change.hpp>
@@ -21,6 +22,9 @@ using lindra::Error;
 using lindra::Id;
 using lindra::Replica;
 using lindra::Value;
+using lindra::test::count_rows;
+using lindra::test::dump;
+using lindra::test::error_of;
 using lindra::test::TempDir;
 
 namespace {
@@ -48,44 +52,6 @@ World seed(Replica& r) {
     w.progress = Id::derive("module_progress", {w.candidate, w.module, w.group});
     w.reflection = r.write_reflection(w.candidate, w.group, w.module, "What I learnt");
     return w;
-}
-
-// Every table of the file, every row, every column as SQL's quote() of it:
-// two dumps are equal only if nothing at all was written.
-std::string dump(const std::string& path) {
-    lindra::store::Database db(path);
-    std::string out;
-    auto tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
-    while (tables.step()) {
-        const auto table = tables.text(0);
-        std::string cols;
-        auto info = db.prepare("SELECT name FROM pragma_table_info(?)");
-        info.bind(1, table);
-        while (info.step())
-            cols += (cols.empty() ? "quote(" : " || ',' || quote(") + info.text(0) + ")";
-        auto rows = db.prepare("SELECT " + cols + " FROM " + table + " ORDER BY 1");
-        out += table + ":\n";
-        while (rows.step()) out += "  " + rows.text(0) + "\n";
-    }
-    return out;
-}
-
-std::int64_t count_rows(const std::string& path, const std::string& table) {
-    lindra::store::Database db(path);
-    auto s = db.prepare("SELECT count(*) FROM " + table);
-    REQUIRE(s.step());
-    return s.int64(0);
-}
-
-template <class F>
-Error error_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e;
-    }
-    FAIL("expected a lindra::Error");
-    throw std::logic_error("unreachable");
 }
 
 bool contains(const std::string& haystack, const std::string& needle) {

@@ -3,7 +3,7 @@
 // byte-identical domain tables (values and clocks).
 //
 // LINDRA_SEEDS=N runs N seeds (default 1000); LINDRA_SEED=S replays one.
-#include "store/database.hpp"
+#include "support/db.hpp"
 #include "support/temp_dir.hpp"
 
 #include <lindra/replica.hpp>
@@ -13,9 +13,10 @@
 #include <algorithm>
 #include <cstdlib>
 #include <random>
-#include <sstream>
 
 using namespace lindra;
+using lindra::test::dump;
+using lindra::test::Tables;
 using lindra::test::TempDir;
 
 namespace {
@@ -27,24 +28,6 @@ std::vector<std::uint64_t> seeds_to_run(std::uint64_t default_count) {
     std::vector<std::uint64_t> seeds;
     for (std::uint64_t s = 1; s <= n; ++s) seeds.push_back(s);
     return seeds;
-}
-
-// Every domain table, every column, in id order.
-std::string dump(const std::string& path) {
-    store::Database db(path);
-    std::ostringstream out;
-    for (const auto& e : entities()) {
-        auto s = db.prepare("SELECT * FROM " + std::string(e.name) + " ORDER BY id");
-        while (s.step()) {
-            out << e.name;
-            for (int c = 0; c < s.column_count(); ++c) {
-                const auto b = s.blob(c);
-                out << '|' << (s.is_null(c) ? "NULL" : std::string(reinterpret_cast<const char*>(b.data()), b.size()));
-            }
-            out << '\n';
-        }
-    }
-    return out.str();
 }
 
 // A random valid value for `f`, from small pools so that conflicts and equal
@@ -144,7 +127,7 @@ TEST_CASE("replicas converge whatever the order, duplication and batching of cha
                 Replica r(path);
                 deliver(r, changes, rng);
             }
-            dumps.push_back(dump(path));
+            dumps.push_back(dump(path, Tables::domain));
             std::filesystem::remove(path);
             std::filesystem::remove(path + "-wal");
             std::filesystem::remove(path + "-shm");
@@ -193,7 +176,7 @@ TEST_CASE("devices writing offline converge after exchanging their outboxes") {
         std::vector<std::string> dumps;
         for (auto& d : devices) {
             deliver(*d, all, rng);
-            dumps.push_back(dump(d->path()));
+            dumps.push_back(dump(d->path(), Tables::domain));
         }
         REQUIRE(dumps[1] == dumps[0]);
         REQUIRE(dumps[2] == dumps[0]);

@@ -1,6 +1,6 @@
 // The public C++ API: typed writes and queries round-trip, each write is one
 // transaction with its outbox entry, the device id and clock persist.
-#include "store/database.hpp"
+#include "support/db.hpp"
 #include "support/fixture.hpp"
 #include "support/temp_dir.hpp"
 
@@ -12,6 +12,7 @@
 
 using namespace lindra;
 using lindra::test::Seeded;
+using lindra::test::count_rows;
 using lindra::test::TempDir;
 
 namespace {
@@ -23,12 +24,6 @@ const RosterEntry& entry(const Roster& r, const Id& person) {
     throw;
 }
 
-std::int64_t count_rows(const std::string& path, const std::string& table) {
-    store::Database db(path);
-    auto s = db.prepare("SELECT count(*) FROM " + table);
-    s.step();
-    return s.int64(0);
-}
 
 }  // namespace
 

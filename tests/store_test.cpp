@@ -4,6 +4,7 @@
 #include "store/migrations.hpp"
 #include "store/statement.hpp"
 #include "store/transaction.hpp"
+#include "support/db.hpp"
 #include "support/temp_dir.hpp"
 
 #include <lindra/error.hpp>
@@ -31,6 +32,7 @@ using lindra::store::Database;
 using lindra::store::Migration;
 using lindra::store::OpenOptions;
 using lindra::store::Transaction;
+using lindra::test::error_of;
 using lindra::test::TempDir;
 
 namespace {
@@ -45,18 +47,6 @@ std::string query_text(Database& db, const std::string& sql) {
     auto s = db.prepare(sql);
     REQUIRE(s.step());
     return s.text(0);
-}
-
-// Runs `f`, which must throw lindra::Error, and returns the error.
-template <class F>
-Error error_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e;
-    }
-    FAIL("expected a lindra::Error");
-    throw std::logic_error("unreachable");
 }
 
 std::string read_file(const std::string& path) {
