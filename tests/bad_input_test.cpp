@@ -537,3 +537,29 @@ TEST_CASE("an app exception inside batch lands none of its writes", "[bad_input]
     CHECK(r.outbox_size() == outbox_before);
     CHECK(dump(path) == before);
 }
+
+// A row that arrived without its keys (a remote change to one field) cannot
+// be given keys that derive another id by a local update.
+TEST_CASE("a local update cannot give a row keys that do not match its id", "[bad_input]") {
+    TempDir dir;
+    const auto path = dir.file("r.db");
+    Replica r(path);
+    const World w = seed(r);
+    const Id row = Id::derive("membership", {w.group, w.other});
+    const Change role{6, row, 4, s("candidate"), r.hlc() + 1, Id::random()};
+    r.apply_remote({&role, 1});
+    const auto before = dump(path);
+    const auto outbox_before = r.outbox_size();
+
+    const Error e = error_of([&] {
+        r.update("membership", row, {{"group_id", w.group}, {"person_id", w.candidate}});
+    });
+    CHECK(e.errc() == Errc::invalid_argument);
+    CHECK(std::string(e.what()).find("does not match") != std::string::npos);
+    CHECK(dump(path) == before);
+    CHECK(r.outbox_size() == outbox_before);
+
+    r.update("membership", row, {{"group_id", w.group}, {"person_id", w.other}});  // the right keys
+    CHECK(r.groups_of(w.other).size() == 0);  // no status yet: not an active member
+    CHECK(count_rows(path, "membership") == 3);
+}

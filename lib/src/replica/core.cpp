@@ -186,6 +186,7 @@ void Core::write(const EntityDef& e, const Id& row, std::span<const Intent> inte
 
     const Clock clock_now{clock.tick(), device};
     codec::Writer payload;
+    bool keys_set = false;
     for (const auto& [f, in] : resolved) {
         auto& fs = st.fields[e.index_of(*f)];
         Value v = in->value;
@@ -204,14 +205,15 @@ void Core::write(const EntityDef& e, const Id& row, std::span<const Intent> inte
             v = total;
         }
         check_key_change(e, *f, fs, v);
-        if (f->key && st.exists) continue;  // unchanged identity: nothing to send
+        if (f->key && !std::holds_alternative<std::monostate>(fs.value)) continue;  // same identity: nothing to send
         if (model::merge_field(*f, fs, v, clock_now)) {
             payload.varint(f->tag);
             payload.value(v);
+            keys_set |= f->key;
         }
     }
     if (payload.data().empty()) return;
-    if (!st.exists) check_identity(e, row, st);  // an existing row's keys cannot have changed
+    if (keys_set) check_identity(e, row, st);
 
     model::row_store(e).save(db, row, st);
     db.cached("INSERT INTO lindra_outbox (seq, entity, row_id, hlc, fields) VALUES (?, ?, ?, ?, ?)")
