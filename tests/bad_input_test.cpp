@@ -243,6 +243,9 @@ std::vector<Case> cases() {
              r.create_group({.course = w.course, .organization = w.org, .name = ""});
          },
          Errc::invalid_argument, "mentor_group.name", "empty"},
+        {"deleting a membership (final for that group and person)",
+         [](Replica& r, W w) { r.remove("membership", w.membership); }, Errc::invalid_argument, "",
+         "status"},
         {"a membership without its person",
          [](Replica& r, W w) {
              r.create("membership",
@@ -387,6 +390,9 @@ std::vector<Case> cases() {
         remote_case(
             "remote: hlc 0", [](Change& c, W) { c.hlc = 0; }, Errc::invalid_argument, "organization.kind",
             "organization.kind"),
+        remote_case(
+            "remote: an hlc above 2^63", [](Change& c, W) { c.hlc = std::uint64_t{1} << 63; },
+            Errc::invalid_argument, "organization.kind", "hlc"),
         remote_case(
             "remote: nil row id", [](Change& c, W) { c.row = Id{}; }, Errc::invalid_argument, "organization.kind",
             "organization.kind"),

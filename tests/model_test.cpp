@@ -132,6 +132,47 @@ TEST_CASE("row clocks encode canonically and round-trip") {
     }
 }
 
+TEST_CASE("a varint longer than 64 bits is malformed") {
+    const std::uint8_t too_long[] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02};
+    codec::Reader r(too_long);
+    CHECK_THROWS_AS(r.varint(), Error);
+    const std::uint8_t max[] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01};
+    codec::Reader ok(max);
+    CHECK(ok.varint() == UINT64_MAX);
+}
+
+TEST_CASE("only canonical clocks decode: unsorted origins would break counter merging") {
+    const auto& e = *find_entity("module_progress");
+    const auto& store = model::row_store(e);
+    const auto& counter = *e.field("time_spent_s");
+    const Id a = Id::parse("00000000-0000-4000-8000-00000000000a").value();
+    const Id b = Id::parse("00000000-0000-4000-8000-00000000000b").value();
+    auto blob = [&](const Id& first, const Id& second, std::uint64_t i1, std::uint64_t i2) {
+        codec::Writer w;
+        w.varint(2);
+        w.bytes(first.bytes);
+        w.bytes(second.bytes);
+        w.varint(0);  // no clocks
+        w.varint(counter.tag);
+        w.varint(2);
+        w.varint(i1);
+        w.svarint(10);
+        w.varint(i2);
+        w.svarint(20);
+        return w.take();
+    };
+    auto decode = [&](const std::string& bytes) {
+        model::RowState st = store.empty();
+        model::RowStore::decode_clocks(e, std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), st);
+        return st;
+    };
+    CHECK(decode(blob(a, b, 0, 1)).fields[e.index_of(counter)].totals.size() == 2);
+    CHECK_THROWS_AS(decode(blob(b, a, 0, 1)), Error);  // origins out of order
+    CHECK_THROWS_AS(decode(blob(a, a, 0, 1)), Error);  // an origin twice
+    CHECK_THROWS_AS(decode(blob(a, b, 1, 0)), Error);  // totals out of order
+    CHECK_THROWS_AS(decode(blob(a, b, 0, 0)), Error);  // one origin's total twice
+}
+
 TEST_CASE("malformed clocks are reported as corruption, not a crash") {
     const auto& e = *find_entity("gathering");
     const auto& store = model::row_store(e);

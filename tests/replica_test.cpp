@@ -1,5 +1,6 @@
 // The public C++ API: typed writes and queries round-trip, each write is one
 // transaction with its outbox entry, the device id and clock persist.
+#include "store/database.hpp"
 #include "support/db.hpp"
 #include "support/fixture.hpp"
 #include "support/temp_dir.hpp"
@@ -290,4 +291,127 @@ TEST_CASE("a generic create derives the id of rows identified by other rows") {
                                             {"status", std::string("registered")}}),
                     Error);  // already exists
     CHECK(r.roster(s.group).members.size() == 4);
+}
+
+// ---- bugs found in review: each test failed before its fix ----------------
+
+TEST_CASE("a local edit wins over a stored clock from a peer whose time is ahead") {
+    TempDir dir;
+    const std::int64_t wall = 1'800'000'000'000;
+    Replica r(dir.file("tablet.db"), {.wall_clock_ms = [&] { return wall; }});
+    const Id person = r.register_person("Ola Nordmann", Profession::nurse);
+    const auto ahead = (static_cast<std::uint64_t>(wall) + 10 * 24 * 3600 * 1000ULL) << 16;  // ten days ahead
+    const Change remote{2, person, 2, std::string("Ola From Server"), ahead, Id::random()};
+    r.apply_remote({&remote, 1});
+    const auto before = r.outbox_size();
+
+    r.update("person", person, {{"display_name", std::string("Ola N.")}});
+    CHECK(r.person(person)->display_name == "Ola N.");
+    REQUIRE(r.outbox_size() == before + 1);
+    CHECK(r.outbox(1000).back().changes[0].hlc > ahead);
+}
+
+TEST_CASE("the clock seen in a retried apply survives a restart") {
+    TempDir dir;
+    const std::string path = dir.file("tablet.db");
+    const std::int64_t wall = 1'800'000'000'000;
+    const auto ahead = (static_cast<std::uint64_t>(wall) + 24 * 3600 * 1000ULL) << 16;  // a day ahead
+    {
+        Replica r(path, {.wall_clock_ms = [&] { return wall; }});
+        store::Database side(path);
+        side.exec(
+            "CREATE TABLE fail_once (x); INSERT INTO fail_once VALUES (1);"
+            "CREATE TRIGGER fail_clock BEFORE UPDATE ON lindra_replica WHEN (SELECT count(*) FROM fail_once) > 0"
+            " BEGIN SELECT RAISE(ABORT, 'simulated I/O error'); END;");
+        const Change remote{1, Id::random(), 2, std::string("Fjellvik kommune"), ahead, Id::random()};
+        CHECK_THROWS_AS(r.apply_remote({&remote, 1}), Error);
+        side.exec("DELETE FROM fail_once");
+        r.apply_remote({&remote, 1});  // the retry lands
+    }
+    Replica again(path, {.wall_clock_ms = [&] { return wall; }});
+    CHECK(again.hlc() >= ahead);
+    again.register_person("Kari Hansen", Profession::nurse);
+    CHECK(again.outbox(10).back().changes[0].hlc > ahead);
+}
+
+TEST_CASE("a write that fails half way rolls back its whole batch, even if the app caught it") {
+    TempDir dir;
+    const std::string path = dir.file("tablet.db");
+    Replica r(path);
+    const Seeded s = lindra::test::seed_group(r);
+    const auto persons = count_rows(path, "person");
+    const auto outbox = r.outbox_size();
+    store::Database side(path);
+    side.exec(
+        "CREATE TRIGGER full_disk BEFORE INSERT ON lindra_outbox"
+        " BEGIN SELECT RAISE(ABORT, 'simulated full disk'); END;");
+
+    CHECK_THROWS_AS(r.batch([&](Writes& w) {
+        try {
+            w.register_person("Nils Nyansatt", Profession::assistant);  // row saved, outbox insert fails
+        } catch (const Error&) {
+            // the app carries on regardless
+        }
+        try {
+            w.hold_gathering(s.gatherings[0]);
+        } catch (const Error& e) {
+            CHECK(e.errc() == Errc::storage);  // refused: the transaction is already lost
+        }
+    }),
+                    Error);
+    side.exec("DROP TRIGGER full_disk");
+    CHECK(count_rows(path, "person") == persons);
+    CHECK(r.outbox_size() == outbox);
+    CHECK(r.gatherings(s.group)[0].status == GatheringStatus::planned);
+    r.hold_gathering(s.gatherings[0]);  // the next transaction is fine
+    CHECK(r.outbox_size() == outbox + 1);
+}
+
+TEST_CASE("completion times never fall behind the clock, even with the wall clock at 1970") {
+    TempDir dir;
+    std::int64_t wall = 1'800'000'000'000;
+    Replica r(dir.file("tablet.db"), {.wall_clock_ms = [&] { return wall; }});
+    const Seeded s = lindra::test::seed_group(r);
+    wall = 0;  // the tablet's clock battery died
+    r.complete_module(s.candidates[0], s.modules[1], s.group);
+    CHECK(r.progress_of(s.candidates[0])[0].first_completed_at >= 1'800'000'000'000);
+}
+
+TEST_CASE("find ignores deleted rows and folds the case of Nordic letters") {
+    TempDir dir;
+    Replica r(dir.file("tablet.db"));
+    const Id oystein = r.register_person("Øystein Ås", Profession::nurse);
+    const Id aeshild = r.register_person("Æshild Lie", Profession::nurse);
+    CHECK(r.find("person", "øystein") == oystein);
+    CHECK(r.find("person", "ØYSTEIN ÅS") == oystein);
+    CHECK(r.find("person", "æshild") == aeshild);
+    CHECK_FALSE(r.find("person", "øy").has_value());  // not a whole word
+    r.remove("person", aeshild);
+    CHECK_FALSE(r.find("person", aeshild.to_string()).has_value());
+    CHECK_FALSE(r.find("person", "æshild").has_value());
+}
+
+TEST_CASE("only seqs this replica issued can be acknowledged") {
+    TempDir dir;
+    Replica r(dir.file("tablet.db"));
+    r.register_person("Ola Nordmann", Profession::nurse);
+    const auto last = r.outbox(10).back().seq;
+    CHECK_THROWS_AS(r.acknowledge(last + 1), Error);
+    CHECK_THROWS_AS(r.acknowledge(INT64_MAX), Error);
+    CHECK(r.outbox_size() == 1);
+    r.acknowledge(last);
+    CHECK(r.outbox_size() == 0);
+}
+
+TEST_CASE("a moved Replica keeps working and the moved-from one lets go") {
+    TempDir dir;
+    Replica a(dir.file("tablet.db"));
+    const Id device = a.device_id();
+    Replica b(std::move(a));
+    CHECK(b.device_id() == device);
+    b.register_person("Ola Nordmann", Profession::nurse);
+    Replica c(dir.file("other.db"));
+    c = std::move(b);
+    CHECK(c.device_id() == device);
+    CHECK(c.outbox_size() == 1);
 }

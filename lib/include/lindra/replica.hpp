@@ -198,7 +198,9 @@ public:
     void update(std::string_view entity, const Id& row, const std::vector<FieldValue>& fields);
     // Adds `delta` (>= 0) to a counter field.
     void add(std::string_view entity, const Id& row, std::string_view field, std::int64_t delta);
-    // Deletes the row for good (tombstone): it disappears from queries everywhere.
+    // Deletes the row for good (tombstone): it disappears from queries
+    // everywhere. Rows identified by other rows (membership, attendance,
+    // module_progress, ...) cannot be deleted: withdraw or change status.
     void remove(std::string_view entity, const Id& row);
 
     // Catalog and registration (coordinators).
@@ -266,7 +268,10 @@ public:
     const std::string& path() const noexcept;
 
     // Runs `fn` in one transaction: all its writes land together or, if it
-    // throws, none does (the exception propagates).
+    // throws, none does (the exception propagates). A write that fails on
+    // bad input changes nothing and the batch may go on; a write that fails
+    // half way (a full disk) rolls back the whole batch, even if `fn` caught
+    // the error. Use the Writes& on the calling thread, inside `fn` only.
     void batch(const std::function<void(Writes&)>& fn);
 
     // ---- queries (deleted rows are never returned) ----
@@ -291,7 +296,8 @@ public:
     std::int64_t outbox_size() const;
     // The oldest `max_entries` outbox entries, in seq order.
     std::vector<OutboxEntry> outbox(std::size_t max_entries) const;
-    // The server has applied everything up to `seq`: drop those entries.
+    // The server has applied everything up to `seq` (a seq this replica
+    // issued): drop those entries.
     void acknowledge(std::int64_t seq);
     // Merges changes from other replicas, all or nothing.
     void apply_remote(std::span<const Change> changes);

@@ -52,6 +52,7 @@ std::uint64_t Reader::varint() {
     std::uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
         const std::uint8_t b = take(1)[0];
+        if (shift == 63 && b > 1) malformed();  // more than 64 bits
         v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
         if (!(b & 0x80)) return v;
     }

@@ -154,8 +154,13 @@ void RowStore::decode_clocks(const EntityDef& e, std::span<const std::uint8_t> b
         if (n > blob.size()) malformed();
         return n;
     };
+    // Only the canonical form is accepted: merge_counter relies on sorted,
+    // unique origins.
     std::vector<Id> origins(count());
-    for (auto& o : origins) o = r.id();
+    for (std::size_t i = 0; i < origins.size(); ++i) {
+        origins[i] = r.id();
+        if (i > 0 && !(origins[i - 1] < origins[i])) malformed();
+    }
     auto origin = [&](std::uint64_t i) -> const Id& {
         if (i >= origins.size()) malformed();
         return origins[i];
@@ -176,6 +181,7 @@ void RowStore::decode_clocks(const EntityDef& e, std::span<const std::uint8_t> b
         fs.totals.clear();
         for (auto k = count(); k > 0; --k) {
             const Id& o = origin(r.varint());
+            if (!fs.totals.empty() && !(fs.totals.back().first < o)) malformed();
             fs.totals.emplace_back(o, r.svarint());
         }
     }

@@ -7,6 +7,7 @@
 #include "store/migrations.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <map>
 
 namespace lindra::detail {
@@ -78,10 +79,12 @@ Core::Core(const std::string& path, const ReplicaOptions& options)
             .bind(2, static_cast<std::int64_t>(replica::hlc_ms(clock.tick())))
             .run();
     }
+    reload_counters();
     txn.commit();
 }
 
 Core::WriteTransaction::WriteTransaction(Core& core) : core_(core), txn_(core.db) {
+    core.failed_midway_ = false;
     if (core.known_version_ != core.db.data_version()) core.reload_counters();
 }
 
@@ -91,6 +94,7 @@ Core::WriteTransaction::~WriteTransaction() {
 }
 
 void Core::WriteTransaction::commit() {
+    core_.check_writable();
     txn_.commit();
     committed_ = true;
     core_.known_version_ = core_.db.data_version();
@@ -106,9 +110,27 @@ void Core::reload_counters() {
     next_seq_ = std::max(st->int64(1), st->int64(2)) + 1;
 }
 
-void Core::persist_clock() {
-    db.cached("UPDATE lindra_replica SET hlc = max(hlc, ?)")->bind(1, static_cast<std::int64_t>(clock.last())).run();
+void Core::persist_clock(std::uint64_t hlc) {
+    db.cached("UPDATE lindra_replica SET hlc = max(hlc, ?)")->bind(1, static_cast<std::int64_t>(hlc)).run();
 }
+
+void Core::check_writable() const {
+    if (!db.in_transaction()) throw Error(Errc::storage, "lindra wrote outside a transaction; nothing was written");
+    if (failed_midway_)
+        throw Error(Errc::storage, "a write of this transaction failed half way; the transaction is rolled back");
+}
+
+class Core::Mutation {
+public:
+    explicit Mutation(Core& core) : core_(core), exceptions_(std::uncaught_exceptions()) {}
+    ~Mutation() {
+        if (std::uncaught_exceptions() > exceptions_) core_.failed_midway_ = true;
+    }
+
+private:
+    Core& core_;
+    int exceptions_;
+};
 
 Id Core::new_row_id(const EntityDef& e, std::span<const Intent> intents) const {
     if (!e.derived_id) return Id::random();
@@ -140,7 +162,10 @@ void Core::check_identity(const EntityDef& e, const Id& row, const model::RowSta
     for (std::size_t i = 0; i < e.fields.size(); ++i) {
         if (!e.fields[i].key) continue;
         const Id* id = std::get_if<Id>(&st.fields[i].value);
-        if (!id) return;  // the other keys arrive in later changes
+        // Changes may arrive in any batching, so the other keys may come
+        // later; the server refuses a push that creates a row without all
+        // of them (docs/decisions.md).
+        if (!id) return;
         keys.push_back(*id);
     }
     if (Id::derive(e.name, keys) != row)
@@ -149,6 +174,7 @@ void Core::check_identity(const EntityDef& e, const Id& row, const model::RowSta
 }
 
 void Core::write(const EntityDef& e, const Id& row, std::span<const Intent> intents) {
+    check_writable();
     if (row.is_nil()) throw Error(Errc::invalid_argument, std::string(e.name) + ": the nil id does not name a row");
     // Everything is checked before anything is touched.
     std::vector<std::pair<const FieldDef*, const Intent*>> resolved;
@@ -184,6 +210,9 @@ void Core::write(const EntityDef& e, const Id& row, std::span<const Intent> inte
         throw Error(Errc::not_found, std::string(e.name) + " " + row.to_string() + " was deleted");
     }
 
+    // Whatever the row holds, this write is newer: a clock from a peer whose
+    // time is ahead must not make a local edit lose silently.
+    for (const auto& fs : st.fields) clock.observe(fs.clock.hlc);
     const Clock clock_now{clock.tick(), device};
     codec::Writer payload;
     bool keys_set = false;
@@ -215,6 +244,7 @@ void Core::write(const EntityDef& e, const Id& row, std::span<const Intent> inte
     if (payload.data().empty()) return;
     if (keys_set) check_identity(e, row, st);
 
+    const Mutation mutation(*this);
     model::row_store(e).save(db, row, st);
     db.cached("INSERT INTO lindra_outbox (seq, entity, row_id, hlc, fields) VALUES (?, ?, ?, ?, ?)")
         ->bind(1, next_seq_)
@@ -227,6 +257,7 @@ void Core::write(const EntityDef& e, const Id& row, std::span<const Intent> inte
 }
 
 void Core::apply(std::span<const Change> changes) {
+    check_writable();
     // Validate the whole batch first: a bad change rejects all of it.
     std::map<std::pair<std::uint16_t, Id>, std::vector<const Change*>> by_row;
     std::uint64_t max_hlc = 0;
@@ -238,13 +269,14 @@ void Core::apply(std::span<const Change> changes) {
             throw Error(Errc::unknown_field,
                         std::string(e->name) + " has no field with tag " + std::to_string(c.field));
         model::validate(*e, *f, c.value);
-        if (c.row.is_nil() || c.origin.is_nil() || c.hlc == 0) {
+        if (c.row.is_nil() || c.origin.is_nil() || c.hlc == 0 || c.hlc > replica::kHlcMax) {
             const auto name = model::qualified_name(*e, *f);
-            throw Error(Errc::invalid_argument, "change to " + name + " lacks a row id, origin or hlc", 0, name);
+            throw Error(Errc::invalid_argument, "change to " + name + " lacks a row id or origin, or its hlc is 0 or above 2^63", 0, name);
         }
         by_row[{c.entity, c.row}].push_back(&c);
         max_hlc = std::max(max_hlc, c.hlc);
     }
+    const Mutation mutation(*this);
     for (const auto& [key, row_changes] : by_row) {
         const EntityDef& e = *find_entity(key.first);
         model::RowState st = load(e, key.second);
@@ -261,9 +293,11 @@ void Core::apply(std::span<const Change> changes) {
         if (keys_set) check_identity(e, key.second, st);
         model::row_store(e).save(db, key.second, st);
     }
-    if (max_hlc > clock.last()) {
+    // Persisted even if the in-memory clock is already there: it may be
+    // ahead of the file after an earlier attempt rolled back.
+    if (max_hlc) {
         clock.observe(max_hlc);
-        persist_clock();
+        persist_clock(max_hlc);
     }
 }
 
@@ -304,9 +338,12 @@ std::vector<OutboxEntry> Core::outbox(std::size_t max_entries) {
 }
 
 void Core::acknowledge(std::int64_t seq) {
+    check_writable();
+    if (seq >= next_seq_)
+        throw Error(Errc::invalid_argument, "seq " + std::to_string(seq) + " was never issued by this replica");
     // The outbox holds the latest local hlc; keep it in the replica state
     // before the entries go, so the clock survives a restart.
-    persist_clock();
+    persist_clock(clock.last());
     db.cached("UPDATE lindra_replica SET acked_seq = max(acked_seq, ?)")->bind(1, seq).run();
     db.cached("DELETE FROM lindra_outbox WHERE seq <= ?")->bind(1, seq).run();
 }

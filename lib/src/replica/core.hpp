@@ -81,8 +81,14 @@ private:
     static void check_key_change(const EntityDef& e, const FieldDef& f, const model::FieldState& current,
                                  const Value& incoming);
     static void check_identity(const EntityDef& e, const Id& row, const model::RowState& st);
+    // Rolls the transaction back at its end when a write failed after it
+    // had changed something (e.g. the row was saved, then the outbox insert
+    // hit a full disk), even if the app caught the error.
+    class Mutation;
     void reload_counters();
-    void persist_clock();
+    void persist_clock(std::uint64_t hlc);
+    void check_writable() const;
+    bool failed_midway_ = false;
     std::int64_t next_seq_ = 1;
     // The file's data version after our last commit; a different one means
     // another connection wrote and next_seq_ and the clock must be reloaded.

@@ -14,19 +14,25 @@ constexpr std::uint64_t hlc_make(std::uint64_t ms, std::uint16_t counter) noexce
 constexpr std::uint64_t hlc_ms(std::uint64_t h) noexcept { return h >> 16; }
 constexpr std::uint16_t hlc_counter(std::uint64_t h) noexcept { return static_cast<std::uint16_t>(h & 0xFFFF); }
 
+// The largest hlc a replica accepts: clocks are stored in SQLite's signed
+// 64-bit integers, and a clock at the ceiling could not tick.
+constexpr std::uint64_t kHlcMax = (std::uint64_t{1} << 63) - (std::uint64_t{1} << 16);
+
 class HybridClock {
 public:
     explicit HybridClock(std::function<std::int64_t()> wall_ms);
 
     // A new time, greater than every time issued or observed, and not behind
     // the wall clock. When the counter runs out it borrows the next
-    // millisecond, so it never wraps.
+    // millisecond; times observed stay below kHlcMax, so it never wraps.
     std::uint64_t tick();
-    // Another replica's time was seen: never issue one behind it.
+    // Another replica's time (at most kHlcMax) was seen: never issue one behind it.
     void observe(std::uint64_t remote) noexcept;
     std::uint64_t last() const noexcept { return last_; }
-    // The wall clock this HLC reads, for timestamps in data (completion times).
-    std::int64_t wall_ms() const { return wall_ms_(); }
+    // A time for data (completion times): the wall clock, but never behind
+    // the clock's own time, so a tablet whose clock fell back to 1970 does
+    // not record a completion that wins "earliest" forever.
+    std::int64_t now_ms() const;
 
 private:
     std::function<std::int64_t()> wall_ms_;

@@ -46,10 +46,43 @@ std::int64_t count(Core& c, const std::string& sql, std::initializer_list<Value>
     return s->int64(0);
 }
 
+// Lower case for the Latin letters of Nordic and other European names
+// (A-Z, U+00C0-U+00DE, Latin Extended-A), so "øystein" finds "Øystein".
+// Other text passes through unchanged.
+char32_t fold(char32_t c) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7)) return c + 0x20;
+    if (c == 0x178) return 0xFF;  // Ÿ
+    const bool odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
+    if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x138 && c != 0x149 && (c % 2 == 1) == odd_upper)
+        return c + 1;
+    return c;
+}
+
 std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size();) {
+        const auto b = static_cast<unsigned char>(s[i]);
+        // Two-byte sequences cover every letter fold() changes above ASCII.
+        if ((b & 0xE0) == 0xC0 && i + 1 < s.size()) {
+            const char32_t c = fold(static_cast<char32_t>(((b & 0x1F) << 6) | (static_cast<unsigned char>(s[i + 1]) & 0x3F)));
+            out.push_back(static_cast<char>(0xC0 | (c >> 6)));
+            out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+            i += 2;
+        } else {
+            out.push_back(static_cast<char>(fold(b)));
+            ++i;
+        }
+    }
     return out;
+}
+
+// Words end at ASCII punctuation or space; bytes of multi-byte characters
+// are letters.
+bool ends_word(const std::string& label, std::size_t at) {
+    if (at == label.size()) return true;
+    const auto b = static_cast<unsigned char>(label[at]);
+    return b < 0x80 && !std::isalnum(b);
 }
 
 }  // namespace
@@ -224,7 +257,8 @@ std::optional<Id> Replica::find(std::string_view entity_name, std::string_view n
     const auto& e = detail::entity(entity_name);
     std::lock_guard lock(core_->mutex);
     if (const auto id = Id::parse(name)) {
-        if (core_->load(e, *id).exists) return id;
+        const auto row = core_->load(e, *id);
+        if (row.exists && row.fields[0].value != Value{std::int64_t{1}}) return id;  // not deleted
         return std::nullopt;
     }
     if (e.label_field.empty())
@@ -237,7 +271,7 @@ std::optional<Id> Replica::find(std::string_view entity_name, std::string_view n
     while (s->step()) {
         const std::string label = lower(s->text(1));
         if (label == wanted) exact.push_back(s->id(0));
-        else if (label.starts_with(wanted) && !std::isalnum(static_cast<unsigned char>(label[wanted.size()])))
+        else if (label.starts_with(wanted) && ends_word(label, wanted.size()))
             prefix.push_back(s->id(0));
     }
     const auto& hits = exact.empty() ? prefix : exact;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <utility>
 
 namespace lindra {
 
@@ -89,8 +90,14 @@ Replica::Replica(const std::string& path, ReplicaOptions options)
 }
 
 Replica::~Replica() = default;
-Replica::Replica(Replica&&) noexcept = default;
-Replica& Replica::operator=(Replica&&) noexcept = default;
+// A moved-from Replica may only be destroyed or assigned to.
+Replica::Replica(Replica&& other) noexcept : Writes(other), owned_(std::move(other.owned_)) { other.core_ = nullptr; }
+
+Replica& Replica::operator=(Replica&& other) noexcept {
+    owned_ = std::move(other.owned_);
+    core_ = std::exchange(other.core_, nullptr);
+    return *this;
+}
 
 const Id& Replica::device_id() const noexcept { return core_->device; }
 const std::string& Replica::path() const noexcept { return core_->db.path(); }

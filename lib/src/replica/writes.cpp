@@ -96,7 +96,16 @@ void Writes::add(std::string_view name, const Id& row, std::string_view field, s
     });
 }
 
-void Writes::remove(std::string_view name, const Id& row) { update(name, row, {{kDeletedField, std::int64_t{1}}}); }
+void Writes::remove(std::string_view name, const Id& row) {
+    const auto& e = entity(name);
+    // A tombstone is final, and a derived id would name the same row again:
+    // deleting a membership would bar that person from the group for good.
+    if (e.derived_id)
+        throw Error(Errc::invalid_argument, std::string(name) +
+                                                " rows are identified by other rows and cannot be deleted;"
+                                                " change their status instead");
+    update(name, row, {{kDeletedField, std::int64_t{1}}});
+}
 
 Id Writes::register_organization(const std::string& name, OrganizationKind kind, std::optional<Id> parent) {
     return create("organization", {{"name", name}, {"kind", str(to_string(kind))}, {"parent_id", opt(parent)}});
@@ -171,7 +180,7 @@ void Writes::complete_module(const Id& person, const Id& module, const Id& group
         const bool passed = pass_score && score && *score >= *pass_score;
         const auto status = passed ? ProgressStatus::passed : ProgressStatus::completed;
         std::vector<Intent> in = {{"progress", std::int64_t{static_cast<int>(status)}, Intent::Op::advance},
-                                  {"first_completed_at", c.clock.wall_ms()}};
+                                  {"first_completed_at", c.clock.now_ms()}};
         if (score) in.push_back({"best_score", std::int64_t{*score}});
         write_progress(c, person, module, group, std::move(in));
     });
@@ -230,7 +239,7 @@ void Writes::confirm_candidate(const Id& group, const Id& person, const Id& ment
         const Intent in[] = {{"group_id", group},
                              {"person_id", person},
                              {"mentor_id", mentor},
-                             {"confirmed_at", c.clock.wall_ms()},
+                             {"confirmed_at", c.clock.now_ms()},
                              {"statement", text_or_null(statement)}};
         const auto& e = entity("mentor_confirmation");
         c.write(e, c.new_row_id(e, in), in);
