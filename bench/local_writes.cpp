@@ -35,7 +35,9 @@ void check(int rc, sqlite3* db) {
     if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) throw std::runtime_error(sqlite3_errmsg(db));
 }
 
-void exec(sqlite3* db, const std::string& sql) { check(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), db); }
+void exec(sqlite3* db, const std::string& sql) {
+    check(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), db);
+}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -48,18 +50,19 @@ double run_raw(const std::filesystem::path& path, const Rows& rows, int writes, 
     exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL");
     for (const auto& sql : model::domain_ddl(1, false)) exec(db, sql);
     sqlite3_stmt* ins = nullptr;
-    check(sqlite3_prepare_v2(db,
-                             "INSERT INTO module_progress (id, deleted, person_id, module_id, group_id, attempt, status,"
-                             " best_score, time_spent_s, first_completed_at) VALUES (?, 0, ?, ?, ?, 1, 'completed', ?,"
-                             " 0, ?)",
-                             -1, &ins, nullptr),
-          db);
+    check(
+        sqlite3_prepare_v2(db,
+                           "INSERT INTO module_progress (id, deleted, person_id, module_id, group_id, attempt, status,"
+                           " best_score, time_spent_s, first_completed_at) VALUES (?, 0, ?, ?, ?, 1, 'completed', ?,"
+                           " 0, ?)",
+                           -1, &ins, nullptr),
+        db);
     std::vector<Id> ids;
     ids.reserve(static_cast<std::size_t>(writes));
     for (int i = 0; i < writes; ++i)
-        ids.push_back(Id::derive("module_progress",
-                                 {rows.persons[static_cast<std::size_t>(i / kModules)],
-                                  rows.modules[static_cast<std::size_t>(i % kModules)], rows.group}));
+        ids.push_back(
+            Id::derive("module_progress", {rows.persons[static_cast<std::size_t>(i / kModules)],
+                                           rows.modules[static_cast<std::size_t>(i % kModules)], rows.group}));
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < writes; ++i) {
         if (i % per_txn == 0) exec(db, "BEGIN");

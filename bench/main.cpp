@@ -37,9 +37,12 @@ int main(int argc, char** argv) {
     lindra::bench::Args args;
     for (int i = 2; i < argc; ++i) {
         const std::string_view a = argv[i];
-        if (a == "--json") args.json = true;
-        else if (a == "--count" && i + 1 < argc) args.count = std::atoi(argv[++i]);
-        else return usage();
+        if (a == "--json")
+            args.json = true;
+        else if (a == "--count" && i + 1 < argc)
+            args.count = std::atoi(argv[++i]);
+        else
+            return usage();
     }
     if (args.count < 20 || args.count % 20 != 0) {
         std::fprintf(stderr, "lindra-bench: --count must be a positive multiple of 20\n");

@@ -31,8 +31,7 @@ namespace {
 
 // A small but complete world: one of every row the cases touch.
 struct World {
-    Id org, course, module, group, mentor, candidate, other, membership, gathering, progress,
-        reflection;
+    Id org, course, module, group, mentor, candidate, other, membership, gathering, progress, reflection;
 };
 
 World seed(Replica& r) {
@@ -73,8 +72,7 @@ std::string repeat(const std::string& unit, std::size_t n) {
 
 // A valid remote batch: a new organization (name, kind) and a newer title
 // for the existing course. `spoil` turns its middle change into a bad one.
-std::vector<Change> remote_batch(const Replica& r, const World& w,
-                                 const std::function<void(Change&)>& spoil) {
+std::vector<Change> remote_batch(const Replica& r, const World& w, const std::function<void(Change&)>& spoil) {
     const Id origin = Id::random();
     const Id org = Id::random();
     const auto hlc = r.hlc() + (std::uint64_t{1000} << 16);  // a second ahead: it would win
@@ -89,8 +87,7 @@ std::vector<Change> remote_batch(const Replica& r, const World& w,
 
 struct Case {
     using Act = std::function<void(Replica&, const World&)>;
-    Case(std::string name, Act act, Errc errc, std::string field, std::string mentions = {},
-         bool remote = false)
+    Case(std::string name, Act act, Errc errc, std::string field, std::string mentions = {}, bool remote = false)
         : name(std::move(name)),
           act(std::move(act)),
           errc(errc),
@@ -106,8 +103,8 @@ struct Case {
     bool remote;           // an apply_remote case: the clock must not move either
 };
 
-Case remote_case(std::string name, std::function<void(Change&, const World&)> spoil, Errc errc,
-                 std::string field, std::string mentions = {}) {
+Case remote_case(std::string name, std::function<void(Change&, const World&)> spoil, Errc errc, std::string field,
+                 std::string mentions = {}) {
     auto act = [spoil](Replica& r, const World& w) {
         r.apply_remote(remote_batch(r, w, [&](Change& c) { spoil(c, w); }));
     };
@@ -175,10 +172,8 @@ std::vector<Case> cases() {
          Errc::bad_enum_value, "membership.role", "boss"},
         {"create a membership with role boss",
          [](Replica& r, W w) {
-             r.create("membership", {{"group_id", w.group},
-                                     {"person_id", w.other},
-                                     {"role", s("boss")},
-                                     {"status", s("active")}});
+             r.create("membership",
+                      {{"group_id", w.group}, {"person_id", w.other}, {"role", s("boss")}, {"status", s("active")}});
          },
          Errc::bad_enum_value, "membership.role", "boss"},
         {"progress to an unknown status",
@@ -189,37 +184,30 @@ std::vector<Case> cases() {
 
         // Text limits and encoding.
         {"a reflection of 4001 characters",
-         [](Replica& r, W w) {
-             r.write_reflection(w.candidate, w.group, {}, std::string(4001, 'x'));
-         },
-         Errc::too_long, "reflection.text", "4000"},
+         [](Replica& r, W w) { r.write_reflection(w.candidate, w.group, {}, std::string(4001, 'x')); }, Errc::too_long,
+         "reflection.text", "4000"},
         {"a reflection of 4001 two-byte characters",
-         [](Replica& r, W w) {
-             r.write_reflection(w.candidate, w.group, {}, repeat("\xC3\xB8", 4001));
-         },
+         [](Replica& r, W w) { r.write_reflection(w.candidate, w.group, {}, repeat("\xC3\xB8", 4001)); },
          Errc::too_long, "reflection.text", "4000"},
         {"a course title of 201 characters",
-         [](Replica& r, W) { r.register_course(std::string(201, 'T'), "1", "nb", 4); },
-         Errc::too_long, "course.title", "200"},
+         [](Replica& r, W) { r.register_course(std::string(201, 'T'), "1", "nb", 4); }, Errc::too_long, "course.title",
+         "200"},
         {"an attendance note of 2001 characters",
          [](Replica& r, W w) {
-             r.record_attendance(w.gathering, w.candidate, AttendanceStatus::present,
-                                 std::string(2001, 'n'));
+             r.record_attendance(w.gathering, w.candidate, AttendanceStatus::present, std::string(2001, 'n'));
          },
          Errc::too_long, "attendance.note", "2000"},
         {"a display name with an embedded NUL",
-         [](Replica& r, W) { r.register_person(std::string("Ann\0e", 5), Profession::nurse); },
-         Errc::invalid_argument, "person.display_name"},
+         [](Replica& r, W) { r.register_person(std::string("Ann\0e", 5), Profession::nurse); }, Errc::invalid_argument,
+         "person.display_name"},
 
         // Numbers out of range.
         {"complete_module with score 101",
-         [](Replica& r, W w) { r.complete_module(w.candidate, w.module, w.group, 101); },
-         Errc::out_of_range, "module_progress.best_score", "101"},
-        {"record_score -1",
-         [](Replica& r, W w) { r.record_score(w.candidate, w.module, w.group, -1); },
+         [](Replica& r, W w) { r.complete_module(w.candidate, w.module, w.group, 101); }, Errc::out_of_range,
+         "module_progress.best_score", "101"},
+        {"record_score -1", [](Replica& r, W w) { r.record_score(w.candidate, w.module, w.group, -1); },
          Errc::out_of_range, "module_progress.best_score", "-1"},
-        {"negative time spent",
-         [](Replica& r, W w) { r.add_time_spent(w.candidate, w.module, w.group, -1); },
+        {"negative time spent", [](Replica& r, W w) { r.add_time_spent(w.candidate, w.module, w.group, -1); },
          Errc::out_of_range, "module_progress.time_spent_s"},
         {"a pass score of 101",
          [](Replica& r, W w) {
@@ -239,17 +227,13 @@ std::vector<Case> cases() {
          },
          Errc::invalid_argument, "mentor_group.name", "required"},
         {"a mentor group with an empty name",
-         [](Replica& r, W w) {
-             r.create_group({.course = w.course, .organization = w.org, .name = ""});
-         },
+         [](Replica& r, W w) { r.create_group({.course = w.course, .organization = w.org, .name = ""}); },
          Errc::invalid_argument, "mentor_group.name", "empty"},
         {"deleting a membership (final for that group and person)",
-         [](Replica& r, W w) { r.remove("membership", w.membership); }, Errc::invalid_argument, "",
-         "status"},
+         [](Replica& r, W w) { r.remove("membership", w.membership); }, Errc::invalid_argument, "", "status"},
         {"a membership without its person",
          [](Replica& r, W w) {
-             r.create("membership",
-                      {{"group_id", w.group}, {"role", s("candidate")}, {"status", s("active")}});
+             r.create("membership", {{"group_id", w.group}, {"role", s("candidate")}, {"status", s("active")}});
          },
          Errc::invalid_argument, "membership.person_id", "required"},
         {"moving a membership to another person",
@@ -272,8 +256,7 @@ std::vector<Case> cases() {
              r.update("mentor_group", w.group, {{"ends_on", s("2026-6-30")}});
          },
          Errc::invalid_argument, "mentor_group.ends_on", "2026-6-30"},
-        {"the nil id as a reference",
-         [](Replica& r, W w) { r.write_reflection(w.candidate, w.group, Id{}, "text"); },
+        {"the nil id as a reference", [](Replica& r, W w) { r.write_reflection(w.candidate, w.group, Id{}, "text"); },
          Errc::invalid_argument, "reflection.module_id", "nil"},
         {"restoring a row",
          [](Replica& r, W w) {
@@ -290,8 +273,7 @@ std::vector<Case> cases() {
              r.update("module_progress", w.progress, {{"time_spent_s", i(9)}});
          },
          Errc::invalid_argument, "module_progress.time_spent_s"},
-        {"adding to a non-counter",
-         [](Replica& r, W w) { r.add("course", w.course, "required_gatherings", 1); },
+        {"adding to a non-counter", [](Replica& r, W w) { r.add("course", w.course, "required_gatherings", 1); },
          Errc::invalid_argument, "course.required_gatherings"},
         {"updating a row that is not there",
          [](Replica& r, W) {
@@ -329,17 +311,14 @@ std::vector<Case> cases() {
 
         // apply_remote: one bad change in the middle of a valid batch.
         remote_case(
-            "remote: unknown entity tag", [](Change& c, W) { c.entity = 99; }, Errc::unknown_entity,
-            "", "99"),
+            "remote: unknown entity tag", [](Change& c, W) { c.entity = 99; }, Errc::unknown_entity, "", "99"),
         remote_case(
-            "remote: unknown field tag", [](Change& c, W) { c.field = 99; }, Errc::unknown_field,
-            "", "99"),
+            "remote: unknown field tag", [](Change& c, W) { c.field = 99; }, Errc::unknown_field, "", "99"),
         remote_case(
-            "remote: an int into an enum", [](Change& c, W) { c.value = i(3); }, Errc::wrong_type,
-            "organization.kind"),
+            "remote: an int into an enum", [](Change& c, W) { c.value = i(3); }, Errc::wrong_type, "organization.kind"),
         remote_case(
-            "remote: an enum value outside the set", [](Change& c, W) { c.value = s("planet"); },
-            Errc::bad_enum_value, "organization.kind", "planet"),
+            "remote: an enum value outside the set", [](Change& c, W) { c.value = s("planet"); }, Errc::bad_enum_value,
+            "organization.kind", "planet"),
         remote_case(
             "remote: membership role boss",
             [](Change& c, W w) {
@@ -391,8 +370,8 @@ std::vector<Case> cases() {
             "remote: hlc 0", [](Change& c, W) { c.hlc = 0; }, Errc::invalid_argument, "organization.kind",
             "organization.kind"),
         remote_case(
-            "remote: an hlc above 2^63", [](Change& c, W) { c.hlc = std::uint64_t{1} << 63; },
-            Errc::invalid_argument, "organization.kind", "hlc"),
+            "remote: an hlc above 2^63", [](Change& c, W) { c.hlc = std::uint64_t{1} << 63; }, Errc::invalid_argument,
+            "organization.kind", "hlc"),
         remote_case(
             "remote: nil row id", [](Change& c, W) { c.row = Id{}; }, Errc::invalid_argument, "organization.kind",
             "organization.kind"),
@@ -409,10 +388,9 @@ std::vector<Case> cases() {
     };
     for (const auto& [what, text] : bad_utf8) {
         for (const auto& t : {text, "Today I learnt " + text + " something"}) {
-            out.push_back(
-                {std::string("a reflection with ") + what + (t == text ? "" : " inside"),
-                 [t](Replica& r, W w) { r.write_reflection(w.candidate, w.group, {}, t); },
-                 Errc::invalid_argument, "reflection.text", "UTF-8"});
+            out.push_back({std::string("a reflection with ") + what + (t == text ? "" : " inside"),
+                           [t](Replica& r, W w) { r.write_reflection(w.candidate, w.group, {}, t); },
+                           Errc::invalid_argument, "reflection.text", "UTF-8"});
         }
     }
     return out;
@@ -502,8 +480,7 @@ TEST_CASE("the good twins of the bad input do write", "[bad_input]") {
 
 TEST_CASE("a reflection of exactly 4000 characters is accepted", "[bad_input]") {
     // One to four bytes per character: the limit counts characters, not bytes.
-    const std::string unit =
-        GENERATE(as<std::string>{}, "x", "\xC3\xB8", "\xE2\x82\xAC", "\xF0\x9F\x98\x80");
+    const std::string unit = GENERATE(as<std::string>{}, "x", "\xC3\xB8", "\xE2\x82\xAC", "\xF0\x9F\x98\x80");
     TempDir dir;
     const auto path = dir.file("r.db");
     Replica r(path);
@@ -519,8 +496,7 @@ TEST_CASE("a reflection of exactly 4000 characters is accepted", "[bad_input]") 
     REQUIRE(st.step());
     CHECK(st.text(0) == text);
 
-    const auto e =
-        error_of([&] { r.write_reflection(w.candidate, w.group, w.module, text + unit); });
+    const auto e = error_of([&] { r.write_reflection(w.candidate, w.group, w.module, text + unit); });
     CHECK(e.errc() == Errc::too_long);
     CHECK(e.field() == "reflection.text");
     CHECK(r.outbox_size() == outbox_before + 1);
@@ -557,9 +533,7 @@ TEST_CASE("a local update cannot give a row keys that do not match its id", "[ba
     const auto before = dump(path);
     const auto outbox_before = r.outbox_size();
 
-    const Error e = error_of([&] {
-        r.update("membership", row, {{"group_id", w.group}, {"person_id", w.candidate}});
-    });
+    const Error e = error_of([&] { r.update("membership", row, {{"group_id", w.group}, {"person_id", w.candidate}}); });
     CHECK(e.errc() == Errc::invalid_argument);
     CHECK(std::string(e.what()).find("does not match") != std::string::npos);
     CHECK(dump(path) == before);

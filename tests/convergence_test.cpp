@@ -35,16 +35,24 @@ std::vector<std::uint64_t> seeds_to_run(std::uint64_t default_count) {
 Value random_value(const FieldDef& f, std::mt19937_64& rng, const std::vector<Id>& refs) {
     auto pick = [&](std::uint64_t n) { return rng() % n; };
     switch (f.type) {
-        case FieldType::text: return std::string(1 + pick(3), static_cast<char>('a' + pick(3)));
+        case FieldType::text:
+            return std::string(1 + pick(3), static_cast<char>('a' + pick(3)));
         case FieldType::integer:
             if (f.rule == MergeRule::counter) return static_cast<std::int64_t>(pick(50));
-            return f.min + static_cast<std::int64_t>(pick(static_cast<std::uint64_t>(std::min<std::int64_t>(f.max - f.min, 5) + 1)));
-        case FieldType::boolean: return static_cast<std::int64_t>(pick(2));
-        case FieldType::enumeration: return std::string(f.values[pick(f.values.size())]);
-        case FieldType::ref: return refs[pick(refs.size())];
-        case FieldType::timestamp: return static_cast<std::int64_t>(1'700'000'000'000 + pick(10));
-        case FieldType::date: return std::string(pick(2) ? "2026-09-01" : "2026-12-15");
-        case FieldType::progress: return progress_value(static_cast<std::int64_t>(pick(3)), static_cast<int>(pick(f.values.size())));
+            return f.min + static_cast<std::int64_t>(
+                               pick(static_cast<std::uint64_t>(std::min<std::int64_t>(f.max - f.min, 5) + 1)));
+        case FieldType::boolean:
+            return static_cast<std::int64_t>(pick(2));
+        case FieldType::enumeration:
+            return std::string(f.values[pick(f.values.size())]);
+        case FieldType::ref:
+            return refs[pick(refs.size())];
+        case FieldType::timestamp:
+            return static_cast<std::int64_t>(1'700'000'000'000 + pick(10));
+        case FieldType::date:
+            return std::string(pick(2) ? "2026-09-01" : "2026-12-15");
+        case FieldType::progress:
+            return progress_value(static_cast<std::int64_t>(pick(3)), static_cast<int>(pick(f.values.size())));
     }
     return std::monostate{};
 }
@@ -145,7 +153,9 @@ TEST_CASE("devices writing offline converge after exchanging their outboxes") {
         INFO("seed " << seed << " (replay: LINDRA_SEED=" << seed << ")");
         std::mt19937_64 rng(seed);
         std::vector<std::unique_ptr<Replica>> devices;
-        for (int d = 0; d < 3; ++d) devices.push_back(std::make_unique<Replica>(dir.file("s" + std::to_string(seed) + "-d" + std::to_string(d) + ".db")));
+        for (int d = 0; d < 3; ++d)
+            devices.push_back(
+                std::make_unique<Replica>(dir.file("s" + std::to_string(seed) + "-d" + std::to_string(d) + ".db")));
 
         // A shared catalog, known to everyone before going offline.
         const Id person = Id::random(), group = Id::random();
@@ -155,12 +165,24 @@ TEST_CASE("devices writing offline converge after exchanging their outboxes") {
             Replica& r = *devices[rng() % devices.size()];
             const Id& module = modules[rng() % modules.size()];
             switch (rng() % 7) {
-                case 0: r.start_module(person, module, group); break;
-                case 1: r.complete_module(person, module, group, static_cast<int>(rng() % 101)); break;
-                case 2: r.add_time_spent(person, module, group, static_cast<std::int64_t>(rng() % 600)); break;
-                case 3: r.reset_module(person, module, group); break;
-                case 4: r.record_score(person, module, group, static_cast<int>(rng() % 101)); break;
-                case 5: r.add_member(group, person, rng() % 2 ? MemberRole::candidate : MemberRole::mentor); break;
+                case 0:
+                    r.start_module(person, module, group);
+                    break;
+                case 1:
+                    r.complete_module(person, module, group, static_cast<int>(rng() % 101));
+                    break;
+                case 2:
+                    r.add_time_spent(person, module, group, static_cast<std::int64_t>(rng() % 600));
+                    break;
+                case 3:
+                    r.reset_module(person, module, group);
+                    break;
+                case 4:
+                    r.record_score(person, module, group, static_cast<int>(rng() % 101));
+                    break;
+                case 5:
+                    r.add_member(group, person, rng() % 2 ? MemberRole::candidate : MemberRole::mentor);
+                    break;
                 case 6:
                     try {
                         r.withdraw_member(group, person);

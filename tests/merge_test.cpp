@@ -57,15 +57,23 @@ std::vector<FieldChange> random_changes(const FieldDef& f, std::mt19937_64& rng,
         FieldChange c;
         c.clock = {1 + rng() % 6, origins[rng() % origins.size()]};
         switch (f.rule) {
-            case MergeRule::lww: c.value = std::string(1, static_cast<char>('a' + rng() % 4)); break;
-            case MergeRule::add_wins: c.value = std::string(f.values[rng() % f.values.size()]); break;
+            case MergeRule::lww:
+                c.value = std::string(1, static_cast<char>('a' + rng() % 4));
+                break;
+            case MergeRule::add_wins:
+                c.value = std::string(f.values[rng() % f.values.size()]);
+                break;
             case MergeRule::progress:
                 c.value = progress_value(static_cast<std::int64_t>(rng() % 3), static_cast<int>(rng() % 4));
                 break;
             case MergeRule::max:
             case MergeRule::min:
-            case MergeRule::counter: c.value = static_cast<std::int64_t>(rng() % 5); break;
-            case MergeRule::tombstone: c.value = static_cast<std::int64_t>(rng() % 2); break;
+            case MergeRule::counter:
+                c.value = static_cast<std::int64_t>(rng() % 5);
+                break;
+            case MergeRule::tombstone:
+                c.value = static_cast<std::int64_t>(rng() % 2);
+                break;
         }
         out.push_back(std::move(c));
     }
@@ -77,7 +85,9 @@ FieldState fold(const FieldDef& f, FieldState s, const std::vector<FieldChange>&
     return s;
 }
 
-std::int64_t as_int(const Value& v) { return std::get<std::int64_t>(v); }
+std::int64_t as_int(const Value& v) {
+    return std::get<std::int64_t>(v);
+}
 
 }  // namespace
 
@@ -98,7 +108,8 @@ TEST_CASE("merge rules are commutative, associative and idempotent") {
                 // Idempotent: duplicates, and re-applying everything.
                 auto duplicated = shuffled;
                 for (const auto& c : changes)
-                    if (rng() % 2) duplicated.insert(duplicated.begin() + static_cast<long>(rng() % duplicated.size()), c);
+                    if (rng() % 2)
+                        duplicated.insert(duplicated.begin() + static_cast<long>(rng() % duplicated.size()), c);
                 REQUIRE(fold(rc.field, initial(rc.field), duplicated) == reference);
                 REQUIRE(fold(rc.field, reference, changes) == reference);
 
@@ -157,8 +168,10 @@ TEST_CASE("min keeps the earliest time, max the best score") {
     const auto& min_f = field_of("module_progress", "first_completed_at");
     const auto& max_f = field_of("module_progress", "best_score");
     FieldState first = initial(min_f), best = initial(max_f);
-    for (std::int64_t t : {500, 300, 900}) model::merge_field(min_f, first, t, {static_cast<std::uint64_t>(t), Id::random()});
-    for (std::int64_t v : {40, 85, 60}) model::merge_field(max_f, best, v, {static_cast<std::uint64_t>(v), Id::random()});
+    for (std::int64_t t : {500, 300, 900})
+        model::merge_field(min_f, first, t, {static_cast<std::uint64_t>(t), Id::random()});
+    for (std::int64_t v : {40, 85, 60})
+        model::merge_field(max_f, best, v, {static_cast<std::uint64_t>(v), Id::random()});
     CHECK(first.value == Value{std::int64_t{300}});
     CHECK(best.value == Value{std::int64_t{85}});
 }

@@ -72,7 +72,8 @@ TEST_CASE("the DDL of schema version 1 creates one table per entity with its clo
     const auto ddl = model::domain_ddl(1);
     for (const auto& e : entities()) {
         const auto create = "CREATE TABLE " + std::string(e.name) + " (";
-        const auto it = std::find_if(ddl.begin(), ddl.end(), [&](const std::string& s) { return s.starts_with(create); });
+        const auto it =
+            std::find_if(ddl.begin(), ddl.end(), [&](const std::string& s) { return s.starts_with(create); });
         REQUIRE(it != ddl.end());
         CHECK(it->find("lindra_clocks BLOB NOT NULL") != std::string::npos);
         CHECK(it->ends_with("WITHOUT ROWID"));
@@ -84,8 +85,9 @@ TEST_CASE("the DDL of schema version 1 creates one table per entity with its clo
 
 TEST_CASE("codec round-trips values and varints and rejects truncated input") {
     codec::Writer w;
-    const Value values[] = {std::monostate{}, std::int64_t{-5}, std::int64_t{INT64_MAX}, std::int64_t{INT64_MIN},
-                            std::string("Mia Mentor"), std::string(), Id::random()};
+    const Value values[] = {
+        std::monostate{}, std::int64_t{-5}, std::int64_t{INT64_MAX}, std::int64_t{INT64_MIN}, std::string("Mia Mentor"),
+        std::string(),    Id::random()};
     for (const auto& v : values) w.value(v);
     w.varint(UINT64_MAX);
     w.fixed64(0x0102030405060708);
@@ -163,7 +165,8 @@ TEST_CASE("only canonical clocks decode: unsorted origins would break counter me
     };
     auto decode = [&](const std::string& bytes) {
         model::RowState st = store.empty();
-        model::RowStore::decode_clocks(e, std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()), st);
+        model::RowStore::decode_clocks(e, std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()),
+                                       st);
         return st;
     };
     CHECK(decode(blob(a, b, 0, 1)).fields[e.index_of(counter)].totals.size() == 2);
@@ -181,9 +184,9 @@ TEST_CASE("malformed clocks are reported as corruption, not a crash") {
     const auto blob = model::RowStore::encode_clocks(e, s);
     for (std::size_t cut = 1; cut < blob.size(); ++cut) {
         model::RowState back = store.empty();
-        CHECK_THROWS_AS(model::RowStore::decode_clocks(
-                            e, std::span(reinterpret_cast<const std::uint8_t*>(blob.data()), cut), back),
-                        Error);
+        CHECK_THROWS_AS(
+            model::RowStore::decode_clocks(e, std::span(reinterpret_cast<const std::uint8_t*>(blob.data()), cut), back),
+            Error);
     }
     const std::uint8_t huge_count[] = {0xFF, 0xFF, 0xFF, 0x0F};
     model::RowState back = store.empty();

@@ -12,8 +12,8 @@
 #include <set>
 
 using namespace lindra;
-using lindra::test::Seeded;
 using lindra::test::count_rows;
+using lindra::test::Seeded;
 using lindra::test::TempDir;
 
 namespace {
@@ -24,7 +24,6 @@ const RosterEntry& entry(const Roster& r, const Id& person) {
     FAIL("person not on the roster");
     throw;
 }
-
 
 }  // namespace
 
@@ -224,7 +223,7 @@ TEST_CASE("the clock never goes back across restarts, even if the wall clock doe
         CHECK(hlc > last);
         last = hlc;
         if (restart == 1) r.acknowledge(entries.back().seq);  // the clock must survive an empty outbox
-        wall -= 3 * 24 * 3600 * 1000LL;  // the tablet's clock is set back three days
+        wall -= 3 * 24 * 3600 * 1000LL;                       // the tablet's clock is set back three days
     }
 }
 
@@ -284,10 +283,14 @@ TEST_CASE("a generic create derives the id of rows identified by other rows") {
     Replica r(dir.file("tablet.db"));
     const Seeded s = lindra::test::seed_group(r);
     const Id p = r.register_person("Nils Nyansatt", Profession::assistant);
-    const Id m = r.create("membership", {{"group_id", s.group}, {"person_id", p}, {"role", std::string("candidate")},
+    const Id m = r.create("membership", {{"group_id", s.group},
+                                         {"person_id", p},
+                                         {"role", std::string("candidate")},
                                          {"status", std::string("registered")}});
     CHECK(m == Id::derive("membership", {s.group, p}));
-    CHECK_THROWS_AS(r.create("membership", {{"group_id", s.group}, {"person_id", p}, {"role", std::string("candidate")},
+    CHECK_THROWS_AS(r.create("membership", {{"group_id", s.group},
+                                            {"person_id", p},
+                                            {"role", std::string("candidate")},
                                             {"status", std::string("registered")}}),
                     Error);  // already exists
     CHECK(r.roster(s.group).members.size() == 4);

@@ -57,13 +57,9 @@ std::string read_file(const std::string& path) {
 // A plain SQLite connection without lindra's settings, to show that what a
 // test observes on a lindra Database comes from those settings.
 struct RawConnection {
-    explicit RawConnection(const std::string& path) {
-        REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    }
+    explicit RawConnection(const std::string& path) { REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK); }
     ~RawConnection() { sqlite3_close(db); }
-    int exec(const std::string& sql) {
-        return sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
-    }
+    int exec(const std::string& sql) { return sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr); }
     sqlite3* db = nullptr;
 };
 
@@ -94,8 +90,7 @@ TEST_CASE("OpenOptions choose the busy timeout and synchronous=FULL", "[store][d
 TEST_CASE("foreign keys are enforced", "[store][database]") {
     TempDir dir;
     Database db(dir.file("a.db"));
-    db.exec(
-        "CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (p INTEGER REFERENCES p (id))");
+    db.exec("CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (p INTEGER REFERENCES p (id))");
     const auto e = error_of([&] { db.exec("INSERT INTO c VALUES (42)"); });
     CHECK(e.errc() == Errc::storage);
     CHECK(e.sqlite_code() == SQLITE_CONSTRAINT_FOREIGNKEY);
@@ -112,8 +107,7 @@ TEST_CASE("SQLITE_DBCONFIG_DEFENSIVE forbids writing the schema table", "[store]
         db.exec("CREATE TABLE t (x)");
         const auto e = error_of([&] { db.exec(write_schema); });
         CHECK(e.errc() == Errc::storage);
-        CHECK(query_text(db, "SELECT sql FROM sqlite_master WHERE name = 't'") ==
-              "CREATE TABLE t (x)");
+        CHECK(query_text(db, "SELECT sql FROM sqlite_master WHERE name = 't'") == "CREATE TABLE t (x)");
     }
     // The same statement on a connection without the setting succeeds.
     RawConnection raw(dir.file("b.db"));
@@ -172,12 +166,7 @@ TEST_CASE("Statement binds and reads back every column type", "[store][statement
     const auto big = std::numeric_limits<std::int64_t>::min();
 
     SECTION("typed bind and typed columns") {
-        db.prepare("INSERT INTO v VALUES (1, ?, ?, ?, ?)")
-            .bind(1, big)
-            .bind(2, text)
-            .bind(3, id)
-            .bind_null(4)
-            .run();
+        db.prepare("INSERT INTO v VALUES (1, ?, ?, ?, ?)").bind(1, big).bind(2, text).bind(3, id).bind_null(4).run();
         auto s = db.prepare("SELECT i, t, b, n FROM v");
         REQUIRE(s.step());
         CHECK(s.column_count() == 4);
@@ -194,8 +183,7 @@ TEST_CASE("Statement binds and reads back every column type", "[store][statement
     }
 
     SECTION("Value binds and Value columns") {
-        const std::vector<Value> values = {Value{}, Value{std::int64_t{-7}}, Value{text},
-                                           Value{id}};
+        const std::vector<Value> values = {Value{}, Value{std::int64_t{-7}}, Value{text}, Value{id}};
         for (std::size_t k = 0; k < values.size(); ++k)
             db.prepare("INSERT INTO v (k, n) VALUES (?, ?)")
                 .bind(1, static_cast<std::int64_t>(k))
@@ -211,14 +199,11 @@ TEST_CASE("Statement binds and reads back every column type", "[store][statement
 
     SECTION("a blob that is not an id and a real are refused as values") {
         const std::uint8_t three[] = {1, 2, 3};
-        db.prepare("INSERT INTO v (k, b, n) VALUES (1, ?, 1.5)")
-            .bind(1, std::span<const std::uint8_t>(three))
-            .run();
+        db.prepare("INSERT INTO v (k, b, n) VALUES (1, ?, 1.5)").bind(1, std::span<const std::uint8_t>(three)).run();
         auto s = db.prepare("SELECT b, n FROM v");
         REQUIRE(s.step());
         const auto blob = s.blob(0);
-        CHECK(std::vector<std::uint8_t>(blob.begin(), blob.end()) ==
-              std::vector<std::uint8_t>{1, 2, 3});
+        CHECK(std::vector<std::uint8_t>(blob.begin(), blob.end()) == std::vector<std::uint8_t>{1, 2, 3});
         CHECK(error_of([&] { (void)s.id(0); }).errc() == Errc::corrupt);
         CHECK(error_of([&] { (void)s.value(0); }).errc() == Errc::corrupt);
         CHECK(error_of([&] { (void)s.value(1); }).errc() == Errc::corrupt);
@@ -266,11 +251,10 @@ TEST_CASE("Errc is an error_code enum with messages and conditions", "[store][er
     const auto& cat = lindra::error_category();
     CHECK(std::string(cat.name()) == "lindra");
 
-    const Errc all[] = {
-        Errc::ok,         Errc::invalid_argument, Errc::unknown_entity, Errc::unknown_field,
-        Errc::wrong_type, Errc::bad_enum_value,   Errc::out_of_range,   Errc::too_long,
-        Errc::not_found,  Errc::ambiguous,        Errc::storage,        Errc::busy,
-        Errc::corrupt,    Errc::schema_too_new,   Errc::read_only};
+    const Errc all[] = {Errc::ok,         Errc::invalid_argument, Errc::unknown_entity, Errc::unknown_field,
+                        Errc::wrong_type, Errc::bad_enum_value,   Errc::out_of_range,   Errc::too_long,
+                        Errc::not_found,  Errc::ambiguous,        Errc::storage,        Errc::busy,
+                        Errc::corrupt,    Errc::schema_too_new,   Errc::read_only};
     std::set<std::string> messages;
     for (const auto e : all) {
         const std::error_code ec = e;
@@ -428,8 +412,7 @@ TEST_CASE("Transaction commits or rolls back", "[store][transaction]") {
     }
 }
 
-TEST_CASE("a write lock held elsewhere makes Transaction fail with busy",
-          "[store][transaction][busy]") {
+TEST_CASE("a write lock held elsewhere makes Transaction fail with busy", "[store][transaction][busy]") {
     using Clock = std::chrono::steady_clock;
     TempDir dir;
     const auto path = dir.file("a.db");

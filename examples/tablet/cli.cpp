@@ -45,8 +45,7 @@ void check_choice(const Command& c, std::string_view spec, const std::string& va
         choices += (choices.empty() ? "" : ", ") + std::string(choice);
         pos = end + 1;
     }
-    throw UsageError(std::string(c.name) + ": expected one of " + choices + ", not \"" + value +
-                     "\"");
+    throw UsageError(std::string(c.name) + ": expected one of " + choices + ", not \"" + value + "\"");
 }
 
 std::int64_t parse_number(std::string_view option, const std::string& text) {
@@ -81,8 +80,7 @@ Invocation parse_args(std::span<char* const> args) {
             } else {
                 throw UsageError(name + " needs a value");
             }
-            if (!inv.options.emplace(name, std::move(value)).second)
-                throw UsageError(name + " is given twice");
+            if (!inv.options.emplace(name, std::move(value)).second) throw UsageError(name + " is given twice");
         }
     }
     if (const auto db = inv.options.find("--db"); db != inv.options.end()) {
@@ -111,8 +109,7 @@ const Command& find_command(std::span<const Command> table, const std::vector<st
     }
     std::string subcommands;
     for (const auto& c : table)
-        if (c.name.starts_with(one + " "))
-            subcommands += " " + std::string(c.name.substr(one.size() + 1));
+        if (c.name.starts_with(one + " ")) subcommands += " " + std::string(c.name.substr(one.size() + 1));
     if (!subcommands.empty())
         throw UsageError(one + " needs one of:" + subcommands +
                          (words.size() > 1 ? " (not \"" + words[1] + "\")" : std::string()));
@@ -154,8 +151,7 @@ Session::Session(const Command& command, std::string db_path, std::vector<std::s
     for (const auto s : specs) required += s.starts_with('[') ? 0 : 1;
     if (operands_.size() < required || operands_.size() > specs.size())
         throw UsageError("usage: lindra-tablet --db PATH " + synopsis(command));
-    for (std::size_t i = 0; i < operands_.size(); ++i)
-        check_choice(command, specs[i], operands_[i]);
+    for (std::size_t i = 0; i < operands_.size(); ++i) check_choice(command, specs[i], operands_[i]);
     for (const auto& [name, value] : options_) {
         bool known = false;
         for (const auto spec : command.options) known = known || option_name(spec) == name;
@@ -166,9 +162,9 @@ Session::Session(const Command& command, std::string db_path, std::vector<std::s
 lindra::Replica& Session::replica() {
     if (!replica_) {
         if (!command_.creates_replica && !std::filesystem::exists(db_path_))
-            throw lindra::Error(lindra::Errc::not_found,
-                                "no replica at " + db_path_ +
-                                    "; create it with: lindra-tablet --db " + db_path_ + " init");
+            throw lindra::Error(
+                lindra::Errc::not_found,
+                "no replica at " + db_path_ + "; create it with: lindra-tablet --db " + db_path_ + " init");
         replica_.emplace(db_path_);
     }
     return *replica_;

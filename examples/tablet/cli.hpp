@@ -41,7 +41,7 @@ struct Command {
 struct Invocation {
     bool help = false;
     std::optional<std::string> db;
-    std::vector<std::string> words;  // the command name(s), then its operands
+    std::vector<std::string> words;                           // the command name(s), then its operands
     std::map<std::string, std::string, std::less<>> options;  // "--score" -> "150"
 };
 

@@ -27,8 +27,7 @@ constexpr lindra::Timestamp kWeekMs = 7LL * 24 * 60 * 60 * 1000;
 
 std::string dates(const lindra::Group& g) {
     if (g.starts_on.empty() && g.ends_on.empty()) return "-";
-    return (g.starts_on.empty() ? "?" : g.starts_on) + " .. " +
-           (g.ends_on.empty() ? "?" : g.ends_on);
+    return (g.starts_on.empty() ? "?" : g.starts_on) + " .. " + (g.ends_on.empty() ? "?" : g.ends_on);
 }
 
 std::string or_dash(const std::optional<int>& v) {
@@ -72,12 +71,11 @@ void cmd_groups(Session& s) {
     t.add({"group", "course", "status", "dates", "members", "id"});
     for (const auto& g : groups) {
         const auto roster = r.roster(g.id);
-        const auto active = std::count_if(roster.members.begin(), roster.members.end(),
-                                          [](const lindra::RosterEntry& m) {
-                                              return m.status != lindra::MemberStatus::withdrawn;
-                                          });
-        t.add({g.name, roster.course_title, g.status ? std::string(to_string(*g.status)) : "-",
-               dates(g), std::to_string(active), g.id.to_string()});
+        const auto active =
+            std::count_if(roster.members.begin(), roster.members.end(),
+                          [](const lindra::RosterEntry& m) { return m.status != lindra::MemberStatus::withdrawn; });
+        t.add({g.name, roster.course_title, g.status ? std::string(to_string(*g.status)) : "-", dates(g),
+               std::to_string(active), g.id.to_string()});
     }
     t.print(s.out(), 0);
 }
@@ -87,19 +85,17 @@ void cmd_roster(Session& s) {
     const auto roster = r.roster(resolve(r, "mentor_group", s.operand(0)));
     const auto& g = roster.group;
     s.out() << g.name << " - " << roster.course_title << '\n'
-            << (g.status ? to_string(*g.status) : "-") << ", " << dates(g) << ", "
-            << roster.required_gatherings << " gatherings required\n\n";
+            << (g.status ? to_string(*g.status) : "-") << ", " << dates(g) << ", " << roster.required_gatherings
+            << " gatherings required\n\n";
     Table members;
     for (const auto& m : roster.members) {
         // Mentors confirm others; they are not confirmed themselves.
         std::string confirmed = m.confirmed ? "yes" : "no";
         if (m.role == lindra::MemberRole::mentor) confirmed = "-";
-        members.add({m.display_name.empty() ? m.person.to_string() : m.display_name,
-                     std::string(to_string(m.role)), std::string(to_string(m.status)),
-                     "modules " + std::to_string(m.modules_completed) + "/" +
-                         std::to_string(m.modules_required),
-                     "gatherings " + std::to_string(m.gatherings_attended) + "/" +
-                         std::to_string(m.gatherings_held),
+        members.add({m.display_name.empty() ? m.person.to_string() : m.display_name, std::string(to_string(m.role)),
+                     std::string(to_string(m.status)),
+                     "modules " + std::to_string(m.modules_completed) + "/" + std::to_string(m.modules_required),
+                     "gatherings " + std::to_string(m.gatherings_attended) + "/" + std::to_string(m.gatherings_held),
                      "confirmed " + confirmed});
     }
     members.print(s.out());
@@ -108,8 +104,7 @@ void cmd_roster(Session& s) {
     s.out() << "\ngatherings:\n";
     Table t;
     for (const auto& x : gatherings)
-        t.add({x.title, std::string(to_string(x.status)),
-               x.scheduled_at ? local_datetime(*x.scheduled_at) : "-"});
+        t.add({x.title, std::string(to_string(x.status)), x.scheduled_at ? local_datetime(*x.scheduled_at) : "-"});
     t.print(s.out());
 }
 
@@ -129,18 +124,15 @@ void cmd_show(Session& s) {
         Table t;
         t.add({"#", "module", "status", "attempt", "best", "pass", "minutes"});
         for (const auto& m : r.modules(g.course)) {
-            const auto it = std::find_if(progress.begin(), progress.end(), [&](const auto& mp) {
-                return mp.group == g.id && mp.module == m.id;
-            });
+            const auto it = std::find_if(progress.begin(), progress.end(),
+                                         [&](const auto& mp) { return mp.group == g.id && mp.module == m.id; });
             const auto title = m.title + (m.required ? "" : " (optional)");
             if (it == progress.end()) {
-                t.add({std::to_string(m.ordinal), title, "not_started", "-", "-",
-                       or_dash(m.pass_score), "0"});
+                t.add({std::to_string(m.ordinal), title, "not_started", "-", "-", or_dash(m.pass_score), "0"});
                 continue;
             }
-            t.add({std::to_string(m.ordinal), title, std::string(to_string(it->status)),
-                   std::to_string(it->attempt), or_dash(it->best_score), or_dash(m.pass_score),
-                   minutes(it->time_spent_s)});
+            t.add({std::to_string(m.ordinal), title, std::string(to_string(it->status)), std::to_string(it->attempt),
+                   or_dash(it->best_score), or_dash(m.pass_score), minutes(it->time_spent_s)});
             progress.erase(it);
         }
         t.print(s.out());
@@ -176,9 +168,9 @@ void cmd_progress(Session& s) {
 
     for (const auto& mp : r.progress_of(person)) {
         if (mp.group != group.id || mp.module != module) continue;
-        s.out() << person_name(r, person) << ", " << mp.module_title << ": " << to_string(mp.status)
-                << " (attempt " << mp.attempt << ", best score " << or_dash(mp.best_score) << ", "
-                << minutes(mp.time_spent_s) << " min)\n";
+        s.out() << person_name(r, person) << ", " << mp.module_title << ": " << to_string(mp.status) << " (attempt "
+                << mp.attempt << ", best score " << or_dash(mp.best_score) << ", " << minutes(mp.time_spent_s)
+                << " min)\n";
         if (!complete && mp.status > lindra::ProgressStatus::in_progress)
             s.out() << "progress never goes backwards: it stays " << to_string(mp.status) << '\n';
     }
@@ -197,8 +189,7 @@ void cmd_attend(Session& s) {
     r.record_attendance(gathering, person, status, s.option("--note").value_or(""));
     s.out() << row.title << ": " << who << " " << to_string(status) << '\n';
     if (row.status != lindra::GatheringStatus::held)
-        s.out() << "note: the gathering is " << to_string(row.status)
-                << "; attendance counts once it is held\n";
+        s.out() << "note: the gathering is " << to_string(row.status) << "; attendance counts once it is held\n";
 }
 
 void cmd_confirm(Session& s) {
@@ -245,8 +236,8 @@ void cmd_gathering_plan(Session& s) {
                                     .title = s.operand(1),
                                     .scheduled_at = at,
                                     .module = optional_ref(r, "module", s.option("--module"))});
-    s.out() << "planned " << s.operand(1) << (at ? " for " + local_datetime(*at) : std::string())
-            << " (" << id.to_string() << ")\n";
+    s.out() << "planned " << s.operand(1) << (at ? " for " + local_datetime(*at) : std::string()) << " ("
+            << id.to_string() << ")\n";
 }
 
 void set_gathering_status(Session& s, lindra::GatheringStatus status) {

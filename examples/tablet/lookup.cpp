@@ -18,8 +18,7 @@ std::string_view noun(std::string_view entity) {
 
 bool course_has_module(const lindra::Replica& replica, const Id& course, const Id& module) {
     const auto modules = replica.modules(course);
-    return std::any_of(modules.begin(), modules.end(),
-                       [&](const lindra::Module& m) { return m.id == module; });
+    return std::any_of(modules.begin(), modules.end(), [&](const lindra::Module& m) { return m.id == module; });
 }
 
 std::string names(const std::vector<lindra::Group>& groups) {
@@ -32,8 +31,8 @@ std::string names(const std::vector<lindra::Group>& groups) {
 
 Id resolve(const lindra::Replica& replica, std::string_view entity, std::string_view name) {
     if (const auto id = replica.find(entity, name)) return *id;
-    throw Error(Errc::not_found, "no " + std::string(noun(entity)) + " named \"" +
-                                     std::string(name) + "\" on this device");
+    throw Error(Errc::not_found,
+                "no " + std::string(noun(entity)) + " named \"" + std::string(name) + "\" on this device");
 }
 
 std::string person_name(const lindra::Replica& replica, const Id& person) {
@@ -47,34 +46,28 @@ std::string module_title(const lindra::Replica& replica, const Id& course, const
     return module.to_string();
 }
 
-lindra::Group pick_group(const lindra::Replica& replica, const Id& person,
-                         const std::optional<Id>& module,
+lindra::Group pick_group(const lindra::Replica& replica, const Id& person, const std::optional<Id>& module,
                          const std::optional<std::string>& group_name) {
     const auto who = person_name(replica, person);
     const auto mine = replica.groups_of(person);
     if (group_name) {
         const Id wanted = resolve(replica, "mentor_group", *group_name);
-        const auto it = std::find_if(mine.begin(), mine.end(),
-                                     [&](const lindra::Group& g) { return g.id == wanted; });
+        const auto it = std::find_if(mine.begin(), mine.end(), [&](const lindra::Group& g) { return g.id == wanted; });
         if (it == mine.end())
-            throw Error(Errc::invalid_argument,
-                        who + " is not a member of group \"" + *group_name + "\"");
+            throw Error(Errc::invalid_argument, who + " is not a member of group \"" + *group_name + "\"");
         if (module && !course_has_module(replica, it->course, *module))
-            throw Error(Errc::invalid_argument,
-                        "the course of group " + it->name + " has no such module");
+            throw Error(Errc::invalid_argument, "the course of group " + it->name + " has no such module");
         return *it;
     }
     if (mine.empty()) throw Error(Errc::not_found, who + " is not a member of any group");
     std::vector<lindra::Group> fit;
-    std::copy_if(mine.begin(), mine.end(), std::back_inserter(fit), [&](const lindra::Group& g) {
-        return !module || course_has_module(replica, g.course, *module);
-    });
+    std::copy_if(mine.begin(), mine.end(), std::back_inserter(fit),
+                 [&](const lindra::Group& g) { return !module || course_has_module(replica, g.course, *module); });
     if (fit.size() == 1) return fit.front();
     if (fit.empty())
-        throw Error(Errc::not_found, "none of " + who + "'s groups (" + names(mine) +
-                                         ") has a course with that module");
-    throw Error(Errc::ambiguous, who + " is in " + std::to_string(fit.size()) +
-                                     " groups that fit (" + names(fit) +
+        throw Error(Errc::not_found,
+                    "none of " + who + "'s groups (" + names(mine) + ") has a course with that module");
+    throw Error(Errc::ambiguous, who + " is in " + std::to_string(fit.size()) + " groups that fit (" + names(fit) +
                                      "); say which with --group GROUP");
 }
 
@@ -109,8 +102,7 @@ GatheringInGroup find_gathering(const lindra::Replica& replica, const Id& gather
     const auto row = replica.gathering(gathering);
     const auto group = row ? replica.group(row->group) : std::nullopt;
     if (!row || !group)
-        throw Error(Errc::not_found,
-                    "gathering " + gathering.to_string() + " belongs to no group on this device");
+        throw Error(Errc::not_found, "gathering " + gathering.to_string() + " belongs to no group on this device");
     return {*row, *group};
 }
 

@@ -16,8 +16,7 @@ namespace tablet {
 lindra::Id resolve(const lindra::Replica& replica, std::string_view entity, std::string_view name);
 
 std::string person_name(const lindra::Replica& replica, const lindra::Id& person);
-std::string module_title(const lindra::Replica& replica, const lindra::Id& course,
-                         const lindra::Id& module);
+std::string module_title(const lindra::Replica& replica, const lindra::Id& course, const lindra::Id& module);
 
 // The group a person's command is about. With `group_name` (--group) that
 // group, checked to hold the person and, if given, the module. Without it the
@@ -25,8 +24,7 @@ std::string module_title(const lindra::Replica& replica, const lindra::Id& cours
 // groups when there is no module); none or several is an error that asks for
 // --group.
 lindra::Group pick_group(const lindra::Replica& replica, const lindra::Id& person,
-                         const std::optional<lindra::Id>& module,
-                         const std::optional<std::string>& group_name);
+                         const std::optional<lindra::Id>& module, const std::optional<std::string>& group_name);
 
 // The mentor confirming in `group`: `mentor_name` (--mentor), checked to be a
 // mentor of the group, or else the group's only active mentor.

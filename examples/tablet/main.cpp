@@ -19,8 +19,7 @@ int run(std::span<char* const> args) {
         if (inv.words.empty() || inv.words.front() == "help")
             tablet::print_usage(std::cout, table);
         else
-            tablet::print_command_usage(std::cout,
-                                        tablet::find_command(table, inv.words, consumed));
+            tablet::print_command_usage(std::cout, tablet::find_command(table, inv.words, consumed));
         return 0;
     }
     if (inv.words.empty()) {
@@ -31,8 +30,8 @@ int run(std::span<char* const> args) {
     const auto& command = tablet::find_command(table, inv.words, consumed);
     if (!inv.db || inv.db->empty()) throw tablet::UsageError("--db PATH is required");
 
-    tablet::Session session(command, *inv.db, {inv.words.begin() + consumed, inv.words.end()},
-                            std::move(inv.options), std::cout);
+    tablet::Session session(command, *inv.db, {inv.words.begin() + consumed, inv.words.end()}, std::move(inv.options),
+                            std::cout);
     command.run(session);
     return 0;
 }
@@ -43,8 +42,7 @@ int main(int argc, char** argv) {
     try {
         return run({argv + 1, static_cast<std::size_t>(argc > 0 ? argc - 1 : 0)});
     } catch (const tablet::UsageError& e) {
-        std::cerr << "lindra-tablet: " << e.what()
-                  << "\n(lindra-tablet --help lists the commands)\n";
+        std::cerr << "lindra-tablet: " << e.what() << "\n(lindra-tablet --help lists the commands)\n";
         return 2;
     } catch (const std::exception& e) {  // lindra::Error's message names the field
         std::cerr << "lindra-tablet: " << e.what() << '\n';

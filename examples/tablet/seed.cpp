@@ -62,19 +62,16 @@ constexpr std::array<DemoGathering, 4> kGatherings = {{
 void seed_demo(Session& s) {
     auto& r = s.replica();
     if (r.find("course", kCourse))
-        throw lindra::Error(
-            lindra::Errc::invalid_argument,
-            "this replica already has the demo course \"" + std::string(kCourse) + "\"");
+        throw lindra::Error(lindra::Errc::invalid_argument,
+                            "this replica already has the demo course \"" + std::string(kCourse) + "\"");
 
     // Gatherings a week apart from today, 10:00 local time.
     std::array<lindra::Timestamp, kGatherings.size()> at{};
-    for (std::size_t i = 0; i < at.size(); ++i)
-        at[i] = local_time_in_days(7 * static_cast<int>(i), 10);
+    for (std::size_t i = 0; i < at.size(); ++i) at[i] = local_time_in_days(7 * static_cast<int>(i), 10);
 
     std::string group_name;
     r.batch([&](lindra::Writes& w) {
-        const auto org =
-            w.register_organization("Fjellvik kommune", lindra::OrganizationKind::municipality);
+        const auto org = w.register_organization("Fjellvik kommune", lindra::OrganizationKind::municipality);
         const auto course = w.register_course(std::string(kCourse), "1.0", "en", 3);
         std::array<lindra::Id, kModules.size()> modules;
         for (std::size_t i = 0; i < kModules.size(); ++i) {
@@ -105,12 +102,10 @@ void seed_demo(Session& s) {
     });
 
     auto& out = s.out();
-    out << "seeded Fjellvik kommune: course \"" << kCourse << "\" with " << kModules.size()
-        << " modules\n"
+    out << "seeded Fjellvik kommune: course \"" << kCourse << "\" with " << kModules.size() << " modules\n"
         << "group \"" << group_name << "\": mentor " << kPeople[0].name << "; candidates";
     for (std::size_t i = 1; i < kPeople.size(); ++i) out << (i > 1 ? ", " : " ") << kPeople[i].name;
-    out << '\n'
-        << kGatherings.size() << " gatherings, weekly from " << local_datetime(at.front()) << '\n';
+    out << '\n' << kGatherings.size() << " gatherings, weekly from " << local_datetime(at.front()) << '\n';
 }
 
 }  // namespace tablet

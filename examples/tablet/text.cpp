@@ -9,8 +9,8 @@ namespace {
 
 std::size_t width(const std::string& s) {
     // Count every byte that is not a UTF-8 continuation byte.
-    return static_cast<std::size_t>(std::count_if(
-        s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+    return static_cast<std::size_t>(
+        std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 std::string format_local(lindra::Timestamp ms, const char* format) {

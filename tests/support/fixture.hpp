@@ -28,7 +28,8 @@ inline Seeded seed_group(Replica& r) {
         m3.kind = ModuleKind::reflection;
         NewModule m4 = module(4, "M4: Further reading");
         m4.required = false;
-        for (const auto& m : {m1, module(2, "M2: Pain and symptoms"), m3, m4}) s.modules.push_back(w.register_module(m));
+        for (const auto& m : {m1, module(2, "M2: Pain and symptoms"), m3, m4})
+            s.modules.push_back(w.register_module(m));
         s.group = w.create_group({.course = s.course,
                                   .organization = s.organization,
                                   .name = "Fjellvik group 1",
@@ -41,8 +42,10 @@ inline Seeded seed_group(Replica& r) {
             w.add_member(s.group, s.candidates.back(), MemberRole::candidate);
         }
         for (int i = 1; i <= 3; ++i)
-            s.gatherings.push_back(w.plan_gathering(
-                {.group = s.group, .ordinal = i, .title = "G" + std::to_string(i) + ": Gathering " + std::to_string(i)}));
+            s.gatherings.push_back(
+                w.plan_gathering({.group = s.group,
+                                  .ordinal = i,
+                                  .title = "G" + std::to_string(i) + ": Gathering " + std::to_string(i)}));
     });
     return s;
 }

@@ -7,7 +7,7 @@
 namespace lindra::test {
 
 class TempDir {
-public:
+  public:
     // `memory`: on /dev/shm where there is one, for tests that create many
     // databases and need no durability (the property tests).
     explicit TempDir(bool memory = false);
@@ -19,7 +19,7 @@ public:
     // A file name inside the directory.
     std::string file(const std::string& name) const { return (path_ / name).string(); }
 
-private:
+  private:
     std::filesystem::path path_;
 };
 

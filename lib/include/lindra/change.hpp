@@ -35,8 +35,12 @@ struct Change {
 constexpr std::int64_t progress_value(std::int64_t attempt, int status_rank) noexcept {
     return attempt * 256 + status_rank;
 }
-constexpr std::int64_t progress_attempt(std::int64_t v) noexcept { return v / 256; }
-constexpr int progress_rank(std::int64_t v) noexcept { return static_cast<int>(v % 256); }
+constexpr std::int64_t progress_attempt(std::int64_t v) noexcept {
+    return v / 256;
+}
+constexpr int progress_rank(std::int64_t v) noexcept {
+    return static_cast<int>(v % 256);
+}
 
 // Human-readable form for logs and the CLI.
 std::string to_string(const Value& v);

@@ -38,7 +38,7 @@ inline std::error_code make_error_code(Errc e) noexcept {
 }
 
 class Error : public std::system_error {
-public:
+  public:
     Error(Errc code, const std::string& message, int sqlite_code = 0, std::string field = {})
         : std::system_error(make_error_code(code), message),
           message_(message),
@@ -55,7 +55,7 @@ public:
     // "entity.field" the error is about, empty if it is not about one field.
     const std::string& field() const noexcept { return field_; }
 
-private:
+  private:
     std::string message_;
     int sqlite_code_;
     std::string field_;

@@ -190,7 +190,7 @@ struct OutboxEntry {
 // The write API, shared by Replica (each call is its own transaction) and
 // the Writes& of Replica::batch() (all calls share one transaction).
 class Writes {
-public:
+  public:
     // Generic writes by entity and field name, validated against the schema
     // table. create() returns the new row's id: random, or derived from the
     // key fields for entities with derived ids (membership, attendance, ...).
@@ -236,14 +236,14 @@ public:
     // Reflections (the candidate); returns the reflection's id.
     Id write_reflection(const Id& person, const Id& group, std::optional<Id> module, const std::string& text);
 
-protected:
+  protected:
     Writes(detail::Core* core, bool own_transaction) noexcept : core_(core), own_transaction_(own_transaction) {}
     ~Writes() = default;
     Writes(const Writes&) = default;
     Writes& operator=(const Writes&) = default;
     detail::Core* core_;
 
-private:
+  private:
     template <class F>
     auto run(F&& f);
     bool own_transaction_;
@@ -256,7 +256,7 @@ struct ReplicaOptions {
 };
 
 class Replica : public Writes {
-public:
+  public:
     // Opens (creating if needed) the replica at `path`, runs forward
     // migrations, and creates and persists a device id on first open.
     explicit Replica(const std::string& path, ReplicaOptions options = {});
@@ -304,7 +304,7 @@ public:
     // The last hybrid logical time this replica issued or saw.
     std::uint64_t hlc() const;
 
-private:
+  private:
     std::unique_ptr<detail::Core> owned_;
 };
 

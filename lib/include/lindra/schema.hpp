@@ -49,14 +49,14 @@ struct FieldDef {
     std::string_view name;
     FieldType type;
     MergeRule rule;
-    bool key = false;       // part of the row's derived id; never changes
+    bool key = false;  // part of the row's derived id; never changes
     // May be written as "no value". A non-nullable lww/add_wins field must be
     // given when a row is created; the other rules have a natural default
     // (0, not_started, not deleted) and never take "no value".
     bool nullable = true;
-    bool indexed = false;   // the domain table has an index on this column
-    std::int64_t min = 0;   // integer range; text: unused
-    std::int64_t max = 0;   // integer range; text: max length in code points
+    bool indexed = false;                           // the domain table has an index on this column
+    std::int64_t min = 0;                           // integer range; text: unused
+    std::int64_t max = 0;                           // integer range; text: max length in code points
     std::span<const std::string_view> values = {};  // enumeration/progress values, in order
     std::string_view ref_entity = {};
     std::uint16_t since = 1;  // schema version that added the field

@@ -5,7 +5,9 @@
 namespace lindra::codec {
 namespace {
 enum Tag : std::uint8_t { kNull = 0, kInt = 1, kText = 2, kId = 3 };
-[[noreturn]] void malformed() { throw Error(Errc::corrupt, "malformed lindra blob"); }
+[[noreturn]] void malformed() {
+    throw Error(Errc::corrupt, "malformed lindra blob");
+}
 }  // namespace
 
 void Writer::varint(std::uint64_t v) {
@@ -22,7 +24,9 @@ void Writer::fixed64(std::uint64_t v) {
 
 void Writer::value(const Value& v) {
     switch (v.index()) {
-        case 0: out_.push_back(kNull); break;
+        case 0:
+            out_.push_back(kNull);
+            break;
         case 1:
             out_.push_back(kInt);
             svarint(std::get<std::int64_t>(v));
@@ -75,15 +79,19 @@ Id Reader::id() {
 
 Value Reader::value() {
     switch (take(1)[0]) {
-        case kNull: return std::monostate{};
-        case kInt: return svarint();
+        case kNull:
+            return std::monostate{};
+        case kInt:
+            return svarint();
         case kText: {
             const auto n = varint();
             auto b = take(n);
             return std::string(reinterpret_cast<const char*>(b.data()), b.size());
         }
-        case kId: return id();
-        default: malformed();
+        case kId:
+            return id();
+        default:
+            malformed();
     }
 }
 

@@ -11,7 +11,7 @@
 namespace lindra::codec {
 
 class Writer {
-public:
+  public:
     void varint(std::uint64_t v);
     void svarint(std::int64_t v) { varint((static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63)); }
     void fixed64(std::uint64_t v);
@@ -20,13 +20,13 @@ public:
     const std::string& data() const noexcept { return out_; }
     std::string take() { return std::move(out_); }
 
-private:
+  private:
     std::string out_;
 };
 
 // Reads what Writer wrote; throws Error(Errc::corrupt) on malformed input.
 class Reader {
-public:
+  public:
     explicit Reader(std::span<const std::uint8_t> in) : in_(in) {}
     bool done() const noexcept { return pos_ == in_.size(); }
     std::uint64_t varint();
@@ -38,7 +38,7 @@ public:
     Id id();
     Value value();
 
-private:
+  private:
     std::span<const std::uint8_t> take(std::size_t n);
     std::span<const std::uint8_t> in_;
     std::size_t pos_ = 0;

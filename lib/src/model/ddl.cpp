@@ -10,10 +10,12 @@ std::string column_defs(const FieldDef& f) {
         case FieldType::progress:
             return "attempt INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT '" + std::string(f.values[0]) +
                    "'";
-        case FieldType::ref: return std::string(f.name) + " BLOB";
+        case FieldType::ref:
+            return std::string(f.name) + " BLOB";
         case FieldType::text:
         case FieldType::enumeration:
-        case FieldType::date: return std::string(f.name) + " TEXT";
+        case FieldType::date:
+            return std::string(f.name) + " TEXT";
         case FieldType::integer:
         case FieldType::boolean:
         case FieldType::timestamp:

@@ -76,11 +76,14 @@ bool is_add(const Value& v) noexcept {
 
 bool merge_field(const FieldDef& f, FieldState& cur, const Value& value, const Clock& clock) {
     switch (f.rule) {
-        case MergeRule::lww: return merge_lww(cur, value, clock, false);
-        case MergeRule::add_wins: return merge_lww(cur, value, clock, true);
+        case MergeRule::lww:
+            return merge_lww(cur, value, clock, false);
+        case MergeRule::add_wins:
+            return merge_lww(cur, value, clock, true);
         case MergeRule::progress:
         case MergeRule::max:
-        case MergeRule::tombstone: return merge_ordered(cur, value, clock, compare_numbers(value, cur.value));
+        case MergeRule::tombstone:
+            return merge_ordered(cur, value, clock, compare_numbers(value, cur.value));
         case MergeRule::min: {
             // The earliest time wins; "no value" loses to every number.
             const auto* in = std::get_if<std::int64_t>(&value);
@@ -90,7 +93,8 @@ bool merge_field(const FieldDef& f, FieldState& cur, const Value& value, const C
                                        : *have <=> *in;
             return merge_ordered(cur, value, clock, order);
         }
-        case MergeRule::counter: return merge_counter(cur, value, clock);
+        case MergeRule::counter:
+            return merge_counter(cur, value, clock);
     }
     return false;
 }

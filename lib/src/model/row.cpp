@@ -14,8 +14,10 @@ Value default_value(const FieldDef& f) {
     switch (f.rule) {
         case MergeRule::progress:
         case MergeRule::counter:
-        case MergeRule::tombstone: return std::int64_t{0};
-        default: return std::monostate{};
+        case MergeRule::tombstone:
+            return std::int64_t{0};
+        default:
+            return std::monostate{};
     }
 }
 
@@ -36,8 +38,8 @@ RowStore::RowStore(const EntityDef& e) : entity_(&e) {
         }
     params += ", ?";
     updates += "lindra_clocks = excluded.lindra_clocks";
-    upsert_sql_ = "INSERT INTO " + table + " (id, " + cols + ") VALUES (" + params + ") ON CONFLICT (id) DO UPDATE SET " +
-                  updates;
+    upsert_sql_ = "INSERT INTO " + table + " (id, " + cols + ") VALUES (" + params +
+                  ") ON CONFLICT (id) DO UPDATE SET " + updates;
 }
 
 RowState RowStore::empty() const {
@@ -144,9 +146,7 @@ std::string RowStore::encode_clocks(const EntityDef& e, const RowState& state) {
 }
 
 void RowStore::decode_clocks(const EntityDef& e, std::span<const std::uint8_t> blob, RowState& state) {
-    auto malformed = [&]() -> void {
-        throw Error(Errc::corrupt, "malformed lindra_clocks in " + std::string(e.name));
-    };
+    auto malformed = [&]() -> void { throw Error(Errc::corrupt, "malformed lindra_clocks in " + std::string(e.name)); };
     codec::Reader r(blob);
     // Counts are bounded by the blob size before anything is reserved.
     auto count = [&] {

@@ -42,7 +42,7 @@ struct RowState {
 // Loads and saves rows of one entity with statements generated from the
 // schema table.
 class RowStore {
-public:
+  public:
     explicit RowStore(const EntityDef& e);
 
     const EntityDef& entity() const noexcept { return *entity_; }
@@ -54,7 +54,7 @@ public:
     static std::string encode_clocks(const EntityDef& e, const RowState& state);
     static void decode_clocks(const EntityDef& e, std::span<const std::uint8_t> blob, RowState& state);
 
-private:
+  private:
     const EntityDef* entity_;
     std::string select_sql_;
     std::string upsert_sql_;

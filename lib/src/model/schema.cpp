@@ -14,14 +14,16 @@ using T = FieldType;
 using R = MergeRule;
 
 // Limits, documented in the README ("Data model").
-constexpr std::int64_t kNameMax = 200;      // names and titles, code points
-constexpr std::int64_t kNoteMax = 2000;     // attendance notes, confirmation statements
+constexpr std::int64_t kNameMax = 200;   // names and titles, code points
+constexpr std::int64_t kNoteMax = 2000;  // attendance notes, confirmation statements
 constexpr std::int64_t kReflectionMax = 4000;
 constexpr std::int64_t kTimestampMax = std::int64_t{1} << 47;  // ms, year 6429
 constexpr std::int64_t kSecondsMax = 1'000'000'000;
 
 // Field builders keep the table below one line per field.
-constexpr FieldDef deleted() { return {1, kDeletedField, T::boolean, R::tombstone, false, false, false, 0, 1}; }
+constexpr FieldDef deleted() {
+    return {1, kDeletedField, T::boolean, R::tombstone, false, false, false, 0, 1};
+}
 constexpr FieldDef text(std::uint16_t tag, std::string_view name, std::int64_t max) {
     return {tag, name, T::text, R::lww, false, true, false, 0, max};
 }
@@ -207,9 +209,13 @@ const FieldDef* EntityDef::field(std::uint16_t t) const noexcept {
     return nullptr;
 }
 
-std::uint16_t schema_version() noexcept { return 1; }
+std::uint16_t schema_version() noexcept {
+    return 1;
+}
 
-std::span<const EntityDef> entities() noexcept { return kEntities; }
+std::span<const EntityDef> entities() noexcept {
+    return kEntities;
+}
 
 const EntityDef* find_entity(std::string_view name) noexcept {
     for (const auto& e : kEntities)

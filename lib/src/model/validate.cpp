@@ -10,14 +10,22 @@ namespace {
 
 const char* type_name(FieldType t) {
     switch (t) {
-        case FieldType::text: return "text";
-        case FieldType::integer: return "an integer";
-        case FieldType::boolean: return "a boolean (0 or 1)";
-        case FieldType::enumeration: return "an enum value";
-        case FieldType::ref: return "an id";
-        case FieldType::timestamp: return "a timestamp in milliseconds";
-        case FieldType::date: return "a date (YYYY-MM-DD)";
-        case FieldType::progress: return "a progress value";
+        case FieldType::text:
+            return "text";
+        case FieldType::integer:
+            return "an integer";
+        case FieldType::boolean:
+            return "a boolean (0 or 1)";
+        case FieldType::enumeration:
+            return "an enum value";
+        case FieldType::ref:
+            return "an id";
+        case FieldType::timestamp:
+            return "a timestamp in milliseconds";
+        case FieldType::date:
+            return "a date (YYYY-MM-DD)";
+        case FieldType::progress:
+            return "a progress value";
     }
     return "?";
 }
@@ -30,11 +38,20 @@ std::optional<std::size_t> utf8_length(const std::string& s) {
         std::size_t len;
         char32_t cp;
         if (c == 0) return std::nullopt;
-        if (c < 0x80) { len = 1; cp = c; }
-        else if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-        else return std::nullopt;
+        if (c < 0x80) {
+            len = 1;
+            cp = c;
+        } else if ((c & 0xE0) == 0xC0) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4;
+            cp = c & 0x07;
+        } else
+            return std::nullopt;
         if (i + len > s.size()) return std::nullopt;
         for (std::size_t k = 1; k < len; ++k) {
             const auto cc = static_cast<unsigned char>(s[i + k]);
@@ -111,8 +128,8 @@ void validate(const EntityDef& e, const FieldDef& f, const Value& v) {
             if (*i < 0 || progress_attempt(*i) > f.max)
                 fail(Errc::out_of_range, "attempt outside 0.." + std::to_string(f.max));
             if (progress_rank(*i) >= static_cast<int>(f.values.size()))
-                fail(Errc::bad_enum_value, "unknown progress status " + std::to_string(progress_rank(*i)) +
-                                               "; allowed: " + quoted_values(f));
+                fail(Errc::bad_enum_value,
+                     "unknown progress status " + std::to_string(progress_rank(*i)) + "; allowed: " + quoted_values(f));
             return;
         }
         case FieldType::text:
@@ -121,7 +138,8 @@ void validate(const EntityDef& e, const FieldDef& f, const Value& v) {
             const auto* s = std::get_if<std::string>(&v);
             if (!s) return fail(Errc::wrong_type, std::string("expected ") + type_name(f.type));
             if (f.type == FieldType::enumeration && f.value_index(*s) < 0) throw_bad_enum(e, f, *s);
-            if (f.type == FieldType::date && !valid_date(*s)) fail(Errc::invalid_argument, "\"" + *s + "\" is not a date (YYYY-MM-DD)");
+            if (f.type == FieldType::date && !valid_date(*s))
+                fail(Errc::invalid_argument, "\"" + *s + "\" is not a date (YYYY-MM-DD)");
             if (f.type == FieldType::text) {
                 const auto n = utf8_length(*s);
                 if (!n) fail(Errc::invalid_argument, "text is not valid UTF-8 or contains NUL");

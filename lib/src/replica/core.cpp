@@ -121,13 +121,13 @@ void Core::check_writable() const {
 }
 
 class Core::Mutation {
-public:
+  public:
     explicit Mutation(Core& core) : core_(core), exceptions_(std::uncaught_exceptions()) {}
     ~Mutation() {
         if (std::uncaught_exceptions() > exceptions_) core_.failed_midway_ = true;
     }
 
-private:
+  private:
     Core& core_;
     int exceptions_;
 };
@@ -138,7 +138,8 @@ Id Core::new_row_id(const EntityDef& e, std::span<const Intent> intents) const {
     std::vector<Id> keys;
     for (const auto& f : e.fields) {
         if (!f.key) continue;
-        const auto it = std::find_if(intents.begin(), intents.end(), [&](const Intent& i) { return i.field == f.name; });
+        const auto it =
+            std::find_if(intents.begin(), intents.end(), [&](const Intent& i) { return i.field == f.name; });
         const Id* id = it == intents.end() ? nullptr : std::get_if<Id>(&it->value);
         if (!id) {
             const auto name = model::qualified_name(e, f);
@@ -271,7 +272,8 @@ void Core::apply(std::span<const Change> changes) {
         model::validate(*e, *f, c.value);
         if (c.row.is_nil() || c.origin.is_nil() || c.hlc == 0 || c.hlc > replica::kHlcMax) {
             const auto name = model::qualified_name(*e, *f);
-            throw Error(Errc::invalid_argument, "change to " + name + " lacks a row id or origin, or its hlc is 0 or above 2^63", 0, name);
+            throw Error(Errc::invalid_argument,
+                        "change to " + name + " lacks a row id or origin, or its hlc is 0 or above 2^63", 0, name);
         }
         by_row[{c.entity, c.row}].push_back(&c);
         max_hlc = std::max(max_hlc, c.hlc);

@@ -32,19 +32,19 @@ struct Intent {
 };
 
 class Core {
-public:
+  public:
     Core(const std::string& path, const ReplicaOptions& options);
 
     // A write transaction. Reloads the outbox seq and the clock from the file
     // once the write lock is held, so several connections to one file never
     // issue the same seq or hlc.
     class WriteTransaction {
-    public:
+      public:
         explicit WriteTransaction(Core& core);
         ~WriteTransaction();
         void commit();
 
-    private:
+      private:
         Core& core_;
         store::Transaction txn_;
         bool committed_ = false;
@@ -73,7 +73,7 @@ public:
     Id device;
     replica::HybridClock clock;
 
-private:
+  private:
     // Rows identified by other rows: a key field, once set, never changes,
     // and the row's id must be the one its keys derive. Checked on local
     // writes and remote changes alike, so no peer can move a row to

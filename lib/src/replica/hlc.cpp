@@ -21,7 +21,9 @@ std::uint64_t HybridClock::tick() {
     return last_;
 }
 
-void HybridClock::observe(std::uint64_t remote) noexcept { last_ = std::max(last_, std::min(remote, kHlcMax)); }
+void HybridClock::observe(std::uint64_t remote) noexcept {
+    last_ = std::max(last_, std::min(remote, kHlcMax));
+}
 
 std::int64_t HybridClock::now_ms() const {
     return std::max(wall_ms_(), static_cast<std::int64_t>(hlc_ms(last_)));

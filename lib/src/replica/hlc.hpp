@@ -10,16 +10,22 @@
 
 namespace lindra::replica {
 
-constexpr std::uint64_t hlc_make(std::uint64_t ms, std::uint16_t counter) noexcept { return (ms << 16) | counter; }
-constexpr std::uint64_t hlc_ms(std::uint64_t h) noexcept { return h >> 16; }
-constexpr std::uint16_t hlc_counter(std::uint64_t h) noexcept { return static_cast<std::uint16_t>(h & 0xFFFF); }
+constexpr std::uint64_t hlc_make(std::uint64_t ms, std::uint16_t counter) noexcept {
+    return (ms << 16) | counter;
+}
+constexpr std::uint64_t hlc_ms(std::uint64_t h) noexcept {
+    return h >> 16;
+}
+constexpr std::uint16_t hlc_counter(std::uint64_t h) noexcept {
+    return static_cast<std::uint16_t>(h & 0xFFFF);
+}
 
 // The largest hlc a replica accepts: clocks are stored in SQLite's signed
 // 64-bit integers, and a clock at the ceiling could not tick.
 constexpr std::uint64_t kHlcMax = (std::uint64_t{1} << 63) - (std::uint64_t{1} << 16);
 
 class HybridClock {
-public:
+  public:
     explicit HybridClock(std::function<std::int64_t()> wall_ms);
 
     // A new time, greater than every time issued or observed, and not behind
@@ -34,7 +40,7 @@ public:
     // not record a completion that wins "earliest" forever.
     std::int64_t now_ms() const;
 
-private:
+  private:
     std::function<std::int64_t()> wall_ms_;
     std::uint64_t last_ = 0;
 };

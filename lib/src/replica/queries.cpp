@@ -53,8 +53,7 @@ char32_t fold(char32_t c) {
     if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7)) return c + 0x20;
     if (c == 0x178) return 0xFF;  // Ÿ
     const bool odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
-    if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x138 && c != 0x149 && (c % 2 == 1) == odd_upper)
-        return c + 1;
+    if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x138 && c != 0x149 && (c % 2 == 1) == odd_upper) return c + 1;
     return c;
 }
 
@@ -65,7 +64,8 @@ std::string lower(std::string_view s) {
         const auto b = static_cast<unsigned char>(s[i]);
         // Two-byte sequences cover every letter fold() changes above ASCII.
         if ((b & 0xE0) == 0xC0 && i + 1 < s.size()) {
-            const char32_t c = fold(static_cast<char32_t>(((b & 0x1F) << 6) | (static_cast<unsigned char>(s[i + 1]) & 0x3F)));
+            const char32_t c =
+                fold(static_cast<char32_t>(((b & 0x1F) << 6) | (static_cast<unsigned char>(s[i + 1]) & 0x3F)));
             out.push_back(static_cast<char>(0xC0 | (c >> 6)));
             out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
             i += 2;
@@ -89,8 +89,8 @@ bool ends_word(const std::string& label, std::size_t at) {
 
 std::optional<Person> Replica::person(const Id& id) const {
     std::lock_guard lock(core_->mutex);
-    auto s = core_->db.cached(
-        "SELECT display_name, profession, organization_id FROM person WHERE id = ? AND deleted = 0");
+    auto s =
+        core_->db.cached("SELECT display_name, profession, organization_id FROM person WHERE id = ? AND deleted = 0");
     s->bind(1, id);
     if (!s->step()) return std::nullopt;
     return Person{id, s->text(0), opt_enum<Profession>(*s, 1), opt_id(*s, 2)};
@@ -113,7 +113,8 @@ std::vector<Module> Replica::modules(const Id& course) const {
 
 std::optional<Group> Replica::group(const Id& id) const {
     std::lock_guard lock(core_->mutex);
-    auto s = core_->db.cached(std::string("SELECT ") + kGroupColumns + " FROM mentor_group WHERE id = ? AND deleted = 0");
+    auto s =
+        core_->db.cached(std::string("SELECT ") + kGroupColumns + " FROM mentor_group WHERE id = ? AND deleted = 0");
     s->bind(1, id);
     if (!s->step()) return std::nullopt;
     return read_group(*s);
@@ -121,9 +122,8 @@ std::optional<Group> Replica::group(const Id& id) const {
 
 std::vector<Group> Replica::groups() const {
     std::lock_guard lock(core_->mutex);
-    return query_groups(*core_,
-                        std::string("SELECT ") + kGroupColumns + " FROM mentor_group WHERE deleted = 0 ORDER BY name",
-                        nullptr);
+    return query_groups(
+        *core_, std::string("SELECT ") + kGroupColumns + " FROM mentor_group WHERE deleted = 0 ORDER BY name", nullptr);
 }
 
 std::vector<Group> Replica::groups_of(const Id& person) const {
@@ -151,7 +151,8 @@ Gathering read_gathering(const store::Statement& s) {
 
 std::optional<Gathering> Replica::gathering(const Id& id) const {
     std::lock_guard lock(core_->mutex);
-    auto s = core_->db.cached(std::string("SELECT ") + kGatheringColumns + " FROM gathering WHERE id = ? AND deleted = 0");
+    auto s =
+        core_->db.cached(std::string("SELECT ") + kGatheringColumns + " FROM gathering WHERE id = ? AND deleted = 0");
     s->bind(1, id);
     if (!s->step()) return std::nullopt;
     return read_gathering(*s);
@@ -172,7 +173,8 @@ Roster Replica::roster(const Id& group) const {
     Core& c = *core_;
     Roster r;
     {
-        auto s = c.db.cached(std::string("SELECT ") + kGroupColumns + " FROM mentor_group WHERE id = ? AND deleted = 0");
+        auto s =
+            c.db.cached(std::string("SELECT ") + kGroupColumns + " FROM mentor_group WHERE id = ? AND deleted = 0");
         s->bind(1, group);
         if (!s->step()) throw Error(Errc::not_found, "group " + group.to_string() + " is not on this device");
         r.group = read_group(*s);
@@ -189,8 +191,8 @@ Roster Replica::roster(const Id& group) const {
     const Value passed = std::string(to_string(ProgressStatus::passed));
     const Value held = std::string(to_string(GatheringStatus::held));
     const Value present = std::string(to_string(AttendanceStatus::present));
-    const auto modules_required = count(
-        c, "SELECT count(*) FROM module WHERE course_id = ? AND required = 1 AND deleted = 0", {r.group.course});
+    const auto modules_required =
+        count(c, "SELECT count(*) FROM module WHERE course_id = ? AND required = 1 AND deleted = 0", {r.group.course});
     const auto gatherings_held =
         count(c, "SELECT count(*) FROM gathering WHERE group_id = ? AND status = ? AND deleted = 0", {group, held});
 
@@ -213,12 +215,12 @@ Roster Replica::roster(const Id& group) const {
                   " WHERE mp.person_id = ? AND mp.group_id = ? AND mp.status IN (?, ?) AND mp.deleted = 0"
                   " AND mo.required = 1 AND mo.deleted = 0",
                   {e.person, group, completed, passed}));
-        e.gatherings_attended = static_cast<int>(
-            count(c,
-                  "SELECT count(*) FROM attendance a JOIN gathering g ON g.id = a.gathering_id"
-                  " WHERE a.person_id = ? AND g.group_id = ? AND g.status = ? AND a.status = ?"
-                  " AND a.deleted = 0 AND g.deleted = 0",
-                  {e.person, group, held, present}));
+        e.gatherings_attended =
+            static_cast<int>(count(c,
+                                   "SELECT count(*) FROM attendance a JOIN gathering g ON g.id = a.gathering_id"
+                                   " WHERE a.person_id = ? AND g.group_id = ? AND g.status = ? AND a.status = ?"
+                                   " AND a.deleted = 0 AND g.deleted = 0",
+                                   {e.person, group, held, present}));
         e.confirmed = count(c, "SELECT count(*) FROM mentor_confirmation WHERE id = ? AND deleted = 0",
                             {Id::derive("mentor_confirmation", {group, e.person})}) > 0;
         r.members.push_back(std::move(e));
@@ -270,7 +272,8 @@ std::optional<Id> Replica::find(std::string_view entity_name, std::string_view n
                               " WHERE deleted = 0");
     while (s->step()) {
         const std::string label = lower(s->text(1));
-        if (label == wanted) exact.push_back(s->id(0));
+        if (label == wanted)
+            exact.push_back(s->id(0));
         else if (label.starts_with(wanted) && ends_word(label, wanted.size()))
             prefix.push_back(s->id(0));
     }

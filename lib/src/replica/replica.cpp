@@ -16,11 +16,11 @@ namespace {
 
 template <class E>
 struct EnumField;
-#define LINDRA_ENUM_FIELD(E, ENTITY, FIELD)                      \
-    template <>                                                  \
-    struct EnumField<E> {                                        \
-        static constexpr std::string_view entity = ENTITY;       \
-        static constexpr std::string_view field = FIELD;         \
+#define LINDRA_ENUM_FIELD(E, ENTITY, FIELD)                \
+    template <>                                            \
+    struct EnumField<E> {                                  \
+        static constexpr std::string_view entity = ENTITY; \
+        static constexpr std::string_view field = FIELD;   \
     }
 LINDRA_ENUM_FIELD(OrganizationKind, "organization", "kind");
 LINDRA_ENUM_FIELD(Profession, "person", "profession");
@@ -66,9 +66,11 @@ E to_enum(std::string_view text) {
     model::throw_bad_enum(enum_entity<E>(), enum_field<E>(), text);
 }
 
-#define LINDRA_ENUM(E)                                          \
-    std::string_view to_string(E v) { return enum_string(v); } \
-    template std::optional<E> parse_enum<E>(std::string_view);  \
+#define LINDRA_ENUM(E)                                         \
+    std::string_view to_string(E v) {                          \
+        return enum_string(v);                                 \
+    }                                                          \
+    template std::optional<E> parse_enum<E>(std::string_view); \
     template E to_enum<E>(std::string_view)
 LINDRA_ENUM(OrganizationKind);
 LINDRA_ENUM(Profession);
@@ -91,7 +93,9 @@ Replica::Replica(const std::string& path, ReplicaOptions options)
 
 Replica::~Replica() = default;
 // A moved-from Replica may only be destroyed or assigned to.
-Replica::Replica(Replica&& other) noexcept : Writes(other), owned_(std::move(other.owned_)) { other.core_ = nullptr; }
+Replica::Replica(Replica&& other) noexcept : Writes(other), owned_(std::move(other.owned_)) {
+    other.core_ = nullptr;
+}
 
 Replica& Replica::operator=(Replica&& other) noexcept {
     owned_ = std::move(other.owned_);
@@ -99,13 +103,17 @@ Replica& Replica::operator=(Replica&& other) noexcept {
     return *this;
 }
 
-const Id& Replica::device_id() const noexcept { return core_->device; }
-const std::string& Replica::path() const noexcept { return core_->db.path(); }
+const Id& Replica::device_id() const noexcept {
+    return core_->device;
+}
+const std::string& Replica::path() const noexcept {
+    return core_->db.path();
+}
 
 namespace {
 // Writes that join the transaction Replica::batch() holds open.
 class BatchWrites final : public Writes {
-public:
+  public:
     explicit BatchWrites(Core* core) noexcept : Writes(core, false) {}
 };
 }  // namespace

@@ -2,7 +2,6 @@
 // fields, so validation, merging and the outbox stay in one place.
 #include "replica/core.hpp"
 
-
 namespace lindra {
 
 using detail::Core;
@@ -19,12 +18,18 @@ void require_row(Core& c, const EntityDef& e, const Id& row) {
 template <class T>
 Value opt(const std::optional<T>& v) {
     if (!v) return std::monostate{};
-    if constexpr (std::is_same_v<T, Id>) return *v;
-    else return static_cast<std::int64_t>(*v);
+    if constexpr (std::is_same_v<T, Id>)
+        return *v;
+    else
+        return static_cast<std::int64_t>(*v);
 }
 
-Value text_or_null(const std::string& s) { return s.empty() ? Value{} : Value{s}; }
-Value str(std::string_view s) { return std::string(s); }
+Value text_or_null(const std::string& s) {
+    return s.empty() ? Value{} : Value{s};
+}
+Value str(std::string_view s) {
+    return std::string(s);
+}
 
 std::vector<Intent> to_intents(const std::vector<FieldValue>& fields) {
     std::vector<Intent> out;
@@ -168,8 +173,9 @@ void Writes::withdraw_member(const Id& group, const Id& person) {
 
 void Writes::start_module(const Id& person, const Id& module, const Id& group) {
     run([&](Core& c) {
-        write_progress(c, person, module, group,
-                       {{"progress", std::int64_t{static_cast<int>(ProgressStatus::in_progress)}, Intent::Op::advance}});
+        write_progress(
+            c, person, module, group,
+            {{"progress", std::int64_t{static_cast<int>(ProgressStatus::in_progress)}, Intent::Op::advance}});
     });
 }
 
@@ -197,7 +203,8 @@ void Writes::add_time_spent(const Id& person, const Id& module, const Id& group,
 void Writes::reset_module(const Id& person, const Id& module, const Id& group) {
     run([&](Core& c) {
         const auto cur = c.get(entity("module_progress"), progress_row(person, module, group), "progress");
-        const auto attempt = progress_attempt(std::holds_alternative<std::int64_t>(cur) ? std::get<std::int64_t>(cur) : 0);
+        const auto attempt =
+            progress_attempt(std::holds_alternative<std::int64_t>(cur) ? std::get<std::int64_t>(cur) : 0);
         write_progress(c, person, module, group,
                        {{"progress", progress_value(attempt + 1, static_cast<int>(ProgressStatus::not_started))}});
     });
@@ -247,7 +254,8 @@ void Writes::confirm_candidate(const Id& group, const Id& person, const Id& ment
 }
 
 Id Writes::write_reflection(const Id& person, const Id& group, std::optional<Id> module, const std::string& text) {
-    return create("reflection", {{"person_id", person}, {"group_id", group}, {"module_id", opt(module)}, {"text", text}});
+    return create("reflection",
+                  {{"person_id", person}, {"group_id", group}, {"module_id", opt(module)}, {"text", text}});
 }
 
 }  // namespace lindra

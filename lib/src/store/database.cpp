@@ -14,12 +14,19 @@ void throw_sqlite(sqlite3* db, int rc, std::string_view context) {
     Errc e = Errc::storage;
     switch (code & 0xFF) {
         case SQLITE_BUSY:
-        case SQLITE_LOCKED: e = Errc::busy; break;
+        case SQLITE_LOCKED:
+            e = Errc::busy;
+            break;
         case SQLITE_CORRUPT:
-        case SQLITE_NOTADB: e = Errc::corrupt; break;
+        case SQLITE_NOTADB:
+            e = Errc::corrupt;
+            break;
         case SQLITE_READONLY:
-        case SQLITE_PERM: e = Errc::read_only; break;
-        default: break;
+        case SQLITE_PERM:
+            e = Errc::read_only;
+            break;
+        default:
+            break;
     }
     std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     if (!context.empty()) msg += " (" + std::string(context.substr(0, 120)) + ")";
@@ -67,7 +74,9 @@ void Database::exec(std::string_view sql) {
     if (rc != SQLITE_OK) throw_sqlite(db_, rc, sql);
 }
 
-Statement Database::prepare(std::string_view sql) { return Statement(db_, sql); }
+Statement Database::prepare(std::string_view sql) {
+    return Statement(db_, sql);
+}
 
 CachedStatement Database::cached(const std::string& sql) {
     auto it = cache_.find(sql);
@@ -75,7 +84,9 @@ CachedStatement Database::cached(const std::string& sql) {
     return CachedStatement(*it->second);
 }
 
-std::int64_t Database::changes() const { return sqlite3_changes64(db_); }
+std::int64_t Database::changes() const {
+    return sqlite3_changes64(db_);
+}
 
 std::int64_t Database::user_version() {
     auto s = prepare("PRAGMA user_version");
@@ -83,7 +94,9 @@ std::int64_t Database::user_version() {
     return s.int64(0);
 }
 
-void Database::set_user_version(std::int64_t v) { exec("PRAGMA user_version=" + std::to_string(v)); }
+void Database::set_user_version(std::int64_t v) {
+    exec("PRAGMA user_version=" + std::to_string(v));
+}
 
 std::uint32_t Database::data_version() {
     unsigned int v = 0;
@@ -92,6 +105,8 @@ std::uint32_t Database::data_version() {
     return v;
 }
 
-bool Database::in_transaction() const { return sqlite3_get_autocommit(db_) == 0; }
+bool Database::in_transaction() const {
+    return sqlite3_get_autocommit(db_) == 0;
+}
 
 }  // namespace lindra::store

@@ -18,7 +18,7 @@ class Database;
 // A cached statement in use: reset and unbound when the guard goes out of
 // scope, so the next user finds it clean whatever happened in between.
 class CachedStatement {
-public:
+  public:
     explicit CachedStatement(Statement& s) noexcept : s_(&s) {}
     ~CachedStatement() { s_->reset(); }
     CachedStatement(const CachedStatement&) = delete;
@@ -26,7 +26,7 @@ public:
     Statement* operator->() const noexcept { return s_; }
     Statement& operator*() const noexcept { return *s_; }
 
-private:
+  private:
     Statement* s_;
 };
 
@@ -39,7 +39,7 @@ struct OpenOptions {
 };
 
 class Database {
-public:
+  public:
     // Opens or creates the file and applies lindra's settings: WAL,
     // foreign_keys, busy timeout, secure_delete, SQLITE_DBCONFIG_DEFENSIVE,
     // trusted_schema off and the chosen synchronous level.
@@ -63,7 +63,7 @@ public:
     std::uint32_t data_version();
     const std::string& path() const noexcept { return path_; }
 
-private:
+  private:
     friend class Statement;
     sqlite3* db_ = nullptr;
     std::string path_;

@@ -11,15 +11,16 @@
 namespace lindra::store {
 
 Statement::Statement(sqlite3* db, std::string_view sql) : db_(db), stmt_(nullptr) {
-    const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt_,
-                                      nullptr);
+    const int rc =
+        sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
     if (rc != SQLITE_OK) throw_sqlite(db, rc, sql);
 }
 
-Statement::~Statement() { sqlite3_finalize(stmt_); }
+Statement::~Statement() {
+    sqlite3_finalize(stmt_);
+}
 
-Statement::Statement(Statement&& other) noexcept
-    : db_(other.db_), stmt_(std::exchange(other.stmt_, nullptr)) {}
+Statement::Statement(Statement&& other) noexcept : db_(other.db_), stmt_(std::exchange(other.stmt_, nullptr)) {}
 
 Statement& Statement::operator=(Statement&& other) noexcept {
     if (this != &other) {
@@ -53,10 +54,14 @@ Statement& Statement::bind(int i, std::span<const std::uint8_t> blob) {
 
 Statement& Statement::bind(int i, const Value& v) {
     switch (v.index()) {
-        case 1: return bind(i, std::get<std::int64_t>(v));
-        case 2: return bind(i, std::string_view(std::get<std::string>(v)));
-        case 3: return bind(i, std::get<Id>(v));
-        default: return bind_null(i);
+        case 1:
+            return bind(i, std::get<std::int64_t>(v));
+        case 2:
+            return bind(i, std::string_view(std::get<std::string>(v)));
+        case 3:
+            return bind(i, std::get<Id>(v));
+        default:
+            return bind_null(i);
     }
 }
 
@@ -82,9 +87,13 @@ void Statement::reset() noexcept {
     sqlite3_clear_bindings(stmt_);
 }
 
-bool Statement::is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+bool Statement::is_null(int col) const {
+    return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+}
 
-std::int64_t Statement::int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+std::int64_t Statement::int64(int col) const {
+    return sqlite3_column_int64(stmt_, col);
+}
 
 std::string Statement::text(int col) const {
     const auto* p = sqlite3_column_text(stmt_, col);
@@ -108,14 +117,21 @@ Id Statement::id(int col) const {
 
 Value Statement::value(int col) const {
     switch (sqlite3_column_type(stmt_, col)) {
-        case SQLITE_INTEGER: return int64(col);
-        case SQLITE_TEXT: return text(col);
-        case SQLITE_BLOB: return id(col);
-        case SQLITE_NULL: return std::monostate{};
-        default: throw Error(Errc::corrupt, "unexpected floating-point column");
+        case SQLITE_INTEGER:
+            return int64(col);
+        case SQLITE_TEXT:
+            return text(col);
+        case SQLITE_BLOB:
+            return id(col);
+        case SQLITE_NULL:
+            return std::monostate{};
+        default:
+            throw Error(Errc::corrupt, "unexpected floating-point column");
     }
 }
 
-int Statement::column_count() const { return sqlite3_column_count(stmt_); }
+int Statement::column_count() const {
+    return sqlite3_column_count(stmt_);
+}
 
 }  // namespace lindra::store

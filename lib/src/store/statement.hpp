@@ -16,7 +16,7 @@ struct sqlite3_stmt;
 namespace lindra::store {
 
 class Statement {
-public:
+  public:
     Statement(sqlite3* db, std::string_view sql);
     ~Statement();
     Statement(const Statement&) = delete;
@@ -50,7 +50,7 @@ public:
     Value value(int col) const;
     int column_count() const;
 
-private:
+  private:
     sqlite3* db_;
     sqlite3_stmt* stmt_;
 };

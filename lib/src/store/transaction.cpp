@@ -4,7 +4,9 @@ namespace lindra::store {
 
 // BEGIN/COMMIT run as cached statements: a write transaction per API call is
 // the common case, and re-parsing them each time is measurable.
-Transaction::Transaction(Database& db) : db_(db) { db_.cached("BEGIN IMMEDIATE")->run(); }
+Transaction::Transaction(Database& db) : db_(db) {
+    db_.cached("BEGIN IMMEDIATE")->run();
+}
 
 Transaction::~Transaction() {
     if (done_) return;

@@ -8,7 +8,7 @@
 namespace lindra::store {
 
 class Transaction {
-public:
+  public:
     // IMMEDIATE takes the write lock at once, so a writer never fails half
     // way with SQLITE_BUSY on lock upgrade.
     explicit Transaction(Database& db);
@@ -18,7 +18,7 @@ public:
 
     void commit();
 
-private:
+  private:
     Database& db_;
     bool done_ = false;
 };
