@@ -1,5 +1,6 @@
 // The public C++ API: typed writes and queries round-trip, each write is one
 // transaction with its outbox entry, the device id and clock persist.
+#include "replica/core.hpp"
 #include "store/database.hpp"
 #include "support/db.hpp"
 #include "support/fixture.hpp"
@@ -417,4 +418,24 @@ TEST_CASE("a moved Replica keeps working and the moved-from one lets go") {
     c = std::move(b);
     CHECK(c.device_id() == device);
     CHECK(c.outbox_size() == 1);
+}
+
+TEST_CASE("a replica file of store version 1 opens, migrates and keeps its data") {
+    TempDir dir;
+    const std::string path = dir.file("v1.db");
+    const Id device = Id::random();
+    {
+        // What lindra 0.1's first release wrote: only the first store step.
+        store::Database db(path);
+        store::migrate(db, detail::replica_migrations().first(1));
+        db.prepare("INSERT INTO lindra_replica VALUES (1, ?, 0, 0, 0)").bind(1, device).run();
+        CHECK(db.user_version() == 1);
+    }
+    Replica r(path);
+    CHECK(r.device_id() == device);
+    const Id person = r.register_person("Ola Nordmann", Profession::nurse);
+    CHECK(r.person(person)->display_name == "Ola Nordmann");
+    store::Database db(path);
+    CHECK(db.user_version() == detail::replica_migrations().back().version);
+    CHECK(detail::core_of(r).pull_state().cursor.empty());
 }

@@ -1,5 +1,6 @@
 // The store layer: connection settings, statements, cached statements,
 // transactions, migrations and lock contention (DESIGN §4).
+#include "replica/core.hpp"
 #include "store/database.hpp"
 #include "store/migrations.hpp"
 #include "store/statement.hpp"
@@ -577,15 +578,16 @@ TEST_CASE("a Replica keeps its device id and refuses a newer file", "[store][mig
         CHECK(r.device_id() == device);
         CHECK(r.outbox_size() == 1);
     }
+    const auto store_version = lindra::detail::replica_migrations().back().version;
     {
         Database db(path);
-        CHECK(db.user_version() == lindra::schema_version());
-        db.set_user_version(lindra::schema_version() + 1);
+        CHECK(db.user_version() == store_version);
+        db.set_user_version(store_version + 1);
     }
     const auto e = error_of([&] { lindra::Replica r(path); });
     CHECK(e.errc() == Errc::schema_too_new);
     Database db(path);
-    CHECK(db.user_version() == lindra::schema_version() + 1);
+    CHECK(db.user_version() == store_version + 1);
     CHECK(query_int(db, "SELECT count(*) FROM organization") == 1);
 }
 

@@ -6,7 +6,11 @@
 #include "lookup.hpp"
 #include "text.hpp"
 
+#include <lindra/sync.hpp>
+
 #include <algorithm>
+#include <charconv>
+#include <stdexcept>
 #include <filesystem>
 #include <limits>
 #include <optional>
@@ -262,6 +266,45 @@ void cmd_outbox(Session& s) {
     s.out() << "outbox: " << s.replica().outbox_size() << " changes waiting for the server\n";
 }
 
+std::optional<std::uint16_t> parse_port(std::string_view text) {
+    unsigned v = 0;
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc{} || ptr != text.data() + text.size() || text.empty() || v > 65535) return std::nullopt;
+    return static_cast<std::uint16_t>(v);
+}
+
+void cmd_gathering_rename(Session& s) {
+    auto& r = s.replica();
+    const Id gathering = resolve(r, "gathering", s.operand(0));
+    r.update("gathering", gathering, {{"title", s.operand(1)}});
+    s.out() << "gathering renamed to " << s.operand(1) << '\n';
+}
+
+// One sync round; prints what moved. A failed round exits 1 with the reason.
+void cmd_sync(Session& s) {
+    const auto server = s.option("--server");
+    const auto token = s.option("--token");
+    if (!server || !token) throw UsageError("sync needs --server HOST:PORT and --token TOKEN");
+    const auto colon = server->rfind(':');
+    const auto port = colon == std::string::npos ? std::nullopt : parse_port(server->substr(colon + 1));
+    if (!port) throw UsageError("--server wants HOST:PORT, not \"" + *server + "\"");
+
+    lindra::SyncOptions options;
+    options.host = server->substr(0, colon);
+    options.port = *port;
+    options.token = *token;
+    options.app = "lindra-tablet";
+    lindra::SyncClient client(s.replica(), options);
+    const auto result = client.sync();
+    for (const auto& r : result.rejected)
+        s.out() << "refused by the server: change " << r.seq << " (" << r.code << "): " << r.reason << '\n';
+    if (!result.ok())
+        throw std::runtime_error("sync failed (" + std::string(lindra::to_string(result.outcome)) + "): " +
+                                 result.message);
+    s.out() << "synced: pushed " << result.changes_pushed << " changes, pulled " << result.changes_pulled
+            << " changes (" << result.bytes_sent << " bytes sent, " << result.bytes_received << " received)\n";
+}
+
 }  // namespace
 
 std::span<const Command> commands() {
@@ -298,7 +341,13 @@ std::span<const Command> commands() {
          {"--mentor MENTOR", "--statement TEXT", "--group GROUP"},
          "the mentor confirms PERSON's participation in the group",
          cmd_confirm},
+        {"gathering rename", "GATHERING TITLE", {}, "give the gathering another title", cmd_gathering_rename},
         {"outbox", "", {}, "how many local changes wait for the server", cmd_outbox},
+        {"sync",
+         "",
+         {"--server HOST:PORT", "--token TOKEN"},
+         "push the outbox to the server and pull what others wrote",
+         cmd_sync},
     };
     return table;
 }

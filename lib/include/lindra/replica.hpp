@@ -32,9 +32,11 @@
 
 namespace lindra {
 
+class Replica;
 namespace detail {
 class Core;
-}
+Core& core_of(Replica& replica) noexcept;  // for lindra's sync client
+}  // namespace detail
 
 // Typed enum values. Each enum's order is the order of its field's values in
 // the schema table (tests/model_test.cpp checks it); to_string() gives the
@@ -305,6 +307,7 @@ class Replica : public Writes {
     std::uint64_t hlc() const;
 
   private:
+    friend detail::Core& detail::core_of(Replica& replica) noexcept;
     std::unique_ptr<detail::Core> owned_;
 };
 

@@ -95,4 +95,25 @@ Value Reader::value() {
     }
 }
 
+std::string encode_fields(std::span<const Change> changes) {
+    Writer w;
+    for (const auto& c : changes) {
+        w.varint(c.field);
+        w.value(c.value);
+    }
+    return w.take();
+}
+
+void decode_fields(std::span<const std::uint8_t> blob, const Change& prototype, std::vector<Change>& out) {
+    Reader r(blob);
+    while (!r.done()) {
+        Change c = prototype;
+        const auto tag = r.varint();
+        if (tag > 0xFFFF) malformed();
+        c.field = static_cast<std::uint16_t>(tag);
+        c.value = r.value();
+        out.push_back(std::move(c));
+    }
+}
+
 }  // namespace lindra::codec

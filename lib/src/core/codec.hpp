@@ -44,4 +44,9 @@ class Reader {
     std::size_t pos_ = 0;
 };
 
+// The fields of one write, as the outbox and the server's change log keep
+// them: (field tag, value) pairs; entity, row, hlc and origin are columns.
+std::string encode_fields(std::span<const Change> changes);
+void decode_fields(std::span<const std::uint8_t> blob, const Change& prototype, std::vector<Change>& out);
+
 }  // namespace lindra::codec

@@ -33,16 +33,35 @@ CREATE TABLE lindra_outbox (
 );
 )sql";
 
-std::vector<store::Migration> migrations() {
-    std::vector<store::Migration> steps;
-    for (std::uint16_t v = 1; v <= schema_version(); ++v) {
-        steps.push_back({v, [v](store::Database& db) {
-                             if (v == 1) db.exec(kLibraryTablesV1);
-                             for (const auto& sql : model::domain_ddl(v)) db.exec(sql);
-                         }});
-    }
+// v2: what sync keeps: the pull cursor (stored with each applied batch)
+// and the server it belongs to.
+constexpr std::string_view kLibraryTablesV2 = R"sql(
+ALTER TABLE lindra_replica ADD COLUMN pull_cursor BLOB NOT NULL DEFAULT x'';
+ALTER TABLE lindra_replica ADD COLUMN server_id BLOB;
+ALTER TABLE lindra_replica ADD COLUMN pull_own INTEGER NOT NULL DEFAULT 0;  -- lost own changes: pull them back
+)sql";
+
+void create_domain_tables(store::Database& db, std::uint16_t schema) {
+    for (const auto& sql : model::domain_ddl(schema)) db.exec(sql);
+}
+
+}  // namespace
+
+// Store versions (PRAGMA user_version). A new data-model version in the
+// schema table gets a step here that calls create_domain_tables with it.
+std::span<const store::Migration> replica_migrations() {
+    static const std::vector<store::Migration> steps = {
+        {1,
+         [](store::Database& db) {
+             db.exec(kLibraryTablesV1);
+             create_domain_tables(db, 1);
+         }},
+        {2, [](store::Database& db) { db.exec(kLibraryTablesV2); }},
+    };
     return steps;
 }
+
+namespace {
 
 std::span<const std::uint8_t> as_bytes(const std::string& s) {
     return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
@@ -66,15 +85,14 @@ const FieldDef& field(const EntityDef& e, std::string_view name) {
 
 Core::Core(const std::string& path, const ReplicaOptions& options)
     : db(path, store::OpenOptions{options.busy_timeout_ms}), clock(options.wall_clock_ms) {
-    const auto steps = migrations();
-    store::migrate(db, steps);
+    store::migrate(db, replica_migrations());
     store::Transaction txn(db);
     auto st = db.prepare("SELECT device_id FROM lindra_replica");
     if (st.step()) {
         device = st.id(0);
     } else {
         device = Id::random();
-        db.prepare("INSERT INTO lindra_replica VALUES (1, ?, 0, 0, ?)")
+        db.prepare("INSERT INTO lindra_replica (singleton, device_id, hlc, acked_seq, created_at) VALUES (1, ?, 0, 0, ?)")
             .bind(1, device)
             .bind(2, static_cast<std::int64_t>(replica::hlc_ms(clock.tick())))
             .run();
@@ -314,27 +332,91 @@ Value Core::get(const EntityDef& e, const Id& row, std::string_view name) {
     return st->step() ? st->value(0) : Value{};
 }
 
+PullState Core::pull_state() {
+    auto st = db.cached("SELECT pull_cursor, pull_own FROM lindra_replica");
+    if (!st->step()) throw Error(Errc::corrupt, db.path() + " has no replica state");
+    const auto b = st->blob(0);
+    return {{reinterpret_cast<const char*>(b.data()), b.size()}, st->int64(1) != 0};
+}
+
+void Core::apply_pulled(std::span<const Change> changes, std::string_view next_cursor, bool complete) {
+    apply(changes);
+    // Once a pull has reached the head, the device has its own changes back.
+    db.cached("UPDATE lindra_replica SET pull_cursor = ?, pull_own = pull_own AND NOT ?")
+        ->bind(1, std::span(reinterpret_cast<const std::uint8_t*>(next_cursor.data()), next_cursor.size()))
+        .bind(2, std::int64_t{complete})
+        .run();
+}
+
+void Core::adopt_server(const Id& server_id, std::uint64_t server_hlc) {
+    check_writable();
+    clock.observe(server_hlc);
+    persist_clock(clock.last());
+    bool same = false;
+    {
+        auto st = db.cached("SELECT server_id FROM lindra_replica");
+        st->step();
+        same = !st->is_null(0) && st->id(0) == server_id;
+    }
+    if (same) return;
+    // Another server (or the first one): its cursor positions mean nothing
+    // here, so pull everything; merging what is already here is a no-op.
+    db.cached("UPDATE lindra_replica SET server_id = ?, pull_cursor = x''")->bind(1, server_id).run();
+}
+
+void Core::skip_ahead(std::int64_t server_highest, std::uint64_t server_highest_hlc) {
+    check_writable();
+    std::int64_t acked = 0;
+    {
+        auto st = db.cached("SELECT acked_seq FROM lindra_replica");
+        st->step();
+        acked = st->int64(0);
+    }
+    if (server_highest <= acked) return;
+    // Our entry with the server's highest seq: the same change (a lost
+    // PushAck: the retry is acknowledged) or another one (this file lost
+    // commits or was restored from a backup, and reused seqs).
+    std::optional<std::uint64_t> local_hlc;
+    {
+        auto st = db.cached("SELECT hlc FROM lindra_outbox WHERE seq = ?");
+        st->bind(1, server_highest);
+        if (st->step()) local_hlc = static_cast<std::uint64_t>(st->int64(0));
+    }
+    const bool behind = next_seq_ - 1 < server_highest;
+    if (local_hlc == server_highest_hlc && !behind) return;
+    if (!local_hlc && !behind) return;  // acknowledged and trimmed here already
+    // Move every pending entry above the server's seq. Re-sending a change
+    // the server already has is harmless (merging is idempotent); taking a
+    // new change for a duplicate would lose it. Two steps: the primary key
+    // must stay unique during the update.
+    const Mutation mutation(*this);
+    db.cached("UPDATE lindra_outbox SET seq = -(seq + ?)")->bind(1, server_highest).run();
+    db.cached("UPDATE lindra_outbox SET seq = -seq")->run();
+    db.cached("UPDATE lindra_replica SET acked_seq = ?, pull_own = 1")->bind(1, server_highest).run();
+    reload_counters();
+}
+
+void Core::make_durable() { db.checkpoint(); }
+
 std::int64_t Core::outbox_size() {
     auto st = db.cached("SELECT count(*) FROM lindra_outbox");
     st->step();
     return st->int64(0);
 }
 
-std::vector<OutboxEntry> Core::outbox(std::size_t max_entries) {
+std::vector<OutboxEntry> Core::outbox(std::size_t max_entries, std::size_t max_changes) {
     std::vector<OutboxEntry> out;
+    std::size_t changes = 0;
     auto st = db.cached("SELECT seq, entity, row_id, hlc, fields FROM lindra_outbox ORDER BY seq LIMIT ?");
     st->bind(1, static_cast<std::int64_t>(std::min<std::size_t>(max_entries, INT64_MAX)));
     while (st->step()) {
         OutboxEntry entry{st->int64(0), {}};
-        const auto tag = static_cast<std::uint16_t>(st->int64(1));
-        const Id row = st->id(2);
-        const auto hlc = static_cast<std::uint64_t>(st->int64(3));
-        codec::Reader r(st->blob(4));
-        while (!r.done()) {
-            const auto field_tag = static_cast<std::uint16_t>(r.varint());
-            entry.changes.push_back({tag, row, field_tag, r.value(), hlc, device});
-        }
+        const Change prototype{static_cast<std::uint16_t>(st->int64(1)), st->id(2), 0, {},
+                               static_cast<std::uint64_t>(st->int64(3)), device};
+        codec::decode_fields(st->blob(4), prototype, entry.changes);
+        changes += entry.changes.size();
         out.push_back(std::move(entry));
+        if (changes >= max_changes) break;
     }
     return out;
 }

@@ -7,6 +7,7 @@
 #include "model/row.hpp"
 #include "replica/hlc.hpp"
 #include "store/database.hpp"
+#include "store/migrations.hpp"
 #include "store/transaction.hpp"
 
 #include <lindra/replica.hpp>
@@ -29,6 +30,11 @@ struct Intent {
     std::string_view field;
     Value value;
     Op op = Op::set;
+};
+
+struct PullState {
+    std::string cursor{};
+    bool include_own = false;  // this device lost changes of its own: pull them back too
 };
 
 class Core {
@@ -64,8 +70,27 @@ class Core {
     // A field's merged value; "no value" if the row is missing.
     Value get(const EntityDef& e, const Id& row, std::string_view field);
 
+    // ---- sync (the client; each needs an open WriteTransaction but the reads)
+    PullState pull_state();
+    // Merges a pulled batch and stores the cursor after it, together;
+    // `complete`: the batch reached the server's head.
+    void apply_pulled(std::span<const Change> changes, std::string_view next_cursor, bool complete);
+    // Welcome: never fall behind the server's clock; a new server id resets
+    // the pull cursor.
+    void adopt_server(const Id& server_id, std::uint64_t server_hlc);
+    // Welcome: the server holds seqs up to `server_highest` from this device
+    // (the entry at that seq has `server_highest_hlc`). If this file does not
+    // know them (restored from a backup, commits lost to a power cut), move
+    // the pending entries above, so no new change is taken for a duplicate;
+    // the lost ones come back with the pull.
+    void skip_ahead(std::int64_t server_highest, std::uint64_t server_highest_hlc);
+    // Makes every committed write durable (a FULL sync point) before pushing.
+    void make_durable();
+
     std::int64_t outbox_size();
-    std::vector<OutboxEntry> outbox(std::size_t max_entries);
+    // The oldest entries, at most `max_entries` of them, stopping once they
+    // hold `max_changes` changes.
+    std::vector<OutboxEntry> outbox(std::size_t max_entries, std::size_t max_changes = SIZE_MAX);
     void acknowledge(std::int64_t seq);
 
     store::Database db;
@@ -94,6 +119,9 @@ class Core {
     // another connection wrote and next_seq_ and the clock must be reloaded.
     std::optional<std::uint32_t> known_version_;
 };
+
+// The store's migrations, oldest first (for tests of old files).
+std::span<const store::Migration> replica_migrations();
 
 // The schema entry for `name`, which lindra's own code knows exists.
 const EntityDef& entity(std::string_view name);

@@ -103,6 +103,8 @@ Replica& Replica::operator=(Replica&& other) noexcept {
     return *this;
 }
 
+detail::Core& detail::core_of(Replica& replica) noexcept { return *replica.core_; }
+
 const Id& Replica::device_id() const noexcept {
     return core_->device;
 }

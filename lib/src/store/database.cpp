@@ -105,6 +105,11 @@ std::uint32_t Database::data_version() {
     return v;
 }
 
+void Database::checkpoint() {
+    const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    if (rc != SQLITE_OK) throw_sqlite(db_, rc, "wal_checkpoint");
+}
+
 bool Database::in_transaction() const {
     return sqlite3_get_autocommit(db_) == 0;
 }

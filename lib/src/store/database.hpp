@@ -57,6 +57,9 @@ class Database {
     std::int64_t user_version();
     void set_user_version(std::int64_t v);
     bool in_transaction() const;
+    // Writes the WAL back into the database file and syncs both: every
+    // commit so far survives a power cut.
+    void checkpoint();
     // Changes when any connection commits to the file, this one included.
     // Another connection's commit shows once this one starts a transaction
     // (lindra reads it right after BEGIN IMMEDIATE).

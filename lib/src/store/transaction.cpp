@@ -4,8 +4,8 @@ namespace lindra::store {
 
 // BEGIN/COMMIT run as cached statements: a write transaction per API call is
 // the common case, and re-parsing them each time is measurable.
-Transaction::Transaction(Database& db) : db_(db) {
-    db_.cached("BEGIN IMMEDIATE")->run();
+Transaction::Transaction(Database& db, Mode mode) : db_(db) {
+    db_.cached(mode == Mode::write ? "BEGIN IMMEDIATE" : "BEGIN")->run();
 }
 
 Transaction::~Transaction() {

@@ -9,9 +9,14 @@ namespace lindra::store {
 
 class Transaction {
   public:
-    // IMMEDIATE takes the write lock at once, so a writer never fails half
-    // way with SQLITE_BUSY on lock upgrade.
-    explicit Transaction(Database& db);
+    enum class Mode {
+        // BEGIN IMMEDIATE takes the write lock at once, so a writer never
+        // fails half way with SQLITE_BUSY on lock upgrade.
+        write,
+        // BEGIN (deferred): a consistent snapshot for reads.
+        read,
+    };
+    explicit Transaction(Database& db, Mode mode = Mode::write);
     ~Transaction();
     Transaction(const Transaction&) = delete;
     Transaction& operator=(const Transaction&) = delete;

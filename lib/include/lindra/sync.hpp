@@ -1,0 +1,112 @@
+// lindra::SyncClient — one sync round with the server: hello, push the
+// outbox until acknowledged, pull until the server has nothing more.
+//
+// Every pushed batch leaves the outbox only once the server acknowledged
+// it; every pulled batch is applied together with its cursor in one
+// transaction. A round cut off anywhere resumes where it stopped, and
+// nothing is applied twice.
+//
+// Runs on the library's own thread, or on an io_context the app already
+// runs (`boost::asio::io_context` is only forward-declared here).
+#pragma once
+
+#include <lindra/replica.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace lindra {
+
+enum class SyncPhase { connecting, pushing, pulling, done };
+
+struct SyncProgress {
+    SyncPhase phase = SyncPhase::connecting;
+    std::int64_t changes_pushed = 0;
+    std::int64_t changes_pulled = 0;
+    std::uint64_t bytes_sent = 0;
+    std::uint64_t bytes_received = 0;
+    std::uint64_t pull_remaining = 0;  // change groups the server has left to send, if it said
+};
+
+struct SyncOptions {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 0;
+    std::string token{};
+    std::string app = "lindra";  // "name/version", shows in the server's log
+    std::chrono::milliseconds connect_timeout{10'000};
+    std::chrono::milliseconds io_timeout{30'000};  // for each frame
+    std::uint32_t push_batch_changes = 5'000;      // at most; the server may ask for fewer
+    std::uint32_t pull_batch_changes = 5'000;
+    std::size_t max_frame_bytes = std::size_t{4} << 20;
+    // Called on the sync's thread after each batch; keep it short.
+    std::function<void(const SyncProgress&)> on_progress{};
+};
+
+enum class SyncOutcome {
+    ok,
+    offline,         // no connection, or it broke: try again later
+    auth_failed,     // the server refused the token
+    server_error,    // the server answered with an Error (see error_code, message)
+    protocol_error,  // the server sent something this client cannot read
+    cancelled,
+    local_error,     // the replica failed (e.g. the disk is full)
+};
+std::string_view to_string(SyncOutcome outcome);
+
+// A pushed change the server refused; it left the outbox and is reported here.
+struct SyncRejection {
+    std::int64_t seq = 0;
+    std::string code{};
+    std::string reason{};
+};
+
+struct SyncResult {
+    SyncOutcome outcome = SyncOutcome::ok;
+    std::string message{};
+    std::string error_code{};  // the server's error code, if it sent one
+    std::uint32_t retry_after_ms = 0;
+    std::int64_t changes_pushed = 0;
+    std::int64_t changes_pulled = 0;
+    std::uint64_t bytes_sent = 0;
+    std::uint64_t bytes_received = 0;
+    std::vector<SyncRejection> rejected{};
+
+    bool ok() const noexcept { return outcome == SyncOutcome::ok; }
+};
+
+// Thread-safety: sync(), sync_async() and cancel() from any thread; one
+// round runs at a time (a second one gets local_error). The Replica must
+// outlive the SyncClient; the app may keep writing to it during a sync.
+class SyncClient {
+public:
+    // Syncs on a thread of the client's own.
+    SyncClient(Replica& replica, SyncOptions options);
+    // Syncs on `io`, which the app runs; sync() must then not be called
+    // from that io_context's threads.
+    SyncClient(Replica& replica, SyncOptions options, boost::asio::io_context& io);
+    ~SyncClient();  // cancels a running round and waits for it
+    SyncClient(const SyncClient&) = delete;
+    SyncClient& operator=(const SyncClient&) = delete;
+
+    // One round; blocks until it ends.
+    SyncResult sync();
+    // One round; `done` runs on the sync's thread when it ends.
+    void sync_async(std::function<void(SyncResult)> done);
+    // Ends a running round soon with SyncOutcome::cancelled; what was
+    // acknowledged or applied stays. No-op if none runs.
+    void cancel();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lindra

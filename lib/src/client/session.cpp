@@ -1,0 +1,205 @@
+#include "client/session.hpp"
+
+#include <algorithm>
+
+namespace lindra::client {
+
+using protocol::ErrorCode;
+
+namespace {
+
+std::size_t framed_size(std::size_t body) {
+    std::size_t n = 1;
+    for (; body >= 0x80; body >>= 7) ++n;
+    return n + body;
+}
+
+bool is_local_failure(Errc e) {
+    return e == Errc::storage || e == Errc::busy || e == Errc::corrupt || e == Errc::read_only;
+}
+
+}  // namespace
+
+SyncSession::SyncSession(detail::Core& core, const SyncOptions& options) : core_(core), options_(options) {}
+
+std::vector<std::string> SyncSession::first_frames() {
+    protocol::Hello h;
+    h.versions = {protocol::kVersion};
+    h.device = core_.device;
+    h.token = options_.token;
+    h.schema_version = schema_version();
+    h.app = options_.app;
+    {
+        std::lock_guard lock(core_.mutex);
+        auto state = core_.pull_state();
+        h.cursor = std::move(state.cursor);
+        include_own_ = state.include_own;
+    }
+    progress(SyncPhase::connecting);
+    return std::move(send(h).frames);
+}
+
+net::Reply SyncSession::send(const protocol::ClientMessage& m) {
+    std::string body = protocol::encode(m);
+    result_.bytes_sent += framed_size(body.size());
+    return {{std::move(body)}, false};
+}
+
+void SyncSession::progress(SyncPhase phase, std::uint64_t remaining) {
+    if (!options_.on_progress) return;
+    options_.on_progress({phase, result_.changes_pushed, result_.changes_pulled, result_.bytes_sent,
+                          result_.bytes_received, remaining});
+}
+
+net::Reply SyncSession::finish(SyncOutcome outcome, std::string message) {
+    state_ = State::done;
+    finished_ = true;
+    result_.outcome = outcome;
+    result_.message = std::move(message);
+    progress(SyncPhase::done);
+    return {{}, true};
+}
+
+net::Reply SyncSession::on_frame(std::span<const std::uint8_t> body) {
+    result_.bytes_received += framed_size(body.size());
+    try {
+        // The server sends whole entries, never more than asked for unless
+        // one entry alone is bigger.
+        auto message = protocol::decode_server(body, pull_limit_ + protocol::max_changes_per_entry());
+        if (const auto* e = std::get_if<protocol::ErrorMessage>(&message)) {
+            result_.error_code = std::string(protocol::to_string(e->code));
+            result_.retry_after_ms = e->retry_after_ms;
+            return finish(e->code == ErrorCode::unauthenticated ? SyncOutcome::auth_failed : SyncOutcome::server_error,
+                          e->message);
+        }
+        if (std::holds_alternative<protocol::Pong>(message)) return {};
+        if (auto* m = std::get_if<protocol::Welcome>(&message); m && state_ == State::hello) return welcome(*m);
+        if (auto* m = std::get_if<protocol::PushAck>(&message); m && state_ == State::pushing) return push_ack(*m);
+        if (auto* m = std::get_if<protocol::PullBatch>(&message); m && state_ == State::pulling) return pull_batch(*m);
+        return finish(SyncOutcome::protocol_error, "the server sent a message out of turn");
+    } catch (const protocol::ProtocolError& e) {
+        return finish(SyncOutcome::protocol_error, e.what());
+    } catch (const Error& e) {
+        // The replica refused what the server sent, or could not store it.
+        return finish(is_local_failure(e.errc()) ? SyncOutcome::local_error : SyncOutcome::protocol_error, e.what());
+    } catch (const std::exception& e) {
+        return finish(SyncOutcome::local_error, e.what());
+    }
+}
+
+net::Reply SyncSession::on_bad_frame(const protocol::ProtocolError& error) {
+    return finish(SyncOutcome::protocol_error, error.what());
+}
+
+void SyncSession::on_close(std::string_view) {}
+
+net::Reply SyncSession::welcome(const protocol::Welcome& m) {
+    if (m.version != protocol::kVersion)
+        return finish(SyncOutcome::protocol_error, "the server chose protocol version " + std::to_string(m.version));
+    bool pending = false;
+    {
+        std::lock_guard lock(core_.mutex);
+        detail::Core::WriteTransaction txn(core_);
+        core_.adopt_server(m.server_id, m.server_hlc);
+        core_.skip_ahead(m.highest_seq, m.highest_hlc);
+        txn.commit();
+        include_own_ = include_own_ || core_.pull_state().include_own;
+        pending = core_.outbox_size() > 0;
+        // What is pushed must survive a power cut here: the server will
+        // remember these seqs (DESIGN §9).
+        if (pending) core_.make_durable();
+    }
+    push_limit_ = std::max<std::uint32_t>(1, std::min(options_.push_batch_changes, m.limits.max_push_changes));
+    pull_limit_ = std::max<std::uint32_t>(1, std::min(options_.pull_batch_changes, m.limits.max_pull_changes));
+    pull_needed_ = m.pull_needed || include_own_;
+    return next();
+}
+
+net::Reply SyncSession::next() {
+    std::vector<OutboxEntry> entries;
+    {
+        std::lock_guard lock(core_.mutex);
+        entries = core_.outbox(SIZE_MAX, push_limit_);
+    }
+    if (!entries.empty()) {
+        state_ = State::pushing;
+        protocol::Push push;
+        in_flight_changes_ = 0;
+        for (auto& e : entries) {
+            in_flight_changes_ += static_cast<std::int64_t>(e.changes.size());
+            push.entries.push_back({e.seq, std::move(e.changes)});
+        }
+        last_pushed_seq_ = push.entries.back().seq;
+        progress(SyncPhase::pushing);
+        return send(push);
+    }
+    // Others may have pushed while this device did; and the cursor should
+    // move past what this device just pushed.
+    if (pull_needed_ || result_.changes_pushed > 0) {
+        std::lock_guard lock(core_.mutex);
+        return pull(core_.pull_state().cursor);
+    }
+    return finish(SyncOutcome::ok, "nothing to do");
+}
+
+net::Reply SyncSession::push_ack(const protocol::PushAck& m) {
+    if (m.acked_seq < last_pushed_seq_)
+        return finish(SyncOutcome::protocol_error, "the server acknowledged seq " + std::to_string(m.acked_seq) +
+                                                       ", not the " + std::to_string(last_pushed_seq_) + " pushed");
+    {
+        std::lock_guard lock(core_.mutex);
+        detail::Core::WriteTransaction txn(core_);
+        core_.acknowledge(last_pushed_seq_);
+        txn.commit();
+    }
+    result_.changes_pushed += in_flight_changes_;
+    for (const auto& r : m.rejected) result_.rejected.push_back({r.seq, std::string(protocol::to_string(r.code)), r.reason});
+    return next();
+}
+
+net::Reply SyncSession::pull(std::string cursor) {
+    state_ = State::pulling;
+    progress(SyncPhase::pulling);
+    return send(protocol::Pull{std::move(cursor), pull_limit_, include_own_});
+}
+
+net::Reply SyncSession::pull_batch(protocol::PullBatch& m) {
+    {
+        std::lock_guard lock(core_.mutex);
+        detail::Core::WriteTransaction txn(core_);
+        core_.apply_pulled(m.changes, m.next_cursor, !m.has_more);
+        txn.commit();
+    }
+    result_.changes_pulled += static_cast<std::int64_t>(m.changes.size());
+    progress(SyncPhase::pulling, m.remaining);
+    if (m.has_more) return pull(std::move(m.next_cursor));
+    return finish(SyncOutcome::ok, "synced");
+}
+
+SyncResult SyncSession::result(const net::ClientOutcome& outcome) const {
+    SyncResult r = result_;
+    if (!finished_ || outcome.end == net::ClientEnd::cancelled) {
+        switch (outcome.end) {
+            case net::ClientEnd::connect_failed:
+                r.outcome = SyncOutcome::offline;
+                r.message = "cannot reach " + options_.host + ":" + std::to_string(options_.port) + ": " + outcome.message;
+                break;
+            case net::ClientEnd::broken:
+                r.outcome = SyncOutcome::offline;
+                r.message = "the connection broke: " + outcome.message;
+                break;
+            case net::ClientEnd::cancelled:
+                if (!finished_ || r.outcome != SyncOutcome::ok) {
+                    r.outcome = SyncOutcome::cancelled;
+                    r.message = "cancelled";
+                }
+                break;
+            case net::ClientEnd::done: break;
+        }
+    }
+    r.bytes_sent = std::max(r.bytes_sent, outcome.counters.bytes_sent);
+    r.bytes_received = std::max(r.bytes_received, outcome.counters.bytes_received);
+    return r;
+}
+
+}  // namespace lindra::client

@@ -1,0 +1,49 @@
+// One sync round as a state machine, without I/O (net/ moves the bytes):
+// Hello -> Welcome -> (Push -> PushAck)* -> (Pull -> PullBatch)* -> done.
+#pragma once
+
+#include "net/client.hpp"
+#include "replica/core.hpp"
+
+#include <lindra/sync.hpp>
+
+namespace lindra::client {
+
+class SyncSession final : public net::ClientSession {
+public:
+    SyncSession(detail::Core& core, const SyncOptions& options);
+
+    std::vector<std::string> first_frames() override;
+    net::Reply on_frame(std::span<const std::uint8_t> body) override;
+    net::Reply on_bad_frame(const protocol::ProtocolError& error) override;
+    void on_close(std::string_view reason) override;
+    bool done() const override { return state_ == State::done; }
+
+    // The round's result, given how the connection ended.
+    SyncResult result(const net::ClientOutcome& outcome) const;
+
+private:
+    enum class State { hello, pushing, pulling, done };
+
+    net::Reply welcome(const protocol::Welcome& m);
+    net::Reply push_ack(const protocol::PushAck& m);
+    net::Reply pull_batch(protocol::PullBatch& m);
+    // The next Push, or the first Pull, or done.
+    net::Reply next();
+    net::Reply pull(std::string cursor);
+    net::Reply finish(SyncOutcome outcome, std::string message);
+    net::Reply send(const protocol::ClientMessage& m);
+    void progress(SyncPhase phase, std::uint64_t remaining = 0);
+
+    detail::Core& core_;
+    const SyncOptions& options_;
+    State state_ = State::hello;
+    SyncResult result_{};
+    bool finished_ = false;  // result_.outcome is final
+    std::uint32_t push_limit_ = 0, pull_limit_ = 0;
+    std::int64_t last_pushed_seq_ = 0;
+    std::int64_t in_flight_changes_ = 0;
+    bool pull_needed_ = false, include_own_ = false;
+};
+
+}  // namespace lindra::client

@@ -1,0 +1,99 @@
+#include "client/session.hpp"
+#include "net/client.hpp"
+
+#include <lindra/sync.hpp>
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+
+namespace lindra {
+
+std::string_view to_string(SyncOutcome outcome) {
+    switch (outcome) {
+        case SyncOutcome::ok: return "ok";
+        case SyncOutcome::offline: return "offline";
+        case SyncOutcome::auth_failed: return "auth failed";
+        case SyncOutcome::server_error: return "server error";
+        case SyncOutcome::protocol_error: return "protocol error";
+        case SyncOutcome::cancelled: return "cancelled";
+        case SyncOutcome::local_error: return "local error";
+    }
+    return "?";
+}
+
+struct SyncClient::Impl {
+    Replica& replica;
+    SyncOptions options;
+    std::unique_ptr<net::IoThread> own;  // when the app brings no io_context
+    boost::asio::io_context* io = nullptr;
+
+    std::mutex mutex;  // guards the three below
+    std::condition_variable idle;
+    std::shared_ptr<net::ClientConnection> connection;
+    std::unique_ptr<client::SyncSession> session;
+    bool running = false;
+};
+
+SyncClient::SyncClient(Replica& replica, SyncOptions options)
+    : impl_(new Impl{replica, std::move(options), std::make_unique<net::IoThread>()}) {
+    impl_->io = &impl_->own->io();
+}
+
+SyncClient::SyncClient(Replica& replica, SyncOptions options, boost::asio::io_context& io)
+    : impl_(new Impl{replica, std::move(options), nullptr, &io}) {}
+
+SyncClient::~SyncClient() {
+    cancel();
+    std::unique_lock lock(impl_->mutex);
+    impl_->idle.wait(lock, [this] { return !impl_->running; });
+}
+
+void SyncClient::sync_async(std::function<void(SyncResult)> done) {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->running) {
+        SyncResult busy;
+        busy.outcome = SyncOutcome::local_error;
+        busy.message = "a sync is already running";
+        done(std::move(busy));
+        return;
+    }
+    impl_->running = true;
+    impl_->session = std::make_unique<client::SyncSession>(detail::core_of(impl_->replica), impl_->options);
+    net::ClientConfig config;
+    config.host = impl_->options.host;
+    config.port = impl_->options.port;
+    config.max_frame = impl_->options.max_frame_bytes;
+    config.connect_timeout = impl_->options.connect_timeout;
+    config.io_timeout = impl_->options.io_timeout;
+    impl_->connection = net::ClientConnection::start(
+        *impl_->io, config, *impl_->session, [impl = impl_.get(), done = std::move(done)](net::ClientOutcome outcome) {
+            SyncResult result;
+            {
+                std::lock_guard lock(impl->mutex);
+                result = impl->session->result(outcome);
+                impl->connection.reset();
+            }
+            done(std::move(result));
+            std::lock_guard lock(impl->mutex);
+            impl->session.reset();
+            impl->running = false;
+            impl->idle.notify_all();
+        });
+}
+
+SyncResult SyncClient::sync() {
+    if (net::running_in(*impl_->io))
+        throw Error(Errc::invalid_argument, "SyncClient::sync() would block the io_context it runs on; use sync_async");
+    std::promise<SyncResult> promise;
+    auto future = promise.get_future();
+    sync_async([&promise](SyncResult r) { promise.set_value(std::move(r)); });
+    return future.get();
+}
+
+void SyncClient::cancel() {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->connection) impl_->connection->cancel();
+}
+
+}  // namespace lindra

@@ -1,0 +1,157 @@
+// Asio internals shared by net/server.cpp and net/client.cpp, the only two
+// translation units that include Asio (compile cost, and DESIGN §7: only
+// net/ touches Asio).
+#pragma once
+
+// Boost 1.74's awaitable.hpp uses std::exchange without including <utility>.
+#include <utility>
+
+#include "net/handler.hpp"
+#include "protocol/frame.hpp"
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace lindra::net::detail {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using std::chrono::milliseconds;
+
+// One TCP connection: its socket, a deadline for the operation in flight,
+// and a buffer that reads whole frames. The stream type is a template
+// parameter in spirit: TLS (the security milestone) replaces `socket` with
+// an ssl::stream over it, and nothing else here changes shape.
+class Connection : public std::enable_shared_from_this<Connection> {
+public:
+    explicit Connection(tcp::socket socket) : socket_(std::move(socket)), timer_(socket_.get_executor()) {}
+
+    tcp::socket& socket() noexcept { return socket_; }
+    bool timed_out() const noexcept { return timed_out_; }
+    const Counters& counters() const noexcept { return counters_; }
+    // Called when the deadline passes, besides closing the socket.
+    void on_timeout(std::function<void()> f) { on_timeout_ = std::move(f); }
+
+    // The operation that follows must finish within `d`, or the socket is
+    // closed under it and it fails.
+    void arm(milliseconds d) {
+        timer_.expires_after(d);
+        timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+            // A disarmed timer's expiry is in the far future, even if this
+            // handler was already queued when disarm() ran.
+            if (ec || self->timer_.expiry() > asio::steady_timer::clock_type::now()) return;
+            self->timed_out_ = true;
+            if (self->on_timeout_) self->on_timeout_();
+            self->close();
+        });
+    }
+    void disarm() { timer_.expires_at(asio::steady_timer::time_point::max()); }
+
+    // The next frame's body; valid until the next call. Waits up to `idle`
+    // for a frame to begin and `io` for the rest. Throws ProtocolError for
+    // broken framing (checked before the buffer grows) and
+    // boost::system::system_error for I/O errors and timeouts.
+    asio::awaitable<std::span<const std::uint8_t>> read_frame(std::size_t max_body, milliseconds idle,
+                                                              milliseconds io) {
+        if (begin_ == end_) begin_ = end_ = 0;
+        for (;;) {
+            const std::span<const std::uint8_t> avail(buffer_.data() + begin_, end_ - begin_);
+            if (const auto header = protocol::parse_frame_header(avail, max_body)) {
+                const std::size_t total = header->header_size + header->body_size;
+                if (avail.size() >= total) {
+                    begin_ += total;
+                    co_return avail.subspan(header->header_size, header->body_size);
+                }
+                make_room(total);
+            } else {
+                make_room(avail.size() + 16);  // the rest of a varint
+            }
+            arm(begin_ == end_ ? idle : io);
+            std::size_t n = 0;
+            try {
+                n = co_await socket_.async_read_some(asio::buffer(buffer_.data() + end_, buffer_.size() - end_),
+                                                     asio::use_awaitable);
+            } catch (const boost::system::system_error& e) {
+                disarm();
+                if (e.code() == asio::error::eof && end_ > begin_ && !timed_out_)
+                    throw protocol::ProtocolError(protocol::ErrorCode::invalid_argument,
+                                                  "the peer closed the connection in the middle of a frame");
+                throw;
+            }
+            disarm();
+            end_ += n;
+            counters_.bytes_received += n;
+        }
+    }
+
+    // Sends the bodies as frames in one gathered write.
+    asio::awaitable<void> write_frames(const std::vector<std::string>& bodies, milliseconds io) {
+        if (bodies.empty()) co_return;
+        std::vector<std::array<std::uint8_t, 10>> headers(bodies.size());
+        std::vector<asio::const_buffer> buffers;
+        buffers.reserve(2 * bodies.size());
+        for (std::size_t i = 0; i < bodies.size(); ++i) {
+            std::size_t n = 0;
+            for (std::uint64_t v = bodies[i].size(); ; v >>= 7) {
+                headers[i][n++] = static_cast<std::uint8_t>((v & 0x7F) | (v >= 0x80 ? 0x80 : 0));
+                if (v < 0x80) break;
+            }
+            buffers.emplace_back(headers[i].data(), n);
+            buffers.emplace_back(bodies[i].data(), bodies[i].size());
+        }
+        arm(io);
+        try {
+            const auto n = co_await asio::async_write(socket_, buffers, asio::use_awaitable);
+            counters_.bytes_sent += n;
+        } catch (...) {
+            disarm();
+            throw;
+        }
+        disarm();
+    }
+
+    // Sends FIN, then closes; never throws.
+    void close() noexcept {
+        boost::system::error_code ignored;
+        socket_.shutdown(tcp::socket::shutdown_both, ignored);
+        socket_.close(ignored);
+    }
+
+private:
+    // Room for `total` bytes from begin_: slide what is buffered to the
+    // front, then grow. Callers have checked `total` against the limit.
+    void make_room(std::size_t total) {
+        if (buffer_.size() - begin_ >= total && end_ < buffer_.size()) return;
+        if (begin_ > 0) {
+            std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+            end_ -= begin_;
+            begin_ = 0;
+        }
+        if (buffer_.size() < std::max(total, kInitialBuffer)) buffer_.resize(std::max(total, kInitialBuffer));
+    }
+
+    static constexpr std::size_t kInitialBuffer = 64 * 1024;
+    tcp::socket socket_;
+    asio::steady_timer timer_;
+    std::function<void()> on_timeout_;
+    std::vector<std::uint8_t> buffer_;
+    std::size_t begin_ = 0, end_ = 0;
+    Counters counters_;
+    bool timed_out_ = false;
+};
+
+}  // namespace lindra::net::detail

@@ -1,0 +1,40 @@
+// What net/ drives: sans-I/O protocol sessions that turn received frame
+// bodies into frames to send. net/ moves bytes and keeps time; the client
+// and server sessions (client/, server/) know the protocol.
+#pragma once
+
+#include "protocol/messages.hpp"
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lindra::net {
+
+struct Reply {
+    std::vector<std::string> frames{};  // message bodies; net/ adds the length prefixes
+    bool close = false;                 // close the connection once they are sent
+};
+
+// One connection's protocol state. net/ calls it from one strand at a time.
+class Session {
+public:
+    virtual ~Session() = default;
+    // A complete frame arrived. `body` is valid for this call only.
+    virtual Reply on_frame(std::span<const std::uint8_t> body) = 0;
+    // The peer broke framing (length over the limit, malformed length, a
+    // frame cut off by the peer closing): what to answer before closing.
+    virtual Reply on_bad_frame(const protocol::ProtocolError& error) = 0;
+    // The connection is gone; `reason` says why ("closed by peer",
+    // "timed out", ...). Called exactly once.
+    virtual void on_close(std::string_view reason) = 0;
+};
+
+struct Counters {
+    std::uint64_t bytes_sent = 0;
+    std::uint64_t bytes_received = 0;
+};
+
+}  // namespace lindra::net

@@ -1,0 +1,127 @@
+#include "server/session.hpp"
+
+#include <lindra/schema.hpp>
+
+#include <algorithm>
+
+namespace lindra::server {
+
+using protocol::ErrorCode;
+
+namespace {
+
+template <class Message>
+net::Reply reply(const Message& m, bool close = false) {
+    return {{protocol::encode(protocol::ServerMessage{m})}, close};
+}
+
+}  // namespace
+
+ServerSession::ServerSession(SessionContext& context, std::string peer)
+    : context_(context), peer_(std::move(peer)) {}
+
+net::Reply ServerSession::refuse(ErrorCode code, const std::string& message) {
+    refused_ = std::string(protocol::to_string(code)) + ": " + message;
+    return reply(protocol::ErrorMessage{code, message, 0}, true);
+}
+
+net::Reply ServerSession::on_bad_frame(const protocol::ProtocolError& error) {
+    return refuse(error.code(), error.what());
+}
+
+net::Reply ServerSession::on_frame(std::span<const std::uint8_t> body) {
+    try {
+        const auto message = protocol::decode_client(body, device_, context_.limits.max_push_changes);
+        if (const auto* m = std::get_if<protocol::Hello>(&message)) return hello(*m);
+        if (!identity_) return refuse(ErrorCode::unauthenticated, "say Hello first");
+        if (const auto* m = std::get_if<protocol::Push>(&message)) return push(*m);
+        if (const auto* m = std::get_if<protocol::Pull>(&message)) return pull(*m);
+        return reply(protocol::Pong{std::get<protocol::Ping>(message).nonce});
+    } catch (const protocol::ProtocolError& e) {
+        return refuse(e.code(), e.what());
+    } catch (const Error& e) {
+        // Bad values in a change, an unknown cursor: nothing was applied.
+        const bool bad_input = e.errc() != Errc::storage && e.errc() != Errc::busy && e.errc() != Errc::corrupt &&
+                               e.errc() != Errc::read_only;
+        return refuse(bad_input ? ErrorCode::invalid_argument : ErrorCode::internal, e.what());
+    } catch (const std::exception& e) {
+        return refuse(ErrorCode::internal, e.what());
+    }
+}
+
+net::Reply ServerSession::hello(const protocol::Hello& m) {
+    if (identity_) return refuse(ErrorCode::invalid_argument, "Hello was already said");
+    if (std::find(m.versions.begin(), m.versions.end(), protocol::kVersion) == m.versions.end())
+        return refuse(ErrorCode::unsupported_version,
+                      "this server speaks protocol version " + std::to_string(protocol::kVersion));
+    if (m.schema_version > schema_version())
+        return refuse(ErrorCode::unsupported_version, "the device's data model (version " +
+                                                          std::to_string(m.schema_version) +
+                                                          ") is newer than the server's");
+    if (m.device.is_nil()) return refuse(ErrorCode::invalid_argument, "the device id is missing");
+    identity_ = context_.auth.authenticate(m.token);
+    if (!identity_) return refuse(ErrorCode::unauthenticated, "the token is not valid");
+    device_ = m.device;
+
+    protocol::Welcome w;
+    w.version = protocol::kVersion;
+    w.user = identity_->user;
+    w.roles = {identity_->role};
+    w.limits = context_.limits;
+    {
+        std::lock_guard lock(context_.store_mutex);
+        w.server_id = context_.store.server_id();
+        w.server_hlc = context_.store.tick();
+        const auto state = context_.store.device(device_);
+        w.highest_seq = state.highest_seq;
+        w.highest_hlc = state.highest_hlc;
+        w.pull_needed = context_.store.has_changes_after(m.cursor);
+    }
+    return reply(w);
+}
+
+net::Reply ServerSession::push(const protocol::Push& m) {
+    std::size_t changes = 0;
+    for (const auto& e : m.entries) changes += e.changes.size();
+    if (changes > context_.limits.max_push_changes)
+        return refuse(ErrorCode::invalid_argument, "a push of " + std::to_string(changes) +
+                                                       " changes is over the limit of " +
+                                                       std::to_string(context_.limits.max_push_changes));
+    PushOutcome outcome;
+    {
+        std::lock_guard lock(context_.store_mutex);
+        outcome = context_.store.push(device_, identity_->user, m.entries);
+    }
+    pushed_ += outcome.applied_changes;
+    return reply(protocol::PushAck{outcome.acked_seq, std::move(outcome.rejected)});
+}
+
+net::Reply ServerSession::pull(const protocol::Pull& m) {
+    const std::size_t max_changes =
+        std::clamp<std::size_t>(m.max_changes, 1, context_.limits.max_pull_changes);
+    PullOutcome outcome;
+    {
+        std::lock_guard lock(context_.store_mutex);
+        // Half the frame limit for values leaves room for ids and framing.
+        outcome = context_.store.pull(device_, m.include_own, m.cursor, max_changes,
+                                      context_.limits.max_frame_bytes / 2);
+    }
+    pulled_ += outcome.changes.size();
+    protocol::PullBatch batch;
+    batch.changes = std::move(outcome.changes);
+    batch.next_cursor = std::move(outcome.next_cursor);
+    batch.has_more = outcome.has_more;
+    batch.remaining = outcome.remaining;
+    return reply(batch);
+}
+
+void ServerSession::on_close(std::string_view reason) {
+    if (!context_.log) return;
+    std::string line = "session peer=" + peer_;
+    if (identity_) line += " user=" + identity_->user + " device=" + device_.to_string().substr(0, 8);
+    line += " pushed=" + std::to_string(pushed_) + " pulled=" + std::to_string(pulled_);
+    line += " end=\"" + (refused_.empty() ? std::string(reason) : refused_) + "\"";
+    context_.log(line);
+}
+
+}  // namespace lindra::server

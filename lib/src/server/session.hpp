@@ -1,0 +1,49 @@
+// One client's conversation with the server, without I/O: frames in,
+// frames out (net/ moves the bytes). Also the entry point for fuzzing the
+// server's message handling.
+#pragma once
+
+#include "net/handler.hpp"
+#include "server/auth.hpp"
+#include "server/store.hpp"
+
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace lindra::server {
+
+// What all sessions of one server share.
+struct SessionContext {
+    ServerStore& store;
+    std::mutex& store_mutex;  // guards store
+    const Authenticator& auth;
+    protocol::Limits limits;
+    std::function<void(std::string_view)> log;  // may be empty
+};
+
+class ServerSession final : public net::Session {
+public:
+    ServerSession(SessionContext& context, std::string peer);
+
+    net::Reply on_frame(std::span<const std::uint8_t> body) override;
+    net::Reply on_bad_frame(const protocol::ProtocolError& error) override;
+    void on_close(std::string_view reason) override;
+
+private:
+    net::Reply hello(const protocol::Hello& m);
+    net::Reply push(const protocol::Push& m);
+    net::Reply pull(const protocol::Pull& m);
+    // An Error frame, then the connection closes.
+    net::Reply refuse(protocol::ErrorCode code, const std::string& message);
+
+    SessionContext& context_;
+    std::string peer_;
+    std::optional<Identity> identity_;  // set by a successful Hello
+    Id device_{};
+    std::size_t pushed_ = 0, pulled_ = 0;
+    std::string refused_;  // why the session was refused, for the log
+};
+
+}  // namespace lindra::server

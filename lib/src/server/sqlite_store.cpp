@@ -1,0 +1,189 @@
+#include "server/store.hpp"
+
+#include "core/codec.hpp"
+#include "replica/core.hpp"
+
+#include <algorithm>
+
+namespace lindra::server {
+namespace {
+
+using detail::Core;
+
+// The server's own tables, beside the replica's (same file, same merge
+// code). Positions in lindra_log are assigned by the single SQLite writer
+// in commit order, so no cursor can skip a change committed later with a
+// lower position; a multi-process store (PostgreSQL) must keep that promise
+// another way.
+constexpr std::string_view kServerTables = R"sql(
+CREATE TABLE IF NOT EXISTS lindra_log (
+    pos INTEGER PRIMARY KEY,
+    entity INTEGER NOT NULL,
+    row_id BLOB NOT NULL,
+    hlc INTEGER NOT NULL,
+    origin BLOB NOT NULL,
+    fields BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lindra_device (
+    device_id BLOB PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    highest_seq INTEGER NOT NULL,
+    highest_hlc INTEGER NOT NULL,
+    last_push_at INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
+// Cursors are log positions as varints; opaque to clients.
+std::string encode_cursor(std::int64_t pos) {
+    codec::Writer w;
+    w.varint(static_cast<std::uint64_t>(pos));
+    return w.take();
+}
+
+std::int64_t decode_cursor(std::string_view cursor) {
+    if (cursor.empty()) return 0;
+    try {
+        codec::Reader r(std::span(reinterpret_cast<const std::uint8_t*>(cursor.data()), cursor.size()));
+        const auto pos = r.varint();
+        if (r.done() && pos <= static_cast<std::uint64_t>(INT64_MAX)) return static_cast<std::int64_t>(pos);
+    } catch (const Error&) {
+    }
+    throw Error(Errc::invalid_argument, "not a cursor this server handed out");
+}
+
+std::span<const std::uint8_t> bytes(const std::string& s) {
+    return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+class SqliteServerStore final : public ServerStore {
+public:
+    SqliteServerStore(const std::string& path, const StoreOptions& options)
+        : core_(path, ReplicaOptions{.wall_clock_ms = options.wall_clock_ms}), options_(options) {
+        store::Transaction txn(core_.db);
+        core_.db.exec(kServerTables);
+        txn.commit();
+    }
+
+    Id server_id() override { return core_.device; }
+
+    std::uint64_t tick() override { return core_.clock.tick(); }
+
+    DeviceState device(const Id& device) override {
+        auto st = core_.db.cached("SELECT highest_seq, highest_hlc FROM lindra_device WHERE device_id = ?");
+        st->bind(1, device);
+        if (!st->step()) return {};
+        return {st->int64(0), static_cast<std::uint64_t>(st->int64(1))};
+    }
+
+    bool has_changes_after(std::string_view cursor) override {
+        auto st = core_.db.cached("SELECT EXISTS (SELECT 1 FROM lindra_log WHERE pos > ?)");
+        st->bind(1, decode_cursor(cursor));
+        st->step();
+        return st->int64(0) != 0;
+    }
+
+    PushOutcome push(const Id& device, const std::string& user, std::span<const protocol::Entry> entries) override {
+        Core::WriteTransaction txn(core_);
+        const DeviceState before = this->device(device);
+        PushOutcome out;
+        out.acked_seq = before.highest_seq;
+        DeviceState after = before;
+        const std::int64_t now = core_.clock.now_ms();
+        std::vector<Change> accepted;
+        std::vector<const protocol::Entry*> logged;
+        for (const auto& entry : entries) {
+            if (entry.seq <= before.highest_seq || entry.changes.empty()) continue;  // a retry: applied before
+            after = {entry.seq, entry.changes.front().hlc};
+            const auto ahead_ms = static_cast<std::int64_t>(replica::hlc_ms(entry.changes.front().hlc)) - now;
+            if (ahead_ms > options_.max_clock_ahead.count()) {
+                out.rejected.push_back({entry.seq, protocol::ErrorCode::invalid_argument,
+                                        "stamped " + std::to_string(ahead_ms / 1000) +
+                                            " s ahead of the server's clock; check the device's date and time"});
+                continue;
+            }
+            accepted.insert(accepted.end(), entry.changes.begin(), entry.changes.end());
+            logged.push_back(&entry);
+        }
+        core_.apply(accepted);  // validates all of it first; throws and rolls back on bad input
+        for (const auto* entry : logged) {
+            const Change& first = entry->changes.front();
+            core_.db.cached("INSERT INTO lindra_log (entity, row_id, hlc, origin, fields) VALUES (?, ?, ?, ?, ?)")
+                ->bind(1, first.entity)
+                .bind(2, first.row)
+                .bind(3, static_cast<std::int64_t>(first.hlc))
+                .bind(4, first.origin)
+                .bind(5, bytes(codec::encode_fields(entry->changes)))
+                .run();
+        }
+        if (after.highest_seq != before.highest_seq) {
+            core_.db
+                .cached(
+                    "INSERT INTO lindra_device (device_id, user_id, highest_seq, highest_hlc, last_push_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET user_id = excluded.user_id,"
+                    " highest_seq = excluded.highest_seq, highest_hlc = excluded.highest_hlc,"
+                    " last_push_at = excluded.last_push_at")
+                ->bind(1, device)
+                .bind(2, user)
+                .bind(3, after.highest_seq)
+                .bind(4, static_cast<std::int64_t>(after.highest_hlc))
+                .bind(5, now)
+                .run();
+        }
+        txn.commit();
+        out.acked_seq = after.highest_seq;
+        out.applied_changes = accepted.size();
+        return out;
+    }
+
+    PullOutcome pull(const Id& device, bool include_own, std::string_view cursor, std::size_t max_changes,
+                     std::size_t max_bytes) override {
+        const std::int64_t from = decode_cursor(cursor);
+        PullOutcome out;
+        std::int64_t last = from;
+        std::size_t bytes_so_far = 0;
+        // One read transaction: the batch and the head see one snapshot.
+        store::Transaction snapshot(core_.db, store::Transaction::Mode::read);
+        {
+            auto st = core_.db.cached(
+                "SELECT pos, entity, row_id, hlc, origin, fields FROM lindra_log WHERE pos > ? ORDER BY pos");
+            st->bind(1, from);
+            while (out.changes.size() < max_changes && bytes_so_far < max_bytes && st->step()) {
+                const std::int64_t pos = st->int64(0);
+                if (!include_own && st->id(4) == device) {  // the device has its own changes
+                    last = pos;
+                    continue;
+                }
+                const Change prototype{static_cast<std::uint16_t>(st->int64(1)), st->id(2), 0, {},
+                                       static_cast<std::uint64_t>(st->int64(3)), st->id(4)};
+                const auto fields = st->blob(5);
+                const auto before = out.changes.size();
+                codec::decode_fields(fields, prototype, out.changes);
+                if (out.changes.size() > max_changes && before > 0) {  // whole entries, within the limit
+                    out.changes.resize(before);
+                    break;
+                }
+                last = pos;
+                bytes_so_far += fields.size() + 40;  // ids, hlc and framing of the group
+            }
+        }
+        auto head = core_.db.cached("SELECT coalesce(max(pos), 0) FROM lindra_log");
+        head->step();
+        const std::int64_t max_pos = head->int64(0);
+        out.has_more = last < max_pos;
+        out.remaining = static_cast<std::uint64_t>(max_pos - last);
+        out.next_cursor = encode_cursor(last);
+        return out;
+    }
+
+private:
+    Core core_;
+    StoreOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<ServerStore> open_sqlite_store(const std::string& path, const StoreOptions& options) {
+    return std::make_unique<SqliteServerStore>(path, options);
+}
+
+}  // namespace lindra::server

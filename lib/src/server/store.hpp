@@ -1,0 +1,70 @@
+// Where the server keeps its state (DESIGN §6), behind one interface: the
+// SQLite implementation now; PostgreSQL (many stateless server processes on
+// one database) later.
+#pragma once
+
+#include "protocol/messages.hpp"
+
+#include <lindra/replica.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace lindra::server {
+
+struct DeviceState {
+    std::int64_t highest_seq = 0;   // the highest outbox seq applied from the device
+    std::uint64_t highest_hlc = 0;  // the hlc of that entry
+};
+
+struct PushOutcome {
+    std::int64_t acked_seq = 0;
+    std::vector<protocol::Rejected> rejected{};
+    std::size_t applied_changes = 0;
+};
+
+struct PullOutcome {
+    std::vector<Change> changes{};
+    std::string next_cursor{};
+    bool has_more = false;
+    std::uint64_t remaining = 0;  // log entries after this batch
+};
+
+struct StoreOptions {
+    std::chrono::milliseconds max_clock_ahead{std::chrono::hours(24)};
+    std::function<std::int64_t()> wall_clock_ms{};
+};
+
+// Thread-safety: one thread at a time (SyncServer serialises sessions' calls).
+class ServerStore {
+public:
+    virtual ~ServerStore() = default;
+
+    virtual Id server_id() = 0;
+    // A fresh server time for Welcome; clients never fall behind it.
+    virtual std::uint64_t tick() = 0;
+    virtual DeviceState device(const Id& device) = 0;
+    // Whether the log holds entries after `cursor`.
+    virtual bool has_changes_after(std::string_view cursor) = 0;
+    // Applies the entries above the device's highest applied seq with the
+    // replica's merge code, logs them and records the new highest seq, all
+    // in one transaction. Entries stamped too far ahead of the server's
+    // clock are rejected, not applied. Throws lindra::Error (nothing
+    // applied) if any change is invalid.
+    virtual PushOutcome push(const Id& device, const std::string& user, std::span<const protocol::Entry> entries) = 0;
+    // Log entries after `cursor`, whole entries, until `max_changes` or
+    // about `max_bytes` of values are reached (at least one entry). The
+    // device's own entries are skipped unless `include_own`. Throws
+    // lindra::Error(invalid_argument) for a cursor it never handed out.
+    virtual PullOutcome pull(const Id& device, bool include_own, std::string_view cursor, std::size_t max_changes,
+                             std::size_t max_bytes) = 0;
+};
+
+std::unique_ptr<ServerStore> open_sqlite_store(const std::string& path, const StoreOptions& options);
+
+}  // namespace lindra::server

@@ -1,0 +1,45 @@
+#include "net/server.hpp"
+#include "server/auth.hpp"
+#include "server/session.hpp"
+#include "server/store.hpp"
+
+#include <lindra/server.hpp>
+
+namespace lindra {
+
+struct SyncServer::Impl {
+    std::unique_ptr<server::ServerStore> store;
+    std::mutex store_mutex;
+    std::unique_ptr<server::Authenticator> auth;
+    std::optional<server::SessionContext> context;
+    std::optional<net::Server> listener;  // last: stops before the rest goes
+};
+
+SyncServer::SyncServer(ServerOptions options) : impl_(std::make_unique<Impl>()) {
+    impl_->store = server::open_sqlite_store(
+        options.db_path, {.max_clock_ahead = options.max_clock_ahead, .wall_clock_ms = options.wall_clock_ms});
+    impl_->auth = server::user_list_authenticator(std::move(options.users));
+    protocol::Limits limits;
+    limits.max_frame_bytes = static_cast<std::uint32_t>(options.max_frame_bytes);
+    limits.max_push_changes = options.max_push_changes;
+    limits.max_pull_changes = options.max_pull_changes;
+    impl_->context.emplace(server::SessionContext{*impl_->store, impl_->store_mutex, *impl_->auth, limits,
+                                                  std::move(options.log)});
+    net::ServerConfig config;
+    config.host = options.host;
+    config.port = options.port;
+    config.max_frame = options.max_frame_bytes;
+    config.io_timeout = options.io_timeout;
+    config.idle_timeout = options.idle_timeout;
+    impl_->listener.emplace(config, [this](const std::string& peer) {
+        return std::make_unique<server::ServerSession>(*impl_->context, peer);
+    });
+}
+
+SyncServer::~SyncServer() { stop(); }
+
+std::uint16_t SyncServer::port() const noexcept { return impl_->listener->port(); }
+
+void SyncServer::stop() { impl_->listener->stop(); }
+
+}  // namespace lindra

@@ -1,0 +1,74 @@
+// A SyncServer on 127.0.0.1 with a temporary store, and tablets that sync
+// with it, for in-process sync tests.
+#pragma once
+
+#include "support/temp_dir.hpp"
+
+#include <lindra/replica.hpp>
+#include <lindra/server.hpp>
+#include <lindra/sync.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lindra::test {
+
+class SyncWorld {
+public:
+    SyncWorld() { start_server(); }
+
+    // Stops the server and starts a new one on the same store (a restart).
+    void restart_server() {
+        server_.reset();
+        start_server();
+    }
+    void stop_server() { server_.reset(); }
+
+    std::uint16_t port() const { return server_->port(); }
+    std::string server_db() const { return dir_.file("server.db"); }
+    const std::vector<std::string>& log() const { return log_; }
+
+    Replica& tablet(const std::string& name) {
+        for (auto& t : tablets_)
+            if (t.name == name) return *t.replica;
+        tablets_.push_back({name, std::make_unique<Replica>(dir_.file(name + ".db"))});
+        return *tablets_.back().replica;
+    }
+    std::string path(const std::string& name) const { return dir_.file(name + ".db"); }
+
+    SyncResult sync(Replica& r, const std::string& token = "coordinator-token", SyncOptions options = {}) {
+        options.port = server_ ? server_->port() : last_port_;
+        options.token = token;
+        options.connect_timeout = std::chrono::milliseconds(2'000);
+        options.io_timeout = std::chrono::milliseconds(10'000);
+        SyncClient client(r, options);
+        return client.sync();
+    }
+
+private:
+    void start_server() {
+        ServerOptions o;
+        o.db_path = dir_.file("server.db");
+        o.users = {{"coord-1", "coordinator", "coordinator-token"},
+                   {"mentor-1", "mentor", "mentor-token"},
+                   {"cand-1", "candidate", "candidate-1-token"},
+                   {"cand-2", "candidate", "candidate-2-token"}};
+        o.port = last_port_;
+        o.log = [this](std::string_view line) { log_.emplace_back(line); };
+        server_ = std::make_unique<SyncServer>(std::move(o));
+        last_port_ = server_->port();
+    }
+
+    struct Tablet {
+        std::string name;
+        std::unique_ptr<Replica> replica;
+    };
+    TempDir dir_;
+    std::vector<std::string> log_;
+    std::uint16_t last_port_ = 0;
+    std::unique_ptr<SyncServer> server_;
+    std::vector<Tablet> tablets_;
+};
+
+}  // namespace lindra::test

@@ -1,0 +1,164 @@
+// Sync end to end, in-process over 127.0.0.1: tablets converge through the
+// server, retries apply nothing twice, a restarted server loses nothing.
+#include "store/database.hpp"
+#include "support/db.hpp"
+#include "support/fixture.hpp"
+#include "support/sync_fixture.hpp"
+
+#include <lindra/sync.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+using namespace lindra;
+using lindra::test::dump;
+using lindra::test::SyncWorld;
+using lindra::test::Tables;
+
+namespace {
+
+void require_ok(const SyncResult& r) {
+    INFO(to_string(r.outcome) << ": " << r.message);
+    REQUIRE(r.ok());
+}
+
+// Every device and the server hold the same domain tables, byte for byte.
+void require_converged(SyncWorld& w, const std::vector<std::string>& tablets) {
+    const auto server = dump(w.server_db(), Tables::domain);
+    for (const auto& t : tablets) {
+        INFO("tablet " << t);
+        REQUIRE(dump(w.path(t), Tables::domain) == server);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("two tablets converge through the server") {
+    SyncWorld w;
+    Replica& coordinator = w.tablet("coordinator");
+    const auto s = lindra::test::seed_group(coordinator);
+    const auto pushed = w.sync(coordinator);
+    require_ok(pushed);
+    CHECK(pushed.changes_pushed > 0);
+    CHECK(coordinator.outbox_size() == 0);
+
+    Replica& candidate = w.tablet("candidate");
+    const auto pulled = w.sync(candidate, "candidate-1-token");
+    require_ok(pulled);
+    CHECK(pulled.changes_pulled == pushed.changes_pushed);
+    CHECK(candidate.roster(s.group).members.size() == 3);
+
+    candidate.complete_module(s.candidates[0], s.modules[0], s.group, 95);
+    candidate.add_time_spent(s.candidates[0], s.modules[0], s.group, 1200);
+    require_ok(w.sync(candidate, "candidate-1-token"));
+    require_ok(w.sync(coordinator));
+    require_converged(w, {"coordinator", "candidate"});
+    const auto p = coordinator.progress_of(s.candidates[0]);
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].status == ProgressStatus::passed);
+    CHECK(p[0].time_spent_s == 1200);
+}
+
+TEST_CASE("three tablets with a conflicting edit converge to one value") {
+    SyncWorld w;
+    Replica& coordinator = w.tablet("coordinator");
+    const auto s = lindra::test::seed_group(coordinator);
+    require_ok(w.sync(coordinator));
+    Replica& mentor = w.tablet("mentor");
+    Replica& ola = w.tablet("ola");
+    require_ok(w.sync(mentor, "mentor-token"));
+    require_ok(w.sync(ola, "candidate-1-token"));
+
+    // Offline: both rename the same gathering; the mentor records attendance,
+    // Ola works on two modules on her tablet and the coordinator's.
+    mentor.update("gathering", s.gatherings[0], {{"title", std::string("G1: Welcome and introductions")}});
+    coordinator.update("gathering", s.gatherings[0], {{"title", std::string("G1: Kick-off")}});
+    mentor.hold_gathering(s.gatherings[0]);
+    mentor.record_attendance(s.gatherings[0], s.candidates[0], AttendanceStatus::present);
+    ola.complete_module(s.candidates[0], s.modules[1], s.group);
+    ola.add_time_spent(s.candidates[0], s.modules[1], s.group, 600);
+    coordinator.add_time_spent(s.candidates[0], s.modules[1], s.group, 300);
+
+    for (int round = 0; round < 2; ++round) {
+        require_ok(w.sync(mentor, "mentor-token"));
+        require_ok(w.sync(ola, "candidate-1-token"));
+        require_ok(w.sync(coordinator));
+    }
+    require_converged(w, {"coordinator", "mentor", "ola"});
+    const auto title = mentor.gathering(s.gatherings[0])->title;
+    CHECK((title == "G1: Welcome and introductions" || title == "G1: Kick-off"));
+    CHECK(ola.gathering(s.gatherings[0])->title == title);
+    CHECK(ola.progress_of(s.candidates[0])[0].time_spent_s == 900);  // both devices' time, once each
+}
+
+TEST_CASE("a sync with nothing to do is one small round trip") {
+    SyncWorld w;
+    Replica& coordinator = w.tablet("coordinator");
+    lindra::test::seed_group(coordinator);
+    require_ok(w.sync(coordinator));
+    require_ok(w.sync(coordinator));  // pulls past its own push
+    const auto noop = w.sync(coordinator);
+    require_ok(noop);
+    CHECK(noop.changes_pushed == 0);
+    CHECK(noop.changes_pulled == 0);
+    CHECK(noop.bytes_sent + noop.bytes_received <= 300);
+}
+
+TEST_CASE("a wrong token, or no server, is a clear result and changes nothing") {
+    SyncWorld w;
+    Replica& tablet = w.tablet("tablet");
+    lindra::test::seed_group(tablet);
+    const auto before = dump(w.server_db(), Tables::domain);
+    const auto outbox = tablet.outbox_size();
+
+    const auto refused = w.sync(tablet, "not-a-token");
+    CHECK(refused.outcome == SyncOutcome::auth_failed);
+    CHECK(refused.error_code == "unauthenticated");
+    CHECK(tablet.outbox_size() == outbox);
+    CHECK(dump(w.server_db(), Tables::domain) == before);
+
+    w.stop_server();
+    const auto offline = w.sync(tablet);
+    CHECK(offline.outcome == SyncOutcome::offline);
+    CHECK(tablet.outbox_size() == outbox);
+}
+
+TEST_CASE("a server restarted between push and pull loses nothing") {
+    SyncWorld w;
+    Replica& coordinator = w.tablet("coordinator");
+    const auto s = lindra::test::seed_group(coordinator);
+    require_ok(w.sync(coordinator));
+    w.restart_server();
+    Replica& mentor = w.tablet("mentor");
+    require_ok(w.sync(mentor, "mentor-token"));
+    CHECK(mentor.roster(s.group).members.size() == 3);
+    require_converged(w, {"mentor"});
+}
+
+TEST_CASE("a push whose acknowledgement was lost is not applied twice") {
+    SyncWorld w;
+    Replica& coordinator = w.tablet("coordinator");
+    const auto s = lindra::test::seed_group(coordinator);
+    Replica& ola = w.tablet("ola");
+    require_ok(w.sync(coordinator));
+    require_ok(w.sync(ola, "candidate-1-token"));
+    ola.add_time_spent(s.candidates[0], s.modules[0], s.group, 600);
+
+    // Keep a copy of Ola's file as it is before the push: restoring it is
+    // exactly a PushAck that never arrived.
+    const auto copy = w.path("ola") + ".copy";
+    {
+        store::Database db(w.path("ola"));
+        db.exec("VACUUM INTO '" + copy + "'");
+    }
+    require_ok(w.sync(ola, "candidate-1-token"));
+    std::filesystem::copy_file(copy, w.path("ola-restored") + "", std::filesystem::copy_options::overwrite_existing);
+    Replica& restored = w.tablet("ola-restored");
+    CHECK(restored.device_id() == ola.device_id());
+    CHECK(restored.outbox_size() == 1);
+    require_ok(w.sync(restored, "candidate-1-token"));  // the same seq again
+    CHECK(restored.outbox_size() == 0);
+    require_ok(w.sync(coordinator));
+    CHECK(coordinator.progress_of(s.candidates[0])[0].time_spent_s == 600);  // once, not twice
+}
