@@ -13,5 +13,8 @@ struct Args {
 std::filesystem::path make_temp_dir();
 
 int local_writes(const Args& args);
+int sync(const Args& args);
+// The device processes `lindra-bench sync` starts.
+int sync_device(int argc, char** argv);
 
 }  // namespace lindra::bench

@@ -420,8 +420,8 @@ Id numbered(std::string_view kind, int n) {
 
 }  // namespace
 
-// The finished rows of the local-writes raw baseline: attempt 1, completed,
-// score 80, no time spent, distinct completion times.
+// Finished module progress: attempt 1, completed, score 80, 5 to 65
+// minutes spent, distinct completion times.
 std::vector<ProgressRow> make_progress_rows(int count) {
     const Id group = numbered("bench.group", 0);
     std::vector<Id> modules;
@@ -432,8 +432,8 @@ std::vector<ProgressRow> make_progress_rows(int count) {
     for (int i = 0; i < count; ++i) {
         if (i % kModules == 0) person = numbered("bench.person", i / kModules);
         const Id& module = modules[static_cast<std::size_t>(i % kModules)];
-        rows.push_back({Id::derive("module_progress", {person, module, group}), person, module, group, 1, 80, 0,
-                        1'700'000'000'000 + i, "completed"});
+        rows.push_back({Id::derive("module_progress", {person, module, group}), person, module, group, 1, 80,
+                        300 + (i * 7) % 3600, 1'700'000'000'000 + i, "completed"});
     }
     return rows;
 }

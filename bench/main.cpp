@@ -23,8 +23,10 @@ std::filesystem::path make_temp_dir() {
 namespace {
 int usage() {
     std::fprintf(stderr,
-                 "usage: lindra-bench local-writes [--json] [--count N]\n"
+                 "usage: lindra-bench local-writes|sync [--json] [--count N]\n"
                  "  local-writes  module-progress writes through the API vs raw SQLite inserts\n"
+                 "  sync          writes on device A pushed and pulled to device B through a server,\n"
+                 "                vs the same rows as an SQLite session changeset\n"
                  "  --json        print one JSON object with the figures on the last line\n"
                  "  --count N     writes per mode (default 100000)\n");
     return 2;
@@ -34,6 +36,7 @@ int usage() {
 int main(int argc, char** argv) {
     if (argc < 2) return usage();
     const std::string_view command = argv[1];
+    if (command == "sync-device") return lindra::bench::sync_device(argc, argv);
     lindra::bench::Args args;
     for (int i = 2; i < argc; ++i) {
         const std::string_view a = argv[i];
@@ -50,6 +53,7 @@ int main(int argc, char** argv) {
     }
     try {
         if (command == "local-writes") return lindra::bench::local_writes(args);
+        if (command == "sync") return lindra::bench::sync(args);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "lindra-bench: %s\n", e.what());
         return 1;

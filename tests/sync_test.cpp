@@ -162,3 +162,18 @@ TEST_CASE("a push whose acknowledgement was lost is not applied twice") {
     require_ok(w.sync(coordinator));
     CHECK(coordinator.progress_of(s.candidates[0])[0].time_spent_s == 600);  // once, not twice
 }
+
+TEST_CASE("push batches as large as the server's limit are accepted") {
+    SyncWorld w;  // the server takes at most 10,000 changes per push
+    Replica& tablet = w.tablet("tablet");
+    const auto s = lindra::test::seed_group(tablet);
+    tablet.batch([&](Writes& writes) {
+        for (int i = 0; i < 2'000; ++i)  // 7 changes each: pushes cut at the limit must not pass it
+            writes.complete_module(Id::random(), s.modules[0], s.group, 80, 60);
+    });
+    SyncOptions options;
+    options.push_batch_changes = 10'000;
+    const auto r = w.sync(tablet, "coordinator-token", options);
+    require_ok(r);
+    CHECK(tablet.outbox_size() == 0);
+}

@@ -220,8 +220,10 @@ class Writes {
     // lattice keeps the highest (attempt, status) any device wrote.
     void start_module(const Id& person, const Id& module, const Id& group);
     // Completed, or passed when the module has a pass score and `score`
-    // reaches it. Records the score and the first completion time.
-    void complete_module(const Id& person, const Id& module, const Id& group, std::optional<int> score = {});
+    // reaches it. Records the score, the first completion time and, in the
+    // same write, `seconds_spent` more time on the module.
+    void complete_module(const Id& person, const Id& module, const Id& group, std::optional<int> score = {},
+                         std::int64_t seconds_spent = 0);
     void record_score(const Id& person, const Id& module, const Id& group, int score);
     void add_time_spent(const Id& person, const Id& module, const Id& group, std::int64_t seconds);
     // A new attempt, not started (the coordinator's "reset").
@@ -277,6 +279,8 @@ class Replica : public Writes {
     void batch(const std::function<void(Writes&)>& fn);
 
     // ---- queries (deleted rows are never returned) ----
+    // How many rows of `entity` this device holds.
+    std::int64_t count(std::string_view entity) const;
     std::optional<Person> person(const Id& id) const;
     std::vector<Module> modules(const Id& course) const;
     std::optional<Group> group(const Id& id) const;

@@ -23,10 +23,13 @@ std::string_view to_string(SyncOutcome outcome) {
 }
 
 struct SyncClient::Impl {
+    Impl(Replica& r, SyncOptions o, std::unique_ptr<net::IoThread> t, boost::asio::io_context* i)
+        : replica(r), options(std::move(o)), own(std::move(t)), io(i ? i : &own->io()) {}
+
     Replica& replica;
     SyncOptions options;
     std::unique_ptr<net::IoThread> own;  // when the app brings no io_context
-    boost::asio::io_context* io = nullptr;
+    boost::asio::io_context* io;
 
     std::mutex mutex;  // guards the three below
     std::condition_variable idle;
@@ -36,12 +39,10 @@ struct SyncClient::Impl {
 };
 
 SyncClient::SyncClient(Replica& replica, SyncOptions options)
-    : impl_(new Impl{replica, std::move(options), std::make_unique<net::IoThread>()}) {
-    impl_->io = &impl_->own->io();
-}
+    : impl_(std::make_unique<Impl>(replica, std::move(options), std::make_unique<net::IoThread>(), nullptr)) {}
 
 SyncClient::SyncClient(Replica& replica, SyncOptions options, boost::asio::io_context& io)
-    : impl_(new Impl{replica, std::move(options), nullptr, &io}) {}
+    : impl_(std::make_unique<Impl>(replica, std::move(options), nullptr, &io)) {}
 
 SyncClient::~SyncClient() {
     cancel();

@@ -414,9 +414,10 @@ std::vector<OutboxEntry> Core::outbox(std::size_t max_entries, std::size_t max_c
         const Change prototype{static_cast<std::uint16_t>(st->int64(1)), st->id(2), 0, {},
                                static_cast<std::uint64_t>(st->int64(3)), device};
         codec::decode_fields(st->blob(4), prototype, entry.changes);
+        // Whole entries within the limit; only a lone first entry may exceed it.
+        if (!out.empty() && changes + entry.changes.size() > max_changes) break;
         changes += entry.changes.size();
         out.push_back(std::move(entry));
-        if (changes >= max_changes) break;
     }
     return out;
 }

@@ -88,8 +88,8 @@ class Core {
     void make_durable();
 
     std::int64_t outbox_size();
-    // The oldest entries, at most `max_entries` of them, stopping once they
-    // hold `max_changes` changes.
+    // The oldest entries, at most `max_entries` of them holding at most
+    // `max_changes` changes (a lone first entry may hold more).
     std::vector<OutboxEntry> outbox(std::size_t max_entries, std::size_t max_changes = SIZE_MAX);
     void acknowledge(std::int64_t seq);
 

@@ -38,7 +38,7 @@ std::vector<Group> query_groups(Core& c, const std::string& sql, const Id* perso
     return out;
 }
 
-std::int64_t count(Core& c, const std::string& sql, std::initializer_list<Value> params) {
+std::int64_t query_count(Core& c, const std::string& sql, std::initializer_list<Value> params) {
     auto s = c.db.cached(sql);
     int i = 1;
     for (const auto& p : params) s->bind(i++, p);
@@ -86,6 +86,12 @@ bool ends_word(const std::string& label, std::size_t at) {
 }
 
 }  // namespace
+
+std::int64_t Replica::count(std::string_view entity_name) const {
+    const auto& e = detail::entity(entity_name);
+    std::lock_guard lock(core_->mutex);
+    return query_count(*core_, "SELECT count(*) FROM " + std::string(e.name) + " WHERE deleted = 0", {});
+}
 
 std::optional<Person> Replica::person(const Id& id) const {
     std::lock_guard lock(core_->mutex);
@@ -192,9 +198,9 @@ Roster Replica::roster(const Id& group) const {
     const Value held = std::string(to_string(GatheringStatus::held));
     const Value present = std::string(to_string(AttendanceStatus::present));
     const auto modules_required =
-        count(c, "SELECT count(*) FROM module WHERE course_id = ? AND required = 1 AND deleted = 0", {r.group.course});
+        query_count(c, "SELECT count(*) FROM module WHERE course_id = ? AND required = 1 AND deleted = 0", {r.group.course});
     const auto gatherings_held =
-        count(c, "SELECT count(*) FROM gathering WHERE group_id = ? AND status = ? AND deleted = 0", {group, held});
+        query_count(c, "SELECT count(*) FROM gathering WHERE group_id = ? AND status = ? AND deleted = 0", {group, held});
 
     auto s = c.db.cached(
         "SELECT m.person_id, p.display_name, m.role, m.status FROM membership m"
@@ -210,18 +216,18 @@ Roster Replica::roster(const Id& group) const {
         e.modules_required = static_cast<int>(modules_required);
         e.gatherings_held = static_cast<int>(gatherings_held);
         e.modules_completed = static_cast<int>(
-            count(c,
+            query_count(c,
                   "SELECT count(*) FROM module_progress mp JOIN module mo ON mo.id = mp.module_id"
                   " WHERE mp.person_id = ? AND mp.group_id = ? AND mp.status IN (?, ?) AND mp.deleted = 0"
                   " AND mo.required = 1 AND mo.deleted = 0",
                   {e.person, group, completed, passed}));
         e.gatherings_attended =
-            static_cast<int>(count(c,
+            static_cast<int>(query_count(c,
                                    "SELECT count(*) FROM attendance a JOIN gathering g ON g.id = a.gathering_id"
                                    " WHERE a.person_id = ? AND g.group_id = ? AND g.status = ? AND a.status = ?"
                                    " AND a.deleted = 0 AND g.deleted = 0",
                                    {e.person, group, held, present}));
-        e.confirmed = count(c, "SELECT count(*) FROM mentor_confirmation WHERE id = ? AND deleted = 0",
+        e.confirmed = query_count(c, "SELECT count(*) FROM mentor_confirmation WHERE id = ? AND deleted = 0",
                             {Id::derive("mentor_confirmation", {group, e.person})}) > 0;
         r.members.push_back(std::move(e));
     }

@@ -179,7 +179,8 @@ void Writes::start_module(const Id& person, const Id& module, const Id& group) {
     });
 }
 
-void Writes::complete_module(const Id& person, const Id& module, const Id& group, std::optional<int> score) {
+void Writes::complete_module(const Id& person, const Id& module, const Id& group, std::optional<int> score,
+                             std::int64_t seconds_spent) {
     run([&](Core& c) {
         const auto pass = c.get(entity("module"), module, "pass_score");
         const auto* pass_score = std::get_if<std::int64_t>(&pass);
@@ -188,6 +189,7 @@ void Writes::complete_module(const Id& person, const Id& module, const Id& group
         std::vector<Intent> in = {{"progress", std::int64_t{static_cast<int>(status)}, Intent::Op::advance},
                                   {"first_completed_at", c.clock.now_ms()}};
         if (score) in.push_back({"best_score", std::int64_t{*score}});
+        if (seconds_spent != 0) in.push_back({"time_spent_s", seconds_spent, Intent::Op::add});
         write_progress(c, person, module, group, std::move(in));
     });
 }
