@@ -116,22 +116,29 @@ net::Reply SyncSession::welcome(const protocol::Welcome& m) {
 }
 
 net::Reply SyncSession::next() {
-    std::vector<OutboxEntry> entries;
-    {
-        std::lock_guard lock(core_.mutex);
-        entries = core_.outbox(SIZE_MAX, push_limit_);
-    }
-    if (!entries.empty()) {
-        state_ = State::pushing;
+    net::Reply reply;
+    while (in_flight_.size() < kPushWindow) {
+        std::vector<OutboxEntry> entries;
+        {
+            std::lock_guard lock(core_.mutex);
+            entries = core_.outbox(SIZE_MAX, push_limit_, in_flight_.empty() ? 0 : in_flight_.back().last_seq);
+        }
+        if (entries.empty()) break;
         protocol::Push push;
-        in_flight_changes_ = 0;
+        InFlight sent;
         for (auto& e : entries) {
-            in_flight_changes_ += static_cast<std::int64_t>(e.changes.size());
+            sent.changes += static_cast<std::int64_t>(e.changes.size());
             push.entries.push_back({e.seq, std::move(e.changes)});
         }
-        last_pushed_seq_ = push.entries.back().seq;
+        sent.last_seq = push.entries.back().seq;
+        in_flight_.push_back(sent);
+        auto frame = send(push);
+        reply.frames.push_back(std::move(frame.frames.front()));
+    }
+    if (!in_flight_.empty()) {
+        state_ = State::pushing;
         progress(SyncPhase::pushing);
-        return send(push);
+        return reply;
     }
     // Others may have pushed while this device did; and the cursor should
     // move past what this device just pushed.
@@ -143,17 +150,20 @@ net::Reply SyncSession::next() {
 }
 
 net::Reply SyncSession::push_ack(const protocol::PushAck& m) {
-    if (m.acked_seq < last_pushed_seq_)
+    const InFlight acked = in_flight_.front();
+    if (m.acked_seq < acked.last_seq)
         return finish(SyncOutcome::protocol_error, "the server acknowledged seq " + std::to_string(m.acked_seq) +
-                                                       ", not the " + std::to_string(last_pushed_seq_) + " pushed");
+                                                       ", not the " + std::to_string(acked.last_seq) + " pushed");
+    in_flight_.pop_front();
     {
         std::lock_guard lock(core_.mutex);
         detail::Core::WriteTransaction txn(core_);
-        core_.acknowledge(last_pushed_seq_);
+        core_.acknowledge(acked.last_seq);
         txn.commit();
     }
-    result_.changes_pushed += in_flight_changes_;
-    for (const auto& r : m.rejected) result_.rejected.push_back({r.seq, std::string(protocol::to_string(r.code)), r.reason});
+    result_.changes_pushed += acked.changes;
+    for (const auto& r : m.rejected)
+        result_.rejected.push_back({r.seq, std::string(protocol::to_string(r.code)), r.reason});
     return next();
 }
 

@@ -7,6 +7,8 @@
 
 #include <lindra/sync.hpp>
 
+#include <deque>
+
 namespace lindra::client {
 
 class SyncSession final : public net::ClientSession {
@@ -28,7 +30,8 @@ private:
     net::Reply welcome(const protocol::Welcome& m);
     net::Reply push_ack(const protocol::PushAck& m);
     net::Reply pull_batch(protocol::PullBatch& m);
-    // The next Push, or the first Pull, or done.
+    // Fills the push window; once the outbox is sent and acknowledged, the
+    // first Pull, or done.
     net::Reply next();
     net::Reply pull(std::string cursor);
     net::Reply finish(SyncOutcome outcome, std::string message);
@@ -41,8 +44,15 @@ private:
     SyncResult result_{};
     bool finished_ = false;  // result_.outcome is final
     std::uint32_t push_limit_ = 0, pull_limit_ = 0;
-    std::int64_t last_pushed_seq_ = 0;
-    std::int64_t in_flight_changes_ = 0;
+    // Pushes sent and not yet acknowledged, oldest first: two at a time, so
+    // this device reads and encodes the next batch while the server applies
+    // the last one.
+    struct InFlight {
+        std::int64_t last_seq = 0;
+        std::int64_t changes = 0;
+    };
+    static constexpr std::size_t kPushWindow = 2;
+    std::deque<InFlight> in_flight_;
     bool pull_needed_ = false, include_own_ = false;
 };
 

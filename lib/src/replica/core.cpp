@@ -404,11 +404,12 @@ std::int64_t Core::outbox_size() {
     return st->int64(0);
 }
 
-std::vector<OutboxEntry> Core::outbox(std::size_t max_entries, std::size_t max_changes) {
+std::vector<OutboxEntry> Core::outbox(std::size_t max_entries, std::size_t max_changes, std::int64_t after_seq) {
     std::vector<OutboxEntry> out;
     std::size_t changes = 0;
-    auto st = db.cached("SELECT seq, entity, row_id, hlc, fields FROM lindra_outbox ORDER BY seq LIMIT ?");
-    st->bind(1, static_cast<std::int64_t>(std::min<std::size_t>(max_entries, INT64_MAX)));
+    auto st = db.cached("SELECT seq, entity, row_id, hlc, fields FROM lindra_outbox WHERE seq > ? ORDER BY seq LIMIT ?");
+    st->bind(1, after_seq);
+    st->bind(2, static_cast<std::int64_t>(std::min<std::size_t>(max_entries, INT64_MAX)));
     while (st->step()) {
         OutboxEntry entry{st->int64(0), {}};
         const Change prototype{static_cast<std::uint16_t>(st->int64(1)), st->id(2), 0, {},

@@ -88,9 +88,10 @@ class Core {
     void make_durable();
 
     std::int64_t outbox_size();
-    // The oldest entries, at most `max_entries` of them holding at most
-    // `max_changes` changes (a lone first entry may hold more).
-    std::vector<OutboxEntry> outbox(std::size_t max_entries, std::size_t max_changes = SIZE_MAX);
+    // The oldest entries after `after_seq`, at most `max_entries` of them
+    // holding at most `max_changes` changes (a lone first entry may hold more).
+    std::vector<OutboxEntry> outbox(std::size_t max_entries, std::size_t max_changes = SIZE_MAX,
+                                    std::int64_t after_seq = 0);
     void acknowledge(std::int64_t seq);
 
     store::Database db;
