@@ -9,6 +9,7 @@
 #include <lindra/sync.hpp>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,10 @@ public:
 
     std::uint16_t port() const { return server_->port(); }
     std::string server_db() const { return dir_.file("server.db"); }
-    const std::vector<std::string>& log() const { return log_; }
+    std::vector<std::string> log() const {
+        std::lock_guard lock(log_mutex_);
+        return log_;
+    }
 
     Replica& tablet(const std::string& name) {
         for (auto& t : tablets_)
@@ -55,7 +59,10 @@ private:
                    {"cand-1", "candidate", "candidate-1-token"},
                    {"cand-2", "candidate", "candidate-2-token"}};
         o.port = last_port_;
-        o.log = [this](std::string_view line) { log_.emplace_back(line); };
+        o.log = [this](std::string_view line) {  // called from the server's thread
+            std::lock_guard lock(log_mutex_);
+            log_.emplace_back(line);
+        };
         server_ = std::make_unique<SyncServer>(std::move(o));
         last_port_ = server_->port();
     }
@@ -65,7 +72,8 @@ private:
         std::unique_ptr<Replica> replica;
     };
     TempDir dir_;
-    std::vector<std::string> log_;
+    mutable std::mutex log_mutex_;
+    std::vector<std::string> log_;  // guarded by log_mutex_
     std::uint16_t last_port_ = 0;
     std::unique_ptr<SyncServer> server_;
     std::vector<Tablet> tablets_;

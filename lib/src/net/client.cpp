@@ -63,7 +63,9 @@ private:
             out.end = session_.done() ? ClientEnd::done : ClientEnd::broken;
             reason = session_.done() ? "done" : "closed by the client";
         } catch (const protocol::ProtocolError& e) {
-            (void)session_.on_bad_frame(e);
+            // A server that closes mid-frame broke the connection; it did not
+            // send anything unreadable.
+            if (!conn_->peer_closed_mid_frame()) (void)session_.on_bad_frame(e);
             reason = e.what();
         } catch (const boost::system::system_error& e) {
             conn_->disarm();

@@ -42,6 +42,10 @@ public:
 
     tcp::socket& socket() noexcept { return socket_; }
     bool timed_out() const noexcept { return timed_out_; }
+    // The last read failed because the peer closed with a frame half sent:
+    // bad input from a client, a broken connection for a client's view of
+    // the server.
+    bool peer_closed_mid_frame() const noexcept { return peer_closed_mid_frame_; }
     const Counters& counters() const noexcept { return counters_; }
     // Called when the deadline passes, besides closing the socket.
     void on_timeout(std::function<void()> f) { on_timeout_ = std::move(f); }
@@ -87,9 +91,11 @@ public:
                                                      asio::use_awaitable);
             } catch (const boost::system::system_error& e) {
                 disarm();
-                if (e.code() == asio::error::eof && end_ > begin_ && !timed_out_)
+                if (e.code() == asio::error::eof && end_ > begin_ && !timed_out_) {
+                    peer_closed_mid_frame_ = true;
                     throw protocol::ProtocolError(protocol::ErrorCode::invalid_argument,
                                                   "the peer closed the connection in the middle of a frame");
+                }
                 throw;
             }
             disarm();
@@ -152,6 +158,7 @@ private:
     std::size_t begin_ = 0, end_ = 0;
     Counters counters_;
     bool timed_out_ = false;
+    bool peer_closed_mid_frame_ = false;
 };
 
 }  // namespace lindra::net::detail
