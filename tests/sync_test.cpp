@@ -164,16 +164,34 @@ TEST_CASE("a push whose acknowledgement was lost is not applied twice") {
 }
 
 TEST_CASE("push batches as large as the server's limit are accepted") {
-    SyncWorld w;  // the server takes at most 10,000 changes per push
+    SyncWorld w;  // the server takes at most ServerOptions::max_push_changes per push
     Replica& tablet = w.tablet("tablet");
     const auto s = lindra::test::seed_group(tablet);
     tablet.batch([&](Writes& writes) {
-        for (int i = 0; i < 2'000; ++i)  // 7 changes each: pushes cut at the limit must not pass it
+        for (int i = 0; i < 8'000; ++i)  // 7 changes each: pushes cut at the limit must not pass it
             writes.complete_module(Id::random(), s.modules[0], s.group, 80, 60);
     });
     SyncOptions options;
-    options.push_batch_changes = 10'000;
+    options.push_batch_changes = ServerOptions{}.max_push_changes;
     const auto r = w.sync(tablet, "coordinator-token", options);
     require_ok(r);
     CHECK(tablet.outbox_size() == 0);
+}
+
+TEST_CASE("more text than fits in one frame goes in several pushes and pulls") {
+    SyncWorld w;
+    Replica& ola = w.tablet("ola");
+    const auto s = lindra::test::seed_group(ola);
+    const std::string long_text(4'000, 'x');  // the longest reflection: 1,500 of them are ~6 MB
+    ola.batch([&](Writes& writes) {
+        for (int i = 0; i < 1'500; ++i) writes.write_reflection(s.candidates[0], s.group, s.modules[0], long_text);
+    });
+    require_ok(w.sync(ola, "candidate-1-token"));
+    CHECK(ola.outbox_size() == 0);
+    Replica& mentor = w.tablet("mentor");
+    const auto pulled = w.sync(mentor, "mentor-token");
+    require_ok(pulled);
+    CHECK(mentor.count("reflection") == 1'500);
+    CHECK(pulled.bytes_received > 6'000'000);
+    require_converged(w, {"ola", "mentor"});
 }

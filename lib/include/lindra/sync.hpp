@@ -43,8 +43,8 @@ struct SyncOptions {
     std::string app = "lindra";  // "name/version", shows in the server's log
     std::chrono::milliseconds connect_timeout{10'000};
     std::chrono::milliseconds io_timeout{30'000};  // for each frame
-    std::uint32_t push_batch_changes = 10'000;     // at most; the server may ask for fewer
-    std::uint32_t pull_batch_changes = 10'000;
+    std::uint32_t push_batch_changes = 50'000;     // at most; the server may ask for fewer
+    std::uint32_t pull_batch_changes = 50'000;
     std::size_t max_frame_bytes = std::size_t{4} << 20;
     // Called on the sync's thread after each batch; keep it short.
     std::function<void(const SyncProgress&)> on_progress{};

@@ -110,6 +110,8 @@ net::Reply SyncSession::welcome(const protocol::Welcome& m) {
         if (pending) core_.make_durable();
     }
     push_limit_ = std::max<std::uint32_t>(1, std::min(options_.push_batch_changes, m.limits.max_push_changes));
+    // Half a frame of values leaves room for ids and framing.
+    push_bytes_ = std::min<std::size_t>(options_.max_frame_bytes, m.limits.max_frame_bytes) / 2;
     pull_limit_ = std::max<std::uint32_t>(1, std::min(options_.pull_batch_changes, m.limits.max_pull_changes));
     pull_needed_ = m.pull_needed || include_own_;
     return next();
@@ -121,7 +123,8 @@ net::Reply SyncSession::next() {
         std::vector<OutboxEntry> entries;
         {
             std::lock_guard lock(core_.mutex);
-            entries = core_.outbox(SIZE_MAX, push_limit_, in_flight_.empty() ? 0 : in_flight_.back().last_seq);
+            entries = core_.outbox(SIZE_MAX, push_limit_, in_flight_.empty() ? 0 : in_flight_.back().last_seq,
+                                   push_bytes_);
         }
         if (entries.empty()) break;
         protocol::Push push;

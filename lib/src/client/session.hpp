@@ -44,6 +44,7 @@ private:
     SyncResult result_{};
     bool finished_ = false;  // result_.outcome is final
     std::uint32_t push_limit_ = 0, pull_limit_ = 0;
+    std::size_t push_bytes_ = 0;  // values per Push, to stay within a frame
     // Pushes sent and not yet acknowledged, oldest first: two at a time, so
     // this device reads and encodes the next batch while the server applies
     // the last one.

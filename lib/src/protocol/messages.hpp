@@ -54,8 +54,8 @@ struct Entry {
 
 struct Limits {
     std::uint32_t max_frame_bytes = static_cast<std::uint32_t>(kDefaultMaxFrame);
-    std::uint32_t max_push_changes = 10'000;
-    std::uint32_t max_pull_changes = 10'000;
+    std::uint32_t max_push_changes = 50'000;
+    std::uint32_t max_pull_changes = 50'000;
 };
 
 // ---- client to server ----

@@ -404,9 +404,10 @@ std::int64_t Core::outbox_size() {
     return st->int64(0);
 }
 
-std::vector<OutboxEntry> Core::outbox(std::size_t max_entries, std::size_t max_changes, std::int64_t after_seq) {
+std::vector<OutboxEntry> Core::outbox(std::size_t max_entries, std::size_t max_changes, std::int64_t after_seq,
+                                      std::size_t max_bytes) {
     std::vector<OutboxEntry> out;
-    std::size_t changes = 0;
+    std::size_t changes = 0, bytes = 0;
     auto st = db.cached("SELECT seq, entity, row_id, hlc, fields FROM lindra_outbox WHERE seq > ? ORDER BY seq LIMIT ?");
     st->bind(1, after_seq);
     st->bind(2, static_cast<std::int64_t>(std::min<std::size_t>(max_entries, INT64_MAX)));
@@ -414,10 +415,13 @@ std::vector<OutboxEntry> Core::outbox(std::size_t max_entries, std::size_t max_c
         OutboxEntry entry{st->int64(0), {}};
         const Change prototype{static_cast<std::uint16_t>(st->int64(1)), st->id(2), 0, {},
                                static_cast<std::uint64_t>(st->int64(3)), device};
-        codec::decode_fields(st->blob(4), prototype, entry.changes);
-        // Whole entries within the limit; only a lone first entry may exceed it.
-        if (!out.empty() && changes + entry.changes.size() > max_changes) break;
+        const auto fields = st->blob(4);
+        codec::decode_fields(fields, prototype, entry.changes);
+        // Whole entries within the limits; only a lone first entry may exceed them.
+        const std::size_t entry_bytes = fields.size() + 40;  // ids, hlc and framing on the wire
+        if (!out.empty() && (changes + entry.changes.size() > max_changes || bytes + entry_bytes > max_bytes)) break;
         changes += entry.changes.size();
+        bytes += entry_bytes;
         out.push_back(std::move(entry));
     }
     return out;

@@ -89,9 +89,10 @@ class Core {
 
     std::int64_t outbox_size();
     // The oldest entries after `after_seq`, at most `max_entries` of them
-    // holding at most `max_changes` changes (a lone first entry may hold more).
+    // holding at most `max_changes` changes and about `max_bytes` of values
+    // (a lone first entry may hold more).
     std::vector<OutboxEntry> outbox(std::size_t max_entries, std::size_t max_changes = SIZE_MAX,
-                                    std::int64_t after_seq = 0);
+                                    std::int64_t after_seq = 0, std::size_t max_bytes = SIZE_MAX);
     void acknowledge(std::int64_t seq);
 
     store::Database db;
