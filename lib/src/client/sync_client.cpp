@@ -51,8 +51,9 @@ SyncClient::~SyncClient() {
 }
 
 void SyncClient::sync_async(std::function<void(SyncResult)> done) {
-    std::lock_guard lock(impl_->mutex);
+    std::unique_lock lock(impl_->mutex);
     if (impl_->running) {
+        lock.unlock();  // `done` may call back into this client
         SyncResult busy;
         busy.outcome = SyncOutcome::local_error;
         busy.message = "a sync is already running";
