@@ -31,15 +31,21 @@ SyncOptions options_for(SyncWorld& w, const std::string& token) {
     return o;
 }
 
+// `n` module completions (7 changes each) waiting in the outbox.
+lindra::test::Seeded fill_outbox(Replica& tablet, int n) {
+    const auto s = lindra::test::seed_group(tablet);
+    tablet.batch([&](Writes& writes) {
+        for (int i = 0; i < n; ++i) writes.complete_module(Id::random(), s.modules[0], s.group, 70, 30);
+    });
+    return s;
+}
+
 }  // namespace
 
 TEST_CASE("a sync runs on the app's io_context and reports progress") {
     SyncWorld w;
     Replica& tablet = w.tablet("tablet");
-    const auto s = lindra::test::seed_group(tablet);
-    tablet.batch([&](Writes& writes) {
-        for (int i = 0; i < 3'000; ++i) writes.complete_module(Id::random(), s.modules[0], s.group, 70, 30);
-    });
+    fill_outbox(tablet, 3'000);
 
     boost::asio::io_context io;
     auto work = boost::asio::make_work_guard(io);
@@ -87,10 +93,7 @@ TEST_CASE("a sync runs on the app's io_context and reports progress") {
 TEST_CASE("a cancelled round stops soon, keeps what was acknowledged, and the next round finishes") {
     SyncWorld w;
     Replica& tablet = w.tablet("tablet");
-    const auto s = lindra::test::seed_group(tablet);
-    tablet.batch([&](Writes& writes) {
-        for (int i = 0; i < 20'000; ++i) writes.complete_module(Id::random(), s.modules[0], s.group, 70, 30);
-    });
+    fill_outbox(tablet, 20'000);
     const auto total = tablet.outbox_size();
 
     auto options = options_for(w, "coordinator-token");
@@ -121,10 +124,7 @@ TEST_CASE("a cancelled round stops soon, keeps what was acknowledged, and the ne
 TEST_CASE("one round at a time per client") {
     SyncWorld w;
     Replica& tablet = w.tablet("tablet");
-    const auto s = lindra::test::seed_group(tablet);
-    tablet.batch([&](Writes& writes) {
-        for (int i = 0; i < 5'000; ++i) writes.complete_module(Id::random(), s.modules[0], s.group, 70, 30);
-    });
+    fill_outbox(tablet, 5'000);
     SyncClient client(tablet, options_for(w, "coordinator-token"));
     std::promise<SyncResult> first;
     client.sync_async([&](SyncResult r) { first.set_value(std::move(r)); });
