@@ -84,43 +84,6 @@ void require_log(const std::vector<std::string>& log, std::size_t sessions, std:
         CHECK(all.str().find(token) == std::string::npos);
 }
 
-// SyncWorld with ServerOptions of the test's choosing (here: a push limit).
-class LimitedWorld {
-  public:
-    explicit LimitedWorld(std::uint32_t max_push_changes) {
-        ServerOptions o;
-        o.db_path = server_db();
-        o.users = {{"coord-1", "coordinator", kToken}};
-        o.max_push_changes = max_push_changes;
-        o.log = [this](std::string_view line) { log_.emplace_back(line); };
-        server_ = std::make_unique<SyncServer>(std::move(o));
-    }
-
-    std::uint16_t port() const { return server_->port(); }
-    std::string server_db() const { return dir_.file("server.db"); }
-    std::string path(const std::string& name) const { return dir_.file(name + ".db"); }
-    const std::vector<std::string>& log() const { return log_; }
-    void stop_server() { server_.reset(); }
-
-    Replica& tablet(const std::string& name) {
-        tablets_.push_back(std::make_unique<Replica>(path(name)));
-        return *tablets_.back();
-    }
-    SyncResult sync(Replica& r, const std::string& token = kToken) {
-        SyncOptions options;
-        options.port = port();
-        options.token = token;
-        options.push_batch_changes = 40;  // under the limit
-        return SyncClient(r, options).sync();
-    }
-
-  private:
-    test::TempDir dir_;
-    std::vector<std::string> log_;
-    std::unique_ptr<SyncServer> server_;
-    std::vector<std::unique_ptr<Replica>> tablets_;
-};
-
 void require_ok(const SyncResult& r) {
     INFO(to_string(r.outcome) << ": " << r.message);
     REQUIRE(r.ok());
@@ -128,14 +91,13 @@ void require_ok(const SyncResult& r) {
 
 // The server holds the seeded group; "tablet" has pulled it and made four
 // writes it has not pushed yet, the last a score (see bad_score()).
-template <class World>
 struct Scene {
-    World& w;
+    SyncWorld& w;
     Replica& coordinator = w.tablet("coordinator");
     Seeded s = test::seed_group(coordinator);
     Replica& tablet = w.tablet("tablet");
 
-    explicit Scene(World& world) : w(world) {
+    explicit Scene(SyncWorld& world) : w(world) {
         require_ok(w.sync(coordinator));
         require_ok(w.sync(tablet));
         tablet.register_person("Nora New", Profession::nurse, s.organization);
@@ -388,8 +350,7 @@ std::string run_bad(std::uint16_t port, const BadCase& bad, const Replica& table
 }
 
 // The whole check for one case; see the file's comment.
-template <class World>
-void require_refused_cleanly(World& w, const BadCase& bad) {
+void require_refused_cleanly(SyncWorld& w, const BadCase& bad) {
     Scene scene(w);
     const auto before = server_state(w.server_db());
     {
@@ -430,7 +391,7 @@ TEST_CASE("bad input gets an Error frame and a closed connection, and changes no
 }
 
 TEST_CASE("a Push over the server's max_push_changes is refused") {
-    LimitedWorld w(50);
+    SyncWorld w([](ServerOptions& o) { o.max_push_changes = 50; });
     const BadCase bad{"a Push of more than 50 changes",
                       after_hello([](const Replica& r) {
                           // The tablet's writes, then four copies under new seqs.
@@ -490,4 +451,20 @@ TEST_CASE("many bad connections at once do not stop a good sync") {
     CHECK(test::count_rows(w.server_db(), "lindra_device") == 1);  // the coordinator's, nothing of the tablet's
     w.stop_server();
     require_log(w.log(), 3 + problems.size(), problems.size());
+}
+
+TEST_CASE("a peer that dribbles a frame a byte at a time is cut off when the frame is late") {
+    // Each byte arrives well within the io timeout, the frame as a whole not.
+    SyncWorld w([](ServerOptions& o) { o.io_timeout = std::chrono::milliseconds(500); });
+    test::RawClient raw(w.port());
+    const auto started = std::chrono::steady_clock::now();
+    REQUIRE(raw.send(std::string(1, '\x64')));  // a length of 100
+    bool cut_off = false;
+    for (int i = 0; i < 40 && !cut_off; ++i) {  // 40 bytes over ~4 s, if the server let it
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        cut_off = !raw.send("x");
+    }
+    if (!cut_off) cut_off = std::holds_alternative<test::RawClient::Eof>(raw.read_message());
+    CHECK(cut_off);
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));
 }

@@ -8,6 +8,7 @@
 #include <lindra/server.hpp>
 #include <lindra/sync.hpp>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -17,7 +18,8 @@ namespace lindra::test {
 
 class SyncWorld {
 public:
-    SyncWorld() { start_server(); }
+    // `tweak` adjusts the server's options (limits, timeouts) before it starts.
+    explicit SyncWorld(std::function<void(ServerOptions&)> tweak = {}) : tweak_(std::move(tweak)) { start_server(); }
 
     // Stops the server and starts a new one on the same store (a restart).
     void restart_server() {
@@ -59,6 +61,7 @@ private:
                    {"cand-1", "candidate", "candidate-1-token"},
                    {"cand-2", "candidate", "candidate-2-token"}};
         o.port = last_port_;
+        if (tweak_) tweak_(o);
         o.log = [this](std::string_view line) {  // called from the server's thread
             std::lock_guard lock(log_mutex_);
             log_.emplace_back(line);
@@ -71,6 +74,7 @@ private:
         std::string name;
         std::unique_ptr<Replica> replica;
     };
+    std::function<void(ServerOptions&)> tweak_;
     TempDir dir_;
     mutable std::mutex log_mutex_;
     std::vector<std::string> log_;  // guarded by log_mutex_

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -52,8 +53,9 @@ public:
 
     // The operation that follows must finish within `d`, or the socket is
     // closed under it and it fails.
-    void arm(milliseconds d) {
-        timer_.expires_after(d);
+    void arm(milliseconds d) { arm_until(asio::steady_timer::clock_type::now() + d); }
+    void arm_until(asio::steady_timer::time_point deadline) {
+        timer_.expires_at(deadline);
         timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
             // A disarmed timer's expiry is in the far future, even if this
             // handler was already queued when disarm() ran.
@@ -66,12 +68,14 @@ public:
     void disarm() { timer_.expires_at(asio::steady_timer::time_point::max()); }
 
     // The next frame's body; valid until the next call. Waits up to `idle`
-    // for a frame to begin and `io` for the rest. Throws ProtocolError for
+    // for a frame to begin, then `io` for the whole rest of it, however the
+    // peer spreads its bytes (no slow-loris). Throws ProtocolError for
     // broken framing (checked before the buffer grows) and
     // boost::system::system_error for I/O errors and timeouts.
     asio::awaitable<std::span<const std::uint8_t>> read_frame(std::size_t max_body, milliseconds idle,
                                                               milliseconds io) {
         if (begin_ == end_) begin_ = end_ = 0;
+        std::optional<asio::steady_timer::time_point> frame_deadline;
         for (;;) {
             const std::span<const std::uint8_t> avail(buffer_.data() + begin_, end_ - begin_);
             if (const auto header = protocol::parse_frame_header(avail, max_body)) {
@@ -84,7 +88,12 @@ public:
             } else {
                 make_room(avail.size() + 16);  // the rest of a varint
             }
-            arm(begin_ == end_ ? idle : io);
+            if (begin_ == end_) {
+                arm(idle);
+            } else {
+                if (!frame_deadline) frame_deadline = asio::steady_timer::clock_type::now() + io;
+                arm_until(*frame_deadline);
+            }
             std::size_t n = 0;
             try {
                 n = co_await socket_.async_read_some(asio::buffer(buffer_.data() + end_, buffer_.size() - end_),
