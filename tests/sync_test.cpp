@@ -195,3 +195,53 @@ TEST_CASE("more text than fits in one frame goes in several pushes and pulls") {
     CHECK(pulled.bytes_received > 6'000'000);
     require_converged(w, {"ola", "mentor"});
 }
+
+TEST_CASE("the limit on clocks ahead of the server does not move with the changes it lets in") {
+    constexpr std::int64_t hour = 3'600'000;
+    const std::int64_t server_wall = 1'800'000'000'000;
+    SyncWorld w([&](ServerOptions& o) { o.wall_clock_ms = [=] { return server_wall; }; });
+    // Tablets 20 h, 40 h, 60 h and 80 h ahead, syncing in turn. Each would be
+    // within 24 h of the server's clock if the changes before it had moved it.
+    std::vector<SyncResult> results;
+    for (int i = 1; i <= 4; ++i) {
+        const std::int64_t ahead = server_wall + i * 20 * hour;
+        Replica& t = w.tablet("ahead" + std::to_string(i), {.wall_clock_ms = [=] { return ahead; }});
+        t.register_person("Person " + std::to_string(i), Profession::nurse);
+        results.push_back(w.sync(t));
+    }
+    for (const auto& r : results) require_ok(r);  // the round works; refused changes are reported
+    CHECK(results[0].rejected.empty());           // 20 h: within the limit
+    for (int i = 1; i < 4; ++i) CHECK(results[static_cast<std::size_t>(i)].rejected.size() == 1);
+}
+
+TEST_CASE("a tablet whose cursor is past the head of a restored server pulls everything again") {
+    SyncWorld w;
+    Replica& coordinator = w.tablet("coordinator");
+    const auto s = lindra::test::seed_group(coordinator);
+    require_ok(w.sync(coordinator));
+    const auto backup = w.server_db() + ".backup";
+    {
+        store::Database db(w.server_db());
+        db.exec("VACUUM INTO '" + backup + "'");
+    }
+    coordinator.register_person("Nils Nyansatt", Profession::assistant);
+    coordinator.register_person("Siri Sommer", Profession::nurse);
+    require_ok(w.sync(coordinator));
+    Replica& mentor = w.tablet("mentor");
+    require_ok(w.sync(mentor, "mentor-token"));  // its cursor: past what the backup holds
+
+    w.stop_server();  // the server is restored from the backup
+    std::filesystem::copy_file(backup, w.server_db(), std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::remove(w.server_db() + "-wal");
+    std::filesystem::remove(w.server_db() + "-shm");
+    w.restart_server();
+
+    Replica& ola = w.tablet("ola");
+    require_ok(w.sync(ola, "candidate-1-token"));
+    ola.complete_module(s.candidates[0], s.modules[0], s.group, 88);  // takes a position the mentor is past
+    require_ok(w.sync(ola, "candidate-1-token"));
+    require_ok(w.sync(mentor, "mentor-token"));
+    const auto p = mentor.progress_of(s.candidates[0]);
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].best_score == 88);
+}

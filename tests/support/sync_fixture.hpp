@@ -35,10 +35,10 @@ public:
         return log_;
     }
 
-    Replica& tablet(const std::string& name) {
+    Replica& tablet(const std::string& name, ReplicaOptions options = {}) {
         for (auto& t : tablets_)
             if (t.name == name) return *t.replica;
-        tablets_.push_back({name, std::make_unique<Replica>(dir_.file(name + ".db"))});
+        tablets_.push_back({name, std::make_unique<Replica>(dir_.file(name + ".db"), std::move(options))});
         return *tablets_.back().replica;
     }
     std::string path(const std::string& name) const { return dir_.file(name + ".db"); }

@@ -98,7 +98,8 @@ public:
 
     // One round; blocks until it ends.
     SyncResult sync();
-    // One round; `done` runs on the sync's thread when it ends.
+    // One round; `done` runs on the sync's thread once it has ended (a next
+    // round may start from `done`; do not destroy the client there).
     void sync_async(std::function<void(SyncResult)> done);
     // Ends a running round soon with SyncOutcome::cancelled; what was
     // acknowledged or applied stays. No-op if none runs.

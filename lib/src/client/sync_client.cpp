@@ -70,17 +70,18 @@ void SyncClient::sync_async(std::function<void(SyncResult)> done) {
     config.io_timeout = impl_->options.io_timeout;
     impl_->connection = net::ClientConnection::start(
         *impl_->io, config, *impl_->session, [impl = impl_.get(), done = std::move(done)](net::ClientOutcome outcome) {
+            // The round is over before `done` runs, so `done` (or whoever it
+            // wakes) may start the next one at once.
             SyncResult result;
             {
                 std::lock_guard lock(impl->mutex);
                 result = impl->session->result(outcome);
                 impl->connection.reset();
+                impl->session.reset();
+                impl->running = false;
+                impl->idle.notify_all();
             }
             done(std::move(result));
-            std::lock_guard lock(impl->mutex);
-            impl->session.reset();
-            impl->running = false;
-            impl->idle.notify_all();
         });
 }
 

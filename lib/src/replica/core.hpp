@@ -39,7 +39,9 @@ struct PullState {
 
 class Core {
   public:
-    Core(const std::string& path, const ReplicaOptions& options);
+    // `durable_commits`: synchronous=FULL, for the server, which acknowledges
+    // pushes and so must not lose a commit to a power cut.
+    Core(const std::string& path, const ReplicaOptions& options, bool durable_commits = false);
 
     // A write transaction. Reloads the outbox seq and the clock from the file
     // once the write lock is held, so several connections to one file never

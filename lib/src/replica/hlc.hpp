@@ -39,6 +39,9 @@ class HybridClock {
     // the clock's own time, so a tablet whose clock fell back to 1970 does
     // not record a completion that wins "earliest" forever.
     std::int64_t now_ms() const;
+    // The wall clock alone, for bounds that the HLC must not move (the
+    // server's limit on how far ahead a change may be stamped).
+    std::int64_t wall_ms() const { return wall_ms_(); }
 
   private:
     std::function<std::int64_t()> wall_ms_;

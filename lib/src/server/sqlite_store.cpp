@@ -58,7 +58,8 @@ std::span<const std::uint8_t> bytes(const std::string& s) {
 class SqliteServerStore final : public ServerStore {
 public:
     SqliteServerStore(const std::string& path, const StoreOptions& options)
-        : core_(path, ReplicaOptions{.wall_clock_ms = options.wall_clock_ms}), options_(options) {
+        : core_(path, ReplicaOptions{.wall_clock_ms = options.wall_clock_ms}, /*durable_commits=*/true),
+          options_(options) {
         store::Transaction txn(core_.db);
         core_.db.exec(kServerTables);
         txn.commit();
@@ -75,12 +76,11 @@ public:
         return {st->int64(0), static_cast<std::uint64_t>(st->int64(1))};
     }
 
-    bool has_changes_after(std::string_view cursor) override {
-        auto st = core_.db.cached("SELECT EXISTS (SELECT 1 FROM lindra_log WHERE pos > ?)");
-        st->bind(1, decode_cursor(cursor));
-        st->step();
-        return st->int64(0) != 0;
-    }
+    // A cursor past the head comes from a log this store no longer has (it
+    // was restored from a backup): the device pulls everything again, which
+    // merging makes harmless, rather than skip the entries that will take
+    // those positions.
+    bool has_changes_after(std::string_view cursor) override { return decode_cursor(cursor) != head(); }
 
     PushOutcome push(const Id& device, const std::string& user, std::span<const protocol::Entry> entries) override {
         Core::WriteTransaction txn(core_);
@@ -88,7 +88,9 @@ public:
         PushOutcome out;
         out.acked_seq = before.highest_seq;
         DeviceState after = before;
-        const std::int64_t now = core_.clock.now_ms();
+        // The wall clock, not the HLC: every accepted change moves the HLC
+        // forward, and the bound would move with it.
+        const std::int64_t now = core_.clock.wall_ms();
         std::vector<Change> accepted;
         std::vector<const protocol::Entry*> logged;
         for (const auto& entry : entries) {
@@ -137,12 +139,14 @@ public:
 
     PullOutcome pull(const Id& device, bool include_own, std::string_view cursor, std::size_t max_changes,
                      std::size_t max_bytes) override {
-        const std::int64_t from = decode_cursor(cursor);
         PullOutcome out;
-        std::int64_t last = from;
         std::size_t bytes_so_far = 0;
         // One read transaction: the batch and the head see one snapshot.
         store::Transaction snapshot(core_.db, store::Transaction::Mode::read);
+        const std::int64_t max_pos = head();
+        std::int64_t from = decode_cursor(cursor);
+        if (from > max_pos) from = 0;  // see has_changes_after
+        std::int64_t last = from;
         {
             auto st = core_.db.cached(
                 "SELECT pos, entity, row_id, hlc, origin, fields FROM lindra_log WHERE pos > ? ORDER BY pos");
@@ -166,9 +170,6 @@ public:
                 bytes_so_far += fields.size() + 40;  // ids, hlc and framing of the group
             }
         }
-        auto head = core_.db.cached("SELECT coalesce(max(pos), 0) FROM lindra_log");
-        head->step();
-        const std::int64_t max_pos = head->int64(0);
         out.has_more = last < max_pos;
         out.remaining = static_cast<std::uint64_t>(max_pos - last);
         out.next_cursor = encode_cursor(last);
@@ -176,6 +177,12 @@ public:
     }
 
 private:
+    std::int64_t head() {
+        auto st = core_.db.cached("SELECT coalesce(max(pos), 0) FROM lindra_log");
+        st->step();
+        return st->int64(0);
+    }
+
     Core core_;
     StoreOptions options_;
 };
