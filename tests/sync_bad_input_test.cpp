@@ -468,3 +468,31 @@ TEST_CASE("a peer that dribbles a frame a byte at a time is cut off when the fra
     CHECK(cut_off);
     CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));
 }
+
+TEST_CASE("before Hello a peer may only send small frames") {
+    SyncWorld w;
+    test::RawClient raw(w.port());
+    std::string big_length;  // a varint of 100 KiB: fine after Hello, too much before it
+    for (std::uint64_t v = 100 * 1024; ; v >>= 7) {
+        big_length.push_back(static_cast<char>((v & 0x7F) | (v >= 0x80 ? 0x80 : 0)));
+        if (v < 0x80) break;
+    }
+    REQUIRE(raw.send(big_length));
+    const auto answer = raw.read_message();
+    const auto* m = std::get_if<protocol::ServerMessage>(&answer);
+    REQUIRE(m);
+    const auto* error = std::get_if<protocol::ErrorMessage>(m);
+    REQUIRE(error);
+    CHECK(error->code == ErrorCode::frame_too_large);
+    CHECK(std::holds_alternative<test::RawClient::Eof>(raw.read_message()));
+}
+
+TEST_CASE("connections over the server's cap are closed at once") {
+    SyncWorld w([](ServerOptions& o) { o.max_connections = 2; });
+    test::RawClient first(w.port()), second(w.port());
+    REQUIRE(first.send(std::string(1, '\x05')));  // both are sessions now, waiting for a frame
+    REQUIRE(second.send(std::string(1, '\x05')));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    test::RawClient third(w.port());
+    CHECK(std::holds_alternative<test::RawClient::Eof>(third.read_message()));
+}

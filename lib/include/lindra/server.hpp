@@ -42,6 +42,7 @@ struct ServerOptions {
     std::uint32_t max_pull_changes = 50'000;
     std::chrono::milliseconds io_timeout{30'000};
     std::chrono::milliseconds idle_timeout{60'000};
+    std::size_t max_connections = 512;  // further connections are closed at once
     // A pushed change stamped further ahead of the server's clock than this
     // is refused and reported in the PushAck, so a tablet whose clock runs
     // days ahead cannot win every conflict.

@@ -147,16 +147,20 @@ public:
     }
 
 private:
-    // Room for `total` bytes from begin_: slide what is buffered to the
-    // front, then grow. Callers have checked `total` against the limit.
+    // Room to read more of a frame of `total` bytes starting at begin_:
+    // slide what is buffered to the front, then grow, at most doubling, so
+    // memory follows the bytes that arrive rather than the length a peer
+    // declares. Callers have checked `total` against the limit.
     void make_room(std::size_t total) {
-        if (buffer_.size() - begin_ >= total && end_ < buffer_.size()) return;
+        if (end_ < buffer_.size() && (buffer_.size() - begin_ >= total || buffer_.size() - end_ >= kInitialBuffer))
+            return;
         if (begin_ > 0) {
             std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
             end_ -= begin_;
             begin_ = 0;
         }
-        if (buffer_.size() < std::max(total, kInitialBuffer)) buffer_.resize(std::max(total, kInitialBuffer));
+        if (end_ == buffer_.size() || buffer_.size() < std::min(total, kInitialBuffer))
+            buffer_.resize(std::min(std::max(total, kInitialBuffer), std::max(2 * buffer_.size(), kInitialBuffer)));
     }
 
     static constexpr std::size_t kInitialBuffer = 64 * 1024;

@@ -22,6 +22,9 @@ struct Reply {
 class Session {
 public:
     virtual ~Session() = default;
+    // The largest frame body the session accepts now: a server takes only
+    // small frames until the peer has authenticated.
+    virtual std::size_t max_frame() const { return SIZE_MAX; }
     // A complete frame arrived. `body` is valid for this call only.
     virtual Reply on_frame(std::span<const std::uint8_t> body) = 0;
     // The peer broke framing (length over the limit, malformed length, a

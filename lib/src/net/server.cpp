@@ -45,6 +45,10 @@ struct Server::Impl {
             {
                 std::lock_guard lock(mutex);
                 if (stopping) co_return;
+                if (live.size() >= config.max_connections) {
+                    conn->close();  // over the cap: no session, no buffer
+                    continue;
+                }
                 live.insert(conn);
             }
             asio::co_spawn(conn->socket().get_executor(), serve(conn, factory(peer)), asio::detached);
@@ -57,7 +61,8 @@ struct Server::Impl {
             for (bool close = false; !close;) {
                 Reply reply;
                 try {
-                    const auto body = co_await conn->read_frame(config.max_frame, config.idle_timeout, config.io_timeout);
+                    const auto body = co_await conn->read_frame(std::min(config.max_frame, session->max_frame()),
+                                                                config.idle_timeout, config.io_timeout);
                     reply = session->on_frame(body);
                 } catch (const protocol::ProtocolError& e) {
                     reply = session->on_bad_frame(e);

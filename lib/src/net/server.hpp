@@ -19,6 +19,7 @@ struct ServerConfig {
     std::size_t max_frame = protocol::kDefaultMaxFrame;
     std::chrono::milliseconds io_timeout{30'000};    // a frame must arrive or leave within this
     std::chrono::milliseconds idle_timeout{60'000};  // between frames
+    std::size_t max_connections = 512;               // more are closed at once
 };
 
 // Makes the Session of a new connection; `peer` is "address:port".

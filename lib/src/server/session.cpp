@@ -25,6 +25,14 @@ net::Reply ServerSession::refuse(ErrorCode code, const std::string& message) {
     return reply(protocol::ErrorMessage{code, message, 0}, true);
 }
 
+// A Hello is a few hundred bytes; until one has authenticated the peer, a
+// declared length must not make the server hold megabytes for it.
+constexpr std::size_t kFrameBeforeHello = 64 * 1024;
+
+std::size_t ServerSession::max_frame() const {
+    return identity_ ? context_.limits.max_frame_bytes : kFrameBeforeHello;
+}
+
 net::Reply ServerSession::on_bad_frame(const protocol::ProtocolError& error) {
     return refuse(error.code(), error.what());
 }

@@ -27,6 +27,7 @@ class ServerSession final : public net::Session {
 public:
     ServerSession(SessionContext& context, std::string peer);
 
+    std::size_t max_frame() const override;
     net::Reply on_frame(std::span<const std::uint8_t> body) override;
     net::Reply on_bad_frame(const protocol::ProtocolError& error) override;
     void on_close(std::string_view reason) override;

@@ -31,6 +31,7 @@ SyncServer::SyncServer(ServerOptions options) : impl_(std::make_unique<Impl>()) 
     config.max_frame = options.max_frame_bytes;
     config.io_timeout = options.io_timeout;
     config.idle_timeout = options.idle_timeout;
+    config.max_connections = options.max_connections;
     impl_->listener.emplace(config, [this](const std::string& peer) {
         return std::make_unique<server::ServerSession>(*impl_->context, peer);
     });
