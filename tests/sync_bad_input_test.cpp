@@ -496,3 +496,26 @@ TEST_CASE("connections over the server's cap are closed at once") {
     test::RawClient third(w.port());
     CHECK(std::holds_alternative<test::RawClient::Eof>(third.read_message()));
 }
+
+TEST_CASE("a frame that starts after a long idle pause still gets its whole io timeout") {
+    // Idle 1.5 s may pass between frames; each frame then has 0.5 s.
+    SyncWorld w([](ServerOptions& o) {
+        o.io_timeout = std::chrono::milliseconds(500);
+        o.idle_timeout = std::chrono::milliseconds(3'000);
+    });
+    Replica& tablet = w.tablet("tablet");
+    test::RawClient raw(w.port());
+    protocol::Hello h;
+    h.versions = {protocol::kVersion};
+    h.device = tablet.device_id();
+    h.token = kToken;
+    h.schema_version = schema_version();
+    REQUIRE(raw.send_message(h));
+    REQUIRE(std::holds_alternative<protocol::ServerMessage>(raw.read_message()));  // Welcome
+    std::this_thread::sleep_for(std::chrono::milliseconds(1'500));  // longer than the io timeout
+    REQUIRE(raw.send_message(protocol::Ping{7}));
+    const auto answer = raw.read_message();
+    const auto* m = std::get_if<protocol::ServerMessage>(&answer);
+    REQUIRE(m);
+    CHECK(std::holds_alternative<protocol::Pong>(*m));
+}

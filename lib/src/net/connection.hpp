@@ -33,6 +33,15 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using std::chrono::milliseconds;
 
+// The slowest link a frame may cross: a frame's deadline is the io timeout
+// plus its size at this rate, so a full batch still crosses a rural mobile
+// link, while a stalled peer is still cut off.
+constexpr std::size_t kMinBytesPerSecond = 16 * 1024;
+
+inline milliseconds deadline_for(milliseconds base, std::size_t bytes) {
+    return base + milliseconds(bytes * 1000 / kMinBytesPerSecond);
+}
+
 // One TCP connection: its socket, a deadline for the operation in flight,
 // and a buffer that reads whole frames. The stream type is a template
 // parameter in spirit: TLS (the security milestone) replaces `socket` with
@@ -68,18 +77,23 @@ public:
     void disarm() { timer_.expires_at(asio::steady_timer::time_point::max()); }
 
     // The next frame's body; valid until the next call. Waits up to `idle`
-    // for a frame to begin, then `io` for the whole rest of it, however the
-    // peer spreads its bytes (no slow-loris). Throws ProtocolError for
+    // for a frame to begin, then deadline_for(io, its size) for the whole
+    // rest of it, however the peer spreads its bytes (no slow-loris). Throws
+    // ProtocolError for
     // broken framing (checked before the buffer grows) and
     // boost::system::system_error for I/O errors and timeouts.
     asio::awaitable<std::span<const std::uint8_t>> read_frame(std::size_t max_body, milliseconds idle,
                                                               milliseconds io) {
         if (begin_ == end_) begin_ = end_ = 0;
-        std::optional<asio::steady_timer::time_point> frame_deadline;
+        // The frame's clock starts with its first byte, not with the idle
+        // wait before it.
+        std::optional<asio::steady_timer::time_point> frame_started, frame_deadline;
         for (;;) {
             const std::span<const std::uint8_t> avail(buffer_.data() + begin_, end_ - begin_);
+            if (!avail.empty() && !frame_started) frame_started = asio::steady_timer::clock_type::now();
             if (const auto header = protocol::parse_frame_header(avail, max_body)) {
                 const std::size_t total = header->header_size + header->body_size;
+                frame_deadline = *frame_started + deadline_for(io, total);
                 if (avail.size() >= total) {
                     begin_ += total;
                     co_return avail.subspan(header->header_size, header->body_size);
@@ -91,7 +105,7 @@ public:
             if (begin_ == end_) {
                 arm(idle);
             } else {
-                if (!frame_deadline) frame_deadline = asio::steady_timer::clock_type::now() + io;
+                if (!frame_deadline) frame_deadline = *frame_started + io;  // until the length is known
                 arm_until(*frame_deadline);
             }
             std::size_t n = 0;
@@ -128,7 +142,7 @@ public:
             buffers.emplace_back(headers[i].data(), n);
             buffers.emplace_back(bodies[i].data(), bodies[i].size());
         }
-        arm(io);
+        arm(deadline_for(io, asio::buffer_size(buffers)));
         try {
             const auto n = co_await asio::async_write(socket_, buffers, asio::use_awaitable);
             counters_.bytes_sent += n;
