@@ -668,6 +668,22 @@ TEST_CASE("structurally bad messages are refused as invalid_argument") {
         CHECK(client_refusal(push_body(set, 5, 6)) == ErrorCode::invalid_argument);
     }
 
+    SECTION("seqs outside 1..2^53") {
+        SetSpec set;
+        set.groups[0].seq_delta = lindra::protocol::kMaxSeq + 1;
+        CHECK(client_refusal(push_body(set, lindra::protocol::kMaxSeq + 1, lindra::protocol::kMaxSeq + 1)) ==
+              ErrorCode::invalid_argument);
+        set.groups[0].seq_delta = lindra::protocol::kMaxSeq;
+        CHECK_FALSE(client_refusal(push_body(set, lindra::protocol::kMaxSeq, lindra::protocol::kMaxSeq)));
+        const std::string id16(16, 's');
+        const auto welcome = [&](std::uint64_t highest) {
+            return Wire().message(1, Wire().u64(1, 1).bytes(2, id16).u64(7, highest)).str();
+        };
+        CHECK_FALSE(server_refusal(welcome(static_cast<std::uint64_t>(lindra::protocol::kMaxSeq))));
+        CHECK(server_refusal(welcome(static_cast<std::uint64_t>(lindra::protocol::kMaxSeq) + 1)) ==
+              ErrorCode::invalid_argument);
+    }
+
     SECTION("a hlc that overflows") {
         SetSpec set;
         two_groups(1)(set);

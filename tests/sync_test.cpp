@@ -1,5 +1,6 @@
 // Sync end to end, in-process over 127.0.0.1: tablets converge through the
 // server, retries apply nothing twice, a restarted server loses nothing.
+#include "server/store.hpp"
 #include "store/database.hpp"
 #include "support/db.hpp"
 #include "support/fixture.hpp"
@@ -244,4 +245,82 @@ TEST_CASE("a tablet whose cursor is past the head of a restored server pulls eve
     const auto p = mentor.progress_of(s.candidates[0]);
     REQUIRE(p.size() == 1);
     CHECK(p[0].best_score == 88);
+}
+
+namespace {
+// A byte-for-byte copy of a tablet's file: the same device id and clock.
+Replica& copy_of(SyncWorld& w, const std::string& from, const std::string& to, ReplicaOptions options = {}) {
+    {
+        store::Database db(w.path(from));
+        db.exec("VACUUM INTO '" + w.path(to) + "'");
+    }
+    return w.tablet(to, std::move(options));
+}
+}  // namespace
+
+TEST_CASE("a copy of a tablet file that reused a seq never loses its change") {
+    // Frozen clocks near the server's real one (it refuses changes far ahead).
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+    SyncWorld w;
+    Replica& original = w.tablet("original", {.wall_clock_ms = [now] { return now; }});
+    require_ok(w.sync(original));
+
+    SECTION("written later than the original's change: moved above the server's seq") {
+        Replica& copy = copy_of(w, "original", "copy", {.wall_clock_ms = [now] { return now + 5'000; }});
+        original.register_person("Written on the original", Profession::nurse);
+        copy.register_person("Written on the copy", Profession::nurse);  // the same seq, another change
+        require_ok(w.sync(original));
+        require_ok(w.sync(copy));  // Welcome: seq 1 holds another hlc, so the copy's change moves to seq 2
+        CHECK(copy.outbox_size() == 0);
+        CHECK(lindra::test::count_rows(w.server_db(), "person") == 2);
+    }
+    SECTION("written at the very same hlc: refused, and kept in the copy's outbox") {
+        Replica& copy = copy_of(w, "original", "copy", {.wall_clock_ms = [now] { return now; }});
+        original.register_person("Written on the original", Profession::nurse);
+        copy.register_person("Written on the copy", Profession::nurse);  // same seq, same hlc
+        require_ok(w.sync(original));
+        const auto refused = w.sync(copy);
+        CHECK(refused.outcome == SyncOutcome::server_error);
+        CHECK(refused.message.find("share one id") != std::string::npos);
+        CHECK(copy.outbox_size() == 1);  // not dropped as a duplicate
+        CHECK(lindra::test::count_rows(w.server_db(), "person") == 1);
+    }
+}
+
+TEST_CASE("the server refuses another change under a seq it already holds") {
+    // Two copies that said Hello before either pushed: both push seq 1.
+    lindra::test::TempDir dir;
+    auto store = server::open_sqlite_store(dir.file("server.db"), {});
+    const Id device = Id::random();
+    auto entry = [&](const char* name, std::uint64_t hlc) {
+        const Id row = Id::random();
+        return protocol::Entry{1, {{2, row, 2, std::string(name), hlc, device}}};
+    };
+    const protocol::Entry first = entry("Written on the original", 100 << 16);
+    CHECK(store->push(device, "cand-1", {&first, 1}).acked_seq == 1);
+    CHECK(store->push(device, "cand-1", {&first, 1}).applied_changes == 0);  // the same change: a retry
+    const protocol::Entry other = entry("Written on the copy", 101 << 16);
+    try {
+        store->push(device, "cand-1", {&other, 1});
+        FAIL("expected the push to be refused");
+    } catch (const Error& e) {
+        CHECK(std::string(e.what()).find("share one id") != std::string::npos);
+    }
+    CHECK(store->pull(Id::random(), false, "", 100, 1 << 20).changes.size() == 1);
+}
+
+TEST_CASE("a device id belongs to the user who first pushed from it") {
+    SyncWorld w;
+    Replica& ola = w.tablet("ola");
+    ola.register_person("Ola Nordmann", Profession::health_care_worker);
+    require_ok(w.sync(ola, "candidate-1-token"));
+    Replica& taken = copy_of(w, "ola", "taken");
+    taken.register_person("Not Ola", Profession::nurse);
+    const auto r = w.sync(taken, "candidate-2-token");  // another user, Ola's device id
+    CHECK(r.outcome == SyncOutcome::server_error);
+    CHECK(r.error_code == "permission_denied");
+    CHECK(lindra::test::count_rows(w.server_db(), "person") == 1);
+    require_ok(w.sync(ola, "candidate-1-token"));  // Ola still syncs
 }

@@ -340,6 +340,7 @@ Push read(const pb::Push& in, const Id& device, std::size_t max_changes) {
         if (g.origin() != 0) malformed("a Push names an origin");
         if ((!push.entries.empty() && g.seq_delta() <= 0) || __builtin_add_overflow(seq, g.seq_delta(), &seq))
             malformed("Push seqs must increase");
+        if (seq < 1 || seq > kMaxSeq) malformed("a Push seq outside 1..2^53");
         Entry& entry = push.entries.emplace_back();
         entry.seq = seq;
         reader.read(g, device, entry.changes);
@@ -450,6 +451,7 @@ Welcome read(const pb::Welcome& in) {
               .highest_seq = in.highest_seq(),
               .pull_needed = in.pull_needed(),
               .highest_hlc = in.highest_hlc()};
+    if (m.highest_seq < 0 || m.highest_seq > kMaxSeq) malformed("Welcome.highest_seq outside 0..2^53");
     if (in.has_limits())  // absent: lindra's defaults, not zeros
         m.limits = {.max_frame_bytes = in.limits().max_frame_bytes(),
                     .max_push_changes = in.limits().max_push_changes(),

@@ -21,6 +21,9 @@ namespace lindra::protocol {
 
 inline constexpr std::uint32_t kVersion = 1;
 inline constexpr std::size_t kDefaultMaxFrame = std::size_t{4} << 20;
+// Outbox seqs are 1..kMaxSeq; anything else on the wire is malformed (a
+// device could not have made it, and shifting seqs past it would overflow).
+inline constexpr std::int64_t kMaxSeq = std::int64_t{1} << 53;
 
 // The closed set of errors a peer reports (sync.proto ErrorCode).
 enum class ErrorCode : std::uint8_t {

@@ -78,9 +78,15 @@ net::Reply ServerSession::hello(const protocol::Hello& m) {
     w.limits = context_.limits;
     {
         std::lock_guard lock(context_.store_mutex);
+        const auto state = context_.store.device(device_);
+        // A device's id is bound to the user who first pushed from it: no
+        // one else may push under it, or claim its seqs.
+        if (!state.user.empty() && state.user != identity_->user) {
+            identity_.reset();
+            return refuse(ErrorCode::permission_denied, "this device is registered to another user");
+        }
         w.server_id = context_.store.server_id();
         w.server_hlc = context_.store.tick();
-        const auto state = context_.store.device(device_);
         w.highest_seq = state.highest_seq;
         w.highest_hlc = state.highest_hlc;
         w.pull_needed = context_.store.has_changes_after(m.cursor);

@@ -22,8 +22,10 @@ CREATE TABLE IF NOT EXISTS lindra_log (
     row_id BLOB NOT NULL,
     hlc INTEGER NOT NULL,
     origin BLOB NOT NULL,
+    seq INTEGER NOT NULL,        -- the origin's outbox seq: retries are checked against it
     fields BLOB NOT NULL
 );
+CREATE INDEX IF NOT EXISTS lindra_log_origin_seq ON lindra_log (origin, seq);
 CREATE TABLE IF NOT EXISTS lindra_device (
     device_id BLOB PRIMARY KEY,
     user_id TEXT NOT NULL,
@@ -70,10 +72,10 @@ public:
     std::uint64_t tick() override { return core_.clock.tick(); }
 
     DeviceState device(const Id& device) override {
-        auto st = core_.db.cached("SELECT highest_seq, highest_hlc FROM lindra_device WHERE device_id = ?");
+        auto st = core_.db.cached("SELECT highest_seq, highest_hlc, user_id FROM lindra_device WHERE device_id = ?");
         st->bind(1, device);
         if (!st->step()) return {};
-        return {st->int64(0), static_cast<std::uint64_t>(st->int64(1))};
+        return {st->int64(0), static_cast<std::uint64_t>(st->int64(1)), st->text(2)};
     }
 
     // A cursor past the head comes from a log this store no longer has (it
@@ -94,7 +96,11 @@ public:
         std::vector<Change> accepted;
         std::vector<const protocol::Entry*> logged;
         for (const auto& entry : entries) {
-            if (entry.seq <= before.highest_seq || entry.changes.empty()) continue;  // a retry: applied before
+            if (entry.changes.empty()) continue;
+            if (entry.seq <= before.highest_seq) {  // a retry, if the log holds this very change
+                check_retry(device, entry);
+                continue;
+            }
             after = {entry.seq, entry.changes.front().hlc};
             const auto ahead_ms = static_cast<std::int64_t>(replica::hlc_ms(entry.changes.front().hlc)) - now;
             if (ahead_ms > options_.max_clock_ahead.count()) {
@@ -109,12 +115,14 @@ public:
         core_.apply(accepted);  // validates all of it first; throws and rolls back on bad input
         for (const auto* entry : logged) {
             const Change& first = entry->changes.front();
-            core_.db.cached("INSERT INTO lindra_log (entity, row_id, hlc, origin, fields) VALUES (?, ?, ?, ?, ?)")
+            core_.db
+                .cached("INSERT INTO lindra_log (entity, row_id, hlc, origin, seq, fields) VALUES (?, ?, ?, ?, ?, ?)")
                 ->bind(1, first.entity)
                 .bind(2, first.row)
                 .bind(3, static_cast<std::int64_t>(first.hlc))
                 .bind(4, first.origin)
-                .bind(5, bytes(codec::encode_fields(entry->changes)))
+                .bind(5, entry->seq)
+                .bind(6, bytes(codec::encode_fields(entry->changes)))
                 .run();
         }
         if (after.highest_seq != before.highest_seq) {
@@ -177,6 +185,26 @@ public:
     }
 
 private:
+    // An entry the server already has a seq for must be that very change:
+    // same row, hlc and values (copies of one file share their clock, so the
+    // hlc alone can match). Entries refused earlier (clock ahead) are not in
+    // the log; their retry is acknowledged again.
+    void check_retry(const Id& device, const protocol::Entry& entry) {
+        auto st = core_.db.cached("SELECT entity, row_id, hlc, fields FROM lindra_log WHERE origin = ? AND seq = ?");
+        st->bind(1, device).bind(2, entry.seq);
+        if (!st->step()) return;
+        const Change& first = entry.changes.front();
+        const auto fields = st->blob(3);
+        const bool same = st->int64(0) == first.entity && st->id(1) == first.row &&
+                          static_cast<std::uint64_t>(st->int64(2)) == first.hlc &&
+                          std::ranges::equal(fields, bytes(codec::encode_fields(entry.changes)));
+        if (!same)
+            throw Error(Errc::invalid_argument,
+                        "seq " + std::to_string(entry.seq) +
+                            " from this device already holds another change: two devices share one id"
+                            " (was this database file copied from another tablet?)");
+    }
+
     std::int64_t head() {
         auto st = core_.db.cached("SELECT coalesce(max(pos), 0) FROM lindra_log");
         st->step();

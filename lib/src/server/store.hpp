@@ -20,6 +20,7 @@ namespace lindra::server {
 struct DeviceState {
     std::int64_t highest_seq = 0;   // the highest outbox seq applied from the device
     std::uint64_t highest_hlc = 0;  // the hlc of that entry
+    std::string user{};             // who pushed from it; empty if nobody yet
 };
 
 struct PushOutcome {
@@ -54,8 +55,11 @@ public:
     // Applies the entries above the device's highest applied seq with the
     // replica's merge code, logs them and records the new highest seq, all
     // in one transaction. Entries stamped too far ahead of the server's
-    // clock are rejected, not applied. Throws lindra::Error (nothing
-    // applied) if any change is invalid.
+    // clock are rejected, not applied. An entry at or below the highest seq
+    // is a retry: acknowledged, not applied, if the log holds the same change
+    // under that seq. Throws lindra::Error (nothing applied) if any change is
+    // invalid, or if a retried seq holds another change (two devices share
+    // one id: a copied database file).
     virtual PushOutcome push(const Id& device, const std::string& user, std::span<const protocol::Entry> entries) = 0;
     // Log entries after `cursor`, whole entries, until `max_changes` or
     // about `max_bytes` of values are reached (at least one entry). The
