@@ -324,3 +324,26 @@ TEST_CASE("a device id belongs to the user who first pushed from it") {
     CHECK(lindra::test::count_rows(w.server_db(), "person") == 1);
     require_ok(w.sync(ola, "candidate-1-token"));  // Ola still syncs
 }
+
+TEST_CASE("a pull past many of the device's own changes comes in bounded steps") {
+    lindra::test::TempDir dir;
+    auto store = server::open_sqlite_store(dir.file("server.db"), {});
+    const Id device = Id::random(), other = Id::random();
+    std::vector<protocol::Entry> own;
+    for (std::int64_t seq = 1; seq <= 1'000; ++seq)
+        own.push_back({seq, {{2, Id::random(), 2, std::string("P"), static_cast<std::uint64_t>(seq) << 16, device}}});
+    store->push(device, "u1", own);
+    const protocol::Entry theirs{1, {{2, Id::random(), 2, std::string("Q"), 5'000u << 16, other}}};
+    store->push(other, "u2", {&theirs, 1});
+
+    std::string cursor;
+    std::size_t pulls = 0, changes = 0;
+    for (bool more = true; more && pulls < 100; ++pulls) {
+        const auto batch = store->pull(device, false, cursor, 10, 1 << 20);  // 10 changes: at most 40 rows scanned
+        changes += batch.changes.size();
+        cursor = batch.next_cursor;
+        more = batch.has_more;
+    }
+    CHECK(changes == 1);   // only the other device's change
+    CHECK(pulls >= 25);    // 1,001 entries in steps of at most 40
+}

@@ -73,7 +73,7 @@ struct SyncResult {
     std::string message{};
     std::string error_code{};  // the server's error code, if it sent one
     std::uint32_t retry_after_ms = 0;
-    std::int64_t changes_pushed = 0;
+    std::int64_t changes_pushed = 0;  // acknowledged by the server, the refused ones (`rejected`) included
     std::int64_t changes_pulled = 0;
     std::uint64_t bytes_sent = 0;
     std::uint64_t bytes_received = 0;

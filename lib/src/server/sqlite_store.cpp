@@ -159,7 +159,11 @@ public:
             auto st = core_.db.cached(
                 "SELECT pos, entity, row_id, hlc, origin, fields FROM lindra_log WHERE pos > ? ORDER BY pos");
             st->bind(1, from);
-            while (out.changes.size() < max_changes && bytes_so_far < max_bytes && st->step()) {
+            // Skipping the device's own entries counts against the batch too,
+            // so one pull never scans the whole log while others wait.
+            std::size_t scanned = 0;
+            while (out.changes.size() < max_changes && bytes_so_far < max_bytes && scanned++ < 4 * max_changes &&
+                   st->step()) {
                 const std::int64_t pos = st->int64(0);
                 if (!include_own && st->id(4) == device) {  // the device has its own changes
                     last = pos;
