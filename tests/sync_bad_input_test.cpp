@@ -32,8 +32,10 @@
 using namespace lindra;
 using lindra::protocol::ErrorCode;
 using lindra::test::dump;
+using lindra::test::dump_table;
 using lindra::test::RawClient;
 using lindra::test::Seeded;
+using lindra::test::require_ok;
 using lindra::test::SyncWorld;
 using lindra::test::Tables;
 
@@ -45,18 +47,6 @@ constexpr auto kPromptly = std::chrono::seconds(2);  // the server's own timeout
 
 // ---- the server's side ------------------------------------------------------
 
-// Every row of `table`, as dump() shows the domain tables.
-std::string dump_table(const std::string& path, const std::string& table) {
-    store::Database db(path);
-    std::string cols;
-    auto info = db.prepare("SELECT name FROM pragma_table_info(?)");
-    info.bind(1, table);
-    while (info.step()) cols += (cols.empty() ? "quote(" : " || ',' || quote(") + info.text(0) + ")";
-    auto rows = db.prepare("SELECT " + cols + " FROM " + table + " ORDER BY 1");
-    std::string out = table + ":\n";
-    while (rows.step()) out += "  " + rows.text(0) + "\n";
-    return out;
-}
 
 // What a refused session must leave as it was.
 std::string server_state(const std::string& server_db) {
@@ -84,10 +74,6 @@ void require_log(const std::vector<std::string>& log, std::size_t sessions, std:
         CHECK(all.str().find(token) == std::string::npos);
 }
 
-void require_ok(const SyncResult& r) {
-    INFO(to_string(r.outcome) << ": " << r.message);
-    REQUIRE(r.ok());
-}
 
 // The server holds the seeded group; "tablet" has pulled it and made four
 // writes it has not pushed yet, the last a score (see bad_score()).

@@ -29,6 +29,7 @@ using lindra::test::Direction;
 using lindra::test::dump;
 using lindra::test::Proxy;
 using lindra::test::Seeded;
+using lindra::test::require_ok;
 using lindra::test::SyncWorld;
 using lindra::test::Tables;
 
@@ -36,10 +37,6 @@ namespace {
 
 constexpr const char* kToken = "coordinator-token";
 
-void require_ok(const SyncResult& r) {
-    INFO(to_string(r.outcome) << ": " << r.message);
-    REQUIRE(r.ok());
-}
 
 // A round whose connection was cut: it failed as a broken connection does.
 void require_cut(const SyncResult& r) {

@@ -14,15 +14,12 @@
 
 using namespace lindra;
 using lindra::test::dump;
+using lindra::test::require_ok;
 using lindra::test::SyncWorld;
 using lindra::test::Tables;
 
 namespace {
 
-void require_ok(const SyncResult& r) {
-    INFO(to_string(r.outcome) << ": " << r.message);
-    REQUIRE(r.ok());
-}
 
 // Every device and the server hold the same domain tables, byte for byte.
 void require_converged(SyncWorld& w, const std::vector<std::string>& tablets) {

@@ -4,23 +4,32 @@
 
 #include <lindra/schema.hpp>
 
+#include <vector>
+
 namespace lindra::test {
 
-std::string dump(const std::string& path, Tables which) {
+std::string dump_table(const std::string& path, const std::string& table) {
     store::Database db(path);
-    std::string out;
-    auto tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
-    while (tables.step()) {
-        const auto table = tables.text(0);
-        if (which == Tables::domain && !find_entity(table)) continue;
-        std::string cols;
-        auto info = db.prepare("SELECT name FROM pragma_table_info(?)");
-        info.bind(1, table);
-        while (info.step()) cols += (cols.empty() ? "quote(" : " || ',' || quote(") + info.text(0) + ")";
-        auto rows = db.prepare("SELECT " + cols + " FROM " + table + " ORDER BY 1");
-        out += table + ":\n";
-        while (rows.step()) out += "  " + rows.text(0) + "\n";
+    std::string cols;
+    auto info = db.prepare("SELECT name FROM pragma_table_info(?)");
+    info.bind(1, table);
+    while (info.step()) cols += (cols.empty() ? "quote(" : " || ',' || quote(") + info.text(0) + ")";
+    auto rows = db.prepare("SELECT " + cols + " FROM " + table + " ORDER BY 1");
+    std::string out = table + ":\n";
+    while (rows.step()) out += "  " + rows.text(0) + "\n";
+    return out;
+}
+
+std::string dump(const std::string& path, Tables which) {
+    std::vector<std::string> tables;
+    {
+        store::Database db(path);
+        auto st = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+        while (st.step())
+            if (which == Tables::all || find_entity(st.text(0))) tables.push_back(st.text(0));
     }
+    std::string out;
+    for (const auto& t : tables) out += dump_table(path, t);
     return out;
 }
 

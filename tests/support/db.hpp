@@ -17,6 +17,8 @@ enum class Tables { all, domain };
 // SQL's quote() of it, in a stable order: two dumps are equal only if the
 // tables hold the same bytes.
 std::string dump(const std::string& path, Tables which = Tables::all);
+// The same for one table.
+std::string dump_table(const std::string& path, const std::string& table);
 
 std::int64_t count_rows(const std::string& path, const std::string& table);
 

@@ -8,6 +8,8 @@
 #include <lindra/server.hpp>
 #include <lindra/sync.hpp>
 
+#include <catch2/catch.hpp>
+
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -15,6 +17,12 @@
 #include <vector>
 
 namespace lindra::test {
+
+// A sync round that must succeed; says why when it does not.
+inline void require_ok(const SyncResult& r) {
+    INFO(to_string(r.outcome) << ": " << r.message);
+    REQUIRE(r.ok());
+}
 
 class SyncWorld {
 public:

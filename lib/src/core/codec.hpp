@@ -7,8 +7,14 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace lindra::codec {
+
+// The bytes of a string, for blobs bound or decoded.
+inline std::span<const std::uint8_t> bytes_of(std::string_view s) noexcept {
+    return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
 
 class Writer {
   public:

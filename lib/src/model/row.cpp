@@ -87,7 +87,7 @@ void RowStore::save(store::Database& db, const Id& row, const RowState& state) c
         }
     }
     const std::string clocks = encode_clocks(*entity_, state);
-    st->bind(p, std::span(reinterpret_cast<const std::uint8_t*>(clocks.data()), clocks.size()));
+    st->bind(p, codec::bytes_of(clocks));
     st->run();
 }
 

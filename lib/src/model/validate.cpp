@@ -87,10 +87,13 @@ std::string qualified_name(const EntityDef& e, const FieldDef& f) {
     return std::string(e.name) + "." + std::string(f.name);
 }
 
-void throw_bad_enum(const EntityDef& e, const FieldDef& f, std::string_view value) {
+Error field_error(Errc code, const EntityDef& e, const FieldDef& f, std::string_view what) {
     const std::string name = qualified_name(e, f);
-    throw Error(Errc::bad_enum_value, name + ": \"" + std::string(value) + "\" is not one of: " + quoted_values(f), 0,
-                name);
+    return Error(code, name + ": " + std::string(what), 0, name);
+}
+
+void throw_bad_enum(const EntityDef& e, const FieldDef& f, std::string_view value) {
+    throw field_error(Errc::bad_enum_value, e, f, "\"" + std::string(value) + "\" is not one of: " + quoted_values(f));
 }
 
 bool takes_null(const FieldDef& f) noexcept {
@@ -102,10 +105,7 @@ bool required_on_create(const FieldDef& f) noexcept {
 }
 
 void validate(const EntityDef& e, const FieldDef& f, const Value& v) {
-    auto fail = [&](Errc code, const std::string& what) -> void {
-        const std::string name = qualified_name(e, f);
-        throw Error(code, name + ": " + what, 0, name);
-    };
+    auto fail = [&](Errc code, const std::string& what) -> void { throw field_error(code, e, f, what); };
 
     if (std::holds_alternative<std::monostate>(v)) {
         if (!takes_null(f)) fail(Errc::wrong_type, "a value is required");

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <lindra/change.hpp>
+#include <lindra/error.hpp>
 #include <lindra/schema.hpp>
 
 #include <string>
@@ -10,6 +11,9 @@ namespace lindra::model {
 
 // "entity.field", the name errors use.
 std::string qualified_name(const EntityDef& e, const FieldDef& f);
+
+// The error about field `f`: "entity.field: what", with Error::field() set.
+Error field_error(Errc code, const EntityDef& e, const FieldDef& f, std::string_view what);
 
 // Whether the field may hold "no value" (see FieldDef::nullable).
 bool takes_null(const FieldDef& f) noexcept;

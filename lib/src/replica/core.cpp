@@ -63,10 +63,6 @@ std::span<const store::Migration> replica_migrations() {
 
 namespace {
 
-std::span<const std::uint8_t> as_bytes(const std::string& s) {
-    return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
-}
-
 }  // namespace
 
 const EntityDef& entity(std::string_view name) {
@@ -159,10 +155,7 @@ Id Core::new_row_id(const EntityDef& e, std::span<const Intent> intents) const {
         const auto it =
             std::find_if(intents.begin(), intents.end(), [&](const Intent& i) { return i.field == f.name; });
         const Id* id = it == intents.end() ? nullptr : std::get_if<Id>(&it->value);
-        if (!id) {
-            const auto name = model::qualified_name(e, f);
-            throw Error(Errc::invalid_argument, name + ": required to create a row", 0, name);
-        }
+        if (!id) throw model::field_error(Errc::invalid_argument, e, f, "required to create a row");
         keys.push_back(*id);
     }
     return Id::derive(e.name, keys);
@@ -171,8 +164,7 @@ Id Core::new_row_id(const EntityDef& e, std::span<const Intent> intents) const {
 void Core::check_key_change(const EntityDef& e, const FieldDef& f, const model::FieldState& current,
                             const Value& incoming) {
     if (!f.key || std::holds_alternative<std::monostate>(current.value) || current.value == incoming) return;
-    const auto name = model::qualified_name(e, f);
-    throw Error(Errc::invalid_argument, name + ": part of the row's identity, cannot change", 0, name);
+    throw model::field_error(Errc::invalid_argument, e, f, "part of the row's identity, cannot change");
 }
 
 void Core::check_identity(const EntityDef& e, const Id& row, const model::RowState& st) {
@@ -200,17 +192,13 @@ void Core::write(const EntityDef& e, const Id& row, std::span<const Intent> inte
     resolved.reserve(intents.size());
     for (const auto& in : intents) {
         const FieldDef& f = field(e, in.field);
-        auto fail = [&](const char* why) {
-            const auto name = model::qualified_name(e, f);
-            throw Error(Errc::invalid_argument, name + why, 0, name);
-        };
+        auto fail = [&](const char* why) { throw model::field_error(Errc::invalid_argument, e, f, why); };
         if ((f.rule == MergeRule::counter) != (in.op == Intent::Op::add))
-            fail(in.op == Intent::Op::add ? ": only counters can be added to" : ": a counter can only be added to");
-        if (in.op == Intent::Op::advance && f.type != FieldType::progress) fail(": only progress can advance");
-        if (f.rule == MergeRule::tombstone && in.value != Value{std::int64_t{1}})
-            fail(": a deleted row cannot be restored");
+            fail(in.op == Intent::Op::add ? "only counters can be added to" : "a counter can only be added to");
+        if (in.op == Intent::Op::advance && f.type != FieldType::progress) fail("only progress can advance");
+        if (f.rule == MergeRule::tombstone && in.value != Value{std::int64_t{1}}) fail("a deleted row cannot be restored");
         for (const auto& [g, _] : resolved)
-            if (g == &f) fail(": given twice");
+            if (g == &f) fail("given twice");
         // An advance gives a status rank; validate it as progress of attempt 0.
         model::validate(e, f, in.value);
         resolved.emplace_back(&f, &in);
@@ -220,10 +208,8 @@ void Core::write(const EntityDef& e, const Id& row, std::span<const Intent> inte
     if (!st.exists) {
         for (const auto& f : e.fields) {
             const bool given = std::any_of(resolved.begin(), resolved.end(), [&](auto& r) { return r.first == &f; });
-            if (model::required_on_create(f) && !given) {
-                const auto name = model::qualified_name(e, f);
-                throw Error(Errc::invalid_argument, name + ": required to create a row", 0, name);
-            }
+            if (model::required_on_create(f) && !given)
+                throw model::field_error(Errc::invalid_argument, e, f, "required to create a row");
         }
     } else if (st.fields[0].value == Value{std::int64_t{1}}) {
         throw Error(Errc::not_found, std::string(e.name) + " " + row.to_string() + " was deleted");
@@ -246,10 +232,8 @@ void Core::write(const EntityDef& e, const Id& row, std::span<const Intent> inte
             for (const auto& [o, t] : fs.totals)
                 if (o == device) own = t;
             const auto total = own + std::get<std::int64_t>(v);
-            if (total > f->max) {
-                const auto name = model::qualified_name(e, *f);
-                throw Error(Errc::out_of_range, name + ": total would exceed " + std::to_string(f->max), 0, name);
-            }
+            if (total > f->max)
+                throw model::field_error(Errc::out_of_range, e, *f, "total would exceed " + std::to_string(f->max));
             v = total;
         }
         check_key_change(e, *f, fs, v);
@@ -270,7 +254,7 @@ void Core::write(const EntityDef& e, const Id& row, std::span<const Intent> inte
         .bind(2, e.tag)
         .bind(3, row)
         .bind(4, static_cast<std::int64_t>(clock_now.hlc))
-        .bind(5, as_bytes(payload.data()))
+        .bind(5, codec::bytes_of(payload.data()))
         .run();
     ++next_seq_;
 }
@@ -288,11 +272,9 @@ void Core::apply(std::span<const Change> changes) {
             throw Error(Errc::unknown_field,
                         std::string(e->name) + " has no field with tag " + std::to_string(c.field));
         model::validate(*e, *f, c.value);
-        if (c.row.is_nil() || c.origin.is_nil() || c.hlc == 0 || c.hlc > replica::kHlcMax) {
-            const auto name = model::qualified_name(*e, *f);
-            throw Error(Errc::invalid_argument,
-                        "change to " + name + " lacks a row id or origin, or its hlc is 0 or above 2^63", 0, name);
-        }
+        if (c.row.is_nil() || c.origin.is_nil() || c.hlc == 0 || c.hlc > replica::kHlcMax)
+            throw model::field_error(Errc::invalid_argument, *e, *f,
+                                     "the change lacks a row id or origin, or its hlc is 0 or above 2^63");
         by_row[{c.entity, c.row}].push_back(&c);
         max_hlc = std::max(max_hlc, c.hlc);
     }
@@ -343,7 +325,7 @@ void Core::apply_pulled(std::span<const Change> changes, std::string_view next_c
     apply(changes);
     // Once a pull has reached the head, the device has its own changes back.
     db.cached("UPDATE lindra_replica SET pull_cursor = ?, pull_own = pull_own AND NOT ?")
-        ->bind(1, std::span(reinterpret_cast<const std::uint8_t*>(next_cursor.data()), next_cursor.size()))
+        ->bind(1, codec::bytes_of(next_cursor))
         .bind(2, std::int64_t{complete})
         .run();
 }

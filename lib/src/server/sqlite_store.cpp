@@ -45,16 +45,12 @@ std::string encode_cursor(std::int64_t pos) {
 std::int64_t decode_cursor(std::string_view cursor) {
     if (cursor.empty()) return 0;
     try {
-        codec::Reader r(std::span(reinterpret_cast<const std::uint8_t*>(cursor.data()), cursor.size()));
+        codec::Reader r(codec::bytes_of(cursor));
         const auto pos = r.varint();
         if (r.done() && pos <= static_cast<std::uint64_t>(INT64_MAX)) return static_cast<std::int64_t>(pos);
     } catch (const Error&) {
     }
     throw Error(Errc::invalid_argument, "not a cursor this server handed out");
-}
-
-std::span<const std::uint8_t> bytes(const std::string& s) {
-    return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }
 
 class SqliteServerStore final : public ServerStore {
@@ -122,7 +118,7 @@ public:
                 .bind(3, static_cast<std::int64_t>(first.hlc))
                 .bind(4, first.origin)
                 .bind(5, entry->seq)
-                .bind(6, bytes(codec::encode_fields(entry->changes)))
+                .bind(6, codec::bytes_of(codec::encode_fields(entry->changes)))
                 .run();
         }
         if (after.highest_seq != before.highest_seq) {
@@ -201,7 +197,7 @@ private:
         const auto fields = st->blob(3);
         const bool same = st->int64(0) == first.entity && st->id(1) == first.row &&
                           static_cast<std::uint64_t>(st->int64(2)) == first.hlc &&
-                          std::ranges::equal(fields, bytes(codec::encode_fields(entry.changes)));
+                          std::ranges::equal(fields, codec::bytes_of(codec::encode_fields(entry.changes)));
         if (!same)
             throw Error(Errc::invalid_argument,
                         "seq " + std::to_string(entry.seq) +
