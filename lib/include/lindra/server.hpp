@@ -5,9 +5,14 @@
 // highest outbox seq applied per device, so a retried push is acknowledged
 // and never applied twice. It listens on its own thread.
 //
-// Authentication, for now: a list of users with their tokens (the security
-// milestone replaces it with signed tokens and scoped authorization).
+// Every connection is TLS unless `insecure` is set (local development).
+// Identity comes only from a verified token: lindra's own (Ed25519, issued
+// by issue_token) or a JWT from the organisation's OpenID Connect provider.
+// Every pushed change is authorized by role and scope, and every pull
+// carries only the rows its user may read (README, "Security model").
 #pragma once
+
+#include <lindra/id.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -19,21 +24,77 @@
 
 namespace lindra {
 
+// Transitional (removed once signed tokens land): a list of users with
+// plain tokens, one "user ID ROLE TOKEN" per line.
 struct User {
     std::string id{};
-    std::string role{};  // coordinator, mentor or candidate
+    std::string role{};
     std::string token{};
 };
-
-// Reads a users file: one "user ID ROLE TOKEN" per line, '#' starts a
-// comment. Throws lindra::Error naming the line on bad input.
 std::vector<User> load_users(const std::string& path);
+
+// What a token lets its holder do (README, "Security model").
+enum class Role {
+    candidate,    // their own progress and reflections, in groups they belong to
+    mentor,       // gatherings, attendance and confirmations of the groups they lead
+    coordinator,  // catalog, people, groups and memberships of their organization
+    admin,        // a trusted back-office integration: every row, except certificates
+};
+std::string_view to_string(Role role);
+// Throws lindra::Error(invalid_argument) naming the allowed roles.
+Role parse_role(std::string_view text);
+
+// Who a token says its holder is; signed, so the server trusts it.
+struct TokenClaims {
+    std::string user{};  // "sub": a stable user id, shown in the server's log
+    Role role = Role::candidate;
+    Id person{};        // the person row this user is; nil for admin
+    Id organization{};  // coordinators: the organization they manage
+    std::chrono::seconds ttl{std::chrono::hours(12)};
+};
+
+// A new Ed25519 private key for signing lindra tokens, as PEM (PKCS#8).
+std::string generate_token_key();
+// A token for `claims`, signed with `key_pem` (from generate_token_key),
+// valid from `now_s` (seconds since the epoch; 0: now) for claims.ttl.
+// Throws lindra::Error(invalid_argument) for a bad key or claims.
+std::string issue_token(std::string_view key_pem, const TokenClaims& claims, std::string_view issuer = "lindra",
+                        std::string_view audience = "lindra", std::int64_t now_s = 0);
+
+// An external OpenID Connect identity provider whose JWTs the server takes.
+struct OidcProvider {
+    std::string issuer{};          // must equal the token's "iss"
+    std::string audience{};        // must be in the token's "aud"
+    std::string public_key_pem{};  // the provider's signing key: EC P-256 or RSA
+    std::vector<std::string> algorithms{"ES256", "RS256"};  // the allow-list; "none" and HS* never
+    std::string role_claim = "lindra_role";
+    std::string person_claim = "lindra_person";
+    std::string organization_claim = "lindra_org";
+};
+
+struct TokenOptions {
+    std::string key_pem{};  // verifies lindra's own tokens: the signing key or its public half
+    std::string issuer = "lindra";
+    std::string audience = "lindra";
+    std::vector<OidcProvider> oidc{};
+    std::chrono::seconds leeway{60};  // clock skew allowed on exp and nbf
+};
+
+struct TlsServerOptions {
+    std::string certificate_chain_pem{};  // the server's certificate, then intermediates
+    std::string private_key_pem{};
+};
 
 struct ServerOptions {
     std::string db_path{};
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;  // 0: any free port, see SyncServer::port()
-    std::vector<User> users{};
+    std::vector<User> users{};  // transitional, see User
+    TokenOptions tokens{};
+    TlsServerOptions tls{};
+    // Plain TCP, for local development and tests only: tokens and personal
+    // data cross the network in the clear.
+    bool insecure = false;
     std::size_t max_frame_bytes = std::size_t{4} << 20;
     // Per message. Larger batches are fewer transactions on both sides (a
     // batch of random-key rows rewrites most of a table's leaf pages);

@@ -36,10 +36,23 @@ struct SyncProgress {
     std::uint64_t pull_remaining = 0;  // change groups the server has left to send, if it said
 };
 
+struct TlsClientOptions {
+    std::string ca_pem{};       // the CAs to trust, PEM; empty: the system's
+    std::string server_name{};  // the name the certificate must carry; empty: SyncOptions::host
+    // "sha256/BASE64" digests of the server's public key (SPKI). If any are
+    // given, the server's key must match one of them: list the current key
+    // and a backup, so a key rotation does not lock tablets out.
+    std::vector<std::string> pins{};
+};
+
 struct SyncOptions {
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;
     std::string token{};
+    TlsClientOptions tls{};
+    // Plain TCP, for local development and tests only: the token and
+    // personal data cross the network in the clear.
+    bool insecure = false;
     std::string app = "lindra";  // "name/version", shows in the server's log
     std::chrono::milliseconds connect_timeout{10'000};
     std::chrono::milliseconds io_timeout{30'000};  // for each frame
@@ -54,6 +67,7 @@ enum class SyncOutcome {
     ok,
     offline,         // no connection, or it broke: try again later
     auth_failed,     // the server refused the token
+    tls_failed,      // the server's certificate or key did not verify: never retry blindly
     server_error,    // the server answered with an Error (see error_code, message)
     protocol_error,  // the server sent something this client cannot read
     cancelled,

@@ -26,16 +26,16 @@ Digest digest(std::string_view token) {
 class UserList final : public Authenticator {
 public:
     explicit UserList(std::vector<User> users) {
-        for (auto& u : users) entries_.push_back({digest(u.token), {std::move(u.id), std::move(u.role)}});
+        for (auto& u : users) entries_.push_back({digest(u.token), {std::move(u.id), Role::admin, {}, {}}});
     }
 
-    std::optional<Identity> authenticate(std::string_view token) const override {
-        if (token.empty()) return std::nullopt;
+    Identity authenticate(std::string_view token, std::int64_t) const override {
+        if (token.empty()) throw TokenRefused("the token is missing");
         const Digest d = digest(token);
         const Identity* found = nullptr;
         for (const auto& e : entries_)  // no early exit
             if (CRYPTO_memcmp(e.digest.data(), d.data(), d.size()) == 0) found = &e.identity;
-        if (!found) return std::nullopt;
+        if (!found) throw TokenRefused("the token is not valid");
         return *found;
     }
 
@@ -56,6 +56,19 @@ std::unique_ptr<Authenticator> user_list_authenticator(std::vector<User> users) 
 }  // namespace lindra::server
 
 namespace lindra {
+
+namespace {
+constexpr std::string_view kRoles[] = {"candidate", "mentor", "coordinator", "admin"};
+}
+
+std::string_view to_string(Role role) { return kRoles[static_cast<int>(role)]; }
+
+Role parse_role(std::string_view text) {
+    for (std::size_t i = 0; i < std::size(kRoles); ++i)
+        if (kRoles[i] == text) return static_cast<Role>(i);
+    throw Error(Errc::invalid_argument,
+                "unknown role \"" + std::string(text) + "\" (candidate, mentor, coordinator or admin)");
+}
 
 std::vector<User> load_users(const std::string& path) {
     std::ifstream in(path);

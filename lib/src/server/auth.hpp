@@ -1,11 +1,14 @@
-// The one place a token becomes an identity. The security milestone
-// replaces the user list with signed tokens; nothing else changes.
+// The one place a token becomes an identity (DESIGN §6): identity comes
+// only from a verified token, never from message fields.
 #pragma once
 
+#include <lindra/id.hpp>
 #include <lindra/server.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,17 +16,28 @@
 namespace lindra::server {
 
 struct Identity {
-    std::string user{};
-    std::string role{};
+    std::string user{};  // the token's subject, for the log and device binding
+    Role role = Role::candidate;
+    Id person{};        // nil for admin
+    Id organization{};  // nil unless the token names one
+};
+
+// Why a token was refused. The message never contains the token or any
+// claim's value, so it is safe to log and to send back.
+class TokenRefused : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
 };
 
 class Authenticator {
 public:
     virtual ~Authenticator() = default;
-    virtual std::optional<Identity> authenticate(std::string_view token) const = 0;
+    // The identity a valid token proves, at `now_s` (seconds since the
+    // epoch); throws TokenRefused otherwise.
+    virtual Identity authenticate(std::string_view token, std::int64_t now_s) const = 0;
 };
 
-// Tokens compared in constant time against every user's.
+// Tokens compared in constant time against every user's (transitional).
 std::unique_ptr<Authenticator> user_list_authenticator(std::vector<User> users);
 
 }  // namespace lindra::server

@@ -67,14 +67,17 @@ net::Reply ServerSession::hello(const protocol::Hello& m) {
                                                           std::to_string(m.schema_version) +
                                                           ") is newer than the server's");
     if (m.device.is_nil()) return refuse(ErrorCode::invalid_argument, "the device id is missing");
-    identity_ = context_.auth.authenticate(m.token);
-    if (!identity_) return refuse(ErrorCode::unauthenticated, "the token is not valid");
+    try {
+        identity_ = context_.auth.authenticate(m.token, context_.wall_clock_ms() / 1000);
+    } catch (const TokenRefused& e) {
+        return refuse(ErrorCode::unauthenticated, e.what());
+    }
     device_ = m.device;
 
     protocol::Welcome w;
     w.version = protocol::kVersion;
     w.user = identity_->user;
-    w.roles = {identity_->role};
+    w.roles = {std::string(to_string(identity_->role))};
     w.limits = context_.limits;
     {
         std::lock_guard lock(context_.store_mutex);

@@ -21,6 +21,7 @@ struct SessionContext {
     const Authenticator& auth;
     protocol::Limits limits;
     std::function<void(std::string_view)> log;  // may be empty
+    std::function<std::int64_t()> wall_clock_ms;  // token expiry is checked against it
 };
 
 class ServerSession final : public net::Session {

@@ -23,8 +23,13 @@ SyncServer::SyncServer(ServerOptions options) : impl_(std::make_unique<Impl>()) 
     limits.max_frame_bytes = static_cast<std::uint32_t>(options.max_frame_bytes);
     limits.max_push_changes = options.max_push_changes;
     limits.max_pull_changes = options.max_pull_changes;
+    auto wall_clock_ms = options.wall_clock_ms ? options.wall_clock_ms : [] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    };
     impl_->context.emplace(server::SessionContext{*impl_->store, impl_->store_mutex, *impl_->auth, limits,
-                                                  std::move(options.log)});
+                                                  std::move(options.log), std::move(wall_clock_ms)});
     net::ServerConfig config;
     config.host = options.host;
     config.port = options.port;
