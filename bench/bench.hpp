@@ -8,6 +8,7 @@ namespace lindra::bench {
 struct Args {
     bool json = false;  // print one JSON object on the last line
     int count = 100'000;
+    bool insecure = false;  // sync over plain TCP instead of TLS
 };
 
 std::filesystem::path make_temp_dir();

@@ -23,12 +23,13 @@ std::filesystem::path make_temp_dir() {
 namespace {
 int usage() {
     std::fprintf(stderr,
-                 "usage: lindra-bench local-writes|sync [--json] [--count N]\n"
+                 "usage: lindra-bench local-writes|sync [--json] [--count N] [--insecure]\n"
                  "  local-writes  module-progress writes through the API vs raw SQLite inserts\n"
                  "  sync          writes on device A pushed and pulled to device B through a server,\n"
                  "                vs the same rows as an SQLite session changeset\n"
                  "  --json        print one JSON object with the figures on the last line\n"
-                 "  --count N     writes per mode (default 100000)\n");
+                 "  --count N     writes per mode (default 100000)\n"
+                 "  --insecure    sync over plain TCP instead of TLS\n");
     return 2;
 }
 }  // namespace
@@ -42,6 +43,8 @@ int main(int argc, char** argv) {
         const std::string_view a = argv[i];
         if (a == "--json")
             args.json = true;
+        else if (a == "--insecure")
+            args.insecure = true;
         else if (a == "--count" && i + 1 < argc)
             args.count = std::atoi(argv[++i]);
         else

@@ -1,5 +1,6 @@
 // lindra-bench sync: 100,000 module-progress writes made on device A, pushed
-// to a server and pulled to device B over loopback TCP, end to end; and in
+// to a server and pulled to device B over loopback TLS (plain TCP with
+// --insecure), end to end; and in
 // the same run the same rows moved as an SQLite session changeset (A ->
 // server -> B), the hand-rolled alternative.
 //
@@ -9,6 +10,7 @@
 // to B's last applied pull.
 #include "bench.hpp"
 #include "changeset.hpp"
+#include "testing/certs.hpp"
 
 #include <lindra/replica.hpp>
 #include <lindra/server.hpp>
@@ -33,9 +35,6 @@ namespace lindra::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-constexpr const char* kTokenA = "bench-token-a";
-constexpr const char* kTokenB = "bench-token-b";
 
 struct Child {
     pid_t pid = 0;
@@ -95,7 +94,8 @@ double own_peak_rss_mib() {
 }  // namespace
 
 // The hidden child: `sync-device --out FILE --db PATH --port P --token T
-// --mode push|pull [--expect N]`. Writes "key value" lines to FILE.
+// --mode push|pull [--expect N] (--ca FILE | --insecure 1)`. Writes "key
+// value" lines to FILE.
 int sync_device(int argc, char** argv) {
     std::map<std::string, std::string> opt;
     for (int i = 2; i + 1 < argc; i += 2) opt[argv[i]] = argv[i + 1];
@@ -106,6 +106,13 @@ int sync_device(int argc, char** argv) {
         o.port = static_cast<std::uint16_t>(std::stoi(opt["--port"]));
         o.token = opt["--token"];
         o.app = "lindra-bench";
+        o.insecure = opt.count("--insecure") > 0;
+        if (!o.insecure) {
+            std::ifstream ca(opt["--ca"]);
+            std::stringstream pem;
+            pem << ca.rdbuf();
+            o.tls.ca_pem = pem.str();
+        }
         SyncClient client(replica, o);
         if (opt["--mode"] == "push") {
             const auto r = client.sync();
@@ -139,11 +146,25 @@ int sync(const Args& args) {
     const int n = args.count;
     const auto dir = make_temp_dir();
     const auto rows = make_progress_rows(n);
-    std::printf("sync: %d module-progress writes from device A to device B through the server\n", n);
+    std::printf("sync: %d module-progress writes from device A to device B through the server, over %s\n", n,
+                args.insecure ? "plain TCP" : "TLS");
 
     ServerOptions so;
     so.db_path = (dir / "server.db").string();
-    so.users = {{"device-a", "candidate", kTokenA}, {"device-b", "candidate", kTokenB}};
+    // Admins: the benchmark measures sync, not the authorization checks.
+    so.tokens.key_pem = generate_token_key();
+    const auto token_a = issue_token(so.tokens.key_pem, {.user = "device-a", .role = Role::admin});
+    const auto token_b = issue_token(so.tokens.key_pem, {.user = "device-b", .role = Role::admin});
+    // A throw-away CA and certificate: the devices trust the CA's file.
+    std::vector<std::string> transport = {"--insecure", "1"};
+    so.insecure = args.insecure;
+    if (!args.insecure) {
+        const auto ca = testing::make_ca("lindra bench CA");
+        const auto leaf = testing::issue_leaf(ca, {.dns_names = {"localhost"}, .ip_addresses = {"127.0.0.1"}});
+        so.tls = {leaf.certificate_pem, leaf.private_key_pem};
+        std::ofstream(dir / "ca.pem") << ca.certificate_pem;
+        transport = {"--ca", (dir / "ca.pem").string()};
+    }
     SyncServer server(std::move(so));
     const auto port = std::to_string(server.port());
 
@@ -160,10 +181,11 @@ int sync(const Args& args) {
     }
 
     const auto start = Clock::now();
-    const Child a = spawn_device({"--db", (dir / "a.db").string(), "--port", port, "--token", kTokenA, "--mode", "push"},
+    const Child a = spawn_device({"--db", (dir / "a.db").string(), "--port", port, "--token", token_a, "--mode", "push",
+                                  transport[0], transport[1]},
                                  dir / "a.out");
-    const Child b = spawn_device({"--db", (dir / "b.db").string(), "--port", port, "--token", kTokenB, "--mode", "pull",
-                                  "--expect", std::to_string(n)},
+    const Child b = spawn_device({"--db", (dir / "b.db").string(), "--port", port, "--token", token_b, "--mode", "pull",
+                                  "--expect", std::to_string(n), transport[0], transport[1]},
                                  dir / "b.out");
     const auto b_out = wait_device(b);
     const auto end = Clock::now();
@@ -188,9 +210,9 @@ int sync(const Args& args) {
     std::filesystem::remove_all(dir);
     if (args.json)
         std::printf(
-            "{\"changes\": %d, \"e2e_per_s\": %.0f, \"changeset_per_s\": %.0f, \"ratio_vs_changeset\": %.3f,"
+            "{\"changes\": %d, \"tls\": %s, \"e2e_per_s\": %.0f, \"changeset_per_s\": %.0f, \"ratio_vs_changeset\": %.3f,"
             " \"wire_bytes_per_change\": %.1f, \"client_peak_rss_mib\": %.1f, \"noop_round_bytes\": %.0f}\n",
-            n, e2e, changeset, e2e / changeset, wire, rss, noop);
+            n, args.insecure ? "false" : "true", e2e, changeset, e2e / changeset, wire, rss, noop);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <random>
 
 using namespace lindra;
@@ -58,18 +59,23 @@ Value random_value(const FieldDef& f, std::mt19937_64& rng, const std::vector<Id
 }
 
 // A row of `e` with its key values; rows identified by other rows get the
-// id their keys derive, as every device would compute it.
+// id their keys derive, as every device would compute it. The group and
+// person that scope a row never change either, so each row has one.
 struct Row {
     Id id;
     std::vector<Id> keys;  // in schema order
+    std::map<std::uint16_t, Id> scoping;  // non-key scope fields, by tag
 };
 
 Row random_row(const EntityDef& e, std::mt19937_64& rng, const std::vector<Id>& refs) {
-    if (!e.derived_id) return {Id::random(), {}};
     Row row;
     for (const auto& f : e.fields)
         if (f.key) row.keys.push_back(refs[rng() % refs.size()]);
-    row.id = Id::derive(e.name, row.keys);
+    row.id = e.derived_id ? Id::derive(e.name, row.keys) : Id::random();
+    // Chosen by the id, as two rows with the same keys are one row.
+    for (const auto& f : e.fields)
+        if (!f.key && (f.name == e.group_field || f.name == e.person_field))
+            row.scoping[f.tag] = refs[(row.id.bytes[0] + f.tag) % refs.size()];
     return row;
 }
 
@@ -99,6 +105,8 @@ std::vector<Change> random_changes(std::mt19937_64& rng, int n) {
                 k += g.key;
             }
             v = row.keys[k];
+        } else if (row.scoping.contains(f.tag)) {
+            v = row.scoping.at(f.tag);
         } else if (f.nullable && rng() % 10 == 0 && (f.rule == MergeRule::lww || f.rule == MergeRule::add_wins)) {
             v = std::monostate{};
         }

@@ -57,6 +57,7 @@ Id make_id(std::mt19937_64& rng) {
 
 std::mt19937_64 id_rng(42);
 const Id kDevice = make_id(id_rng);
+const Id kRow = make_id(id_rng);
 const Id kServer = make_id(id_rng);
 const Id kOtherDevice = make_id(id_rng);
 const std::uint64_t kHlc = hlc_make(1'790'000'000'000, 0);  // early 2026
@@ -407,8 +408,10 @@ TEST_CASE("Welcome, PushAck, Pong and Error round trip") {
     CHECK(w.highest_hlc == welcome.highest_hlc);
 
     const PushAck ack{.acked_seq = 42,
-                      .rejected = {{17, ErrorCode::permission_denied, "not a member of group Gruppe 1"},
-                                   {23, ErrorCode::invalid_argument, "best_score: 150 is outside 0..100"}}};
+                      .rejected = {{17, ErrorCode::permission_denied, "only a mentor of the group may write its gatherings",
+                                    7, kRow, {7}, {{7, kRow, 7, std::string("held"), 99, kDevice}}, false},
+                                   {23, ErrorCode::invalid_argument, "best_score: 150 is outside 0..100", 9, kRow,
+                                    {6}, {}, true}}};
     const PushAck a = server_round_trip(ack);
     CHECK(a.acked_seq == ack.acked_seq);
     REQUIRE(a.rejected.size() == ack.rejected.size());
@@ -416,6 +419,11 @@ TEST_CASE("Welcome, PushAck, Pong and Error round trip") {
         CHECK(a.rejected[i].seq == ack.rejected[i].seq);
         CHECK(a.rejected[i].code == ack.rejected[i].code);
         CHECK(a.rejected[i].reason == ack.rejected[i].reason);
+        CHECK(a.rejected[i].entity == ack.rejected[i].entity);
+        CHECK(a.rejected[i].row == ack.rejected[i].row);
+        CHECK(a.rejected[i].fields == ack.rejected[i].fields);
+        CHECK(a.rejected[i].current == ack.rejected[i].current);
+        CHECK(a.rejected[i].drop_row == ack.rejected[i].drop_row);
     }
 
     CHECK(server_round_trip(Pong{7}).nonce == 7);
@@ -738,7 +746,7 @@ TEST_CASE("no input makes a decoder throw anything but ProtocolError") {
         encode(ServerMessage{s.batch}),
         encode(ServerMessage{s.welcome}),
         encode(ClientMessage{Hello{.versions = {1}, .device = kDevice, .token = "t", .app = "a", .cursor = "c"}}),
-        encode(ServerMessage{PushAck{.acked_seq = 3, .rejected = {{2, ErrorCode::rate_limited, "later"}}}}),
+        encode(ServerMessage{PushAck{.acked_seq = 3, .rejected = {{2, ErrorCode::rate_limited, "later", 2, kDevice, {2}, {}, true}}}}),
     };
 
     SECTION("every truncation of a valid message") {

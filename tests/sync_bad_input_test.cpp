@@ -41,9 +41,19 @@ using lindra::test::Tables;
 
 namespace {
 
-constexpr const char* kToken = "coordinator-token";
+constexpr const char* kToken = "coordinator-token";  // SyncWorld's name for a valid token
 constexpr const char* kWrongToken = "wrong-token-5f0c2e91";
 constexpr auto kPromptly = std::chrono::seconds(2);  // the server's own timeouts are 30 s and more
+
+// The raw client speaks lindra's framing over plain TCP: these tests are
+// about framing and the server's answers to bad bytes, not TLS (tls_test.cpp
+// covers that), so their servers run insecure.
+std::function<void(ServerOptions&)> plain_tcp(std::function<void(ServerOptions&)> tweak = {}) {
+    return [tweak = std::move(tweak)](ServerOptions& o) {
+        o.insecure = true;
+        if (tweak) tweak(o);
+    };
+}
 
 // ---- the server's side ------------------------------------------------------
 
@@ -64,14 +74,16 @@ bool is_refusal(const std::string& line) {
 }
 
 // One line per session, `refused` of them refusals, and no token anywhere.
-void require_log(const std::vector<std::string>& log, std::size_t sessions, std::size_t refused) {
+void require_log(const SyncWorld& w, std::size_t sessions, std::size_t refused) {
+    const auto log = w.log();
     std::ostringstream all;
     for (const auto& line : log) all << line << "\n";
     INFO("server log:\n" << all.str());
     CHECK(log.size() == sessions);
     CHECK(static_cast<std::size_t>(std::count_if(log.begin(), log.end(), is_refusal)) == refused);
-    for (const char* token : {kToken, kWrongToken, "mentor-token", "candidate-1-token"})
-        CHECK(all.str().find(token) == std::string::npos);
+    for (const std::string name : {kToken, "mentor-token", "candidate-1-token"})
+        CHECK(all.str().find(w.token_for(name)) == std::string::npos);
+    CHECK(all.str().find(kWrongToken) == std::string::npos);
 }
 
 
@@ -122,7 +134,7 @@ std::string refusal_problem(RawClient& c, const std::vector<ErrorCode>& codes,
     return {};
 }
 
-protocol::Hello hello(const Replica& r, std::string token = kToken) {
+protocol::Hello hello(const Replica& r, std::string token) {
     protocol::Hello h;
     h.versions = {protocol::kVersion};
     h.device = r.device_id();
@@ -133,8 +145,8 @@ protocol::Hello hello(const Replica& r, std::string token = kToken) {
 }
 
 // Says Hello as `r` and reads the Welcome; throws if anything else comes.
-void say_hello(RawClient& c, const Replica& r) {
-    if (!c.send_message(hello(r))) throw std::runtime_error("the server closed before the Hello");
+void say_hello(RawClient& c, const Replica& r, const std::string& token) {
+    if (!c.send_message(hello(r, token))) throw std::runtime_error("the server closed before the Hello");
     const auto reply = c.read_message();
     const auto* m = std::get_if<protocol::ServerMessage>(&reply);
     if (!m || !std::holds_alternative<protocol::Welcome>(*m))
@@ -225,28 +237,30 @@ std::string random_bytes(std::size_t n, unsigned seed) {
 // ---- the cases ----------------------------------------------------------------
 
 // One bad conversation: what to send (throwing if the server answers out of
-// turn) and the Error codes it may be refused with.
+// turn), as the tablet holding a valid token, and the Error codes it may be
+// refused with.
+using Send = std::function<void(RawClient&, const Replica& tablet, const std::string& token)>;
 struct BadCase {
     std::string name;
-    std::function<void(RawClient&, const Replica& tablet)> send;
+    Send send;
     std::vector<ErrorCode> codes;
 };
 
-std::function<void(RawClient&, const Replica&)> raw(std::string bytes, bool then_shutdown = false) {
-    return [bytes = std::move(bytes), then_shutdown](RawClient& c, const Replica&) {
+Send raw(std::string bytes, bool then_shutdown = false) {
+    return [bytes = std::move(bytes), then_shutdown](RawClient& c, const Replica&, const std::string&) {
         c.send(bytes);
         if (then_shutdown) c.shutdown_write();
     };
 }
 
-std::function<void(RawClient&, const Replica&)> message(protocol::ServerMessage m) {
-    return [body = protocol::encode(m)](RawClient& c, const Replica&) { c.send_frame(body); };
+Send message(protocol::ServerMessage m) {
+    return [body = protocol::encode(m)](RawClient& c, const Replica&, const std::string&) { c.send_frame(body); };
 }
 
 // Hello as the tablet, then the message `make` builds from the tablet.
-std::function<void(RawClient&, const Replica&)> after_hello(std::function<std::string(const Replica&)> make) {
-    return [make = std::move(make)](RawClient& c, const Replica& r) {
-        say_hello(c, r);
+Send after_hello(std::function<std::string(const Replica&)> make) {
+    return [make = std::move(make)](RawClient& c, const Replica& r, const std::string& token) {
+        say_hello(c, r, token);
         c.send_frame(make(r));
     };
 }
@@ -279,39 +293,34 @@ std::vector<BadCase> bad_cases() {
         {"a PullBatch sent to the server", message(batch), wrong_way},
         {"a Pong sent to the server", message(protocol::Pong{77}), wrong_way},
         {"an Error sent to the server", message(protocol::ErrorMessage{internal, "oops", 5}), wrong_way},
-        {"a Push before Hello", [](RawClient& c, const Replica& r) { c.send_message(push_of(r)); }, {unauthenticated}},
-        {"a wrong token",
-         [](RawClient& c, const Replica& r) { c.send_message(hello(r, kWrongToken)); },
+        {"a Push before Hello",
+         [](RawClient& c, const Replica& r, const std::string&) { c.send_message(push_of(r)); },
          {unauthenticated}},
-        {"no token", [](RawClient& c, const Replica& r) { c.send_message(hello(r, "")); }, {unauthenticated}},
+        {"a wrong token",
+         [](RawClient& c, const Replica& r, const std::string&) { c.send_message(hello(r, kWrongToken)); },
+         {unauthenticated}},
+        {"no token",
+         [](RawClient& c, const Replica& r, const std::string&) { c.send_message(hello(r, "")); },
+         {unauthenticated}},
         {"an unsupported protocol version",
-         [](RawClient& c, const Replica& r) {
-             auto h = hello(r);
+         [](RawClient& c, const Replica& r, const std::string& token) {
+             auto h = hello(r, token);
              h.versions = {99};
              c.send_message(h);
          },
          {unsupported_version}},
         {"a data model newer than the server's",
-         [](RawClient& c, const Replica& r) {
-             auto h = hello(r);
+         [](RawClient& c, const Replica& r, const std::string& token) {
+             auto h = hello(r, token);
              h.schema_version = schema_version() + 1;
              c.send_message(h);
          },
          {unsupported_version}},
         {"a second Hello",
-         after_hello([](const Replica& r) { return protocol::encode(hello(r)); }),
-         {invalid_argument}},
-        {"a Push whose last write has a best_score of 500",
-         after_hello([](const Replica& r) {
-             return protocol::encode(push_of(
-                 r, [](auto& entries) { set_value(entries, "module_progress", "best_score", std::int64_t{500}); }));
-         }),
-         {invalid_argument}},
-        {"a Push whose first write has a name of 300 characters",
-         after_hello([](const Replica& r) {
-             return protocol::encode(push_of(
-                 r, [](auto& entries) { set_value(entries, "person", "display_name", std::string(300, 'n')); }));
-         }),
+         [](RawClient& c, const Replica& r, const std::string& token) {
+             say_hello(c, r, token);
+             c.send_message(hello(r, token));
+         },
          {invalid_argument}},
         {"a Push with an enum index out of range",
          after_hello([](const Replica& r) { return push_with_profession(r, 99); }),
@@ -325,10 +334,10 @@ std::vector<BadCase> bad_cases() {
 }
 
 // Runs one bad conversation on a new connection; empty if it was refused as it should be.
-std::string run_bad(std::uint16_t port, const BadCase& bad, const Replica& tablet) {
+std::string run_bad(std::uint16_t port, const std::string& token, const BadCase& bad, const Replica& tablet) {
     try {
         RawClient c(port);
-        bad.send(c, tablet);
+        bad.send(c, tablet, token);
         return refusal_problem(c, bad.codes, std::chrono::steady_clock::now());
     } catch (const std::exception& e) {
         return e.what();
@@ -341,14 +350,14 @@ void require_refused_cleanly(SyncWorld& w, const BadCase& bad) {
     const auto before = server_state(w.server_db());
     {
         INFO("case: " << bad.name);
-        CHECK(run_bad(w.port(), bad, scene.tablet) == "");
+        CHECK(run_bad(w.port(), w.token_for(kToken), bad, scene.tablet) == "");
     }
     CHECK(server_state(w.server_db()) == before);
     require_ok(w.sync(scene.tablet));  // the tablet's own, valid, push goes through
     CHECK(scene.tablet.outbox_size() == 0);
     CHECK(dump(w.path("tablet"), Tables::domain) == dump(w.server_db(), Tables::domain));
     w.stop_server();             // the log is complete once the server stopped
-    require_log(w.log(), 4, 1);  // coordinator, tablet, the bad session, the tablet again
+    require_log(w, 4, 1);  // coordinator, tablet, the bad session, the tablet again
 }
 
 }  // namespace
@@ -367,17 +376,55 @@ TEST_CASE("the hand-made bad messages are bad only where intended") {
     CHECK_THROWS_AS(decode(random_bytes(64, 42)), protocol::ProtocolError);
 }
 
+// A bad value is the one write's problem, not the connection's: the server
+// rejects that write with the field named and applies the others, so one
+// damaged entry cannot keep a tablet from syncing the rest forever.
+TEST_CASE("an invalid value in a pushed write rejects that write only") {
+    struct ValueCase {
+        const char* entity;
+        const char* field;
+        Value value;
+    };
+    for (const auto& bad : {ValueCase{"module_progress", "best_score", std::int64_t{500}},
+                            ValueCase{"person", "display_name", std::string(300, 'n')}}) {
+        INFO(bad.entity << "." << bad.field);
+        SyncWorld w(plain_tcp());
+        Scene scene(w);
+        const auto push = push_of(scene.tablet, [&](auto& entries) { set_value(entries, bad.entity, bad.field, bad.value); });
+        std::int64_t bad_seq = 0;
+        for (const auto& e : push.entries)
+            for (const auto& c : e.changes)
+                if (c.entity == find_entity(bad.entity)->tag && c.value == bad.value) bad_seq = e.seq;
+        const auto logged = test::count_rows(w.server_db(), "lindra_log");
+        test::RawClient c(w.port());
+        c.send_message(hello(scene.tablet, w.token_for(kToken)));
+        REQUIRE(std::holds_alternative<protocol::ServerMessage>(c.read_message()));  // Welcome
+        c.send_message(push);
+        auto reply = c.read_message();
+        REQUIRE(std::holds_alternative<protocol::ServerMessage>(reply));
+        const auto* ack = std::get_if<protocol::PushAck>(&std::get<protocol::ServerMessage>(reply));
+        REQUIRE(ack);
+        CHECK(ack->acked_seq == push.entries.back().seq);
+        REQUIRE(ack->rejected.size() == 1);
+        CHECK(ack->rejected[0].seq == bad_seq);
+        CHECK(ack->rejected[0].code == protocol::ErrorCode::invalid_argument);
+        CHECK(ack->rejected[0].reason.find(std::string(bad.entity) + "." + bad.field) != std::string::npos);
+        const std::int64_t applied = static_cast<std::int64_t>(push.entries.size()) - 1;
+        CHECK(test::count_rows(w.server_db(), "lindra_log") == logged + applied);
+    }
+}
+
 TEST_CASE("bad input gets an Error frame and a closed connection, and changes nothing") {
     for (const auto& bad : bad_cases()) {
         DYNAMIC_SECTION(bad.name) {
-            SyncWorld w;
+            SyncWorld w(plain_tcp());
             require_refused_cleanly(w, bad);
         }
     }
 }
 
 TEST_CASE("a Push over the server's max_push_changes is refused") {
-    SyncWorld w([](ServerOptions& o) { o.max_push_changes = 50; });
+    SyncWorld w(plain_tcp([](ServerOptions& o) { o.max_push_changes = 50; }));
     const BadCase bad{"a Push of more than 50 changes",
                       after_hello([](const Replica& r) {
                           // The tablet's writes, then four copies under new seqs.
@@ -399,27 +446,28 @@ TEST_CASE("a Push over the server's max_push_changes is refused") {
 }
 
 TEST_CASE("many bad connections at once do not stop a good sync") {
-    SyncWorld w;
+    SyncWorld w(plain_tcp());
     Scene scene(w);
     const auto cases = bad_cases();
     std::vector<std::string> problems(cases.size() + 2);
     std::atomic<bool> good_done{false};
     std::vector<std::thread> threads;
+    const auto token = w.token_for(kToken);
     for (std::size_t i = 0; i < cases.size(); ++i)
-        threads.emplace_back([&, i] { problems[i] = run_bad(w.port(), cases[i], scene.tablet); });
+        threads.emplace_back([&, i] { problems[i] = run_bad(w.port(), token, cases[i], scene.tablet); });
     // Two peers that stall in the middle of a frame until the good sync is
     // done, then close their side: the server must not wait for them.
     for (std::size_t i = cases.size(); i < problems.size(); ++i)
         threads.emplace_back([&, i] {
             const BadCase stall{"a stalled frame",
-                                [&](RawClient& c, const Replica&) {
+                                [&](RawClient& c, const Replica&, const std::string&) {
                                     c.send(varint_bytes(1'000) + "partial");
                                     for (int n = 0; n < 1'000 && !good_done; ++n)
                                         std::this_thread::sleep_for(std::chrono::milliseconds(10));
                                     c.shutdown_write();
                                 },
                                 {ErrorCode::invalid_argument}};
-            problems[i] = run_bad(w.port(), stall, scene.tablet);
+            problems[i] = run_bad(w.port(), token, stall, scene.tablet);
         });
 
     scene.coordinator.add_time_spent(scene.s.candidates[1], scene.s.modules[0], scene.s.group, 45);
@@ -436,12 +484,12 @@ TEST_CASE("many bad connections at once do not stop a good sync") {
     CHECK(dump(w.path("coordinator"), Tables::domain) == dump(w.server_db(), Tables::domain));
     CHECK(test::count_rows(w.server_db(), "lindra_device") == 1);  // the coordinator's, nothing of the tablet's
     w.stop_server();
-    require_log(w.log(), 3 + problems.size(), problems.size());
+    require_log(w, 3 + problems.size(), problems.size());
 }
 
 TEST_CASE("a peer that dribbles a frame a byte at a time is cut off when the frame is late") {
     // Each byte arrives well within the io timeout, the frame as a whole not.
-    SyncWorld w([](ServerOptions& o) { o.io_timeout = std::chrono::milliseconds(500); });
+    SyncWorld w(plain_tcp([](ServerOptions& o) { o.io_timeout = std::chrono::milliseconds(500); }));
     test::RawClient raw(w.port());
     const auto started = std::chrono::steady_clock::now();
     REQUIRE(raw.send(std::string(1, '\x64')));  // a length of 100
@@ -456,7 +504,7 @@ TEST_CASE("a peer that dribbles a frame a byte at a time is cut off when the fra
 }
 
 TEST_CASE("before Hello a peer may only send small frames") {
-    SyncWorld w;
+    SyncWorld w(plain_tcp());
     test::RawClient raw(w.port());
     std::string big_length;  // a varint of 100 KiB: fine after Hello, too much before it
     for (std::uint64_t v = 100 * 1024; ; v >>= 7) {
@@ -474,7 +522,7 @@ TEST_CASE("before Hello a peer may only send small frames") {
 }
 
 TEST_CASE("connections over the server's cap are closed at once") {
-    SyncWorld w([](ServerOptions& o) { o.max_connections = 2; });
+    SyncWorld w(plain_tcp([](ServerOptions& o) { o.max_connections = 2; }));
     test::RawClient first(w.port()), second(w.port());
     REQUIRE(first.send(std::string(1, '\x05')));  // both are sessions now, waiting for a frame
     REQUIRE(second.send(std::string(1, '\x05')));
@@ -485,16 +533,16 @@ TEST_CASE("connections over the server's cap are closed at once") {
 
 TEST_CASE("a frame that starts after a long idle pause still gets its whole io timeout") {
     // Idle 1.5 s may pass between frames; each frame then has 0.5 s.
-    SyncWorld w([](ServerOptions& o) {
+    SyncWorld w(plain_tcp([](ServerOptions& o) {
         o.io_timeout = std::chrono::milliseconds(500);
         o.idle_timeout = std::chrono::milliseconds(3'000);
-    });
+    }));
     Replica& tablet = w.tablet("tablet");
     test::RawClient raw(w.port());
     protocol::Hello h;
     h.versions = {protocol::kVersion};
     h.device = tablet.device_id();
-    h.token = kToken;
+    h.token = w.token_for(kToken);
     h.schema_version = schema_version();
     REQUIRE(raw.send_message(h));
     REQUIRE(std::holds_alternative<protocol::ServerMessage>(raw.read_message()));  // Welcome

@@ -26,8 +26,9 @@ namespace {
 SyncOptions options_for(SyncWorld& w, const std::string& token) {
     SyncOptions o;
     o.port = w.port();
-    o.token = token;
+    o.token = w.token_for(token);
     o.io_timeout = std::chrono::milliseconds(10'000);
+    w.set_transport(o);
     return o;
 }
 

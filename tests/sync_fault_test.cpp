@@ -44,12 +44,18 @@ void require_cut(const SyncResult& r) {
     REQUIRE(r.outcome == SyncOutcome::offline);
 }
 
+// The proxy counts lindra frames in the bytes it forwards; under TLS it sees
+// only records. Tests that cut "after the Welcome" or "after 5 pages" run
+// their server on plain TCP; cuts at byte offsets also run over TLS.
+void plain_tcp(ServerOptions& o) { o.insecure = true; }
+
 // One round through the proxy (SyncWorld::sync always goes to the server).
-SyncResult sync_through(Proxy& proxy, Replica& r, SyncOptions options = {}) {
+SyncResult sync_through(const SyncWorld& w, Proxy& proxy, Replica& r, SyncOptions options = {}) {
     options.port = proxy.port();
-    options.token = kToken;
+    options.token = w.token_for(kToken);
     options.connect_timeout = std::chrono::milliseconds(2'000);
     options.io_timeout = std::chrono::milliseconds(10'000);
+    w.set_transport(options);
     SyncClient client(r, options);
     return client.sync();
 }
@@ -117,7 +123,7 @@ struct Scene {
     std::int64_t entries = coordinator.outbox_size();
     Replica& tablet = w.tablet("tablet");
 
-    Scene() {
+    explicit Scene(std::function<void(ServerOptions&)> tweak = {}) : w(std::move(tweak)) {
         require_ok(w.sync(coordinator));
         require_ok(w.sync(tablet));
     }
@@ -153,7 +159,7 @@ TEST_CASE("a connection dropped in the middle of a push changes nothing; the ret
     Proxy proxy(scene.w.port());
     // The Hello is ~100 bytes and the push of 2,000 writes tens of KiB.
     proxy.set_cut(Cut{.direction = Direction::client_to_server, .bytes = 8 * 1024});
-    require_cut(sync_through(proxy, scene.tablet));
+    require_cut(sync_through(scene.w, proxy, scene.tablet));
     CHECK(proxy.cuts() == 1);
     CHECK(proxy.bytes(Direction::client_to_server) == 8 * 1024);
     CHECK(proxy.bytes(Direction::server_to_client) > 0);  // the Welcome came
@@ -167,12 +173,12 @@ TEST_CASE("a connection dropped in the middle of a push changes nothing; the ret
 }
 
 TEST_CASE("a PushAck lost after the server committed the push: the retry applies nothing twice") {
-    Scene scene;
+    Scene scene(plain_tcp);
     scene.add_time(scene.tablet, 200);
 
     Proxy proxy(scene.w.port());
     proxy.set_cut(Cut{.direction = Direction::server_to_client, .frames = 1, .bytes = 3});  // Welcome + 3 bytes
-    require_cut(sync_through(proxy, scene.tablet));
+    require_cut(sync_through(scene.w, proxy, scene.tablet));
     CHECK(proxy.cuts() == 1);
     CHECK(scene.tablet.outbox_size() == 200);      // no acknowledgement arrived
     CHECK(log_entries(scene.w) == scene.entries);  // but the server committed the push
@@ -185,7 +191,7 @@ TEST_CASE("a PushAck lost after the server committed the push: the retry applies
 }
 
 TEST_CASE("a pull cut off after some pages keeps them; the retry pulls only the rest") {
-    SyncWorld w;
+    SyncWorld w(plain_tcp);
     Replica& coordinator = w.tablet("coordinator");
     const auto s = lindra::test::seed_group(coordinator);
     Ledger ledger(s);
@@ -198,7 +204,7 @@ TEST_CASE("a pull cut off after some pages keeps them; the retry pulls only the 
     proxy.set_cut(Cut{.direction = Direction::server_to_client, .frames = 6, .bytes = 10});  // Welcome, 5 pages
     SyncOptions small_pages;
     small_pages.pull_batch_changes = 100;
-    const auto cut = sync_through(proxy, reader, small_pages);
+    const auto cut = sync_through(w, proxy, reader, small_pages);
     require_cut(cut);
     REQUIRE(proxy.cuts() == 1);
     // Five pages of whole writes, at most 100 changes each.
@@ -234,7 +240,7 @@ TEST_CASE("a sync cut at any point fails cleanly and the retry converges") {
         require_ok(scene.w.sync(scene.coordinator));
         scene.add_time(scene.tablet, kWrites);
         proxy.set_cut(cut);
-        const auto through = sync_through(proxy, scene.tablet, small_batches);
+        const auto through = sync_through(scene.w, proxy, scene.tablet, small_batches);
         if (!cut) return require_ok(through);
         require_cut(through);
         require_ok(scene.w.sync(scene.tablet, kToken, small_batches));
@@ -305,11 +311,26 @@ TEST_CASE("a fresh device pulls over 100 000 changes in pages") {
 // A connection that breaks inside a frame from the server is a broken
 // connection (try again later), not a protocol error.
 TEST_CASE("a connection cut in the middle of a server frame is reported as offline") {
-    Scene scene;
+    Scene scene(plain_tcp);
     Proxy proxy(scene.w.port());
     proxy.set_cut(Cut{.direction = Direction::server_to_client, .bytes = 5});  // inside the Welcome
-    const auto r = sync_through(proxy, scene.tablet);
+    const auto r = sync_through(scene.w, proxy, scene.tablet);
     INFO(to_string(r.outcome) << ": " << r.message);
     CHECK(proxy.cuts() == 1);
     CHECK(r.outcome == SyncOutcome::offline);
+}
+
+// A handshake cut off by the network is a broken connection too, not a
+// certificate that failed to verify: the tablet tries again later.
+TEST_CASE("a connection cut in the middle of the TLS handshake is reported as offline") {
+    Scene scene;
+    for (const auto direction : {Direction::server_to_client, Direction::client_to_server}) {
+        Proxy proxy(scene.w.port());
+        proxy.set_cut(Cut{.direction = direction, .bytes = 5});  // inside the first handshake record
+        const auto r = sync_through(scene.w, proxy, scene.tablet);
+        INFO(to_string(r.outcome) << ": " << r.message);
+        CHECK(proxy.cuts() == 1);
+        CHECK(r.outcome == SyncOutcome::offline);
+    }
+    require_ok(scene.w.sync(scene.tablet));
 }

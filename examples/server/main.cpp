@@ -1,44 +1,185 @@
-// lindra-server: the central sync server.
+// lindra-server: the central sync server, and the tools for its tokens.
 //
-//   lindra-server --db PATH --listen HOST:PORT --config USERS_FILE
+//   lindra-server --db PATH --listen HOST:PORT --token-key FILE (--cert FILE --key FILE | --insecure)
+//   lindra-server gen-key --out FILE
+//   lindra-server issue-token --key FILE --user NAME --role ROLE ...
 //
 // PORT 0 picks a free port; the line "listening on HOST:PORT" tells which.
 // Logs one line per session to stdout. Stops cleanly on SIGINT or SIGTERM.
 #include <lindra/error.hpp>
 #include <lindra/server.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
+#include <map>
 #include <mutex>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 
 namespace {
 
 int usage(const char* why) {
     if (why) std::cerr << "lindra-server: " << why << "\n";
-    std::cerr << "usage: lindra-server --db PATH --listen HOST:PORT --config USERS_FILE\n"
+    std::cerr << "usage: lindra-server --db PATH --listen HOST:PORT --token-key FILE [OIDC]\n"
+                 "                     (--cert FILE --key FILE | --insecure)\n"
                  "  --db PATH          the server's database (created if missing)\n"
                  "  --listen HOST:PORT address to listen on; port 0 picks a free one\n"
-                 "  --config FILE      users, one \"user ID ROLE TOKEN\" per line\n";
+                 "  --cert FILE        the server's TLS certificate chain, PEM, its own certificate first\n"
+                 "  --key FILE         the certificate's private key, PEM (unencrypted)\n"
+                 "  --insecure         plain TCP instead of TLS, for local development only: tokens\n"
+                 "                     and personal data cross the network in the clear\n"
+                 "  --token-key FILE   PEM key that verifies lindra's tokens (from gen-key, or its public half)\n"
+                 "  OIDC: also take JWTs from an OpenID Connect provider (--token-key is then optional):\n"
+                 "  --oidc-issuer URL --oidc-audience AUD --oidc-key PEM_FILE [--oidc-algs ES256,RS256]\n"
+                 "\n"
+                 "       lindra-server gen-key --out FILE\n"
+                 "  writes a new Ed25519 token key (mode 0600; never overwrites)\n"
+                 "\n"
+                 "       lindra-server issue-token --key FILE --user NAME --role ROLE [--person UUID] [--org UUID]\n"
+                 "                                 [--ttl 12h|30m|3600s]\n"
+                 "  prints a token signed with the key; ROLE is candidate, mentor, coordinator or admin\n";
     return 2;
+}
+
+// A command line's mistake: reported with the usage, exit status 2.
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    if (!(in && text << in.rdbuf())) throw std::runtime_error("cannot read " + path);
+    return text.str();
+}
+
+// A subcommand's "--flag value" pairs, each flag one of `known`.
+std::map<std::string, std::string> flags(int argc, char** argv, std::initializer_list<std::string_view> known) {
+    std::map<std::string, std::string> out;
+    for (int i = 2; i < argc; i += 2) {
+        const std::string flag = argv[i];
+        if (std::find(known.begin(), known.end(), flag) == known.end()) throw UsageError("unknown option " + flag);
+        if (i + 1 >= argc) throw UsageError("missing value for " + flag);
+        out[flag] = argv[i + 1];
+    }
+    return out;
+}
+
+std::string required(const std::map<std::string, std::string>& f, const std::string& flag) {
+    const auto it = f.find(flag);
+    if (it == f.end()) throw UsageError(flag + " is required");
+    return it->second;
+}
+
+// "12h", "30m", "3600s".
+std::chrono::seconds parse_ttl(const std::string& text) {
+    std::size_t end = 0;
+    long long n = 0;
+    try {
+        n = std::stoll(text, &end);
+    } catch (const std::exception&) {
+    }
+    const std::string unit = text.substr(end);
+    const long long scale = unit == "h" ? 3600 : unit == "m" ? 60 : unit == "s" ? 1 : 0;
+    if (n <= 0 || scale == 0 || n > 10LL * 366 * 24 * 3600 / scale)
+        throw UsageError("--ttl wants a positive number of hours, minutes or seconds (12h, 30m, 3600s)");
+    return std::chrono::seconds(n * scale);
+}
+
+lindra::Id parse_id(const std::map<std::string, std::string>& f, const std::string& flag) {
+    const auto it = f.find(flag);
+    if (it == f.end()) return {};
+    const auto id = lindra::Id::parse(it->second);
+    if (!id) throw UsageError(flag + " wants a UUID");
+    return *id;
+}
+
+int gen_key(int argc, char** argv) {
+    const auto f = flags(argc, argv, {"--out"});
+    const auto path = required(f, "--out");
+    const std::string pem = lindra::generate_token_key();
+    // O_EXCL: replacing a key would invalidate every token issued with it.
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) throw std::runtime_error("cannot create " + path + ": " + std::strerror(errno));
+    const bool written = ::write(fd, pem.data(), pem.size()) == static_cast<ssize_t>(pem.size());
+    if (::close(fd) != 0 || !written) throw std::runtime_error("cannot write " + path);
+    return 0;
+}
+
+int issue_token(int argc, char** argv) {
+    const auto f = flags(argc, argv, {"--key", "--user", "--role", "--person", "--org", "--ttl"});
+    lindra::TokenClaims claims;
+    claims.user = required(f, "--user");
+    try {
+        claims.role = lindra::parse_role(required(f, "--role"));
+    } catch (const lindra::Error& e) {
+        throw UsageError(e.what());
+    }
+    claims.person = parse_id(f, "--person");
+    claims.organization = parse_id(f, "--org");
+    if (f.count("--ttl")) claims.ttl = parse_ttl(f.at("--ttl"));
+    const std::string key = read_file(required(f, "--key"));
+    std::cout << lindra::issue_token(key, claims) << "\n";
+    return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string db, listen, config;
+    const std::string command = argc > 1 ? argv[1] : "";
+    if (command == "gen-key" || command == "issue-token") {
+        try {
+            return command == "gen-key" ? gen_key(argc, argv) : issue_token(argc, argv);
+        } catch (const UsageError& e) {
+            return usage(e.what());
+        } catch (const std::exception& e) {
+            std::cerr << "lindra-server " << command << ": " << e.what() << "\n";
+            return 1;
+        }
+    }
+
+    std::string db, listen, token_key;
+    std::string cert, key;  // TLS
+    bool insecure = false;
+    lindra::OidcProvider oidc;
+    std::string oidc_key, oidc_algs;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--help" || arg == "-h") return usage(nullptr), 0;
+        if (arg == "--insecure") {
+            insecure = true;
+            continue;
+        }
         if (i + 1 >= argc) return usage(("missing value for " + arg).c_str());
         if (arg == "--db") db = argv[++i];
+        else if (arg == "--cert") cert = argv[++i];
+        else if (arg == "--key") key = argv[++i];
         else if (arg == "--listen") listen = argv[++i];
-        else if (arg == "--config") config = argv[++i];
+        else if (arg == "--token-key") token_key = argv[++i];
+        else if (arg == "--oidc-issuer") oidc.issuer = argv[++i];
+        else if (arg == "--oidc-audience") oidc.audience = argv[++i];
+        else if (arg == "--oidc-key") oidc_key = argv[++i];
+        else if (arg == "--oidc-algs") oidc_algs = argv[++i];
         else return usage(("unknown option " + arg).c_str());
     }
-    if (db.empty() || listen.empty() || config.empty()) return usage("--db, --listen and --config are required");
+    if (db.empty() || listen.empty()) return usage("--db and --listen are required");
+    if (insecure && (!cert.empty() || !key.empty())) return usage("--insecure turns TLS off; drop --cert and --key");
+    if (!insecure && (cert.empty() || key.empty()))
+        return usage("TLS needs --cert FILE and --key FILE (or --insecure for plain TCP)");
+    const bool with_oidc = !oidc.issuer.empty() || !oidc.audience.empty() || !oidc_key.empty() || !oidc_algs.empty();
+    if (with_oidc && (oidc.issuer.empty() || oidc.audience.empty() || oidc_key.empty()))
+        return usage("an OpenID Connect provider needs --oidc-issuer, --oidc-audience and --oidc-key");
+    if (token_key.empty() && !with_oidc) return usage("--token-key (or an OpenID Connect provider) is required");
     const auto colon = listen.rfind(':');
     if (colon == std::string::npos) return usage("--listen wants HOST:PORT");
     int port = -1;
@@ -60,7 +201,18 @@ int main(int argc, char** argv) {
         options.db_path = db;
         options.host = listen.substr(0, colon);
         options.port = static_cast<std::uint16_t>(port);
-        options.users = lindra::load_users(config);
+        options.insecure = insecure;
+        if (!insecure) options.tls = {read_file(cert), read_file(key)};
+        if (!token_key.empty()) options.tokens.key_pem = read_file(token_key);
+        if (with_oidc) {
+            oidc.public_key_pem = read_file(oidc_key);
+            if (!oidc_algs.empty()) {
+                oidc.algorithms.clear();
+                std::istringstream names(oidc_algs);
+                for (std::string name; std::getline(names, name, ',');) oidc.algorithms.push_back(name);
+            }
+            options.tokens.oidc.push_back(std::move(oidc));
+        }
         std::mutex out;
         options.log = [&out](std::string_view line) {
             std::lock_guard lock(out);

@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <limits>
@@ -25,6 +26,9 @@ std::vector<std::string_view> split_words(std::string_view text) {
 std::string_view option_name(std::string_view spec) {
     return spec.substr(0, spec.find(' '));
 }
+
+bool is_flag(std::string_view spec) { return spec.find(' ') == std::string_view::npos; }
+bool is_repeatable(std::string_view spec) { return spec.ends_with("..."); }
 
 std::string synopsis(const Command& c) {
     std::string s(c.name);
@@ -59,7 +63,13 @@ std::int64_t parse_number(std::string_view option, const std::string& text) {
 
 }  // namespace
 
-Invocation parse_args(std::span<char* const> args) {
+Invocation parse_args(std::span<char* const> args, std::span<const Command> table) {
+    const auto flag = [&](std::string_view name) {
+        for (const auto& c : table)
+            for (const auto spec : c.options)
+                if (is_flag(spec) && spec == name) return true;
+        return false;
+    };
     Invocation inv;
     bool options_ended = false;
     for (std::size_t i = 0; i < args.size(); ++i) {
@@ -75,14 +85,17 @@ Invocation parse_args(std::span<char* const> args) {
             if (const auto eq = arg.find('='); eq != std::string_view::npos) {
                 name = arg.substr(0, eq);
                 value = arg.substr(eq + 1);
+            } else if (flag(name)) {
+                // no value
             } else if (i + 1 < args.size()) {
                 value = args[++i];
             } else {
                 throw UsageError(name + " needs a value");
             }
-            if (!inv.options.emplace(name, std::move(value)).second) throw UsageError(name + " is given twice");
+            inv.options.emplace(name, std::move(value));
         }
     }
+    if (inv.options.count("--db") > 1) throw UsageError("--db is given twice");
     if (const auto db = inv.options.find("--db"); db != inv.options.end()) {
         inv.db = db->second;
         inv.options.erase(db);
@@ -140,7 +153,7 @@ void print_usage(std::ostream& out, std::span<const Command> table) {
 }
 
 Session::Session(const Command& command, std::string db_path, std::vector<std::string> operands,
-                 std::map<std::string, std::string, std::less<>> options, std::ostream& out)
+                 std::multimap<std::string, std::string, std::less<>> options, std::ostream& out)
     : command_(command),
       db_path_(std::move(db_path)),
       operands_(std::move(operands)),
@@ -153,9 +166,11 @@ Session::Session(const Command& command, std::string db_path, std::vector<std::s
         throw UsageError("usage: lindra-tablet --db PATH " + synopsis(command));
     for (std::size_t i = 0; i < operands_.size(); ++i) check_choice(command, specs[i], operands_[i]);
     for (const auto& [name, value] : options_) {
-        bool known = false;
-        for (const auto spec : command.options) known = known || option_name(spec) == name;
-        if (!known) throw UsageError(std::string(command.name) + " has no option " + name);
+        const auto spec = std::find_if(command.options.begin(), command.options.end(),
+                                       [&](std::string_view s) { return option_name(s) == name; });
+        if (spec == command.options.end()) throw UsageError(std::string(command.name) + " has no option " + name);
+        if (is_flag(*spec) && !value.empty()) throw UsageError(name + " takes no value");
+        if (!is_repeatable(*spec) && options_.count(name) > 1) throw UsageError(name + " is given twice");
     }
 }
 
@@ -178,6 +193,12 @@ std::optional<std::string> Session::optional_operand(std::size_t i) const {
 std::optional<std::string> Session::option(std::string_view name) const {
     if (const auto it = options_.find(name); it != options_.end()) return it->second;
     return std::nullopt;
+}
+
+std::vector<std::string> Session::options(std::string_view name) const {
+    std::vector<std::string> out;
+    for (auto [it, end] = options_.equal_range(name); it != end; ++it) out.push_back(it->second);
+    return out;
 }
 
 std::optional<std::int64_t> Session::int64_option(std::string_view name) const {

@@ -27,7 +27,9 @@ class Session;
 
 // One row of the command table. The synopsis drives the checks: operands in
 // [brackets] are optional, an operand written "a|b" must be one of those
-// words, and every option takes exactly one value ("--score N").
+// words, an option takes exactly one value ("--score N") unless it is a
+// flag ("--insecure"), and only an option whose value ends in "..." may be
+// given more than once ("--pin PIN...").
 struct Command {
     std::string_view name;                  // one or two words: "roster", "gathering plan"
     std::string_view operands;              // "PERSON MODULE start|complete"
@@ -42,12 +44,13 @@ struct Invocation {
     bool help = false;
     std::optional<std::string> db;
     std::vector<std::string> words;                           // the command name(s), then its operands
-    std::map<std::string, std::string, std::less<>> options;  // "--score" -> "150"
+    std::multimap<std::string, std::string, std::less<>> options;  // "--score" -> "150"; a flag -> ""
 };
 
 // Splits argv (without the program name). "--name value" and "--name=value"
-// are options; "--" ends them; everything else is a word.
-Invocation parse_args(std::span<char* const> args);
+// are options, "--name" alone if a command in `table` has it as a flag; "--"
+// ends them; everything else is a word.
+Invocation parse_args(std::span<char* const> args, std::span<const Command> table);
 
 // The command named by the first one or two words; `consumed` says how many.
 const Command& find_command(std::span<const Command> table, const std::vector<std::string>& words,
@@ -62,7 +65,7 @@ class Session {
   public:
     // Checks the operands and options against the command's synopsis.
     Session(const Command& command, std::string db_path, std::vector<std::string> operands,
-            std::map<std::string, std::string, std::less<>> options, std::ostream& out);
+            std::multimap<std::string, std::string, std::less<>> options, std::ostream& out);
 
     const Command& command() const noexcept { return command_; }
     const std::string& db_path() const noexcept { return db_path_; }
@@ -72,6 +75,9 @@ class Session {
     const std::string& operand(std::size_t i) const { return operands_.at(i); }
     std::optional<std::string> optional_operand(std::size_t i) const;
     std::optional<std::string> option(std::string_view name) const;
+    // Every value of a repeatable option, in the order given.
+    std::vector<std::string> options(std::string_view name) const;
+    bool flag(std::string_view name) const { return option(name).has_value(); }
     // A whole number option, checked to fit `int` (UsageError otherwise).
     std::optional<int> int_option(std::string_view name) const;
     std::optional<std::int64_t> int64_option(std::string_view name) const;
@@ -80,7 +86,7 @@ class Session {
     const Command& command_;
     std::string db_path_;
     std::vector<std::string> operands_;
-    std::map<std::string, std::string, std::less<>> options_;
+    std::multimap<std::string, std::string, std::less<>> options_;
     std::ostream& out_;
     std::optional<lindra::Replica> replica_;
 };

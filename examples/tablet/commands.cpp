@@ -12,9 +12,11 @@
 #include <charconv>
 #include <stdexcept>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <optional>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -273,11 +275,29 @@ std::optional<std::uint16_t> parse_port(std::string_view text) {
     return static_cast<std::uint16_t>(v);
 }
 
+// The id behind a name, e.g. for issuing a person's token.
+void cmd_id(Session& s) {
+    const std::string kind = s.operand(0);
+    if (kind != "person" && kind != "group" && kind != "module" && kind != "gathering")
+        throw UsageError("id wants person, group, module or gathering, not \"" + kind + "\"");
+    const std::string entity = kind == "group" ? "mentor_group" : kind;
+    s.out() << resolve(s.replica(), entity, s.operand(1)).to_string() << '\n';
+}
+
 void cmd_gathering_rename(Session& s) {
     auto& r = s.replica();
     const Id gathering = resolve(r, "gathering", s.operand(0));
     r.update("gathering", gathering, {{"title", s.operand(1)}});
     s.out() << "gathering renamed to " << s.operand(1) << '\n';
+}
+
+// The whole of a small text file (a CA list), or an error naming it.
+std::string read_text_file(const std::string& option, const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (!in || text.str().empty()) throw std::runtime_error(option + ": cannot read " + path);
+    return text.str();
 }
 
 // One sync round; prints what moved. A failed round exits 1 with the reason.
@@ -294,10 +314,23 @@ void cmd_sync(Session& s) {
     options.port = *port;
     options.token = *token;
     options.app = "lindra-tablet";
+    // TLS unless --insecure: the system's CAs, or those in --ca FILE, and
+    // the server's key must match a --pin if any are given.
+    options.insecure = s.flag("--insecure");
+    const auto ca = s.option("--ca");
+    options.tls.pins = s.options("--pin");
+    if (options.insecure && (ca || !options.tls.pins.empty()))
+        throw UsageError("--insecure turns TLS off; it does not go with --ca or --pin");
+    if (ca) options.tls.ca_pem = read_text_file("--ca", *ca);
     lindra::SyncClient client(s.replica(), options);
     const auto result = client.sync();
+    // The app learns of each refused change once it has been rolled back.
     for (const auto& r : result.rejected)
-        s.out() << "refused by the server: change " << r.seq << " (" << r.code << "): " << r.reason << '\n';
+        s.out() << "refused by the server (" << r.code << "): " << r.entity << " change "
+                << (r.row_removed ? "undone, the row removed" : "undone, the server's value restored") << ": "
+                << r.reason << '\n';
+    if (result.rows_purged > 0)
+        s.out() << "removed " << result.rows_purged << " rows this user may no longer see\n";
     if (!result.ok())
         throw std::runtime_error("sync failed (" + std::string(lindra::to_string(result.outcome)) + "): " +
                                  result.message);
@@ -343,10 +376,13 @@ std::span<const Command> commands() {
          cmd_confirm},
         {"gathering rename", "GATHERING TITLE", {}, "give the gathering another title", cmd_gathering_rename},
         {"outbox", "", {}, "how many local changes wait for the server", cmd_outbox},
+        {"id", "person|group|module|gathering NAME", {}, "print the id a name stands for", cmd_id},
         {"sync",
          "",
-         {"--server HOST:PORT", "--token TOKEN"},
-         "push the outbox to the server and pull what others wrote",
+         {"--server HOST:PORT", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...", "--insecure"},
+         "push the outbox to the server and pull what others wrote, over TLS\n"
+         "      (trusting --ca FILE, else the system's CAs; --pin a server key, repeatable;\n"
+         "      --insecure: plain TCP, for local development only)",
          cmd_sync},
     };
     return table;

@@ -13,7 +13,7 @@ namespace {
 
 int run(std::span<char* const> args) {
     const auto table = tablet::commands();
-    auto inv = tablet::parse_args(args);
+    auto inv = tablet::parse_args(args, table);
     if (inv.help || (!inv.words.empty() && inv.words.front() == "help")) {
         std::size_t consumed = 0;
         if (inv.words.empty() || inv.words.front() == "help")

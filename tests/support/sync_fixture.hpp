@@ -1,8 +1,10 @@
 // A SyncServer on 127.0.0.1 with a temporary store, and tablets that sync
-// with it, for in-process sync tests.
+// with it, for in-process sync tests. The server speaks TLS with a
+// certificate from a throw-away CA, unless a test's tweak sets insecure.
 #pragma once
 
 #include "support/temp_dir.hpp"
+#include "testing/certs.hpp"
 
 #include <lindra/replica.hpp>
 #include <lindra/server.hpp>
@@ -10,10 +12,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lindra::test {
@@ -22,6 +27,21 @@ namespace lindra::test {
 inline void require_ok(const SyncResult& r) {
     INFO(to_string(r.outcome) << ": " << r.message);
     REQUIRE(r.ok());
+}
+
+// One CA and a server certificate for 127.0.0.1 and localhost, made once
+// per test process.
+struct TestPki {
+    lindra::testing::Ca ca;
+    lindra::testing::Leaf server;
+};
+inline const TestPki& test_pki() {
+    static const TestPki pki = [] {
+        auto ca = lindra::testing::make_ca("lindra test CA");
+        auto server = lindra::testing::issue_leaf(ca, {.dns_names = {"localhost"}, .ip_addresses = {"127.0.0.1"}});
+        return TestPki{std::move(ca), std::move(server)};
+    }();
+    return pki;
 }
 
 class SyncWorld {
@@ -51,11 +71,38 @@ public:
     }
     std::string path(const std::string& name) const { return dir_.file(name + ".db"); }
 
+    // The CA the server's certificate comes from, and that certificate.
+    const lindra::testing::Ca& ca() const { return test_pki().ca; }
+    const lindra::testing::Leaf& server_certificate() const { return test_pki().server; }
+    // Plain TCP if the server is insecure; otherwise, unless the caller
+    // chose plain TCP or CAs of its own, TLS trusting ca().
+    void set_transport(SyncOptions& o) const {
+        if (insecure_) o.insecure = true;
+        else if (!o.insecure && o.tls.ca_pem.empty()) o.tls.ca_pem = ca().certificate_pem;
+    }
+
+    // The world's Ed25519 token key (PEM); its server verifies tokens with it.
+    const std::string& token_key() const { return token_key_; }
+    // A token for `claims` signed with the world's key, valid from `now_s`
+    // (seconds since the epoch; 0: now).
+    std::string token(const TokenClaims& claims, std::int64_t now_s = 0) const {
+        return issue_token(token_key_, claims, "lindra", "lindra", now_s);
+    }
+    // The signed token for one of the fixture's names ("coordinator-token",
+    // "mentor-token", "candidate-1-token", "candidate-2-token"); any other
+    // string is taken as the token itself, so "not-a-token" stays one.
+    std::string token_for(const std::string& name) const {
+        const auto it = tokens_.find(name);
+        return it == tokens_.end() ? name : it->second;
+    }
+
+    // `token` is one of the fixture's names, or a token (see token_for).
     SyncResult sync(Replica& r, const std::string& token = "coordinator-token", SyncOptions options = {}) {
         options.port = server_ ? server_->port() : last_port_;
-        options.token = token;
+        options.token = token_for(token);
         options.connect_timeout = std::chrono::milliseconds(2'000);
         options.io_timeout = std::chrono::milliseconds(10'000);
+        set_transport(options);
         SyncClient client(r, options);
         return client.sync();
     }
@@ -64,12 +111,20 @@ private:
     void start_server() {
         ServerOptions o;
         o.db_path = dir_.file("server.db");
-        o.users = {{"coord-1", "coordinator", "coordinator-token"},
-                   {"mentor-1", "mentor", "mentor-token"},
-                   {"cand-1", "candidate", "candidate-1-token"},
-                   {"cand-2", "candidate", "candidate-2-token"}};
+        o.tokens.key_pem = token_key_;
         o.port = last_port_;
+        o.tls = {server_certificate().certificate_pem, server_certificate().private_key_pem};
         if (tweak_) tweak_(o);
+        insecure_ = o.insecure;
+        // These tests are about sync, not authorization: every name is an
+        // admin, each a user of its own. Issued at the server's clock, which
+        // a test may have set.
+        const std::int64_t now_s = o.wall_clock_ms ? o.wall_clock_ms() / 1000 : 0;
+        static constexpr std::pair<const char*, const char*> names[] = {{"coordinator-token", "coord-1"},
+                                                                        {"mentor-token", "mentor-1"},
+                                                                        {"candidate-1-token", "cand-1"},
+                                                                        {"candidate-2-token", "cand-2"}};
+        for (const auto& [name, user] : names) tokens_[name] = token({.user = user, .role = Role::admin}, now_s);
         o.log = [this](std::string_view line) {  // called from the server's thread
             std::lock_guard lock(log_mutex_);
             log_.emplace_back(line);
@@ -83,10 +138,13 @@ private:
         std::unique_ptr<Replica> replica;
     };
     std::function<void(ServerOptions&)> tweak_;
+    std::string token_key_ = generate_token_key();
+    std::map<std::string, std::string> tokens_;  // the fixture's names -> signed tokens
     TempDir dir_;
     mutable std::mutex log_mutex_;
     std::vector<std::string> log_;  // guarded by log_mutex_
     std::uint16_t last_port_ = 0;
+    bool insecure_ = false;  // the server's ServerOptions::insecure
     std::unique_ptr<SyncServer> server_;
     std::vector<Tablet> tablets_;
 };

@@ -37,11 +37,22 @@ enum class MergeRule : std::uint8_t {
     add_wins,   // lww; on equal hlc an add beats a withdraw
 };
 
+// Who receives a row (README, "Security model"). Coordinators read every
+// scope of their organization except `personal`.
 enum class ScopeKind : std::uint8_t {
     catalog,          // everyone reads it
     group,            // members of the group in `group_field`
-    person,           // the groups the person is a member of
+    person,           // the person, and the members of the groups they are in
     person_in_group,  // the person in `person_field` and the mentors of `group_field`
+    personal,         // as person_in_group, but never coordinators (reflections)
+};
+
+// Who may write a row, checked by the server for every pushed change.
+enum class Writer : std::uint8_t {
+    coordinator,   // a coordinator of the row's organization (courses, modules: any)
+    group_mentor,  // a mentor of the row's group
+    self,          // the person in `person_field`, while a member of the group
+    server,        // the server only (certificates)
 };
 
 struct FieldDef {
@@ -60,6 +71,7 @@ struct FieldDef {
     std::span<const std::string_view> values = {};  // enumeration/progress values, in order
     std::string_view ref_entity = {};
     std::uint16_t since = 1;  // schema version that added the field
+    bool self_writable = false;  // the person the row is may write it too (their display name)
 
     // The value's position in `values`, or -1.
     int value_index(std::string_view v) const noexcept;
@@ -69,6 +81,7 @@ struct EntityDef {
     std::uint16_t tag;
     std::string_view name;  // also the SQL table name
     ScopeKind scope;
+    Writer writer;
     std::span<const FieldDef> fields;
     std::string_view label_field = {};   // the human name apps address rows by
     std::string_view group_field = {};   // the group that scopes the row (empty: the row is the group)

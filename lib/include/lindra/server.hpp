@@ -24,15 +24,6 @@
 
 namespace lindra {
 
-// Transitional (removed once signed tokens land): a list of users with
-// plain tokens, one "user ID ROLE TOKEN" per line.
-struct User {
-    std::string id{};
-    std::string role{};
-    std::string token{};
-};
-std::vector<User> load_users(const std::string& path);
-
 // What a token lets its holder do (README, "Security model").
 enum class Role {
     candidate,    // their own progress and reflections, in groups they belong to
@@ -89,7 +80,6 @@ struct ServerOptions {
     std::string db_path{};
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;  // 0: any free port, see SyncServer::port()
-    std::vector<User> users{};  // transitional, see User
     TokenOptions tokens{};
     TlsServerOptions tls{};
     // Plain TCP, for local development and tests only: tokens and personal

@@ -36,6 +36,19 @@ struct SyncProgress {
     std::uint64_t pull_remaining = 0;  // change groups the server has left to send, if it said
 };
 
+// A pushed change the server refused. It has left the outbox and been
+// rolled back here: the row's fields are the server's again, or the row is
+// gone if the server has none this user may see (`row_removed`).
+struct SyncRejection {
+    std::int64_t seq = 0;
+    std::string code{};    // "permission_denied" or "invalid_argument"
+    std::string reason{};  // which rule refused it
+    std::string entity{};
+    Id row{};
+    std::vector<std::string> fields{};
+    bool row_removed = false;
+};
+
 struct TlsClientOptions {
     std::string ca_pem{};       // the CAs to trust, PEM; empty: the system's
     std::string server_name{};  // the name the certificate must carry; empty: SyncOptions::host
@@ -61,6 +74,9 @@ struct SyncOptions {
     std::size_t max_frame_bytes = std::size_t{4} << 20;
     // Called on the sync's thread after each batch; keep it short.
     std::function<void(const SyncProgress&)> on_progress{};
+    // Called on the sync's thread for each refused change, once it has been
+    // rolled back: the place to tell the user their edit did not count.
+    std::function<void(const SyncRejection&)> on_rejected{};
 };
 
 enum class SyncOutcome {
@@ -75,13 +91,6 @@ enum class SyncOutcome {
 };
 std::string_view to_string(SyncOutcome outcome);
 
-// A pushed change the server refused; it left the outbox and is reported here.
-struct SyncRejection {
-    std::int64_t seq = 0;
-    std::string code{};
-    std::string reason{};
-};
-
 struct SyncResult {
     SyncOutcome outcome = SyncOutcome::ok;
     std::string message{};
@@ -89,6 +98,9 @@ struct SyncResult {
     std::uint32_t retry_after_ms = 0;
     std::int64_t changes_pushed = 0;  // acknowledged by the server, the refused ones (`rejected`) included
     std::int64_t changes_pulled = 0;
+    // Rows deleted because this user may no longer see them (withdrawn
+    // from a group, moved to another).
+    std::int64_t rows_purged = 0;
     std::uint64_t bytes_sent = 0;
     std::uint64_t bytes_received = 0;
     std::vector<SyncRejection> rejected{};

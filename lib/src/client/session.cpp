@@ -158,15 +158,28 @@ net::Reply SyncSession::push_ack(const protocol::PushAck& m) {
         return finish(SyncOutcome::protocol_error, "the server acknowledged seq " + std::to_string(m.acked_seq) +
                                                        ", not the " + std::to_string(acked.last_seq) + " pushed");
     in_flight_.pop_front();
+    std::vector<SyncRejection> rejected;
     {
         std::lock_guard lock(core_.mutex);
         detail::Core::WriteTransaction txn(core_);
+        // Refused changes go back to the server's state with their
+        // acknowledgement, in one transaction: none is half undone.
+        for (const auto& r : m.rejected) {
+            const EntityDef& e = *find_entity(r.entity);  // the decoder checked it
+            core_.revert(e, r.row, r.fields, r.current, r.drop_row);
+            SyncRejection& out = rejected.emplace_back();
+            out = {r.seq, std::string(protocol::to_string(r.code)), r.reason, std::string(e.name), r.row, {},
+                   r.drop_row};
+            for (const auto tag : r.fields) out.fields.emplace_back(e.field(tag)->name);
+        }
         core_.acknowledge(acked.last_seq);
         txn.commit();
     }
     result_.changes_pushed += acked.changes;
-    for (const auto& r : m.rejected)
-        result_.rejected.push_back({r.seq, std::string(protocol::to_string(r.code)), r.reason});
+    for (auto& r : rejected) {
+        if (options_.on_rejected) options_.on_rejected(r);
+        result_.rejected.push_back(std::move(r));
+    }
     return next();
 }
 
@@ -177,12 +190,21 @@ net::Reply SyncSession::pull(std::string cursor) {
 }
 
 net::Reply SyncSession::pull_batch(protocol::PullBatch& m) {
+    std::int64_t purged = 0;
     {
         std::lock_guard lock(core_.mutex);
         detail::Core::WriteTransaction txn(core_);
+        for (const auto& p : m.purges) {
+            core_.purge(p.rows);
+            purged += static_cast<std::int64_t>(p.rows.size());
+        }
         core_.apply_pulled(m.changes, m.next_cursor, !m.has_more);
         txn.commit();
+        // The purged rows' old pages must not linger in the WAL either; if
+        // another connection is reading, the next purge or sync retries.
+        if (purged > 0) core_.db.truncate_wal();
     }
+    result_.rows_purged += purged;
     result_.changes_pulled += static_cast<std::int64_t>(m.changes.size());
     progress(SyncPhase::pulling, m.remaining);
     if (m.has_more) return pull(std::move(m.next_cursor));
@@ -196,6 +218,10 @@ SyncResult SyncSession::result(const net::ClientOutcome& outcome) const {
             case net::ClientEnd::connect_failed:
                 r.outcome = SyncOutcome::offline;
                 r.message = "cannot reach " + options_.host + ":" + std::to_string(options_.port) + ": " + outcome.message;
+                break;
+            case net::ClientEnd::tls_failed:
+                r.outcome = SyncOutcome::tls_failed;
+                r.message = "TLS with " + options_.host + ":" + std::to_string(options_.port) + " failed: " + outcome.message;
                 break;
             case net::ClientEnd::broken:
                 r.outcome = SyncOutcome::offline;

@@ -14,6 +14,7 @@ std::string_view to_string(SyncOutcome outcome) {
         case SyncOutcome::ok: return "ok";
         case SyncOutcome::offline: return "offline";
         case SyncOutcome::auth_failed: return "auth failed";
+        case SyncOutcome::tls_failed: return "TLS failed";
         case SyncOutcome::server_error: return "server error";
         case SyncOutcome::protocol_error: return "protocol error";
         case SyncOutcome::cancelled: return "cancelled";
@@ -31,11 +32,27 @@ struct SyncClient::Impl {
     std::unique_ptr<net::IoThread> own;  // when the app brings no io_context
     boost::asio::io_context* io;
 
-    std::mutex mutex;  // guards the three below
+    std::mutex mutex;  // guards the five below
     std::condition_variable idle;
     std::shared_ptr<net::ClientConnection> connection;
     std::unique_ptr<client::SyncSession> session;
     bool running = false;
+    // Made by the first round, from options.tls; null while insecure.
+    std::shared_ptr<const net::TlsContext> tls;
+    std::vector<net::SpkiDigest> pins;
+
+    // The transport part of `config`: TLS as options.tls says, or plain
+    // TCP if options.insecure. Throws lindra::Error for bad TLS options.
+    void set_transport(net::ClientConfig& config) {
+        if (options.insecure) return;
+        if (!tls) {
+            pins = net::parse_pins(options.tls.pins);
+            tls = net::TlsContext::client(options.tls.ca_pem);
+        }
+        config.tls = tls;
+        config.server_name = options.tls.server_name;
+        config.pins = pins;
+    }
 };
 
 SyncClient::SyncClient(Replica& replica, SyncOptions options)
@@ -60,9 +77,19 @@ void SyncClient::sync_async(std::function<void(SyncResult)> done) {
         done(std::move(busy));
         return;
     }
+    net::ClientConfig config;
+    try {
+        impl_->set_transport(config);  // before connecting: bad pins or CAs are this device's error
+    } catch (const std::exception& e) {
+        lock.unlock();
+        SyncResult bad;
+        bad.outcome = SyncOutcome::local_error;
+        bad.message = e.what();
+        done(std::move(bad));
+        return;
+    }
     impl_->running = true;
     impl_->session = std::make_unique<client::SyncSession>(detail::core_of(impl_->replica), impl_->options);
-    net::ClientConfig config;
     config.host = impl_->options.host;
     config.port = impl_->options.port;
     config.max_frame = impl_->options.max_frame_bytes;

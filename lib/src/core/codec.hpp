@@ -43,6 +43,7 @@ class Reader {
     std::uint64_t fixed64();
     Id id();
     Value value();
+    std::span<const std::uint8_t> bytes(std::size_t n) { return take(n); }
 
   private:
     std::span<const std::uint8_t> take(std::size_t n);

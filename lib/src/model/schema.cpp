@@ -55,6 +55,10 @@ constexpr FieldDef indexed(FieldDef f) {
     f.indexed = true;
     return f;
 }
+constexpr FieldDef self_writable(FieldDef f) {
+    f.self_writable = true;
+    return f;
+}
 // Part of the derived row id: required and never changed.
 constexpr FieldDef key(FieldDef f) {
     f.key = true;
@@ -83,7 +87,7 @@ constexpr FieldDef kOrganization[] = {
 };
 constexpr FieldDef kPerson[] = {
     deleted(),
-    required(text(2, "display_name", kNameMax)),
+    self_writable(required(text(2, "display_name", kNameMax))),
     enumeration(3, "profession", kProfessions),
     ref(4, "organization_id", "organization"),
 };
@@ -174,20 +178,21 @@ constexpr FieldDef kCertificate[] = {
 };
 
 using S = ScopeKind;
-// tag, name, scope, fields, label, group field, person field, derived id
+using W = Writer;
+// tag, name, scope, writer, fields, label, group field, person field, derived id
 constexpr EntityDef kEntities[] = {
-    {1, "organization", S::catalog, kOrganization, "name"},
-    {2, "person", S::person, kPerson, "display_name"},
-    {3, "course", S::catalog, kCourse, "title"},
-    {4, "module", S::catalog, kModule, "title"},
-    {5, "mentor_group", S::group, kMentorGroup, "name"},
-    {6, "membership", S::group, kMembership, {}, "group_id", "person_id", true},
-    {7, "gathering", S::group, kGathering, "title", "group_id"},
-    {8, "attendance", S::group, kAttendance, {}, "group_id", "person_id", true},
-    {9, "module_progress", S::person_in_group, kModuleProgress, {}, "group_id", "person_id", true},
-    {10, "reflection", S::person_in_group, kReflection, {}, "group_id", "person_id"},
-    {11, "mentor_confirmation", S::group, kMentorConfirmation, {}, "group_id", "person_id", true},
-    {12, "certificate", S::person_in_group, kCertificate, {}, "group_id", "person_id", true},
+    {1, "organization", S::catalog, W::coordinator, kOrganization, "name"},
+    {2, "person", S::person, W::coordinator, kPerson, "display_name"},
+    {3, "course", S::catalog, W::coordinator, kCourse, "title"},
+    {4, "module", S::catalog, W::coordinator, kModule, "title"},
+    {5, "mentor_group", S::group, W::coordinator, kMentorGroup, "name"},
+    {6, "membership", S::group, W::coordinator, kMembership, {}, "group_id", "person_id", true},
+    {7, "gathering", S::group, W::group_mentor, kGathering, "title", "group_id"},
+    {8, "attendance", S::group, W::group_mentor, kAttendance, {}, "group_id", "person_id", true},
+    {9, "module_progress", S::person_in_group, W::self, kModuleProgress, {}, "group_id", "person_id", true},
+    {10, "reflection", S::personal, W::self, kReflection, {}, "group_id", "person_id"},
+    {11, "mentor_confirmation", S::group, W::group_mentor, kMentorConfirmation, {}, "group_id", "person_id", true},
+    {12, "certificate", S::person_in_group, W::server, kCertificate, {}, "group_id", "person_id", true},
 };
 
 }  // namespace

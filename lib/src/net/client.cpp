@@ -14,8 +14,23 @@ namespace lindra::net {
 namespace {
 
 using detail::Connection;
+using detail::is_peer_close;
 namespace asio = detail::asio;
 using tcp = detail::tcp;
+
+// How long a client that is done waits for the server's close_notify.
+constexpr std::chrono::milliseconds kCloseNotifyWait{1'000};
+
+// The server's certificate or key was refused.
+struct TlsRefused : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+std::shared_ptr<Connection> make_connection(const asio::strand<asio::io_context::executor_type>& strand,
+                                            std::optional<asio::ssl::context>& tls) {
+    if (tls) return std::make_shared<Connection>(tcp::socket(strand), *tls);
+    return std::make_shared<Connection>(tcp::socket(strand));
+}
 
 class ClientConnectionImpl final : public ClientConnection, public std::enable_shared_from_this<ClientConnectionImpl> {
 public:
@@ -26,7 +41,8 @@ public:
           session_(session),
           finished_(std::move(finished)),
           resolver_(strand_),
-          conn_(std::make_shared<Connection>(tcp::socket(strand_))) {
+          tls_(config_.tls ? std::optional<asio::ssl::context>(config_.tls->new_reference()) : std::nullopt),
+          conn_(make_connection(strand_, tls_)) {
         conn_->on_timeout([this] { resolver_.cancel(); });
     }
 
@@ -45,11 +61,27 @@ private:
         ClientOutcome out;
         out.end = ClientEnd::connect_failed;
         std::string reason;
+        bool handshaking = false;
+        bool clean = false;  // no error: the connection can still carry a close_notify
         try {
             conn_->arm(config_.connect_timeout);
             const auto endpoints =
                 co_await resolver_.async_resolve(config_.host, std::to_string(config_.port), asio::use_awaitable);
             co_await asio::async_connect(conn_->socket(), endpoints, asio::use_awaitable);
+            if (auto* tls = conn_->tls()) {
+                // Within the connect deadline: a server that accepts and
+                // stalls is as unreachable as one that does not answer.
+                try {
+                    expect_server(tls->native_handle(), config_.server_name.empty() ? config_.host : config_.server_name);
+                } catch (const std::exception& e) {
+                    throw TlsRefused(e.what());
+                }
+                handshaking = true;
+                co_await conn_->handshake(asio::ssl::stream_base::client);
+                handshaking = false;
+                if (!matches_pin(tls->native_handle(), config_.pins))
+                    throw TlsRefused("the server's key matches no pin");
+            }
             conn_->disarm();
             out.end = ClientEnd::broken;
 
@@ -62,6 +94,7 @@ private:
             }
             out.end = session_.done() ? ClientEnd::done : ClientEnd::broken;
             reason = session_.done() ? "done" : "closed by the client";
+            clean = true;
         } catch (const protocol::ProtocolError& e) {
             // A server that closes mid-frame broke the connection; it did not
             // send anything unreadable.
@@ -69,8 +102,21 @@ private:
             reason = e.what();
         } catch (const boost::system::system_error& e) {
             conn_->disarm();
-            reason = conn_->timed_out() ? "timed out" : e.code() == asio::error::eof ? "closed by the server"
-                                                                                      : e.code().message();
+            // A handshake cut off by the network is "try again later"; one
+            // that TLS refused is not.
+            if (handshaking && !conn_->timed_out() && detail::is_tls_error(e.code())) {
+                out.end = ClientEnd::tls_failed;
+                reason = conn_->tls_failure(e.code());
+            } else {
+                reason = conn_->timed_out()        ? "timed out"
+                         : is_peer_close(e.code()) ? "closed by the server"
+                                                   : e.code().message();
+                if (handshaking) reason += " during the TLS handshake";
+            }
+        } catch (const TlsRefused& e) {
+            conn_->disarm();
+            out.end = ClientEnd::tls_failed;
+            reason = e.what();
         } catch (const std::exception& e) {
             reason = e.what();
         }
@@ -78,6 +124,9 @@ private:
             out.end = ClientEnd::cancelled;
             reason = "cancelled";
         }
+        // The outcome is settled; a close_notify that goes unanswered no
+        // longer changes it.
+        if (clean) co_await conn_->shutdown(std::min(config_.io_timeout, kCloseNotifyWait));
         conn_->close();
         out.message = reason;
         out.counters = conn_->counters();
@@ -91,6 +140,7 @@ private:
     ClientSession& session_;
     std::function<void(ClientOutcome)> finished_;
     tcp::resolver resolver_;
+    std::optional<asio::ssl::context> tls_;  // from config_.tls
     std::shared_ptr<Connection> conn_;
     bool cancelled_ = false;  // strand only
 };

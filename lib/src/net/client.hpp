@@ -1,10 +1,12 @@
-// One client connection: connect, send the Session's first frames, then
-// answer frames until the Session is done.
+// One client connection: connect (and TLS handshake, unless plain TCP),
+// send the Session's first frames, then answer frames until the Session is
+// done.
 //
 // Thread-safety: cancel() from any thread; the rest runs on the io_context.
 #pragma once
 
 #include "net/handler.hpp"
+#include "net/tls.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -22,8 +24,12 @@ struct ClientConfig {
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;
     std::size_t max_frame = protocol::kDefaultMaxFrame;
-    std::chrono::milliseconds connect_timeout{10'000};
+    std::chrono::milliseconds connect_timeout{10'000};  // resolving, connecting and the TLS handshake
     std::chrono::milliseconds io_timeout{30'000};
+    // The CAs to trust; null: plain TCP.
+    std::shared_ptr<const TlsContext> tls{};
+    std::string server_name{};         // what the certificate must name; empty: host
+    std::vector<SpkiDigest> pins{};    // if any, the server's key must match one
 };
 
 // A client Session also says what to send first and when it is done.
@@ -36,7 +42,8 @@ public:
 
 enum class ClientEnd {
     done,            // the session finished
-    connect_failed,  // no connection (refused, unreachable, timed out)
+    connect_failed,  // no connection (refused, unreachable, timed out, cut during the handshake)
+    tls_failed,      // the server's certificate, key or TLS version was refused
     broken,          // connected, then the peer closed, reset or timed out
     cancelled,
 };

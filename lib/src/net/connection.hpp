@@ -7,12 +7,16 @@
 #include <utility>
 
 #include "net/handler.hpp"
+#include "net/tls.hpp"
 #include "protocol/frame.hpp"
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -25,12 +29,14 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace lindra::net::detail {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+using TlsStream = asio::ssl::stream<tcp::socket>;
 using std::chrono::milliseconds;
 
 // The slowest link a frame may cross: a frame's deadline is the io timeout
@@ -42,15 +48,38 @@ inline milliseconds deadline_for(milliseconds base, std::size_t bytes) {
     return base + milliseconds(bytes * 1000 / kMinBytesPerSecond);
 }
 
-// One TCP connection: its socket, a deadline for the operation in flight,
-// and a buffer that reads whole frames. The stream type is a template
-// parameter in spirit: TLS (the security milestone) replaces `socket` with
-// an ssl::stream over it, and nothing else here changes shape.
+// TLS said no (a certificate, a protocol version, a record that is not
+// TLS), as opposed to the network failing or the peer going away.
+inline bool is_tls_error(const boost::system::error_code& ec) {
+    return ec.category() == asio::error::get_ssl_category();
+}
+
+// The peer ended the stream: a FIN, or for TLS a close_notify or a FIN
+// without one (a truncation, which only matters to a reader that trusts an
+// end of stream to mean "complete"; lindra's frames carry their lengths).
+inline bool is_peer_close(const boost::system::error_code& ec) {
+    return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+}
+
+// One connection, plain TCP or TLS over it: its stream, a deadline for the
+// operation in flight, and a buffer that reads whole frames. Both kinds
+// share every line below; they differ only in the stream std::visit picks
+// for a read or a write, and in the TLS handshake and close_notify.
 class Connection : public std::enable_shared_from_this<Connection> {
 public:
-    explicit Connection(tcp::socket socket) : socket_(std::move(socket)), timer_(socket_.get_executor()) {}
+    explicit Connection(tcp::socket socket)
+        : stream_(std::in_place_type<tcp::socket>, std::move(socket)), timer_(this->socket().get_executor()) {}
+    // TLS with `context` (the stream keeps its own reference to the SSL_CTX).
+    Connection(tcp::socket socket, asio::ssl::context& context)
+        : stream_(std::in_place_type<TlsStream>, std::move(socket), context), timer_(this->socket().get_executor()) {}
 
-    tcp::socket& socket() noexcept { return socket_; }
+    // The TCP socket (under TLS, if any).
+    tcp::socket& socket() noexcept {
+        if (auto* s = tls()) return s->next_layer();
+        return std::get<tcp::socket>(stream_);
+    }
+    // The TLS stream; null for plain TCP.
+    TlsStream* tls() noexcept { return std::get_if<TlsStream>(&stream_); }
     bool timed_out() const noexcept { return timed_out_; }
     // The last read failed because the peer closed with a frame half sent:
     // bad input from a client, a broken connection for a client's view of
@@ -75,6 +104,17 @@ public:
         });
     }
     void disarm() { timer_.expires_at(asio::steady_timer::time_point::max()); }
+
+    // The TLS handshake, within the deadline the caller armed. Throws
+    // boost::system::system_error; see tls_failure().
+    asio::awaitable<void> handshake(asio::ssl::stream_base::handshake_type role) {
+        co_await std::get<TlsStream>(stream_).async_handshake(role, asio::use_awaitable);
+    }
+    // Why a TLS operation failed with `ec`, in words (net/tls.hpp).
+    std::string tls_failure(const boost::system::error_code& ec) {
+        auto* s = tls();
+        return handshake_failure(s ? s->native_handle() : nullptr, is_tls_error(ec) ? ec.value() : 0, ec.message());
+    }
 
     // The next frame's body; valid until the next call. Waits up to `idle`
     // for a frame to begin, then deadline_for(io, its size) for the whole
@@ -110,11 +150,12 @@ public:
             }
             std::size_t n = 0;
             try {
-                n = co_await socket_.async_read_some(asio::buffer(buffer_.data() + end_, buffer_.size() - end_),
-                                                     asio::use_awaitable);
+                const auto into = asio::buffer(buffer_.data() + end_, buffer_.size() - end_);
+                n = co_await std::visit([&](auto& s) { return s.async_read_some(into, asio::use_awaitable); },
+                                        stream_);
             } catch (const boost::system::system_error& e) {
                 disarm();
-                if (e.code() == asio::error::eof && end_ > begin_ && !timed_out_) {
+                if (is_peer_close(e.code()) && end_ > begin_ && !timed_out_) {
                     peer_closed_mid_frame_ = true;
                     throw protocol::ProtocolError(protocol::ErrorCode::invalid_argument,
                                                   "the peer closed the connection in the middle of a frame");
@@ -144,7 +185,8 @@ public:
         }
         arm(deadline_for(io, asio::buffer_size(buffers)));
         try {
-            const auto n = co_await asio::async_write(socket_, buffers, asio::use_awaitable);
+            const auto n = co_await std::visit(
+                [&](auto& s) { return asio::async_write(s, buffers, asio::use_awaitable); }, stream_);
             counters_.bytes_sent += n;
         } catch (...) {
             disarm();
@@ -153,11 +195,27 @@ public:
         disarm();
     }
 
-    // Sends FIN, then closes; never throws.
+    // Ends the connection: for TLS, a close_notify first, waiting at most
+    // `bound` for the peer's (a peer that never answers costs no more); then
+    // close(). Never throws.
+    asio::awaitable<void> shutdown(milliseconds bound) {
+        if (auto* s = tls(); s && socket().is_open() && !timed_out_) {
+            arm(bound);
+            try {
+                co_await s->async_shutdown(asio::use_awaitable);
+            } catch (const boost::system::system_error&) {
+                // The peer closed first, or never answered: either way done.
+            }
+            disarm();
+        }
+        close();
+    }
+
+    // Sends FIN, then closes the socket (no close_notify); never throws.
     void close() noexcept {
         boost::system::error_code ignored;
-        socket_.shutdown(tcp::socket::shutdown_both, ignored);
-        socket_.close(ignored);
+        socket().shutdown(tcp::socket::shutdown_both, ignored);
+        socket().close(ignored);
     }
 
 private:
@@ -178,7 +236,7 @@ private:
     }
 
     static constexpr std::size_t kInitialBuffer = 64 * 1024;
-    tcp::socket socket_;
+    std::variant<tcp::socket, TlsStream> stream_;
     asio::steady_timer timer_;
     std::function<void()> on_timeout_;
     std::vector<std::uint8_t> buffer_;

@@ -15,12 +15,17 @@
 namespace lindra::net {
 
 using detail::Connection;
+using detail::is_peer_close;
 namespace asio = detail::asio;
 using tcp = detail::tcp;
+
+// How long a connection that is done waits for the peer's close_notify.
+constexpr std::chrono::milliseconds kCloseNotifyWait{1'000};
 
 struct Server::Impl {
     ServerConfig config;
     SessionFactory factory;
+    std::optional<asio::ssl::context> tls;  // from config.tls
     asio::io_context io{1};
     tcp::acceptor acceptor{io};
     std::uint16_t port = 0;
@@ -41,7 +46,8 @@ struct Server::Impl {
             boost::system::error_code ec;
             const auto remote = socket.remote_endpoint(ec);
             const std::string peer = ec ? "unknown" : remote.address().to_string() + ":" + std::to_string(remote.port());
-            auto conn = std::make_shared<Connection>(std::move(socket));
+            auto conn = tls ? std::make_shared<Connection>(std::move(socket), *tls)
+                            : std::make_shared<Connection>(std::move(socket));
             {
                 std::lock_guard lock(mutex);
                 if (stopping) co_return;
@@ -57,7 +63,16 @@ struct Server::Impl {
 
     asio::awaitable<void> serve(std::shared_ptr<Connection> conn, std::unique_ptr<Session> session) {
         std::string reason;
+        bool handshaken = !conn->tls();
         try {
+            if (!handshaken) {
+                // A peer gets the io timeout for the whole handshake, so one
+                // that connects and stalls holds no slot for long.
+                conn->arm(config.io_timeout);
+                co_await conn->handshake(asio::ssl::stream_base::server);
+                conn->disarm();
+                handshaken = true;
+            }
             for (bool close = false; !close;) {
                 Reply reply;
                 try {
@@ -74,14 +89,17 @@ struct Server::Impl {
             }
             if (reason.empty()) reason = "closed by the server";
         } catch (const boost::system::system_error& e) {
-            reason = conn->timed_out()                   ? "timed out"
-                     : e.code() == asio::error::eof      ? "closed by the peer"
+            conn->disarm();
+            reason = conn->timed_out()                            ? "timed out"
+                     : is_peer_close(e.code())                    ? "closed by the peer"
                      : e.code() == asio::error::operation_aborted ? "server stopping"
-                                                          : e.code().message();
+                     : !handshaken                                ? conn->tls_failure(e.code())
+                                                                  : e.code().message();
+            if (!handshaken) reason = "TLS handshake failed: " + reason;
         } catch (const std::exception& e) {
             reason = std::string("internal error: ") + e.what();
         }
-        conn->close();
+        co_await conn->shutdown(std::min(config.io_timeout, kCloseNotifyWait));
         {
             std::lock_guard lock(mutex);
             live.erase(conn);
@@ -93,6 +111,7 @@ struct Server::Impl {
 Server::Server(ServerConfig config, SessionFactory factory) : impl_(std::make_unique<Impl>()) {
     impl_->config = std::move(config);
     impl_->factory = std::move(factory);
+    if (impl_->config.tls) impl_->tls.emplace(impl_->config.tls->new_reference());
     try {
         const tcp::endpoint endpoint(asio::ip::make_address(impl_->config.host), impl_->config.port);
         impl_->acceptor.open(endpoint.protocol());

@@ -1,9 +1,11 @@
-// A TCP server that runs one Session per connection on its own thread.
+// A TCP server, TLS unless told otherwise, that runs one Session per
+// connection on its own thread.
 //
 // Thread-safety: construct, port() and stop() from any one thread.
 #pragma once
 
 #include "net/handler.hpp"
+#include "net/tls.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -20,6 +22,9 @@ struct ServerConfig {
     std::chrono::milliseconds io_timeout{30'000};    // a frame must arrive or leave within this
     std::chrono::milliseconds idle_timeout{60'000};  // between frames
     std::size_t max_connections = 512;               // more are closed at once
+    // The certificate and key; null: plain TCP (SyncServer allows that only
+    // when told to be insecure).
+    std::shared_ptr<const TlsContext> tls{};
 };
 
 // Makes the Session of a new connection; `peer` is "address:port".

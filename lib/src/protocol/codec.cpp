@@ -350,15 +350,27 @@ Push read(const pb::Push& in, const Id& device, std::size_t max_changes) {
     return push;
 }
 
-void write(const PullBatch& batch, pb::PullBatch& out) {
+// Changes with their origins, a group per run of one write's changes.
+void write_changes(std::span<const Change> changes, pb::ChangeSet& out) {
     ChangeSetWriter writer;
-    const std::span<const Change> changes = batch.changes;
     for (std::size_t begin = 0, end = 0; begin < changes.size(); begin = end) {
         end = begin + 1;
         while (end < changes.size() && same_write(changes[end], changes[begin])) ++end;
         writer.add(changes.subspan(begin, end - begin), true);
     }
-    writer.finish(*out.mutable_changes());
+    writer.finish(out);
+}
+
+void read_changes(const pb::ChangeSet& in, std::size_t max_changes, std::vector<Change>& out) {
+    ChangeSetReader reader(in, max_changes);
+    for (const pb::ChangeGroup& g : in.groups()) {
+        if (g.origin() == 0) malformed("a change group without origin");
+        reader.read(g, reader.ids().at(std::uint64_t{g.origin()} - 1, "ChangeSet", "origin"), out);
+    }
+}
+
+void write(const PullBatch& batch, pb::PullBatch& out) {
+    write_changes(batch.changes, *out.mutable_changes());
     out.set_next_cursor(batch.next_cursor);
     out.set_has_more(batch.has_more);
     for (const Purge& p : batch.purges) {
@@ -370,12 +382,8 @@ void write(const PullBatch& batch, pb::PullBatch& out) {
 }
 
 PullBatch read(const pb::PullBatch& in, std::size_t max_changes) {
-    ChangeSetReader reader(in.changes(), max_changes);
     PullBatch batch;
-    for (const pb::ChangeGroup& g : in.changes().groups()) {
-        if (g.origin() == 0) malformed("a PullBatch change group without origin");
-        reader.read(g, reader.ids().at(std::uint64_t{g.origin()} - 1, "PullBatch", "origin"), batch.changes);
-    }
+    read_changes(in.changes(), max_changes, batch.changes);
     batch.next_cursor = in.next_cursor();
     batch.has_more = in.has_more();
     for (const pb::Purge& p : in.purges()) {
@@ -466,14 +474,36 @@ void write(const PushAck& m, pb::PushAck& out) {
         rejected.set_seq(r.seq);
         rejected.set_code(to_wire(r.code));
         rejected.set_reason(r.reason);
+        rejected.set_entity(r.entity);
+        rejected.set_row(bytes_of(r.row));
+        for (const auto tag : r.fields) rejected.add_fields(tag);
+        write_changes(r.current, *rejected.mutable_current());
+        rejected.set_drop_row(r.drop_row);
     }
 }
 
-PushAck read(const pb::PushAck& in) {
+PushAck read(const pb::PushAck& in, std::size_t max_changes) {
     PushAck m{.acked_seq = in.acked_seq()};
     m.rejected.reserve(static_cast<std::size_t>(in.rejected_size()));
-    for (const pb::Rejected& r : in.rejected())
-        m.rejected.push_back({.seq = r.seq(), .code = from_wire(r.code()), .reason = r.reason()});
+    std::size_t changes = 0;
+    for (const pb::Rejected& r : in.rejected()) {
+        Rejected& out = m.rejected.emplace_back();
+        out.seq = r.seq();
+        out.code = from_wire(r.code());
+        out.reason = r.reason();
+        const EntityDef* e = r.entity() <= UINT16_MAX ? find_entity(static_cast<std::uint16_t>(r.entity())) : nullptr;
+        if (!e) malformed("a rejected change of unknown entity tag " + std::to_string(r.entity()));
+        out.entity = e->tag;
+        out.row = id_of(r.row(), "a rejected change's row id");
+        for (const auto tag : r.fields()) {
+            if (tag > UINT16_MAX || !e->field(static_cast<std::uint16_t>(tag)))
+                malformed(std::string(e->name) + ": a rejected change of unknown field tag " + std::to_string(tag));
+            out.fields.push_back(static_cast<std::uint16_t>(tag));
+        }
+        read_changes(r.current(), max_changes - std::min(changes, max_changes), out.current);
+        changes += out.current.size();
+        out.drop_row = r.drop_row();
+    }
     return m;
 }
 
@@ -611,7 +641,7 @@ ServerMessage decode_server(std::span<const std::uint8_t> body, std::size_t max_
             case pb::ServerMessage::kWelcome:
                 return read(m.welcome());
             case pb::ServerMessage::kPushAck:
-                return read(m.push_ack());
+                return read(m.push_ack(), max_changes);
             case pb::ServerMessage::kPullBatch:
                 return read(m.pull_batch(), max_changes);
             case pb::ServerMessage::kPong:

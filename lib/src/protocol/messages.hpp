@@ -99,6 +99,14 @@ struct Rejected {
     std::int64_t seq = 0;
     ErrorCode code = ErrorCode::invalid_argument;
     std::string reason{};
+    // What the device puts back: the row's fields `fields` become `current`
+    // (the server's state, counters as one change per origin), or the row
+    // goes if `drop_row`.
+    std::uint16_t entity = 0;
+    Id row{};
+    std::vector<std::uint16_t> fields{};
+    std::vector<Change> current{};
+    bool drop_row = false;
 };
 struct PushAck {
     std::int64_t acked_seq = 0;

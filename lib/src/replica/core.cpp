@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <exception>
 #include <map>
+#include <tuple>
 
 namespace lindra::detail {
 namespace {
@@ -163,8 +164,13 @@ Id Core::new_row_id(const EntityDef& e, std::span<const Intent> intents) const {
 
 void Core::check_key_change(const EntityDef& e, const FieldDef& f, const model::FieldState& current,
                             const Value& incoming) {
-    if (!f.key || std::holds_alternative<std::monostate>(current.value) || current.value == incoming) return;
-    throw model::field_error(Errc::invalid_argument, e, f, "part of the row's identity, cannot change");
+    // The group and person that scope a row decide who may read it: moving
+    // the row would show it to others, so they are fixed like keys.
+    const bool scoping = f.name == e.group_field || f.name == e.person_field;
+    if ((!f.key && !scoping) || std::holds_alternative<std::monostate>(current.value) || current.value == incoming)
+        return;
+    throw model::field_error(Errc::invalid_argument, e, f,
+                             f.key ? "part of the row's identity, cannot change" : "decides who may see the row, cannot change");
 }
 
 void Core::check_identity(const EntityDef& e, const Id& row, const model::RowState& st) {
@@ -278,7 +284,9 @@ void Core::apply(std::span<const Change> changes) {
         by_row[{c.entity, c.row}].push_back(&c);
         max_hlc = std::max(max_hlc, c.hlc);
     }
-    const Mutation mutation(*this);
+    // Merge into copies first: a change that would move a row's identity
+    // throws before anything is saved, so the transaction stays usable.
+    std::vector<std::tuple<const EntityDef*, Id, model::RowState>> merged;
     for (const auto& [key, row_changes] : by_row) {
         const EntityDef& e = *find_entity(key.first);
         model::RowState st = load(e, key.second);
@@ -287,14 +295,16 @@ void Core::apply(std::span<const Change> changes) {
             const FieldDef& f = *e.field(c->field);
             auto& fs = st.fields[e.index_of(f)];
             check_key_change(e, f, fs, c->value);
-            const bool merged = model::merge_field(f, fs, c->value, Clock{c->hlc, c->origin});
-            changed |= merged;
-            keys_set |= merged && f.key;
+            const bool did = model::merge_field(f, fs, c->value, Clock{c->hlc, c->origin});
+            changed |= did;
+            keys_set |= did && f.key;
         }
         if (!changed) continue;
         if (keys_set) check_identity(e, key.second, st);
-        model::row_store(e).save(db, key.second, st);
+        merged.emplace_back(&e, key.second, std::move(st));
     }
+    const Mutation mutation(*this);
+    for (const auto& [e, row, st] : merged) model::row_store(*e).save(db, row, st);
     // Persisted even if the in-memory clock is already there: it may be
     // ahead of the file after an earlier attempt rolled back.
     if (max_hlc) {
@@ -376,6 +386,64 @@ void Core::skip_ahead(std::int64_t server_highest, std::uint64_t server_highest_
     db.cached("UPDATE lindra_outbox SET seq = -seq")->run();
     db.cached("UPDATE lindra_replica SET acked_seq = ?, pull_own = 1")->bind(1, server_highest).run();
     reload_counters();
+}
+
+std::vector<Change> Core::field_changes(const EntityDef& e, const Id& row, std::span<const std::uint16_t> tags) {
+    std::vector<Change> out;
+    const model::RowState st = load(e, row);
+    if (!st.exists) return out;
+    for (const auto tag : tags) {
+        const FieldDef* f = e.field(tag);
+        if (!f) continue;
+        const auto& fs = st.fields[e.index_of(*f)];
+        if (fs.clock.hlc == 0) continue;
+        if (f->rule != MergeRule::counter) {
+            out.push_back({e.tag, row, f->tag, fs.value, fs.clock.hlc, fs.clock.origin});
+            continue;
+        }
+        // A counter is its origins' totals; the field's clock orders them.
+        for (const auto& [origin, total] : fs.totals)
+            out.push_back({e.tag, row, f->tag, total, fs.clock.hlc, origin});
+    }
+    return out;
+}
+
+void Core::revert(const EntityDef& e, const Id& row, std::span<const std::uint16_t> tags,
+                  std::span<const Change> server_state, bool drop_row) {
+    check_writable();
+    if (drop_row) {
+        purge(std::span<const Id>(&row, 1));
+        return;
+    }
+    for (const auto& c : server_state) {
+        const FieldDef* f = e.field(c.field);
+        if (c.entity != e.tag || c.row != row || !f || std::find(tags.begin(), tags.end(), c.field) == tags.end())
+            throw Error(Errc::invalid_argument, std::string(e.name) + ": a reverted value for another row or field");
+        model::validate(e, *f, c.value);
+    }
+    model::RowState st = load(e, row);
+    if (!st.exists) return;  // gone already (purged)
+    const model::RowState fresh = model::row_store(e).empty();
+    for (const auto tag : tags) {
+        const FieldDef* f = e.field(tag);
+        if (!f || f->key) continue;  // identity never changes, so never needs reverting
+        auto& fs = st.fields[e.index_of(*f)];
+        fs = fresh.fields[e.index_of(*f)];
+        for (const auto& c : server_state)
+            if (c.field == tag) model::merge_field(*f, fs, c.value, Clock{c.hlc, c.origin});
+    }
+    const Mutation mutation(*this);
+    model::row_store(e).save(db, row, st);
+}
+
+void Core::purge(std::span<const Id> rows) {
+    check_writable();
+    const Mutation mutation(*this);
+    for (const auto& row : rows) {
+        for (const auto& e : entities())
+            db.cached("DELETE FROM " + std::string(e.name) + " WHERE id = ?")->bind(1, row).run();
+        db.cached("DELETE FROM lindra_outbox WHERE row_id = ?")->bind(1, row).run();
+    }
 }
 
 void Core::make_durable() { db.checkpoint(); }

@@ -86,6 +86,18 @@ class Core {
     // the pending entries above, so no new change is taken for a duplicate;
     // the lost ones come back with the pull.
     void skip_ahead(std::int64_t server_highest, std::uint64_t server_highest_hlc);
+    // The row's current state of the fields `tags` as changes (a counter as
+    // one change per origin): what the server sends back for a refused
+    // change. Fields never written are left out.
+    std::vector<Change> field_changes(const EntityDef& e, const Id& row, std::span<const std::uint16_t> tags);
+    // The server refused a change of this device: the fields `tags` of the
+    // row become exactly `server_state` (the others keep theirs), or the row
+    // goes if the server has none this user may see (`drop_row`).
+    void revert(const EntityDef& e, const Id& row, std::span<const std::uint16_t> tags,
+                std::span<const Change> server_state, bool drop_row);
+    // Deletes the rows (any entity), their clocks and their outbox entries:
+    // this user may no longer see them. secure_delete overwrites the bytes.
+    void purge(std::span<const Id> rows);
     // Makes every committed write durable (a FULL sync point) before pushing.
     void make_durable();
 

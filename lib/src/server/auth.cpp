@@ -1,96 +1,208 @@
 #include "server/auth.hpp"
 
+#include "server/token.hpp"
+
 #include <lindra/error.hpp>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <vector>
 
-#include <array>
-#include <fstream>
-#include <sstream>
-
-namespace lindra::server {
+namespace lindra {
 namespace {
 
-using Digest = std::array<unsigned char, 32>;
+constexpr std::string_view kRoles[] = {"candidate", "mentor", "coordinator", "admin"};
 
-// Comparing digests of equal length keeps the comparison's time
-// independent of where a guessed token first differs, and of its length.
-Digest digest(std::string_view token) {
-    Digest d{};
-    unsigned int len = 0;
-    EVP_Digest(token.data(), token.size(), d.data(), &len, EVP_sha256(), nullptr);
-    return d;
+std::optional<Role> role_named(std::string_view text) {
+    for (std::size_t i = 0; i < std::size(kRoles); ++i)
+        if (kRoles[i] == text) return static_cast<Role>(i);
+    return std::nullopt;
 }
 
-class UserList final : public Authenticator {
-public:
-    explicit UserList(std::vector<User> users) {
-        for (auto& u : users) entries_.push_back({digest(u.token), {std::move(u.id), Role::admin, {}, {}}});
-    }
+// What a token must name besides its role (README, "Security model"): the
+// rows a user may touch are found from their person, and a coordinator's
+// from their organization.
+bool needs_person(Role role) {
+    return role != Role::admin;
+}
+bool needs_organization(Role role) {
+    return role == Role::coordinator;
+}
 
-    Identity authenticate(std::string_view token, std::int64_t) const override {
-        if (token.empty()) throw TokenRefused("the token is missing");
-        const Digest d = digest(token);
-        const Identity* found = nullptr;
-        for (const auto& e : entries_)  // no early exit
-            if (CRYPTO_memcmp(e.digest.data(), d.data(), d.size()) == 0) found = &e.identity;
-        if (!found) throw TokenRefused("the token is not valid");
-        return *found;
-    }
+// The user goes into the server's one-line log: no control characters
+// (no forged lines), and bounded.
+bool valid_user(std::string_view user) {
+    return !user.empty() && user.size() <= 256 &&
+           std::none_of(user.begin(), user.end(), [](unsigned char c) { return c < 0x20 || c == 0x7F; });
+}
 
-private:
-    struct Entry {
-        Digest digest;
-        Identity identity;
-    };
-    std::vector<Entry> entries_;
-};
+std::int64_t now_seconds() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
 
 }  // namespace
 
-std::unique_ptr<Authenticator> user_list_authenticator(std::vector<User> users) {
-    return std::make_unique<UserList>(std::move(users));
+std::string_view to_string(Role role) {
+    return kRoles[static_cast<int>(role)];
 }
-
-}  // namespace lindra::server
-
-namespace lindra {
-
-namespace {
-constexpr std::string_view kRoles[] = {"candidate", "mentor", "coordinator", "admin"};
-}
-
-std::string_view to_string(Role role) { return kRoles[static_cast<int>(role)]; }
 
 Role parse_role(std::string_view text) {
-    for (std::size_t i = 0; i < std::size(kRoles); ++i)
-        if (kRoles[i] == text) return static_cast<Role>(i);
+    if (const auto role = role_named(text)) return *role;
     throw Error(Errc::invalid_argument,
                 "unknown role \"" + std::string(text) + "\" (candidate, mentor, coordinator or admin)");
 }
 
-std::vector<User> load_users(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw Error(Errc::not_found, "cannot read users file " + path);
-    std::vector<User> users;
-    std::string line;
-    for (int n = 1; std::getline(in, line); ++n) {
-        if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-        std::istringstream words(line);
-        std::string keyword;
-        if (!(words >> keyword)) continue;  // blank or comment
-        User u;
-        std::string extra;
-        if (keyword != "user" || !(words >> u.id >> u.role >> u.token) || (words >> extra))
-            throw Error(Errc::invalid_argument,
-                        path + ":" + std::to_string(n) + ": expected \"user ID ROLE TOKEN\"");
-        if (u.role != "coordinator" && u.role != "mentor" && u.role != "candidate")
-            throw Error(Errc::invalid_argument, path + ":" + std::to_string(n) + ": unknown role \"" + u.role +
-                                                    "\" (coordinator, mentor or candidate)");
-        users.push_back(std::move(u));
-    }
-    return users;
+std::string generate_token_key() {
+    return server::generate_private_key_pem("EdDSA");
+}
+
+std::string issue_token(std::string_view key_pem, const TokenClaims& claims, std::string_view issuer,
+                        std::string_view audience, std::int64_t now_s) {
+    const std::string role(to_string(claims.role));
+    if (!valid_user(claims.user))
+        throw Error(Errc::invalid_argument, "a token's user must be 1 to 256 bytes, without control characters");
+    if (needs_person(claims.role) && claims.person.is_nil())
+        throw Error(Errc::invalid_argument, "a " + role + " token needs a person");
+    if (needs_organization(claims.role) && claims.organization.is_nil())
+        throw Error(Errc::invalid_argument, "a " + role + " token needs an organization");
+    if (claims.ttl <= std::chrono::seconds::zero())
+        throw Error(Errc::invalid_argument, "a token's time to live must be positive");
+    if (issuer.empty() || audience.empty())
+        throw Error(Errc::invalid_argument, "a token needs an issuer and an audience");
+    if (now_s == 0) now_s = now_seconds();
+
+    using server::json_quote;
+    std::string payload = "{\"iss\":" + json_quote(issuer) + ",\"aud\":" + json_quote(audience) +
+                          ",\"sub\":" + json_quote(claims.user) + ",\"iat\":" + std::to_string(now_s) +
+                          ",\"nbf\":" + std::to_string(now_s) +
+                          ",\"exp\":" + std::to_string(now_s + claims.ttl.count()) + ",\"role\":" + json_quote(role);
+    if (!claims.person.is_nil()) payload += ",\"person\":" + json_quote(claims.person.to_string());
+    if (!claims.organization.is_nil()) payload += ",\"org\":" + json_quote(claims.organization.to_string());
+    payload += "}";
+    return server::sign_jws(key_pem, "EdDSA", payload);
 }
 
 }  // namespace lindra
+
+namespace lindra::server {
+namespace {
+
+// An issuer whose tokens the server takes, and where its tokens say who
+// their holder is.
+struct Issuer {
+    std::string describe;  // for configuration errors
+    std::string name;      // the "iss" of its tokens
+    std::string audience;
+    VerifyKey key;
+    std::string role_claim;
+    std::string person_claim;
+    std::string organization_claim;
+};
+
+// `alg` comes from the token, so it is cut short and made printable before
+// it goes into a message (and the server's log).
+std::string printable_alg(std::string_view alg) {
+    std::string out;
+    for (const char c : alg.substr(0, 16)) {
+        const bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                           c == '_' || c == '+' || c == '.';
+        out += plain ? c : '?';
+    }
+    if (alg.size() > 16) out += "...";
+    return out.empty() ? "(empty)" : out;
+}
+
+// The claim `name` if it is a string, else null.
+const std::string* text_claim(const Json& claims, std::string_view name) {
+    const Json* v = claims.find(name);
+    return v ? v->as<std::string>() : nullptr;
+}
+
+// A claim holding a row id; nil if absent.
+Id id_claim(const Json& claims, const std::string& name) {
+    const Json* v = claims.find(name);
+    if (!v) return {};
+    const auto* text = v->as<std::string>();
+    const auto id = text ? Id::parse(*text) : std::nullopt;
+    if (!id || id->is_nil()) throw TokenRefused("the token has no valid " + name + " claim");
+    return *id;
+}
+
+class TokenAuthenticator final : public Authenticator {
+  public:
+    explicit TokenAuthenticator(const TokenOptions& o) : leeway_s_(o.leeway.count()) {
+        if (o.key_pem.empty() && o.oidc.empty())
+            throw Error(Errc::invalid_argument,
+                        "no way to verify tokens: give the server a token key or an OpenID Connect provider");
+        if (leeway_s_ < 0) throw Error(Errc::invalid_argument, "the tokens' leeway must not be negative");
+        if (!o.key_pem.empty())
+            add({"lindra's own tokens", o.issuer, o.audience, VerifyKey(o.key_pem, {"EdDSA"}, "the token key"), "role",
+                 "person", "org"});
+        for (const auto& p : o.oidc) {
+            const std::string describe = "OpenID Connect provider " + p.issuer;
+            add({describe, p.issuer, p.audience, VerifyKey(p.public_key_pem, p.algorithms, "the key of " + describe),
+                 p.role_claim, p.person_claim, p.organization_claim});
+        }
+    }
+
+    Identity authenticate(std::string_view token, std::int64_t now_s) const override {
+        const DecodedJwt jwt = decode_jwt(token);
+        // The issuer picks the key; the key, never the token, picks the
+        // algorithm.
+        const auto* name = text_claim(jwt.claims, "iss");
+        if (!name) throw TokenRefused("the token has no valid iss claim");
+        const auto from =
+            std::find_if(issuers_.begin(), issuers_.end(), [&](const Issuer& i) { return i.name == *name; });
+        if (from == issuers_.end()) throw TokenRefused("the token's issuer is not trusted");
+        if (!from->key.allows(jwt.alg))
+            throw TokenRefused("the token's algorithm " + printable_alg(jwt.alg) + " is not allowed");
+        if (!from->key.verify(jwt.signing_input, jwt.signature))
+            throw TokenRefused("the token's signature does not verify");
+        check_time_and_audience(jwt.claims, from->audience, now_s, leeway_s_);
+        return identity(jwt.claims, *from);
+    }
+
+  private:
+    void add(Issuer issuer) {
+        if (issuer.name.empty()) throw Error(Errc::invalid_argument, issuer.describe + ": the issuer is empty");
+        if (issuer.audience.empty()) throw Error(Errc::invalid_argument, issuer.describe + ": the audience is empty");
+        if (issuer.role_claim.empty() || issuer.person_claim.empty() || issuer.organization_claim.empty())
+            throw Error(Errc::invalid_argument, issuer.describe + ": a claim name is empty");
+        for (const auto& i : issuers_)
+            if (i.name == issuer.name)
+                throw Error(Errc::invalid_argument, issuer.describe + " has the same issuer as " + i.describe);
+        issuers_.push_back(std::move(issuer));
+    }
+
+    static Identity identity(const Json& claims, const Issuer& from) {
+        Identity id;
+        const auto* user = text_claim(claims, "sub");
+        if (!user || !valid_user(*user)) throw TokenRefused("the token has no valid sub claim");
+        id.user = *user;
+        const auto* role_text = text_claim(claims, from.role_claim);
+        const auto role = role_text ? role_named(*role_text) : std::nullopt;
+        if (!role) throw TokenRefused("the token has no valid " + from.role_claim + " claim");
+        id.role = *role;
+        id.person = id_claim(claims, from.person_claim);
+        id.organization = id_claim(claims, from.organization_claim);
+        if (needs_person(id.role) && id.person.is_nil())
+            throw TokenRefused("the token's role needs the " + from.person_claim + " claim");
+        if (needs_organization(id.role) && id.organization.is_nil())
+            throw TokenRefused("the token's role needs the " + from.organization_claim + " claim");
+        if (!needs_person(id.role)) id.person = {};  // an admin is no one's person row
+        return id;
+    }
+
+    std::vector<Issuer> issuers_;
+    std::int64_t leeway_s_;
+};
+
+}  // namespace
+
+std::unique_ptr<Authenticator> token_authenticator(const TokenOptions& options) {
+    return std::make_unique<TokenAuthenticator>(options);
+}
+
+}  // namespace lindra::server

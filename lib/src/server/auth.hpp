@@ -7,11 +7,9 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace lindra::server {
 
@@ -37,7 +35,11 @@ public:
     virtual Identity authenticate(std::string_view token, std::int64_t now_s) const = 0;
 };
 
-// Tokens compared in constant time against every user's (transitional).
-std::unique_ptr<Authenticator> user_list_authenticator(std::vector<User> users);
+// Verifies lindra's own tokens with options.key_pem and each OpenID
+// Connect provider's with its key, choosing by the token's "iss".
+// Safe from any thread. Throws lindra::Error(invalid_argument) for options
+// that could never verify a token: no key and no provider, a key that is
+// not a key or of the wrong type, an empty issuer, audience or claim name.
+std::unique_ptr<Authenticator> token_authenticator(const TokenOptions& options);
 
 }  // namespace lindra::server

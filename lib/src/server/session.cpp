@@ -92,7 +92,7 @@ net::Reply ServerSession::hello(const protocol::Hello& m) {
         w.server_hlc = context_.store.tick();
         w.highest_seq = state.highest_seq;
         w.highest_hlc = state.highest_hlc;
-        w.pull_needed = context_.store.has_changes_after(m.cursor);
+        w.pull_needed = context_.store.has_changes_after(device_, *identity_, m.cursor);
     }
     return reply(w);
 }
@@ -107,9 +107,10 @@ net::Reply ServerSession::push(const protocol::Push& m) {
     PushOutcome outcome;
     {
         std::lock_guard lock(context_.store_mutex);
-        outcome = context_.store.push(device_, identity_->user, m.entries);
+        outcome = context_.store.push(device_, *identity_, m.entries);
     }
     pushed_ += outcome.applied_changes;
+    rejected_ += outcome.rejected.size();
     return reply(protocol::PushAck{outcome.acked_seq, std::move(outcome.rejected)});
 }
 
@@ -120,11 +121,13 @@ net::Reply ServerSession::pull(const protocol::Pull& m) {
     {
         std::lock_guard lock(context_.store_mutex);
         // Half the frame limit for values leaves room for ids and framing.
-        outcome = context_.store.pull(device_, m.include_own, m.cursor, max_changes,
+        outcome = context_.store.pull(device_, *identity_, m.include_own, m.cursor, max_changes,
                                       context_.limits.max_frame_bytes / 2);
     }
     pulled_ += outcome.changes.size();
+    for (const auto& p : outcome.purges) purged_ += p.rows.size();
     protocol::PullBatch batch;
+    batch.purges = std::move(outcome.purges);
     batch.changes = std::move(outcome.changes);
     batch.next_cursor = std::move(outcome.next_cursor);
     batch.has_more = outcome.has_more;
@@ -137,6 +140,8 @@ void ServerSession::on_close(std::string_view reason) {
     std::string line = "session peer=" + peer_;
     if (identity_) line += " user=" + identity_->user + " device=" + device_.to_string().substr(0, 8);
     line += " pushed=" + std::to_string(pushed_) + " pulled=" + std::to_string(pulled_);
+    if (rejected_) line += " rejected=" + std::to_string(rejected_);
+    if (purged_) line += " purged=" + std::to_string(purged_);
     line += " end=\"" + (refused_.empty() ? std::string(reason) : refused_) + "\"";
     context_.log(line);
 }

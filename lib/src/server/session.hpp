@@ -44,7 +44,7 @@ private:
     std::string peer_;
     std::optional<Identity> identity_;  // set by a successful Hello
     Id device_{};
-    std::size_t pushed_ = 0, pulled_ = 0;
+    std::size_t pushed_ = 0, pulled_ = 0, rejected_ = 0, purged_ = 0;
     std::string refused_;  // why the session was refused, for the log
 };
 

@@ -1,9 +1,12 @@
 #include "server/store.hpp"
 
 #include "core/codec.hpp"
+#include "model/merge.hpp"
 #include "replica/core.hpp"
+#include "server/access.hpp"
 
 #include <algorithm>
+#include <set>
 
 namespace lindra::server {
 namespace {
@@ -23,9 +26,11 @@ CREATE TABLE IF NOT EXISTS lindra_log (
     hlc INTEGER NOT NULL,
     origin BLOB NOT NULL,
     seq INTEGER NOT NULL,        -- the origin's outbox seq: retries are checked against it
-    fields BLOB NOT NULL
+    fields BLOB NOT NULL,
+    scope BLOB NOT NULL          -- who may read it (server/access.hpp)
 );
 CREATE INDEX IF NOT EXISTS lindra_log_origin_seq ON lindra_log (origin, seq);
+CREATE INDEX IF NOT EXISTS lindra_log_scope ON lindra_log (scope, pos);
 CREATE TABLE IF NOT EXISTS lindra_device (
     device_id BLOB PRIMARY KEY,
     user_id TEXT NOT NULL,
@@ -33,25 +38,84 @@ CREATE TABLE IF NOT EXISTS lindra_device (
     highest_hlc INTEGER NOT NULL,
     last_push_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- The scopes a device holds rows of, as of each cursor generation handed
+-- out (cursors name their generation): a pull compares them with what its
+-- user may read now, purges the lost scopes and backfills the new ones.
+CREATE TABLE IF NOT EXISTS lindra_grant (
+    device_id BLOB NOT NULL,
+    gen INTEGER NOT NULL,
+    scopes BLOB NOT NULL,        -- sorted, each length-prefixed
+    backfill BLOB NOT NULL,      -- the scopes still to send from the log, up to backfill_to
+    backfill_to INTEGER NOT NULL,
+    PRIMARY KEY (device_id, gen)
+) WITHOUT ROWID;
 )sql";
 
-// Cursors are log positions as varints; opaque to clients.
-std::string encode_cursor(std::int64_t pos) {
+// A pull cursor, opaque to clients: the log position the device has
+// reached, and for scoped users the grant generation it holds and how far
+// the backfill of newly granted scopes has got (scope index, position).
+struct Cursor {
+    std::int64_t pos = 0;
+    std::int64_t gen = 0;
+    std::int64_t backfill_scope = 0;
+    std::int64_t backfill_pos = 0;
+};
+
+std::string encode_cursor(const Cursor& c) {
     codec::Writer w;
-    w.varint(static_cast<std::uint64_t>(pos));
+    w.varint(static_cast<std::uint64_t>(c.pos));
+    if (c.gen != 0) {
+        w.varint(static_cast<std::uint64_t>(c.gen));
+        w.varint(static_cast<std::uint64_t>(c.backfill_scope));
+        w.varint(static_cast<std::uint64_t>(c.backfill_pos));
+    }
     return w.take();
 }
 
-std::int64_t decode_cursor(std::string_view cursor) {
-    if (cursor.empty()) return 0;
+Cursor decode_cursor(std::string_view cursor) {
+    if (cursor.empty()) return {};
     try {
         codec::Reader r(codec::bytes_of(cursor));
-        const auto pos = r.varint();
-        if (r.done() && pos <= static_cast<std::uint64_t>(INT64_MAX)) return static_cast<std::int64_t>(pos);
+        std::int64_t parts[4] = {};
+        std::size_t n = 0;
+        while (!r.done() && n < 4) {
+            const auto v = r.varint();
+            if (v > static_cast<std::uint64_t>(INT64_MAX)) break;
+            parts[n++] = static_cast<std::int64_t>(v);
+        }
+        if (r.done() && (n == 1 || n == 4)) return {parts[0], parts[1], parts[2], parts[3]};
     } catch (const Error&) {
     }
     throw Error(Errc::invalid_argument, "not a cursor this server handed out");
 }
+
+using ScopeSet = std::set<std::string>;
+
+template <class Scopes>
+std::string encode_scopes(const Scopes& scopes) {
+    codec::Writer w;
+    for (const auto& s : scopes) {
+        w.varint(s.size());
+        w.bytes(codec::bytes_of(s));
+    }
+    return w.take();
+}
+
+std::vector<std::string> decode_scopes(std::span<const std::uint8_t> blob) {
+    std::vector<std::string> out;
+    codec::Reader r(blob);
+    while (!r.done()) {
+        const auto b = r.bytes(r.varint());
+        out.emplace_back(reinterpret_cast<const char*>(b.data()), b.size());
+    }
+    return out;
+}
+
+struct Grant {
+    ScopeSet scopes;
+    std::vector<std::string> backfill;
+    std::int64_t backfill_to = 0;
+};
 
 class SqliteServerStore final : public ServerStore {
 public:
@@ -60,6 +124,14 @@ public:
           options_(options) {
         store::Transaction txn(core_.db);
         core_.db.exec(kServerTables);
+        // A log from before scopes cannot be filtered by reader: refuse it
+        // rather than hand its rows to everyone (docs/decisions.md).
+        try {
+            core_.db.prepare("SELECT scope FROM lindra_log LIMIT 0");
+        } catch (const Error&) {
+            throw Error(Errc::corrupt, path + " was written by a pre-release lindra server without access scopes;"
+                                              " start the server on a new file (tablets then pull everything again)");
+        }
         txn.commit();
     }
 
@@ -78,19 +150,25 @@ public:
     // was restored from a backup): the device pulls everything again, which
     // merging makes harmless, rather than skip the entries that will take
     // those positions.
-    bool has_changes_after(std::string_view cursor) override { return decode_cursor(cursor) != head(); }
+    bool has_changes_after(const Id& device, const Identity& who, std::string_view cursor) override {
+        const Cursor c = decode_cursor(cursor);
+        if (c.pos != head()) return true;
+        Access access(core_.db, who);
+        if (access.reads_everything()) return false;
+        const auto grant = load_grant(device, c.gen);
+        return !grant || grant->scopes != access.readable() ||
+               c.backfill_scope < static_cast<std::int64_t>(grant->backfill.size());
+    }
 
-    PushOutcome push(const Id& device, const std::string& user, std::span<const protocol::Entry> entries) override {
+    PushOutcome push(const Id& device, const Identity& who, std::span<const protocol::Entry> entries) override {
         Core::WriteTransaction txn(core_);
+        Access access(core_.db, who);
         const DeviceState before = this->device(device);
         PushOutcome out;
-        out.acked_seq = before.highest_seq;
         DeviceState after = before;
         // The wall clock, not the HLC: every accepted change moves the HLC
         // forward, and the bound would move with it.
         const std::int64_t now = core_.clock.wall_ms();
-        std::vector<Change> accepted;
-        std::vector<const protocol::Entry*> logged;
         for (const auto& entry : entries) {
             if (entry.changes.empty()) continue;
             if (entry.seq <= before.highest_seq) {  // a retry, if the log holds this very change
@@ -98,28 +176,51 @@ public:
                 continue;
             }
             after = {entry.seq, entry.changes.front().hlc};
-            const auto ahead_ms = static_cast<std::int64_t>(replica::hlc_ms(entry.changes.front().hlc)) - now;
+            const Change& first = entry.changes.front();
+            const EntityDef& e = *find_entity(first.entity);  // the decoder checked it
+            const auto row = core_.load(e, first.row);
+            auto reject = [&](protocol::ErrorCode code, std::string reason) {
+                out.rejected.push_back(rejected(access, e, row, entry, code, std::move(reason)));
+            };
+            const auto ahead_ms = static_cast<std::int64_t>(replica::hlc_ms(first.hlc)) - now;
             if (ahead_ms > options_.max_clock_ahead.count()) {
-                out.rejected.push_back({entry.seq, protocol::ErrorCode::invalid_argument,
-                                        "stamped " + std::to_string(ahead_ms / 1000) +
-                                            " s ahead of the server's clock; check the device's date and time"});
+                reject(protocol::ErrorCode::invalid_argument,
+                       "stamped " + std::to_string(ahead_ms / 1000) +
+                           " s ahead of the server's clock; check the device's date and time");
                 continue;
             }
-            accepted.insert(accepted.end(), entry.changes.begin(), entry.changes.end());
-            logged.push_back(&entry);
-        }
-        core_.apply(accepted);  // validates all of it first; throws and rolls back on bad input
-        for (const auto* entry : logged) {
-            const Change& first = entry->changes.front();
+            if (auto why = access.refusal(e, first.row, row, entry.changes)) {
+                reject(protocol::ErrorCode::permission_denied, std::move(*why));
+                continue;
+            }
+            const std::string scope = scope_of(e, first.row, merged(e, row, entry.changes));
+            if (scope.empty()) {
+                reject(protocol::ErrorCode::invalid_argument,
+                       std::string(e.name) + " without the group or person it belongs to");
+                continue;
+            }
+            try {
+                core_.apply(entry.changes);  // validates first; throws before saving anything
+            } catch (const Error& error) {
+                if (error.errc() == Errc::storage || error.errc() == Errc::busy || error.errc() == Errc::corrupt ||
+                    error.errc() == Errc::read_only)
+                    throw;
+                reject(protocol::ErrorCode::invalid_argument, error.what());
+                continue;
+            }
             core_.db
-                .cached("INSERT INTO lindra_log (entity, row_id, hlc, origin, seq, fields) VALUES (?, ?, ?, ?, ?, ?)")
+                .cached(
+                    "INSERT INTO lindra_log (entity, row_id, hlc, origin, seq, fields, scope)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)")
                 ->bind(1, first.entity)
                 .bind(2, first.row)
                 .bind(3, static_cast<std::int64_t>(first.hlc))
                 .bind(4, first.origin)
-                .bind(5, entry->seq)
-                .bind(6, codec::bytes_of(codec::encode_fields(entry->changes)))
+                .bind(5, entry.seq)
+                .bind(6, codec::bytes_of(codec::encode_fields(entry.changes)))
+                .bind(7, codec::bytes_of(scope))
                 .run();
+            out.applied_changes += entry.changes.size();
         }
         if (after.highest_seq != before.highest_seq) {
             core_.db
@@ -129,7 +230,7 @@ public:
                     " highest_seq = excluded.highest_seq, highest_hlc = excluded.highest_hlc,"
                     " last_push_at = excluded.last_push_at")
                 ->bind(1, device)
-                .bind(2, user)
+                .bind(2, who.user)
                 .bind(3, after.highest_seq)
                 .bind(4, static_cast<std::int64_t>(after.highest_hlc))
                 .bind(5, now)
@@ -137,58 +238,189 @@ public:
         }
         txn.commit();
         out.acked_seq = after.highest_seq;
-        out.applied_changes = accepted.size();
         return out;
     }
 
-    PullOutcome pull(const Id& device, bool include_own, std::string_view cursor, std::size_t max_changes,
-                     std::size_t max_bytes) override {
-        PullOutcome out;
-        std::size_t bytes_so_far = 0;
-        // One read transaction: the batch and the head see one snapshot.
-        store::Transaction snapshot(core_.db, store::Transaction::Mode::read);
+    PullOutcome pull(const Id& device, const Identity& who, bool include_own, std::string_view cursor,
+                     std::size_t max_changes, std::size_t max_bytes) override {
+        // One transaction: the batch, the head and the grant see one state.
+        Core::WriteTransaction txn(core_);
+        Access access(core_.db, who);
         const std::int64_t max_pos = head();
-        std::int64_t from = decode_cursor(cursor);
-        if (from > max_pos) from = 0;  // see has_changes_after
-        std::int64_t last = from;
-        {
-            auto st = core_.db.cached(
-                "SELECT pos, entity, row_id, hlc, origin, fields FROM lindra_log WHERE pos > ? ORDER BY pos");
-            st->bind(1, from);
-            // Skipping the device's own entries counts against the batch too,
-            // so one pull never scans the whole log while others wait.
-            std::size_t scanned = 0;
-            while (out.changes.size() < max_changes && bytes_so_far < max_bytes && scanned++ < 4 * max_changes &&
-                   st->step()) {
-                const std::int64_t pos = st->int64(0);
-                if (!include_own && st->id(4) == device) {  // the device has its own changes
-                    last = pos;
-                    continue;
+        Cursor c = decode_cursor(cursor);
+        if (c.pos > max_pos) c = {};  // see has_changes_after
+        PullOutcome out;
+        Batch batch{out, max_changes, max_bytes, device, include_own};
+
+        const ScopeSet* readable = nullptr;
+        Grant grant;
+        if (!access.reads_everything()) {
+            readable = &access.readable();
+            grant = regrant(device, *readable, c, out.purges);
+            // Rows of newly granted scopes from before the cursor, scope by
+            // scope (the device's own included: a purge took them too).
+            while (c.backfill_scope < static_cast<std::int64_t>(grant.backfill.size()) && !batch.full()) {
+                auto st = core_.db.cached(
+                    "SELECT pos, entity, row_id, hlc, origin, fields FROM lindra_log"
+                    " WHERE scope = ? AND pos > ? AND pos <= ? ORDER BY pos");
+                st->bind(1, codec::bytes_of(grant.backfill[static_cast<std::size_t>(c.backfill_scope)]))
+                    .bind(2, c.backfill_pos)
+                    .bind(3, grant.backfill_to);
+                bool exhausted = true;
+                while (st->step()) {
+                    if (batch.full() || !batch.add(*st)) {
+                        exhausted = false;
+                        break;
+                    }
+                    c.backfill_pos = st->int64(0);
                 }
-                const Change prototype{static_cast<std::uint16_t>(st->int64(1)), st->id(2), 0, {},
-                                       static_cast<std::uint64_t>(st->int64(3)), st->id(4)};
-                const auto fields = st->blob(5);
-                const auto before = out.changes.size();
-                codec::decode_fields(fields, prototype, out.changes);
-                if (out.changes.size() > max_changes && before > 0) {  // whole entries, within the limit
-                    out.changes.resize(before);
-                    break;
-                }
-                last = pos;
-                bytes_so_far += fields.size() + 40;  // ids, hlc and framing of the group
+                if (!exhausted) break;
+                ++c.backfill_scope;
+                c.backfill_pos = 0;
             }
         }
-        out.has_more = last < max_pos;
-        out.remaining = static_cast<std::uint64_t>(max_pos - last);
-        out.next_cursor = encode_cursor(last);
+        const bool backfilling = c.backfill_scope < static_cast<std::int64_t>(grant.backfill.size());
+        if (!backfilling) {
+            auto st = core_.db.cached(
+                "SELECT pos, entity, row_id, hlc, origin, fields, scope FROM lindra_log WHERE pos > ? ORDER BY pos");
+            st->bind(1, c.pos);
+            // Entries skipped (the device's own, scopes it may not read)
+            // count against the batch too, so one pull never scans the whole
+            // log while others wait.
+            std::size_t scanned = 0;
+            while (!batch.full() && scanned++ < 4 * max_changes && st->step()) {
+                const auto scope = st->blob(6);
+                const bool visible = !readable || readable->contains(std::string(
+                                                      reinterpret_cast<const char*>(scope.data()), scope.size()));
+                const bool own = !include_own && st->id(4) == device;
+                if (visible && !own && !batch.add(*st)) break;
+                c.pos = st->int64(0);
+            }
+        }
+        out.has_more = backfilling || c.pos < max_pos;
+        out.remaining = static_cast<std::uint64_t>(max_pos - c.pos);
+        out.next_cursor = encode_cursor(c);
+        txn.commit();
         return out;
     }
 
 private:
+    // Fills one PullBatch with whole log entries, within its limits.
+    struct Batch {
+        PullOutcome& out;
+        std::size_t max_changes, max_bytes;
+        const Id& device;
+        bool include_own;
+        std::size_t bytes = 0;
+
+        bool full() const { return out.changes.size() >= max_changes || bytes >= max_bytes; }
+        // Adds the entry `st` is on (pos, entity, row_id, hlc, origin,
+        // fields); false if it would not fit and the batch is not empty.
+        bool add(const store::Statement& st) {
+            const Change prototype{static_cast<std::uint16_t>(st.int64(1)), st.id(2), 0, {},
+                                   static_cast<std::uint64_t>(st.int64(3)), st.id(4)};
+            const auto fields = st.blob(5);
+            const auto before = out.changes.size();
+            codec::decode_fields(fields, prototype, out.changes);
+            if (out.changes.size() > max_changes && before > 0) {  // whole entries, within the limit
+                out.changes.resize(before);
+                bytes = max_bytes;
+                return false;
+            }
+            bytes += fields.size() + 40;  // ids, hlc and framing of the group
+            return true;
+        }
+    };
+
+    static model::RowState merged(const EntityDef& e, model::RowState st, std::span<const Change> changes) {
+        for (const auto& c : changes)
+            if (const FieldDef* f = e.field(c.field))
+                model::merge_field(*f, st.fields[e.index_of(*f)], c.value, model::Clock{c.hlc, c.origin});
+        return st;
+    }
+
+    // A refused entry, with the server's state of the fields it set if the
+    // user may read the row, or word to drop it.
+    protocol::Rejected rejected(Access& access, const EntityDef& e, const model::RowState& row,
+                                const protocol::Entry& entry, protocol::ErrorCode code, std::string reason) {
+        const Id& id = entry.changes.front().row;
+        protocol::Rejected r{entry.seq, code, std::move(reason), e.tag, id};
+        for (const auto& c : entry.changes)
+            if (std::find(r.fields.begin(), r.fields.end(), c.field) == r.fields.end()) r.fields.push_back(c.field);
+        const bool visible = row.exists && (access.reads_everything() || access.may_read(scope_of(e, id, row)));
+        if (visible)
+            r.current = core_.field_changes(e, id, r.fields);
+        else
+            r.drop_row = true;
+        return r;
+    }
+
+    // The device's grant for this pull: the one its cursor names, or, if
+    // what `who` may read changed since, a new generation with the lost
+    // scopes' rows in `purges` and the new scopes queued for backfill.
+    Grant regrant(const Id& device, const ScopeSet& readable, Cursor& c, std::vector<protocol::Purge>& purges) {
+        std::optional<Grant> held = c.gen ? load_grant(device, c.gen) : std::nullopt;
+        if (c.gen && !held) c = {};  // a generation this store never handed out (restored): start over
+        if (held) {
+            // The device holds this generation now; older ones are done with.
+            core_.db.cached("DELETE FROM lindra_grant WHERE device_id = ? AND gen < ?")->bind(1, device).bind(2, c.gen).run();
+            if (held->scopes == readable) return *held;
+        }
+        Grant next{readable, {}, c.pos};
+        if (held) {
+            for (const auto& scope : held->scopes) {
+                if (readable.contains(scope)) continue;
+                protocol::Purge& p = purges.emplace_back();
+                p.scope = scope;
+                auto st = core_.db.cached("SELECT DISTINCT row_id FROM lindra_log WHERE scope = ?");
+                st->bind(1, codec::bytes_of(scope));
+                while (st->step()) p.rows.push_back(st->id(0));
+            }
+            // Still to backfill: what the last generation had not finished,
+            // and every scope gained.
+            for (std::size_t i = static_cast<std::size_t>(c.backfill_scope); i < held->backfill.size(); ++i)
+                if (readable.contains(held->backfill[i])) next.backfill.push_back(held->backfill[i]);
+            for (const auto& scope : readable)
+                if (!held->scopes.contains(scope)) next.backfill.push_back(scope);
+        }
+        // A device starting from nothing gets every readable entry from the
+        // log stream itself; one resuming gets the new scopes' past first.
+        if (c.pos == 0) next.backfill.clear();
+        std::int64_t gen = 1;
+        {
+            auto st = core_.db.cached("SELECT coalesce(max(gen), 0) + 1 FROM lindra_grant WHERE device_id = ?");
+            st->bind(1, device);
+            st->step();
+            gen = st->int64(0);
+        }
+        core_.db
+            .cached(
+                "INSERT INTO lindra_grant (device_id, gen, scopes, backfill, backfill_to) VALUES (?, ?, ?, ?, ?)")
+            ->bind(1, device)
+            .bind(2, gen)
+            .bind(3, codec::bytes_of(encode_scopes(next.scopes)))
+            .bind(4, codec::bytes_of(encode_scopes(next.backfill)))
+            .bind(5, next.backfill_to)
+            .run();
+        c.gen = gen;
+        c.backfill_scope = 0;
+        c.backfill_pos = 0;
+        return next;
+    }
+
+    std::optional<Grant> load_grant(const Id& device, std::int64_t gen) {
+        auto st = core_.db.cached(
+            "SELECT scopes, backfill, backfill_to FROM lindra_grant WHERE device_id = ? AND gen = ?");
+        st->bind(1, device).bind(2, gen);
+        if (!st->step()) return std::nullopt;
+        const auto scopes = decode_scopes(st->blob(0));
+        return Grant{{scopes.begin(), scopes.end()}, decode_scopes(st->blob(1)), st->int64(2)};
+    }
+
     // An entry the server already has a seq for must be that very change:
     // same row, hlc and values (copies of one file share their clock, so the
-    // hlc alone can match). Entries refused earlier (clock ahead) are not in
-    // the log; their retry is acknowledged again.
+    // hlc alone can match). Entries refused earlier are not in the log;
+    // their retry is acknowledged again.
     void check_retry(const Id& device, const protocol::Entry& entry) {
         auto st = core_.db.cached("SELECT entity, row_id, hlc, fields FROM lindra_log WHERE origin = ? AND seq = ?");
         st->bind(1, device).bind(2, entry.seq);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "protocol/messages.hpp"
+#include "server/auth.hpp"
 
 #include <lindra/replica.hpp>
 
@@ -30,6 +31,7 @@ struct PushOutcome {
 };
 
 struct PullOutcome {
+    std::vector<protocol::Purge> purges{};  // applied before the changes
     std::vector<Change> changes{};
     std::string next_cursor{};
     bool has_more = false;
@@ -50,23 +52,28 @@ public:
     // A fresh server time for Welcome; clients never fall behind it.
     virtual std::uint64_t tick() = 0;
     virtual DeviceState device(const Id& device) = 0;
-    // Whether the log holds entries after `cursor`.
-    virtual bool has_changes_after(std::string_view cursor) = 0;
-    // Applies the entries above the device's highest applied seq with the
-    // replica's merge code, logs them and records the new highest seq, all
-    // in one transaction. Entries stamped too far ahead of the server's
-    // clock are rejected, not applied. An entry at or below the highest seq
-    // is a retry: acknowledged, not applied, if the log holds the same change
-    // under that seq. Throws lindra::Error (nothing applied) if any change is
-    // invalid, or if a retried seq holds another change (two devices share
-    // one id: a copied database file).
-    virtual PushOutcome push(const Id& device, const std::string& user, std::span<const protocol::Entry> entries) = 0;
-    // Log entries after `cursor`, whole entries, until `max_changes` or
-    // about `max_bytes` of values are reached (at least one entry). The
-    // device's own entries are skipped unless `include_own`. Throws
+    // Whether a pull from `cursor` has anything for `who`: entries after it,
+    // or scopes gained or lost since.
+    virtual bool has_changes_after(const Id& device, const Identity& who, std::string_view cursor) = 0;
+    // Applies the entries above the device's highest applied seq, each in
+    // turn, with the replica's merge code, logs them and records the new
+    // highest seq, all in one transaction. An entry `who` may not write
+    // (Access), with invalid values, or stamped too far ahead of the
+    // server's clock is rejected with what the device needs to put the row
+    // back; the others are applied. An entry at or below the highest seq is
+    // a retry: acknowledged, not applied, if the log holds the same change
+    // under that seq. Throws lindra::Error (nothing applied) if a retried
+    // seq holds another change (two devices share one id: a copied
+    // database file).
+    virtual PushOutcome push(const Id& device, const Identity& who, std::span<const protocol::Entry> entries) = 0;
+    // Log entries after `cursor` in the scopes `who` may read, whole
+    // entries, until `max_changes` or about `max_bytes` of values are
+    // reached (at least one entry). Scopes gained since the cursor are
+    // backfilled from the log first; rows of scopes lost come as purges.
+    // The device's own entries are skipped unless `include_own`. Throws
     // lindra::Error(invalid_argument) for a cursor it never handed out.
-    virtual PullOutcome pull(const Id& device, bool include_own, std::string_view cursor, std::size_t max_changes,
-                             std::size_t max_bytes) = 0;
+    virtual PullOutcome pull(const Id& device, const Identity& who, bool include_own, std::string_view cursor,
+                             std::size_t max_changes, std::size_t max_bytes) = 0;
 };
 
 std::unique_ptr<ServerStore> open_sqlite_store(const std::string& path, const StoreOptions& options);

@@ -3,6 +3,7 @@
 #include "server/session.hpp"
 #include "server/store.hpp"
 
+#include <lindra/error.hpp>
 #include <lindra/server.hpp>
 
 namespace lindra {
@@ -16,9 +17,18 @@ struct SyncServer::Impl {
 };
 
 SyncServer::SyncServer(ServerOptions options) : impl_(std::make_unique<Impl>()) {
+    // TLS first: a server with bad TLS material fails before it touches its store.
+    std::shared_ptr<const net::TlsContext> tls;
+    if (!options.insecure) {
+        if (options.tls.certificate_chain_pem.empty() && options.tls.private_key_pem.empty())
+            throw Error(Errc::invalid_argument,
+                        "the server needs a TLS certificate chain and private key (ServerOptions::tls), "
+                        "or insecure = true for plain TCP");
+        tls = net::TlsContext::server(options.tls.certificate_chain_pem, options.tls.private_key_pem);
+    }
     impl_->store = server::open_sqlite_store(
         options.db_path, {.max_clock_ahead = options.max_clock_ahead, .wall_clock_ms = options.wall_clock_ms});
-    impl_->auth = server::user_list_authenticator(std::move(options.users));
+    impl_->auth = server::token_authenticator(options.tokens);
     protocol::Limits limits;
     limits.max_frame_bytes = static_cast<std::uint32_t>(options.max_frame_bytes);
     limits.max_push_changes = options.max_push_changes;
@@ -37,6 +47,7 @@ SyncServer::SyncServer(ServerOptions options) : impl_(std::make_unique<Impl>()) 
     config.io_timeout = options.io_timeout;
     config.idle_timeout = options.idle_timeout;
     config.max_connections = options.max_connections;
+    config.tls = std::move(tls);
     impl_->listener.emplace(config, [this](const std::string& peer) {
         return std::make_unique<server::ServerSession>(*impl_->context, peer);
     });

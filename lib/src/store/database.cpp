@@ -126,6 +126,13 @@ void Database::checkpoint() {
     if (rc != SQLITE_OK) throw_sqlite(db_, rc, "wal_checkpoint");
 }
 
+bool Database::truncate_wal() {
+    const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) return false;
+    if (rc != SQLITE_OK) throw_sqlite(db_, rc, "wal_checkpoint(TRUNCATE)");
+    return true;
+}
+
 bool Database::in_transaction() const {
     return sqlite3_get_autocommit(db_) == 0;
 }

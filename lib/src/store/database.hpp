@@ -59,6 +59,10 @@ class Database {
     bool in_transaction() const;
     // Writes the WAL back into the database file and syncs both: every
     // commit so far survives a power cut.
+    // Copies the WAL into the database and empties the WAL file, so bytes
+    // deleted with secure_delete leave no copy behind in it. False if
+    // another connection's reader kept it from finishing (try later).
+    bool truncate_wal();
     void checkpoint();
     // Changes when any connection commits to the file, this one included.
     // Another connection's commit shows once this one starts a transaction

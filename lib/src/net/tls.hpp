@@ -1,0 +1,71 @@
+// TLS policy on OpenSSL, without Asio: contexts made from PEM text, what a
+// client checks of the server beyond the chain (host name, key pins), and
+// why a handshake failed in words. net/connection.hpp puts it on the wire;
+// keeping this apart keeps OpenSSL setup out of the Asio translation units.
+//
+// Thread-safety: a TlsContext is immutable once made and may be shared by
+// any number of connections on any threads. The free functions touch only
+// the SSL object they are given.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct ssl_ctx_st;
+struct ssl_st;
+
+namespace lindra::net {
+
+// An OpenSSL SSL_CTX: TLS 1.2 or later, OpenSSL's default ciphers at
+// security level 2 or above, no renegotiation, no session tickets.
+class TlsContext {
+public:
+    // A server's: the certificate chain (leaf first) and its private key.
+    // Throws lindra::Error(invalid_argument) saying what is wrong with them.
+    static std::shared_ptr<const TlsContext> server(std::string_view certificate_chain_pem,
+                                                    std::string_view private_key_pem);
+    // A client's: verifies the server's chain against the CAs in `ca_pem`,
+    // or the system's when it is empty. Throws lindra::Error(invalid_argument)
+    // if `ca_pem` holds no usable certificate.
+    static std::shared_ptr<const TlsContext> client(std::string_view ca_pem);
+
+    ~TlsContext();
+    TlsContext(const TlsContext&) = delete;
+    TlsContext& operator=(const TlsContext&) = delete;
+
+    // A new reference to the SSL_CTX; the caller frees it (asio::ssl::context
+    // takes it over).
+    ssl_ctx_st* new_reference() const;
+
+private:
+    explicit TlsContext(ssl_ctx_st* ctx) : ctx_(ctx) {}
+    ssl_ctx_st* ctx_;
+};
+
+// SHA-256 of a DER SubjectPublicKeyInfo.
+using SpkiDigest = std::array<std::uint8_t, 32>;
+
+// "sha256/BASE64" pins to digests. Throws lindra::Error(invalid_argument)
+// naming the pin that is not of that form.
+std::vector<SpkiDigest> parse_pins(const std::vector<std::string>& pins);
+
+// Prepares a new client connection to expect `server_name`: a DNS name (also
+// sent as SNI) or an IP address literal, which the certificate must carry.
+// Throws lindra::Error(invalid_argument) if OpenSSL refuses the name.
+void expect_server(ssl_st* ssl, const std::string& server_name);
+
+// After a handshake: whether the server's leaf key matches one of `pins`
+// (true when there are none).
+bool matches_pin(ssl_st* ssl, const std::vector<SpkiDigest>& pins);
+
+// Why a handshake failed, in words: the certificate verification error if
+// verification failed ("certificate verify failed: Hostname mismatch"), else
+// OpenSSL's reason for `openssl_error` (the value of an error code in Asio's
+// SSL category), else `fallback`.
+std::string handshake_failure(ssl_st* ssl, int openssl_error, std::string_view fallback);
+
+}  // namespace lindra::net

@@ -1,0 +1,198 @@
+#include "server/access.hpp"
+
+#include "model/merge.hpp"
+
+#include <algorithm>
+
+namespace lindra::server {
+namespace {
+
+std::optional<Id> id_field(const EntityDef& e, const model::RowState& st, std::string_view name) {
+    const FieldDef* f = name.empty() ? nullptr : e.field(name);
+    if (!f) return std::nullopt;
+    if (const Id* id = std::get_if<Id>(&st.fields[e.index_of(*f)].value)) return *id;
+    return std::nullopt;
+}
+
+std::string key(char kind, std::initializer_list<Id> ids) {
+    std::string k(1, kind);
+    for (const auto& id : ids) k.append(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
+    return k;
+}
+
+// The group and the person that scope a row (the row itself for groups and
+// persons).
+std::optional<Id> group_of(const EntityDef& e, const Id& row, const model::RowState& st) {
+    if (e.scope == ScopeKind::group && e.group_field.empty()) return row;
+    return id_field(e, st, e.group_field);
+}
+std::optional<Id> person_of(const EntityDef& e, const Id& row, const model::RowState& st) {
+    if (e.scope == ScopeKind::person) return row;
+    return id_field(e, st, e.person_field);
+}
+
+}  // namespace
+
+std::string scope_of(const EntityDef& e, const Id& row, const model::RowState& st) {
+    switch (e.scope) {
+        case ScopeKind::catalog:
+            return "c";
+        case ScopeKind::person:
+            return key('p', {row});
+        case ScopeKind::group: {
+            const auto g = group_of(e, row, st);
+            return g ? key('g', {*g}) : std::string();
+        }
+        case ScopeKind::person_in_group:
+        case ScopeKind::personal: {
+            const auto g = group_of(e, row, st);
+            const auto p = person_of(e, row, st);
+            if (!g || !p) return {};
+            return key(e.scope == ScopeKind::personal ? 'r' : 'q', {*g, *p});
+        }
+    }
+    return {};
+}
+
+Access::Member Access::member(const Id& group, const Id& person) {
+    if (person.is_nil()) return Member::none;
+    auto st = db_.cached("SELECT role FROM membership WHERE id = ? AND deleted = 0 AND status <> 'withdrawn'");
+    st->bind(1, Id::derive("membership", {group, person}));
+    if (!st->step()) return Member::none;
+    return st->text(0) == "mentor" ? Member::mentor : Member::candidate;
+}
+
+std::optional<Id> Access::ref_of(std::string_view table, std::string_view column, const Id& row) {
+    auto st = db_.cached("SELECT " + std::string(column) + " FROM " + std::string(table) +
+                         " WHERE id = ? AND deleted = 0");
+    st->bind(1, row);
+    if (!st->step() || st->is_null(0)) return std::nullopt;
+    return st->id(0);
+}
+
+const std::set<std::string>& Access::readable() {
+    if (readable_) return *readable_;
+    std::set<std::string> r{"c"};
+    const Id& self = who_.person;
+    if (!self.is_nil()) r.insert(key('p', {self}));
+    if (!self.is_nil() && who_.role != Role::admin) {
+        std::vector<std::pair<Id, bool>> groups;  // (group, as mentor)
+        {
+            auto st = db_.cached(
+                "SELECT group_id, role FROM membership WHERE person_id = ? AND deleted = 0 AND status <> 'withdrawn'");
+            st->bind(1, self);
+            while (st->step()) groups.emplace_back(st->id(0), st->text(1) == "mentor");
+        }
+        for (const auto& [g, mentor] : groups) {
+            r.insert(key('g', {g}));
+            auto st = db_.cached(
+                "SELECT person_id FROM membership WHERE group_id = ? AND deleted = 0 AND status <> 'withdrawn'");
+            st->bind(1, g);
+            while (st->step()) {
+                const Id m = st->id(0);
+                r.insert(key('p', {m}));
+                if (mentor || m == self) {
+                    r.insert(key('q', {g, m}));
+                    r.insert(key('r', {g, m}));
+                }
+            }
+        }
+    }
+    if (who_.role == Role::coordinator && !who_.organization.is_nil()) {
+        // Every group of the organization with all its members, withdrawn
+        // ones too (coordinators follow completion); never reflections.
+        std::vector<Id> groups;
+        {
+            auto st = db_.cached("SELECT id FROM mentor_group WHERE organization_id = ? AND deleted = 0");
+            st->bind(1, who_.organization);
+            while (st->step()) groups.push_back(st->id(0));
+        }
+        for (const auto& g : groups) {
+            r.insert(key('g', {g}));
+            auto st = db_.cached("SELECT person_id FROM membership WHERE group_id = ? AND deleted = 0");
+            st->bind(1, g);
+            while (st->step()) {
+                r.insert(key('p', {st->id(0)}));
+                r.insert(key('q', {g, st->id(0)}));
+            }
+        }
+        auto st = db_.cached("SELECT id FROM person WHERE organization_id = ?");
+        st->bind(1, who_.organization);
+        while (st->step()) r.insert(key('p', {st->id(0)}));
+    }
+    readable_ = std::move(r);
+    return *readable_;
+}
+
+std::optional<std::string> Access::refusal(const EntityDef& e, const Id& row, const model::RowState& before,
+                                           std::span<const Change> changes) {
+    const std::string name(e.name);
+    if (e.writer == Writer::server) return "only the server writes " + name + "s";
+    if (who_.role == Role::admin) return std::nullopt;
+
+    model::RowState after = before;
+    for (const auto& c : changes)
+        if (const FieldDef* f = e.field(c.field))
+            model::merge_field(*f, after.fields[e.index_of(*f)], c.value, model::Clock{c.hlc, c.origin});
+    const auto group = group_of(e, row, after);
+    const auto person = person_of(e, row, after);
+
+    switch (e.writer) {
+        case Writer::coordinator: {
+            if (who_.role == Role::coordinator) return coordinator_refusal(e, row, before, after, group.value_or(Id{}));
+            const bool self_only = std::all_of(changes.begin(), changes.end(), [&](const Change& c) {
+                const FieldDef* f = e.field(c.field);
+                return f && f->self_writable;
+            });
+            if (before.exists && person == who_.person && self_only) return std::nullopt;
+            return "only a coordinator may write " + name + (e.scope == ScopeKind::person ? " (or a person their own name)" : "");
+        }
+        case Writer::group_mentor: {
+            if (!group || member(*group, who_.person) != Member::mentor)
+                return "only a mentor of the group may write its " + name + "s";
+            // A row that refers to a gathering must be in that gathering's group.
+            for (const auto& c : changes) {
+                const FieldDef* f = e.field(c.field);
+                const Id* target = std::get_if<Id>(&c.value);
+                if (!f || f->type != FieldType::ref || !target || f->name == e.group_field) continue;
+                const EntityDef* t = find_entity(f->ref_entity);
+                if (!t || t->scope != ScopeKind::group || t->group_field.empty()) continue;
+                if (ref_of(t->name, t->group_field, *target) != group)
+                    return name + "." + std::string(f->name) + " must name a " + std::string(t->name) +
+                           " of the same group";
+            }
+            return std::nullopt;
+        }
+        case Writer::self:
+            if (!person || *person != who_.person) return name + "s are written only by the person they belong to";
+            if (!group || member(*group, *person) == Member::none)
+                return "only a member of the group may write " + name + "s in it";
+            return std::nullopt;
+        case Writer::server:
+            break;
+    }
+    return "refused";
+}
+
+std::optional<std::string> Access::coordinator_refusal(const EntityDef& e, const Id& row,
+                                                       const model::RowState& before, const model::RowState& after,
+                                                       const Id& group) {
+    const Id& own = who_.organization;
+    const std::string refused = std::string(e.name) + " belongs to another organization than the coordinator's";
+    // The organization a row belongs to, before and after the change: its
+    // organization_id, its group's, or (organizations) its parent's. Both
+    // must be the coordinator's, so no row moves out of or into their reach.
+    auto org_of = [&](const model::RowState& st) -> std::optional<Id> {
+        if (e.field("organization_id")) return id_field(e, st, "organization_id");
+        if (!e.group_field.empty()) return ref_of("mentor_group", "organization_id", group);
+        if (e.field("parent_id")) return row == own ? own : id_field(e, st, "parent_id");
+        return own;  // courses and modules: the shared catalog
+    };
+    if (own.is_nil()) return refused;
+    if (row == own && id_field(e, before, "parent_id") != id_field(e, after, "parent_id"))
+        return "a coordinator may not move their own organization";
+    if ((before.exists && org_of(before) != own) || org_of(after) != own) return refused;
+    return std::nullopt;
+}
+
+}  // namespace lindra::server

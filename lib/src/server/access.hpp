@@ -1,0 +1,55 @@
+// Who may read and write which rows (DESIGN §2 and §6; README, "Security
+// model"), decided from the server's own rows at the moment of asking.
+// Deny by default: a change is allowed only by a rule below.
+#pragma once
+
+#include "model/row.hpp"
+#include "server/auth.hpp"
+#include "store/database.hpp"
+
+#include <lindra/change.hpp>
+#include <lindra/schema.hpp>
+
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+
+namespace lindra::server {
+
+// The scope a row belongs to, as log entries, grants and purges carry it:
+// a kind letter and the ids that scope the row. Empty if the row lacks
+// the group or person that scope it.
+std::string scope_of(const EntityDef& e, const Id& row, const model::RowState& st);
+
+// One identity's rights, against the store's rows. Thread-safety: as the
+// Database.
+class Access {
+public:
+    Access(store::Database& db, Identity who) : db_(db), who_(std::move(who)) {}
+
+    const Identity& who() const noexcept { return who_; }
+    bool reads_everything() const noexcept { return who_.role == Role::admin; }
+    // The scopes `who` may read now, computed once per Access.
+    const std::set<std::string>& readable();
+    bool may_read(const std::string& scope) { return reads_everything() || readable().contains(scope); }
+
+    // Why `who` may not apply `changes` (all to `row` of `e`, whose state
+    // before them is `before`), or nothing if they may. The reason names
+    // the rule, never a value.
+    std::optional<std::string> refusal(const EntityDef& e, const Id& row, const model::RowState& before,
+                                       std::span<const Change> changes);
+
+private:
+    enum class Member { none, candidate, mentor };
+    Member member(const Id& group, const Id& person);
+    std::optional<Id> ref_of(std::string_view table, std::string_view column, const Id& row);
+    std::optional<std::string> coordinator_refusal(const EntityDef& e, const Id& row, const model::RowState& before,
+                                                   const model::RowState& after, const Id& group);
+
+    store::Database& db_;
+    Identity who_;
+    std::optional<std::set<std::string>> readable_;
+};
+
+}  // namespace lindra::server

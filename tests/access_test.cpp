@@ -1,0 +1,381 @@
+// Authorization and scoped reads on the server, cell by cell: for every
+// kind of user, which pushed changes the server applies and which rows a
+// pull gives them (DESIGN §2, §6; README "Security model"). Driven through
+// the server's sans-I/O session with real signed tokens, so identity comes
+// from the token exactly as in production.
+#include "protocol/messages.hpp"
+#include "replica/hlc.hpp"
+#include "server/auth.hpp"
+#include "server/session.hpp"
+#include "server/store.hpp"
+#include "support/db.hpp"
+#include "support/temp_dir.hpp"
+
+#include <lindra/replica.hpp>
+#include <lindra/server.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <map>
+#include <set>
+
+namespace lindra::test {
+namespace {
+
+using protocol::ErrorCode;
+using server::Identity;
+
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// The world every cell starts from: two organizations, group 1 in the first
+// (mentor Mona; candidates Ola and Kari; Wenche withdrawn) and group 2 in the
+// second (mentor Per).
+struct World {
+    Id org1, org2, course, module, group1, group2, gathering1, gathering2;
+    Id mona, ola, kari, wenche, per, cora, conrad;
+    Id ola_progress, ola_reflection;
+};
+
+// One device talking to the server's session directly: frames in, frames out.
+class Device {
+public:
+    Device(server::SessionContext& context, std::string token) : session_(context, "test"), device_(Id::random()) {
+        protocol::Hello h{{protocol::kVersion}, device_, std::move(token), schema_version(), "access_test", {}};
+        welcome_ = send(h);
+    }
+
+    bool welcomed() const { return std::holds_alternative<protocol::Welcome>(welcome_); }
+    const protocol::ServerMessage& welcome() const { return welcome_; }
+    const Id& id() const { return device_; }
+
+    protocol::ServerMessage send(const protocol::ClientMessage& m) {
+        const std::string body = protocol::encode(m);
+        auto reply = session_.on_frame({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
+        REQUIRE(reply.frames.size() == 1);
+        const auto& f = reply.frames.front();
+        return protocol::decode_server({reinterpret_cast<const std::uint8_t*>(f.data()), f.size()}, 1'000'000);
+    }
+
+    // Pushes one write: `fields` of `entity` row `row`, stamped now.
+    protocol::ServerMessage push(std::string_view entity, const Id& row, const std::vector<FieldValue>& fields) {
+        const EntityDef& e = *find_entity(entity);
+        const auto hlc = replica::hlc_make(static_cast<std::uint64_t>(now_ms()), 0);
+        protocol::Entry entry{++seq_, {}};
+        for (const auto& [name, value] : fields)
+            entry.changes.push_back({e.tag, row, e.field(name)->tag, value, hlc, device_});
+        last_ = send(protocol::Push{{entry}});
+        return last_;
+    }
+    const protocol::ServerMessage& last() const { return last_; }
+
+    // Every row id a full pull gives this device, with purges applied.
+    std::set<Id> pull_all() {
+        std::set<Id> rows;
+        std::string cursor;
+        for (int round = 0; round < 100; ++round) {
+            auto m = send(protocol::Pull{cursor, 50'000, false});
+            const auto* batch = std::get_if<protocol::PullBatch>(&m);
+            REQUIRE(batch);
+            for (const auto& p : batch->purges)
+                for (const auto& r : p.rows) rows.erase(r);
+            for (const auto& c : batch->changes) rows.insert(c.row);
+            cursor = batch->next_cursor;
+            if (!batch->has_more) return rows;
+        }
+        FAIL("the pull did not end");
+        return rows;
+    }
+
+private:
+    server::ServerSession session_;
+    Id device_;
+    std::int64_t seq_ = 0;
+    protocol::ServerMessage welcome_, last_;
+};
+
+class Server {
+public:
+    Server() {
+        TokenOptions tokens;
+        tokens.key_pem = key_;
+        auth_ = server::token_authenticator(tokens);
+        store_ = server::open_sqlite_store(dir_.file("server.db"), {});
+        context_.emplace(server::SessionContext{*store_, mutex_, *auth_, protocol::Limits{},
+                                                [this](std::string_view line) { log_.emplace_back(line); }, now_ms});
+    }
+
+    server::SessionContext& context() { return *context_; }
+    std::string db() const { return dir_.file("server.db"); }
+    const std::vector<std::string>& log() const { return log_; }
+
+    std::string token(Role role, const Id& person, const Id& org = {}, std::chrono::seconds ttl = std::chrono::hours(1),
+                      std::int64_t now_s = 0) {
+        return issue_token(key_, {.user = "u-" + person.to_string().substr(0, 8), .role = role, .person = person,
+                                  .organization = org, .ttl = ttl},
+                           "lindra", "lindra", now_s);
+    }
+    std::string admin_token() { return issue_token(key_, {.user = "seed", .role = Role::admin}); }
+
+    // Writes the world through the typed API on a seed tablet and pushes it
+    // as an admin (a back-office import).
+    World seed() {
+        TempDir tablet_dir;
+        Replica seed(tablet_dir.file("seed.db"));
+        World w;
+        seed.batch([&](Writes& x) {
+            w.org1 = x.register_organization("Fjellvik kommune", OrganizationKind::municipality);
+            w.org2 = x.register_organization("Dalby kommune", OrganizationKind::municipality);
+            w.course = x.register_course("Palliative care", "1", "nb", 2);
+            w.module = x.register_module({.course = w.course, .ordinal = 1, .title = "M1"});
+            w.group1 = x.create_group({.course = w.course, .organization = w.org1, .name = "Fjellvik 1"});
+            w.group2 = x.create_group({.course = w.course, .organization = w.org2, .name = "Dalby 1"});
+            auto person = [&](const char* name, const Id& org) {
+                return x.register_person(name, Profession::nurse, org);
+            };
+            w.mona = person("Mona Mentor", w.org1);
+            w.ola = person("Ola Nordmann", w.org1);
+            w.kari = person("Kari Hansen", w.org1);
+            w.wenche = person("Wenche Withdrawn", w.org1);
+            w.per = person("Per Mentor", w.org2);
+            w.cora = person("Cora Coordinator", w.org1);
+            w.conrad = person("Conrad Coordinator", w.org2);
+            x.add_member(w.group1, w.mona, MemberRole::mentor);
+            x.add_member(w.group1, w.ola, MemberRole::candidate);
+            x.add_member(w.group1, w.kari, MemberRole::candidate);
+            x.add_member(w.group1, w.wenche, MemberRole::candidate);
+            x.withdraw_member(w.group1, w.wenche);
+            x.add_member(w.group2, w.per, MemberRole::mentor);
+            w.gathering1 = x.plan_gathering({.group = w.group1, .ordinal = 1, .title = "G1"});
+            w.gathering2 = x.plan_gathering({.group = w.group2, .ordinal = 1, .title = "G1"});
+            x.start_module(w.ola, w.module, w.group1);
+            w.ola_reflection = x.write_reflection(w.ola, w.group1, w.module, "Ola's own thoughts");
+        });
+        w.ola_progress = Id::derive("module_progress", {w.ola, w.module, w.group1});
+        Device admin(*context_, admin_token());
+        REQUIRE(admin.welcomed());
+        protocol::Push push;
+        for (auto& e : seed.outbox(SIZE_MAX)) {
+            for (auto& c : e.changes) c.origin = admin.id();
+            push.entries.push_back({e.seq, std::move(e.changes)});
+        }
+        const auto ack = admin.send(push);
+        REQUIRE(std::get<protocol::PushAck>(ack).rejected.empty());
+        return w;
+    }
+
+private:
+    TempDir dir_;
+    std::string key_ = generate_token_key();
+    std::unique_ptr<server::Authenticator> auth_;
+    std::unique_ptr<server::ServerStore> store_;
+    std::mutex mutex_;
+    std::vector<std::string> log_;
+    std::optional<server::SessionContext> context_;
+};
+
+enum Who { self, other_candidate, own_mentor, other_mentor, coordinator, other_coordinator, withdrawn, expired };
+constexpr Who kEveryone[] = {self,       other_candidate,   own_mentor, other_mentor,
+                             coordinator, other_coordinator, withdrawn,  expired};
+const char* name_of(Who w) {
+    constexpr const char* names[] = {"candidate (self)", "other candidate",         "own mentor",
+                                     "other group's mentor", "coordinator", "other org's coordinator",
+                                     "withdrawn member", "expired token"};
+    return names[w];
+}
+
+std::string token_for(Server& s, const World& w, Who who) {
+    switch (who) {
+        case self: return s.token(Role::candidate, w.ola);
+        case other_candidate: return s.token(Role::candidate, w.kari);
+        case own_mentor: return s.token(Role::mentor, w.mona);
+        case other_mentor: return s.token(Role::mentor, w.per);
+        case coordinator: return s.token(Role::coordinator, w.cora, w.org1);
+        case other_coordinator: return s.token(Role::coordinator, w.conrad, w.org2);
+        case withdrawn: return s.token(Role::candidate, w.wenche);
+        case expired:  // the candidate's own token, two hours old with a one-hour life
+            return s.token(Role::candidate, w.ola, {}, std::chrono::hours(1), now_ms() / 1000 - 7200);
+    }
+    return {};
+}
+
+// The id of the pusher's own person row, for "their own" operations.
+Id person_of(const World& w, Who who) {
+    const Id ids[] = {w.ola, w.kari, w.mona, w.per, w.cora, w.conrad, w.wenche, w.ola};
+    return ids[who];
+}
+
+struct PushCase {
+    const char* what;
+    std::function<void(Device&, const World&, Who)> push;
+    std::set<Who> allowed;
+};
+
+}  // namespace
+
+TEST_CASE("authorization matrix: who may push which change") {
+    using V = std::vector<FieldValue>;
+    const Id new_person = Id::random();
+    const std::vector<PushCase> cases = {
+        {"organization: a new care unit under the first organization",
+         [](Device& d, const World& w, Who) {
+             d.push("organization", Id::random(), V{{"name", "Care unit"}, {"kind", "care_unit"}, {"parent_id", w.org1}});
+         },
+         {coordinator}},
+        {"course: retitle (the shared catalog)",
+         [](Device& d, const World& w, Who) { d.push("course", w.course, V{{"title", "Palliative care 2"}}); },
+         {coordinator, other_coordinator}},
+        {"module: new pass score",
+         [](Device& d, const World& w, Who) { d.push("module", w.module, V{{"pass_score", std::int64_t{70}}}); },
+         {coordinator, other_coordinator}},
+        {"person: Ola's display name",
+         [](Device& d, const World& w, Who) { d.push("person", w.ola, V{{"display_name", "Ola N."}}); },
+         {self, coordinator}},
+        {"person: Ola's profession",
+         [](Device& d, const World& w, Who) { d.push("person", w.ola, V{{"profession", "assistant"}}); },
+         {coordinator}},
+        {"mentor_group: rename group 1",
+         [](Device& d, const World& w, Who) { d.push("mentor_group", w.group1, V{{"name", "Fjellvik A"}}); },
+         {coordinator}},
+        {"membership: register a new candidate in group 1",
+         [&](Device& d, const World& w, Who) {
+             d.push("membership", Id::derive("membership", {w.group1, new_person}),
+                    V{{"group_id", w.group1}, {"person_id", new_person}, {"role", "candidate"}, {"status", "registered"}});
+         },
+         {coordinator}},
+        {"membership: withdraw Kari",
+         [](Device& d, const World& w, Who) {
+             d.push("membership", Id::derive("membership", {w.group1, w.kari}), V{{"status", "withdrawn"}});
+         },
+         {coordinator}},
+        {"gathering: hold group 1's gathering",
+         [](Device& d, const World& w, Who) { d.push("gathering", w.gathering1, V{{"status", "held"}}); },
+         {own_mentor}},
+        {"gathering: plan one in group 2",
+         [](Device& d, const World& w, Who) {
+             d.push("gathering", Id::random(),
+                    V{{"group_id", w.group2}, {"ordinal", std::int64_t{2}}, {"title", "G2"}, {"status", "planned"}});
+         },
+         {other_mentor}},
+        {"attendance: Ola present at group 1's gathering",
+         [](Device& d, const World& w, Who) {
+             d.push("attendance", Id::derive("attendance", {w.gathering1, w.ola}),
+                    V{{"gathering_id", w.gathering1}, {"person_id", w.ola}, {"group_id", w.group1}, {"status", "present"}});
+         },
+         {own_mentor}},
+        {"attendance: group 2's gathering filed under group 1",
+         [](Device& d, const World& w, Who) {
+             d.push("attendance", Id::derive("attendance", {w.gathering2, w.ola}),
+                    V{{"gathering_id", w.gathering2}, {"person_id", w.ola}, {"group_id", w.group1}, {"status", "present"}});
+         },
+         {}},
+        {"mentor_confirmation: confirm Ola",
+         [](Device& d, const World& w, Who) {
+             d.push("mentor_confirmation", Id::derive("mentor_confirmation", {w.group1, w.ola}),
+                    V{{"group_id", w.group1}, {"person_id", w.ola}, {"mentor_id", w.mona},
+                      {"confirmed_at", std::int64_t{1'790'000'000'000}}});
+         },
+         {own_mentor}},
+        {"module_progress: Ola's, in group 1",
+         [](Device& d, const World& w, Who) {
+             d.push("module_progress", w.ola_progress, V{{"best_score", std::int64_t{90}}});
+         },
+         {self}},
+        {"module_progress: their own, in group 1",
+         [](Device& d, const World& w, Who who) {
+             const Id p = person_of(w, who);
+             d.push("module_progress", Id::derive("module_progress", {p, w.module, w.group1}),
+                    V{{"person_id", p}, {"module_id", w.module}, {"group_id", w.group1}, {"best_score", std::int64_t{50}}});
+         },
+         {self, other_candidate, own_mentor}},
+        {"reflection: Ola's text",
+         [](Device& d, const World& w, Who) { d.push("reflection", w.ola_reflection, V{{"text", "Rewritten"}}); },
+         {self}},
+        {"reflection: a new one of their own in group 1",
+         [](Device& d, const World& w, Who who) {
+             d.push("reflection", Id::random(), V{{"person_id", person_of(w, who)}, {"group_id", w.group1}, {"text", "Mine"}});
+         },
+         {self, other_candidate, own_mentor}},
+        {"certificate: Ola's",
+         [](Device& d, const World& w, Who) {
+             d.push("certificate", Id::derive("certificate", {w.ola, w.course, w.group1}),
+                    V{{"person_id", w.ola}, {"course_id", w.course}, {"group_id", w.group1},
+                      {"issued_at", std::int64_t{1'790'000'000'000}}, {"serial", "X-1"}});
+         },
+         {}},
+    };
+
+    for (const auto& c : cases) {
+        for (const Who who : kEveryone) {
+            Server s;
+            const World w = s.seed();
+            const auto log_before = count_rows(s.db(), "lindra_log");
+            Device d(s.context(), token_for(s, w, who));
+            INFO(c.what << " by " << name_of(who));
+            if (who == expired) {  // refused at Hello: nothing it sends counts
+                const auto* e = std::get_if<protocol::ErrorMessage>(&d.welcome());
+                REQUIRE(e);
+                CHECK(e->code == ErrorCode::unauthenticated);
+                CHECK(e->message == "the token has expired");
+                c.push(d, w, who);
+                CHECK(std::holds_alternative<protocol::ErrorMessage>(d.last()));
+                CHECK(count_rows(s.db(), "lindra_log") == log_before);
+                continue;
+            }
+            REQUIRE(d.welcomed());
+            const bool allowed = c.allowed.contains(who);
+            c.push(d, w, who);
+            const auto* ack = std::get_if<protocol::PushAck>(&d.last());
+            REQUIRE(ack);
+            CHECK(ack->acked_seq == 1);
+            CHECK(count_rows(s.db(), "lindra_log") - log_before == (allowed ? 1 : 0));
+            if (allowed) {
+                CHECK(ack->rejected.empty());
+            } else {
+                REQUIRE(ack->rejected.size() == 1);
+                CHECK(ack->rejected[0].code == ErrorCode::permission_denied);
+                CHECK_FALSE(ack->rejected[0].reason.empty());
+            }
+        }
+    }
+}
+
+TEST_CASE("authorization matrix: which rows a pull gives whom") {
+    Server s;
+    const World w = s.seed();
+    struct Row {
+        const char* what;
+        Id id;
+        std::set<Who> readers;
+    };
+    const std::vector<Row> rows = {
+        {"the course (catalog)", w.course,
+         {self, other_candidate, own_mentor, other_mentor, coordinator, other_coordinator, withdrawn}},
+        {"group 1", w.group1, {self, other_candidate, own_mentor, coordinator}},
+        {"group 1's gathering", w.gathering1, {self, other_candidate, own_mentor, coordinator}},
+        {"group 2's gathering", w.gathering2, {other_mentor, other_coordinator}},
+        {"Ola's person row", w.ola, {self, other_candidate, own_mentor, coordinator}},
+        {"Wenche's person row (withdrawn)", w.wenche, {withdrawn, coordinator}},
+        {"Ola's module progress", w.ola_progress, {self, own_mentor, coordinator}},
+        {"Ola's reflection", w.ola_reflection, {self, own_mentor}},
+    };
+    for (const Who who : kEveryone) {
+        Device d(s.context(), token_for(s, w, who));
+        if (who == expired) {
+            CHECK_FALSE(d.welcomed());
+            CHECK(std::holds_alternative<protocol::ErrorMessage>(d.send(protocol::Pull{{}, 100, false})));
+            continue;
+        }
+        REQUIRE(d.welcomed());
+        const auto got = d.pull_all();
+        for (const auto& r : rows) {
+            INFO(name_of(who) << " pulling " << r.what);
+            CHECK(got.contains(r.id) == r.readers.contains(who));
+        }
+    }
+}
+
+}  // namespace lindra::test

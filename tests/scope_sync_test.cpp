@@ -1,0 +1,150 @@
+// Scoped sync end to end, over TLS with signed tokens: a refused change is
+// rolled back on the tablet and reported; a withdrawn candidate's rows are
+// purged from other tablets, bytes and all; a new member gets the group's
+// past backfilled (DESIGN §6, README "Security model").
+#include "support/db.hpp"
+#include "support/fixture.hpp"
+#include "support/sync_fixture.hpp"
+
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+namespace lindra::test {
+namespace {
+
+// Whether the bytes of the file at `path` (if it exists) contain `needle`.
+bool file_contains(const std::string& path, const std::string& needle) {
+    std::ifstream in(path, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return bytes.find(needle) != std::string::npos;
+}
+
+struct Group {
+    SyncWorld w;
+    Replica& office = w.tablet("office");  // the coordinator's import, with an admin token
+    Seeded s = seed_group(office);
+
+    Group() { require_ok(w.sync(office)); }
+
+    std::string token(Role role, const Id& person) {
+        return w.token({.user = person.to_string().substr(0, 8), .role = role, .person = person});
+    }
+    const Id& ola() const { return s.candidates[0]; }
+    const Id& kari() const { return s.candidates[1]; }
+};
+
+}  // namespace
+
+TEST_CASE("a refused change is rolled back on the tablet and reported to the app") {
+    Group g;
+    Replica& tablet = g.w.tablet("ola");
+    const auto ola = g.token(Role::candidate, g.ola());
+    require_ok(g.w.sync(tablet, ola));
+    REQUIRE(tablet.gathering(g.s.gatherings[0]));
+
+    // Ola's own progress is hers to write; attendance and gatherings are the mentor's.
+    tablet.complete_module(g.ola(), g.s.modules[0], g.s.group, 85);
+    tablet.record_attendance(g.s.gatherings[0], g.ola(), AttendanceStatus::present);
+    tablet.batch([&](Writes& w) { w.update("gathering", g.s.gatherings[0], {{"title", "Renamed by Ola"}}); });
+
+    std::vector<SyncRejection> told;
+    SyncOptions options;
+    options.on_rejected = [&](const SyncRejection& r) { told.push_back(r); };
+    const auto r = g.w.sync(tablet, ola, options);
+    require_ok(r);
+    REQUIRE(r.rejected.size() == 2);
+    REQUIRE(told.size() == 2);
+    for (const auto& x : told) {
+        CHECK(x.code == "permission_denied");
+        CHECK(x.reason.find("mentor") != std::string::npos);
+    }
+    CHECK(told[0].entity == "attendance");
+    CHECK(told[0].row_removed);  // the server has none: it goes here too
+    CHECK(told[1].entity == "gathering");
+    CHECK(told[1].fields == std::vector<std::string>{"title"});
+    CHECK_FALSE(told[1].row_removed);
+
+    CHECK(tablet.count("attendance") == 0);
+    CHECK(tablet.gathering(g.s.gatherings[0])->title == g.office.gathering(g.s.gatherings[0])->title);
+    CHECK(tablet.outbox_size() == 0);
+    // The server kept the allowed change and nothing of the refused ones.
+    CHECK(count_rows(g.w.server_db(), "module_progress") == 1);
+    CHECK(count_rows(g.w.server_db(), "attendance") == 0);
+    // Ola's tablet and the server agree on every row she may see.
+    require_ok(g.w.sync(tablet, ola));
+    CHECK(dump_table(tablet.path(), "gathering") == dump_table(g.w.server_db(), "gathering"));
+}
+
+TEST_CASE("a withdrawn candidate's rows are purged from the mentor's tablet, bytes and all") {
+    Group g;
+    Replica& ola_tablet = g.w.tablet("ola");
+    Replica& mentor_tablet = g.w.tablet("mentor");
+    const auto ola = g.token(Role::candidate, g.ola());
+    const auto mentor = g.token(Role::mentor, g.s.mentor);
+    const std::string secret = "Ola's reflection: the night shift with Mrs. Q stays with me";
+    require_ok(g.w.sync(ola_tablet, ola));
+    ola_tablet.write_reflection(g.ola(), g.s.group, g.s.modules[2], secret);
+    ola_tablet.complete_module(g.ola(), g.s.modules[0], g.s.group);
+    require_ok(g.w.sync(ola_tablet, ola));
+    require_ok(g.w.sync(mentor_tablet, mentor));
+    REQUIRE(mentor_tablet.person(g.ola()));
+    REQUIRE(mentor_tablet.count("reflection") == 1);
+    // The mentor's own unpushed work must survive the purge.
+    mentor_tablet.hold_gathering(g.s.gatherings[0]);
+
+    g.office.withdraw_member(g.s.group, g.ola());
+    require_ok(g.w.sync(g.office));
+    const auto r = g.w.sync(mentor_tablet, mentor);
+    require_ok(r);
+    CHECK(r.rows_purged >= 3);  // Ola's person row, progress and reflection
+    CHECK_FALSE(mentor_tablet.person(g.ola()));
+    CHECK(mentor_tablet.count("reflection") == 0);
+    CHECK(mentor_tablet.count("module_progress") == 0);
+    CHECK(mentor_tablet.person(g.kari()));  // the others stay
+    CHECK(mentor_tablet.gathering(g.s.gatherings[0])->status == GatheringStatus::held);
+    for (const auto& file : {mentor_tablet.path(), mentor_tablet.path() + "-wal"}) {
+        INFO(file);
+        CHECK_FALSE(file_contains(file, "Ola Nordmann"));
+        CHECK_FALSE(file_contains(file, secret));
+    }
+    // Nothing comes back on the next pull.
+    require_ok(g.w.sync(mentor_tablet, mentor));
+    CHECK_FALSE(mentor_tablet.person(g.ola()));
+
+    // Ola's own tablet loses the group, and keeps her own person row.
+    const auto own = g.w.sync(ola_tablet, ola);
+    require_ok(own);
+    CHECK(own.rows_purged > 0);
+    CHECK_FALSE(ola_tablet.group(g.s.group));
+    CHECK(ola_tablet.count("reflection") == 0);
+    CHECK(ola_tablet.person(g.ola()));
+}
+
+TEST_CASE("a candidate added to a group gets its past, and no one else's progress") {
+    Group g;
+    const Id nora = g.office.register_person("Nora Newcomer", Profession::nurse, g.s.organization);
+    require_ok(g.w.sync(g.office));
+    Replica& ola_tablet = g.w.tablet("ola");
+    const auto ola = g.token(Role::candidate, g.ola());
+    require_ok(g.w.sync(ola_tablet, ola));
+    ola_tablet.complete_module(g.ola(), g.s.modules[0], g.s.group);
+    require_ok(g.w.sync(ola_tablet, ola));
+
+    Replica& tablet = g.w.tablet("nora");
+    const auto token = g.token(Role::candidate, nora);
+    require_ok(g.w.sync(tablet, token));
+    CHECK(tablet.person(nora));
+    CHECK_FALSE(tablet.group(g.s.group));
+    CHECK(tablet.count("gathering") == 0);
+
+    g.office.add_member(g.s.group, nora, MemberRole::candidate);
+    require_ok(g.w.sync(g.office));
+    require_ok(g.w.sync(tablet, token));
+    CHECK(tablet.group(g.s.group));
+    CHECK(tablet.count("gathering") == 3);    // planned long before she joined
+    CHECK(tablet.person(g.ola()));            // her fellow members
+    CHECK(tablet.count("module_progress") == 0);  // not Ola's progress
+}
+
+}  // namespace lindra::test
