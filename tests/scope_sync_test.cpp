@@ -119,6 +119,18 @@ TEST_CASE("a withdrawn candidate's rows are purged from the mentor's tablet, byt
     CHECK_FALSE(ola_tablet.group(g.s.group));
     CHECK(ola_tablet.count("reflection") == 0);
     CHECK(ola_tablet.person(g.ola()));
+
+    // The server's log names sessions, never what they carried or who signed.
+    g.w.stop_server();
+    const auto log = g.w.log();
+    REQUIRE_FALSE(log.empty());
+    for (const auto& line : log) {
+        INFO(line);
+        CHECK(line.find(secret) == std::string::npos);
+        CHECK(line.find("Ola Nordmann") == std::string::npos);
+        CHECK(line.find(ola) == std::string::npos);
+        CHECK(line.find(mentor) == std::string::npos);
+    }
 }
 
 TEST_CASE("a candidate added to a group gets its past, and no one else's progress") {
