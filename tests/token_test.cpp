@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <utility>
@@ -520,4 +521,14 @@ TEST_CASE("the server refuses an expired or wrongly signed token and logs why, n
         CHECK(line.find("late-user") == std::string::npos);
         CHECK(line.find("forger") == std::string::npos);
     }
+}
+
+TEST_CASE("a server with a bad token key does not create its store") {
+    lindra::test::TempDir dir;
+    ServerOptions o;
+    o.db_path = dir.file("server.db");
+    o.insecure = true;
+    o.tokens.key_pem = "not a key";
+    CHECK_THROWS_AS(SyncServer(o), Error);
+    CHECK_FALSE(std::filesystem::exists(o.db_path));
 }

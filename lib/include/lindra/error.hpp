@@ -49,6 +49,12 @@ class Error : public std::system_error {
     const char* what() const noexcept override { return message_.c_str(); }
 
     Errc errc() const noexcept { return static_cast<Errc>(code().value()); }
+    // The storage failed (disk, lock, damage), as opposed to bad input:
+    // retrying later may help, changing the input will not.
+    bool storage_failure() const noexcept {
+        const Errc e = errc();
+        return e == Errc::storage || e == Errc::busy || e == Errc::corrupt || e == Errc::read_only;
+    }
     // SQLite's extended result code (e.g. SQLITE_CONSTRAINT_UNIQUE), 0 if the
     // error did not come from SQLite.
     int sqlite_code() const noexcept { return sqlite_code_; }

@@ -14,10 +14,6 @@ std::size_t framed_size(std::size_t body) {
     return n + body;
 }
 
-bool is_local_failure(Errc e) {
-    return e == Errc::storage || e == Errc::busy || e == Errc::corrupt || e == Errc::read_only;
-}
-
 }  // namespace
 
 SyncSession::SyncSession(detail::Core& core, const SyncOptions& options) : core_(core), options_(options) {}
@@ -81,7 +77,7 @@ net::Reply SyncSession::on_frame(std::span<const std::uint8_t> body) {
         return finish(SyncOutcome::protocol_error, e.what());
     } catch (const Error& e) {
         // The replica refused what the server sent, or could not store it.
-        return finish(is_local_failure(e.errc()) ? SyncOutcome::local_error : SyncOutcome::protocol_error, e.what());
+        return finish(e.storage_failure() ? SyncOutcome::local_error : SyncOutcome::protocol_error, e.what());
     } catch (const std::exception& e) {
         return finish(SyncOutcome::local_error, e.what());
     }

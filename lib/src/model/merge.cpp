@@ -69,6 +69,12 @@ bool merge_counter(FieldState& cur, const Value& value, const Clock& clock) {
 
 }  // namespace
 
+RowState merged(const EntityDef& e, RowState st, std::span<const Change> changes) {
+    for (const auto& c : changes)
+        if (const FieldDef* f = e.field(c.field)) merge_field(*f, st.fields[e.index_of(*f)], c.value, Clock{c.hlc, c.origin});
+    return st;
+}
+
 bool is_add(const Value& v) noexcept {
     const auto* s = std::get_if<std::string>(&v);
     return !s || *s != "withdrawn";

@@ -15,6 +15,9 @@ namespace lindra::model {
 // when `cur` changed. The value must already be valid for `f`.
 bool merge_field(const FieldDef& f, FieldState& cur, const Value& value, const Clock& clock);
 
+// `st` with `changes` (all to its row) merged in, each by its field's rule.
+RowState merged(const EntityDef& e, RowState st, std::span<const Change> changes);
+
 // add_wins: every membership status but "withdrawn" is an add.
 bool is_add(const Value& v) noexcept;
 

@@ -130,10 +130,7 @@ std::optional<std::string> Access::refusal(const EntityDef& e, const Id& row, co
     if (e.writer == Writer::server) return "only the server writes " + name + "s";
     if (who_.role == Role::admin) return std::nullopt;
 
-    model::RowState after = before;
-    for (const auto& c : changes)
-        if (const FieldDef* f = e.field(c.field))
-            model::merge_field(*f, after.fields[e.index_of(*f)], c.value, model::Clock{c.hlc, c.origin});
+    const model::RowState after = model::merged(e, before, changes);
     const auto group = group_of(e, row, after);
     const auto person = person_of(e, row, after);
 

@@ -49,9 +49,7 @@ net::Reply ServerSession::on_frame(std::span<const std::uint8_t> body) {
         return refuse(e.code(), e.what());
     } catch (const Error& e) {
         // Bad values in a change, an unknown cursor: nothing was applied.
-        const bool bad_input = e.errc() != Errc::storage && e.errc() != Errc::busy && e.errc() != Errc::corrupt &&
-                               e.errc() != Errc::read_only;
-        return refuse(bad_input ? ErrorCode::invalid_argument : ErrorCode::internal, e.what());
+        return refuse(e.storage_failure() ? ErrorCode::internal : ErrorCode::invalid_argument, e.what());
     } catch (const std::exception& e) {
         return refuse(ErrorCode::internal, e.what());
     }

@@ -193,7 +193,7 @@ public:
                 reject(protocol::ErrorCode::permission_denied, std::move(*why));
                 continue;
             }
-            const std::string scope = scope_of(e, first.row, merged(e, row, entry.changes));
+            const std::string scope = scope_of(e, first.row, model::merged(e, row, entry.changes));
             if (scope.empty()) {
                 reject(protocol::ErrorCode::invalid_argument,
                        std::string(e.name) + " without the group or person it belongs to");
@@ -202,9 +202,7 @@ public:
             try {
                 core_.apply(entry.changes);  // validates first; throws before saving anything
             } catch (const Error& error) {
-                if (error.errc() == Errc::storage || error.errc() == Errc::busy || error.errc() == Errc::corrupt ||
-                    error.errc() == Errc::read_only)
-                    throw;
+                if (error.storage_failure()) throw;
                 reject(protocol::ErrorCode::invalid_argument, error.what());
                 continue;
             }
@@ -331,13 +329,6 @@ private:
             return true;
         }
     };
-
-    static model::RowState merged(const EntityDef& e, model::RowState st, std::span<const Change> changes) {
-        for (const auto& c : changes)
-            if (const FieldDef* f = e.field(c.field))
-                model::merge_field(*f, st.fields[e.index_of(*f)], c.value, model::Clock{c.hlc, c.origin});
-        return st;
-    }
 
     // A refused entry, with the server's state of the fields it set if the
     // user may read the row, or word to drop it.

@@ -17,7 +17,8 @@ struct SyncServer::Impl {
 };
 
 SyncServer::SyncServer(ServerOptions options) : impl_(std::make_unique<Impl>()) {
-    // TLS first: a server with bad TLS material fails before it touches its store.
+    // TLS and tokens first: a server with bad TLS material or token keys
+    // fails before it touches its store.
     std::shared_ptr<const net::TlsContext> tls;
     if (!options.insecure) {
         if (options.tls.certificate_chain_pem.empty() && options.tls.private_key_pem.empty())
@@ -26,9 +27,9 @@ SyncServer::SyncServer(ServerOptions options) : impl_(std::make_unique<Impl>()) 
                         "or insecure = true for plain TCP");
         tls = net::TlsContext::server(options.tls.certificate_chain_pem, options.tls.private_key_pem);
     }
+    impl_->auth = server::token_authenticator(options.tokens);
     impl_->store = server::open_sqlite_store(
         options.db_path, {.max_clock_ahead = options.max_clock_ahead, .wall_clock_ms = options.wall_clock_ms});
-    impl_->auth = server::token_authenticator(options.tokens);
     protocol::Limits limits;
     limits.max_frame_bytes = static_cast<std::uint32_t>(options.max_frame_bytes);
     limits.max_push_changes = options.max_push_changes;
