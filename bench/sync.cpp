@@ -10,7 +10,7 @@
 // to B's last applied pull.
 #include "bench.hpp"
 #include "changeset.hpp"
-#include "testing/certs.hpp"
+#include <lindra/testing/certs.hpp>
 
 #include <lindra/replica.hpp>
 #include <lindra/server.hpp>

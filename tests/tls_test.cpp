@@ -9,7 +9,7 @@
 #include "support/raw_client.hpp"
 #include "support/sync_fixture.hpp"
 #include "support/temp_dir.hpp"
-#include "testing/certs.hpp"
+#include <lindra/testing/certs.hpp>
 
 #include <lindra/server.hpp>
 #include <lindra/sync.hpp>

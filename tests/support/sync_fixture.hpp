@@ -4,7 +4,7 @@
 #pragma once
 
 #include "support/temp_dir.hpp"
-#include "testing/certs.hpp"
+#include <lindra/testing/certs.hpp>
 
 #include <lindra/replica.hpp>
 #include <lindra/server.hpp>

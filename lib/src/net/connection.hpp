@@ -168,8 +168,10 @@ public:
         }
     }
 
-    // Sends the bodies as frames in one gathered write.
-    asio::awaitable<void> write_frames(const std::vector<std::string>& bodies, milliseconds io) {
+    // Sends the bodies as frames in one gathered write; only the first
+    // `max_bytes` of them if that is less (a fault a test asked for).
+    asio::awaitable<void> write_frames(const std::vector<std::string>& bodies, milliseconds io,
+                                       std::size_t max_bytes = SIZE_MAX) {
         if (bodies.empty()) co_return;
         std::vector<std::array<std::uint8_t, 10>> headers(bodies.size());
         std::vector<asio::const_buffer> buffers;
@@ -182,6 +184,10 @@ public:
             }
             buffers.emplace_back(headers[i].data(), n);
             buffers.emplace_back(bodies[i].data(), bodies[i].size());
+        }
+        for (auto& b : buffers) {
+            b = asio::buffer(b, max_bytes);
+            max_bytes -= b.size();
         }
         arm(deadline_for(io, asio::buffer_size(buffers)));
         try {

@@ -5,7 +5,9 @@
 
 #include "protocol/messages.hpp"
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,6 +18,11 @@ namespace lindra::net {
 struct Reply {
     std::vector<std::string> frames{};  // message bodies; net/ adds the length prefixes
     bool close = false;                 // close the connection once they are sent
+    // Faults a server session may ask for (MockServer's fault layer): wait
+    // this long before sending; send only the first `cut_after_bytes` bytes
+    // of the framed replies, then close.
+    std::chrono::milliseconds delay{0};
+    std::optional<std::size_t> cut_after_bytes{};
 };
 
 // One connection's protocol state. net/ calls it from one strand at a time.

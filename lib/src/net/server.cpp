@@ -48,16 +48,18 @@ struct Server::Impl {
             const std::string peer = ec ? "unknown" : remote.address().to_string() + ":" + std::to_string(remote.port());
             auto conn = tls ? std::make_shared<Connection>(std::move(socket), *tls)
                             : std::make_shared<Connection>(std::move(socket));
+            std::unique_ptr<Session> session;
             {
                 std::lock_guard lock(mutex);
                 if (stopping) co_return;
-                if (live.size() >= config.max_connections) {
-                    conn->close();  // over the cap: no session, no buffer
+                if (live.size() < config.max_connections) session = factory(peer);
+                if (!session) {
+                    conn->close();  // over the cap, or refused: no session, no buffer
                     continue;
                 }
                 live.insert(conn);
             }
-            asio::co_spawn(conn->socket().get_executor(), serve(conn, factory(peer)), asio::detached);
+            asio::co_spawn(conn->socket().get_executor(), serve(conn, std::move(session)), asio::detached);
         }
     }
 
@@ -84,8 +86,12 @@ struct Server::Impl {
                     reply.close = true;
                     reason = e.what();
                 }
-                co_await conn->write_frames(reply.frames, config.io_timeout);
-                close = reply.close;
+                if (reply.delay.count() > 0) {
+                    asio::steady_timer pause(conn->socket().get_executor(), reply.delay);
+                    co_await pause.async_wait(asio::use_awaitable);
+                }
+                co_await conn->write_frames(reply.frames, config.io_timeout, reply.cut_after_bytes.value_or(SIZE_MAX));
+                close = reply.close || reply.cut_after_bytes;
             }
             if (reason.empty()) reason = "closed by the server";
         } catch (const boost::system::system_error& e) {

@@ -27,7 +27,8 @@ struct ServerConfig {
     std::shared_ptr<const TlsContext> tls{};
 };
 
-// Makes the Session of a new connection; `peer` is "address:port".
+// Makes the Session of a new connection; `peer` is "address:port". Null
+// refuses the connection: it is closed before the TLS handshake.
 using SessionFactory = std::function<std::unique_ptr<Session>(const std::string& peer)>;
 
 class Server {

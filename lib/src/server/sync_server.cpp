@@ -1,22 +1,13 @@
-#include "net/server.hpp"
-#include "server/auth.hpp"
-#include "server/session.hpp"
-#include "server/store.hpp"
+#include "server/service.hpp"
 
 #include <lindra/error.hpp>
 #include <lindra/server.hpp>
 
 namespace lindra {
 
-struct SyncServer::Impl {
-    std::unique_ptr<server::ServerStore> store;
-    std::mutex store_mutex;
-    std::unique_ptr<server::Authenticator> auth;
-    std::optional<server::SessionContext> context;
-    std::optional<net::Server> listener;  // last: stops before the rest goes
-};
+namespace server {
 
-SyncServer::SyncServer(ServerOptions options) : impl_(std::make_unique<Impl>()) {
+Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(wrap)) {
     // TLS and tokens first: a server with bad TLS material or token keys
     // fails before it touches its store.
     std::shared_ptr<const net::TlsContext> tls;
@@ -27,9 +18,9 @@ SyncServer::SyncServer(ServerOptions options) : impl_(std::make_unique<Impl>()) 
                         "or insecure = true for plain TCP");
         tls = net::TlsContext::server(options.tls.certificate_chain_pem, options.tls.private_key_pem);
     }
-    impl_->auth = server::token_authenticator(options.tokens);
-    impl_->store = server::open_sqlite_store(
-        options.db_path, {.max_clock_ahead = options.max_clock_ahead, .wall_clock_ms = options.wall_clock_ms});
+    auth_ = token_authenticator(options.tokens);
+    store_ = open_sqlite_store(options.db_path,
+                               {.max_clock_ahead = options.max_clock_ahead, .wall_clock_ms = options.wall_clock_ms});
     protocol::Limits limits;
     limits.max_frame_bytes = static_cast<std::uint32_t>(options.max_frame_bytes);
     limits.max_push_changes = options.max_push_changes;
@@ -39,8 +30,8 @@ SyncServer::SyncServer(ServerOptions options) : impl_(std::make_unique<Impl>()) 
                    std::chrono::system_clock::now().time_since_epoch())
             .count();
     };
-    impl_->context.emplace(server::SessionContext{*impl_->store, impl_->store_mutex, *impl_->auth, limits,
-                                                  std::move(options.log), std::move(wall_clock_ms)});
+    context_.emplace(
+        SessionContext{*store_, store_mutex_, *auth_, limits, std::move(options.log), std::move(wall_clock_ms)});
     net::ServerConfig config;
     config.host = options.host;
     config.port = options.port;
@@ -49,15 +40,28 @@ SyncServer::SyncServer(ServerOptions options) : impl_(std::make_unique<Impl>()) 
     config.idle_timeout = options.idle_timeout;
     config.max_connections = options.max_connections;
     config.tls = std::move(tls);
-    impl_->listener.emplace(config, [this](const std::string& peer) {
-        return std::make_unique<server::ServerSession>(*impl_->context, peer);
+    listener_.emplace(config, [this](const std::string& peer) -> std::unique_ptr<net::Session> {
+        auto session = std::make_unique<ServerSession>(*context_, peer);
+        if (!wrap_) return session;
+        return wrap_(std::move(session), peer);
     });
 }
 
+Service::~Service() { stop(); }
+
+}  // namespace server
+
+struct SyncServer::Impl {
+    explicit Impl(ServerOptions options) : service(std::move(options)) {}
+    server::Service service;
+};
+
+SyncServer::SyncServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
 SyncServer::~SyncServer() { stop(); }
 
-std::uint16_t SyncServer::port() const noexcept { return impl_->listener->port(); }
+std::uint16_t SyncServer::port() const noexcept { return impl_->service.port(); }
 
-void SyncServer::stop() { impl_->listener->stop(); }
+void SyncServer::stop() { impl_->service.stop(); }
 
 }  // namespace lindra

@@ -1,4 +1,4 @@
-#include "testing/certs.hpp"
+#include <lindra/testing/certs.hpp>
 
 #include <lindra/error.hpp>
 

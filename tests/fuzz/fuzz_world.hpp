@@ -1,0 +1,59 @@
+// What lindra's fuzz targets and their corpus generator share: a fixed
+// clock, rows with fixed ids (so a corpus file can name them and replays the
+// same way in every process), the databases that hold them, and the checks.
+#pragma once
+
+#include "protocol/messages.hpp"
+#include "store/database.hpp"
+
+#include <lindra/server.hpp>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace lindra::fuzz {
+
+// The wall clock of every fuzzed server and replica.
+inline constexpr std::int64_t kNowMs = 1'780'000'000'000;  // June 2026
+// The seed rows were written an hour earlier.
+inline constexpr std::int64_t kSeedMs = kNowMs - 3'600'000;
+
+// A course with one mentor group (tests/support/fixture.hpp) and a
+// coordinator, as the writes of one device, seqs 1..n. Their ids are fixed:
+// the same in every run.
+struct Seed {
+    Id organization, course, group, mentor, coordinator;
+    std::vector<Id> candidates;
+    std::vector<Id> modules;
+    std::vector<Id> gatherings;
+    Id device;  // the origin of every change
+    std::vector<protocol::Entry> entries;
+};
+const Seed& seed();
+
+// The server session fuzzer's users; the first input byte picks one.
+struct User {
+    TokenClaims claims;
+    Id device;
+};
+std::span<const User> users();
+
+// A fixed id, distinct for each `n` and `kind` (a few fixed bytes apart).
+Id fixed_id(std::uint8_t kind, std::uint16_t n);
+
+// A closed SQLite file copied to `to`, replacing it and its -wal and -shm.
+void copy_database(const std::string& from, const std::string& to);
+
+// Every row of every table but those in `skip`, in a stable order: equal
+// dumps mean equal contents.
+std::string dump(store::Database& db, std::span<const std::string_view> skip = {});
+
+// PRAGMA integrity_check and foreign_key_check both clean.
+void check_integrity(store::Database& db);
+
+// A fuzz finding: prints `what` and aborts, so libFuzzer keeps the input.
+[[noreturn]] void finding(const std::string& what);
+
+}  // namespace lindra::fuzz
