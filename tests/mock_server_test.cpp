@@ -23,8 +23,8 @@ using lindra::testing::MockServerOptions;
 struct World {
     explicit World(MockServerOptions options = {}) : mock(std::move(options)) {
         mock.seed([&](Writes& w) {
-            const auto org = w.register_organization("Fjordvik", OrganizationKind::municipality);
-            const auto course = w.register_course("Palliative care", "2026", "nb", 4);
+            org = w.register_organization("Fjordvik", OrganizationKind::municipality);
+            course = w.register_course("Palliative care", "2026", "nb", 4);
             module = w.register_module({.course = course, .ordinal = 1, .title = "M1: Basics"});
             group = w.create_group({.course = course, .organization = org, .name = "Fjordvik spring"});
             ola = w.register_person("Ola Nordmann", Profession::assistant, org);
@@ -45,7 +45,7 @@ struct World {
     }
 
     MockServer mock;
-    Id module, group, ola;
+    Id org, course, module, group, ola;
     std::string token;
     TempDir dir;
     Replica tablet{dir.file("ola.db")};
@@ -92,6 +92,25 @@ TEST_CASE("a lost PushAck: the server committed, the retry is acknowledged and n
     CHECK(w.server_time_spent() == 60);
     CHECK(w.mock.pushed_by(w.tablet.device_id()).size() == 2);  // pushed twice, applied once
     CHECK(w.mock.faults().fired() == 1);
+}
+
+TEST_CASE("a refused write whose PushAck was lost is refused again when retried") {
+    World w;
+    require_ok(w.sync());
+    Id other_group;
+    w.mock.seed([&](Writes& s) {
+        other_group = s.create_group({.course = w.course, .organization = w.org, .name = "Not Ola's"});
+    });
+    w.tablet.add_time_spent(w.ola, w.module, other_group, 30);  // Ola is no member there
+    w.mock.faults().lose_push_ack();
+    CHECK(w.sync().outcome == SyncOutcome::offline);
+
+    const auto r = w.sync();
+    require_ok(r);
+    REQUIRE(r.rejected.size() == 1);
+    CHECK(r.rejected[0].code == "permission_denied");
+    CHECK(r.rejected[0].row_removed);
+    CHECK(w.tablet.progress_of(w.ola).empty());
 }
 
 TEST_CASE("a connection dropped after some frames leaves nothing half done") {

@@ -160,23 +160,32 @@ net::Reply SyncSession::push_ack(const protocol::PushAck& m) {
         detail::Core::WriteTransaction txn(core_);
         // Refused changes go back to the server's state with their
         // acknowledgement, in one transaction: none is half undone.
+        // Later writes to a dropped row go with it; those the server has not
+        // seen yet are reported here, the ones in flight by the server.
+        const std::int64_t judged = in_flight_.empty() ? acked.last_seq : in_flight_.back().last_seq;
         for (const auto& r : m.rejected) {
             const EntityDef& e = *find_entity(r.entity);  // the decoder checked it
-            core_.revert(e, r.row, r.fields, r.current, r.drop_row);
+            const auto dropped = core_.revert(e, r.row, r.fields, r.current, r.drop_row);
             SyncRejection& out = rejected.emplace_back();
             out = {r.seq, std::string(protocol::to_string(r.code)), r.reason, std::string(e.name), r.row, {},
                    r.drop_row};
             for (const auto tag : r.fields) out.fields.emplace_back(e.field(tag)->name);
+            for (const auto& d : dropped)
+                if (d.seq > judged) rejected.push_back({d.seq, out.code, out.reason, out.entity, r.row, {}, true});
         }
         core_.acknowledge(acked.last_seq);
         txn.commit();
     }
     result_.changes_pushed += acked.changes;
+    report(rejected);
+    return next();
+}
+
+void SyncSession::report(std::vector<SyncRejection>& rejected) {
     for (auto& r : rejected) {
         if (options_.on_rejected) options_.on_rejected(r);
         result_.rejected.push_back(std::move(r));
     }
-    return next();
 }
 
 net::Reply SyncSession::pull(std::string cursor) {
@@ -187,11 +196,15 @@ net::Reply SyncSession::pull(std::string cursor) {
 
 net::Reply SyncSession::pull_batch(protocol::PullBatch& m) {
     std::int64_t purged = 0;
+    std::vector<SyncRejection> dropped;  // own changes to purged rows
     {
         std::lock_guard lock(core_.mutex);
         detail::Core::WriteTransaction txn(core_);
         for (const auto& p : m.purges) {
-            core_.purge(p.rows);
+            for (const auto& d : core_.purge(p.rows))
+                dropped.push_back({d.seq, "permission_denied",
+                                   "this user may no longer see the row; the change was discarded with it",
+                                   std::string(find_entity(d.entity)->name), d.row, {}, true});
             purged += static_cast<std::int64_t>(p.rows.size());
         }
         core_.apply_pulled(m.changes, m.next_cursor, !m.has_more);
@@ -201,6 +214,7 @@ net::Reply SyncSession::pull_batch(protocol::PullBatch& m) {
         if (purged > 0) core_.db.truncate_wal();
     }
     result_.rows_purged += purged;
+    report(dropped);
     result_.changes_pulled += static_cast<std::int64_t>(m.changes.size());
     progress(SyncPhase::pulling, m.remaining);
     if (m.has_more) return pull(std::move(m.next_cursor));

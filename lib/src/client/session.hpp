@@ -37,6 +37,8 @@ private:
     net::Reply finish(SyncOutcome outcome, std::string message);
     net::Reply send(const protocol::ClientMessage& m);
     void progress(SyncPhase phase, std::uint64_t remaining = 0);
+    // Tells the app of refused or discarded changes, once they are undone.
+    void report(std::vector<SyncRejection>& rejected);
 
     detail::Core& core_;
     const SyncOptions& options_;

@@ -408,13 +408,10 @@ std::vector<Change> Core::field_changes(const EntityDef& e, const Id& row, std::
     return out;
 }
 
-void Core::revert(const EntityDef& e, const Id& row, std::span<const std::uint16_t> tags,
-                  std::span<const Change> server_state, bool drop_row) {
+std::vector<Core::Dropped> Core::revert(const EntityDef& e, const Id& row, std::span<const std::uint16_t> tags,
+                                        std::span<const Change> server_state, bool drop_row) {
     check_writable();
-    if (drop_row) {
-        purge(std::span<const Id>(&row, 1));
-        return;
-    }
+    if (drop_row) return purge(std::span<const Id>(&row, 1));
     for (const auto& c : server_state) {
         const FieldDef* f = e.field(c.field);
         if (c.entity != e.tag || c.row != row || !f || std::find(tags.begin(), tags.end(), c.field) == tags.end())
@@ -422,7 +419,7 @@ void Core::revert(const EntityDef& e, const Id& row, std::span<const std::uint16
         model::validate(e, *f, c.value);
     }
     model::RowState st = load(e, row);
-    if (!st.exists) return;  // gone already (purged)
+    if (!st.exists) return {};  // gone already (purged)
     const model::RowState fresh = model::row_store(e).empty();
     for (const auto tag : tags) {
         const FieldDef* f = e.field(tag);
@@ -434,16 +431,21 @@ void Core::revert(const EntityDef& e, const Id& row, std::span<const std::uint16
     }
     const Mutation mutation(*this);
     model::row_store(e).save(db, row, st);
+    return {};
 }
 
-void Core::purge(std::span<const Id> rows) {
+std::vector<Core::Dropped> Core::purge(std::span<const Id> rows) {
     check_writable();
     const Mutation mutation(*this);
+    std::vector<Dropped> dropped;
     for (const auto& row : rows) {
         for (const auto& e : entities())
             db.cached("DELETE FROM " + std::string(e.name) + " WHERE id = ?")->bind(1, row).run();
-        db.cached("DELETE FROM lindra_outbox WHERE row_id = ?")->bind(1, row).run();
+        auto st = db.cached("DELETE FROM lindra_outbox WHERE row_id = ? RETURNING seq, entity");
+        st->bind(1, row);
+        while (st->step()) dropped.push_back({st->int64(0), static_cast<std::uint16_t>(st->int64(1)), row});
     }
+    return dropped;
 }
 
 void Core::make_durable() { db.checkpoint(); }

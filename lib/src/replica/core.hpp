@@ -93,11 +93,18 @@ class Core {
     // The server refused a change of this device: the fields `tags` of the
     // row become exactly `server_state` (the others keep theirs), or the row
     // goes if the server has none this user may see (`drop_row`).
-    void revert(const EntityDef& e, const Id& row, std::span<const std::uint16_t> tags,
-                std::span<const Change> server_state, bool drop_row);
+    // Returns the outbox entries dropped with the row.
+    struct Dropped {
+        std::int64_t seq;
+        std::uint16_t entity;
+        Id row;
+    };
+    std::vector<Dropped> revert(const EntityDef& e, const Id& row, std::span<const std::uint16_t> tags,
+                                     std::span<const Change> server_state, bool drop_row);
     // Deletes the rows (any entity), their clocks and their outbox entries:
     // this user may no longer see them. secure_delete overwrites the bytes.
-    void purge(std::span<const Id> rows);
+    // Returns the outbox entries deleted, for the app to hear of.
+    std::vector<Dropped> purge(std::span<const Id> rows);
     // Makes every committed write durable (a FULL sync point) before pushing.
     void make_durable();
 

@@ -171,11 +171,10 @@ public:
         const std::int64_t now = core_.clock.wall_ms();
         for (const auto& entry : entries) {
             if (entry.changes.empty()) continue;
-            if (entry.seq <= before.highest_seq) {  // a retry, if the log holds this very change
-                check_retry(device, entry);
-                continue;
-            }
-            after = {entry.seq, entry.changes.front().hlc};
+            if (entry.seq > before.highest_seq) after = {entry.seq, entry.changes.front().hlc};
+            // A retry: acknowledged again if it was applied; judged again if
+            // it was refused (the device never heard the answer).
+            else if (logged(device, entry)) continue;
             const Change& first = entry.changes.front();
             const EntityDef& e = *find_entity(first.entity);  // the decoder checked it
             const auto row = core_.load(e, first.row);
@@ -412,10 +411,12 @@ private:
     // same row, hlc and values (copies of one file share their clock, so the
     // hlc alone can match). Entries refused earlier are not in the log;
     // their retry is acknowledged again.
-    void check_retry(const Id& device, const protocol::Entry& entry) {
+    // Whether the log holds `entry`, a retried seq of the device. Throws if
+    // it holds another change under that seq.
+    bool logged(const Id& device, const protocol::Entry& entry) {
         auto st = core_.db.cached("SELECT entity, row_id, hlc, fields FROM lindra_log WHERE origin = ? AND seq = ?");
         st->bind(1, device).bind(2, entry.seq);
-        if (!st->step()) return;
+        if (!st->step()) return false;
         const Change& first = entry.changes.front();
         const auto fields = st->blob(3);
         const bool same = st->int64(0) == first.entity && st->id(1) == first.row &&
@@ -426,6 +427,7 @@ private:
                         "seq " + std::to_string(entry.seq) +
                             " from this device already holds another change: two devices share one id"
                             " (was this database file copied from another tablet?)");
+        return true;
     }
 
     std::int64_t head() {
