@@ -66,8 +66,12 @@ Database::Database(const std::string& path, const OpenOptions& options) : path_(
         // journal_mode reports the mode it got; anything but WAL (e.g. a
         // read-only medium) is an error rather than a silent downgrade.
         auto s = prepare("PRAGMA journal_mode=WAL");
-        if (!s.step() || (s.text(0) != "wal" && path != ":memory:"))
-            throw Error(Errc::storage, "cannot switch " + path + " to WAL mode");
+        const bool wal = s.step() && (s.text(0) == "wal" || path == ":memory:");
+        // A new file records the mode in a commit that runs after the row
+        // came back; its I/O error shows only on the step that finishes.
+        while (s.step()) {
+        }
+        if (!wal) throw Error(Errc::storage, "cannot switch " + path + " to WAL mode");
         exec(options.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
         exec("PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON");
     } catch (...) {
