@@ -186,11 +186,12 @@ void Proxy::forward(int client, int server, std::optional<Cut> cut) {
             was_cut = cutting && cut_at && s.passed >= *cut_at;
         }
     }
+    // Counted before closing: a peer that sees the close may ask at once.
+    if (was_cut) ++cuts_;
     for (const int fd : {client, server}) {
         ::shutdown(fd, SHUT_RDWR);
         ::close(fd);
     }
-    if (was_cut) ++cuts_;
     ++finished_;
 }
 

@@ -160,18 +160,13 @@ net::Reply SyncSession::push_ack(const protocol::PushAck& m) {
         detail::Core::WriteTransaction txn(core_);
         // Refused changes go back to the server's state with their
         // acknowledgement, in one transaction: none is half undone.
-        // Later writes to a dropped row go with it; those the server has not
-        // seen yet are reported here, the ones in flight by the server.
-        const std::int64_t judged = in_flight_.empty() ? acked.last_seq : in_flight_.back().last_seq;
         for (const auto& r : m.rejected) {
             const EntityDef& e = *find_entity(r.entity);  // the decoder checked it
-            const auto dropped = core_.revert(e, r.row, r.fields, r.current, r.drop_row);
+            core_.revert(e, r.row, r.seq, r.fields, r.current, r.drop_row);
             SyncRejection& out = rejected.emplace_back();
             out = {r.seq, std::string(protocol::to_string(r.code)), r.reason, std::string(e.name), r.row, {},
-                   r.drop_row};
+                   r.drop_row && !core_.load(e, r.row).exists};
             for (const auto tag : r.fields) out.fields.emplace_back(e.field(tag)->name);
-            for (const auto& d : dropped)
-                if (d.seq > judged) rejected.push_back({d.seq, out.code, out.reason, out.entity, r.row, {}, true});
         }
         core_.acknowledge(acked.last_seq);
         txn.commit();

@@ -401,17 +401,27 @@ std::vector<Change> Core::field_changes(const EntityDef& e, const Id& row, std::
             out.push_back({e.tag, row, f->tag, fs.value, fs.clock.hlc, fs.clock.origin});
             continue;
         }
-        // A counter is its origins' totals; the field's clock orders them.
+        // A counter is its origins' totals. The field's clock comes back as
+        // the highest of their clocks, so the other origins' totals go one
+        // tick below it.
         for (const auto& [origin, total] : fs.totals)
-            out.push_back({e.tag, row, f->tag, total, fs.clock.hlc, origin});
+            out.push_back({e.tag, row, f->tag, total, origin == fs.clock.origin ? fs.clock.hlc : fs.clock.hlc - 1, origin});
     }
     return out;
 }
 
-std::vector<Core::Dropped> Core::revert(const EntityDef& e, const Id& row, std::span<const std::uint16_t> tags,
-                                        std::span<const Change> server_state, bool drop_row) {
+void Core::revert(const EntityDef& e, const Id& row, std::int64_t seq, std::span<const std::uint16_t> tags,
+                  std::span<const Change> server_state, bool drop_row) {
     check_writable();
-    if (drop_row) return purge(std::span<const Id>(&row, 1));
+    if (drop_row) {
+        auto later = db.cached("SELECT 1 FROM lindra_outbox WHERE row_id = ? AND seq > ? LIMIT 1");
+        later->bind(1, row).bind(2, seq);
+        if (!later->step()) {
+            purge(std::span<const Id>(&row, 1));
+            return;
+        }
+        server_state = {};
+    }
     for (const auto& c : server_state) {
         const FieldDef* f = e.field(c.field);
         if (c.entity != e.tag || c.row != row || !f || std::find(tags.begin(), tags.end(), c.field) == tags.end())
@@ -419,19 +429,41 @@ std::vector<Core::Dropped> Core::revert(const EntityDef& e, const Id& row, std::
         model::validate(e, *f, c.value);
     }
     model::RowState st = load(e, row);
-    if (!st.exists) return {};  // gone already (purged)
+    if (!st.exists) return;  // gone already (purged)
     const model::RowState fresh = model::row_store(e).empty();
     for (const auto tag : tags) {
         const FieldDef* f = e.field(tag);
-        if (!f || f->key) continue;  // identity never changes, so never needs reverting
+        if (!f) continue;
+        // A key's value never changes, but its clock must become the
+        // server's too, so both hold the same row.
+        const bool known = std::any_of(server_state.begin(), server_state.end(),
+                                       [&](const Change& c) { return c.field == tag; });
         auto& fs = st.fields[e.index_of(*f)];
+        if (f->key && !known) {
+            // The row stays for later writes, with its identity, but not as
+            // written by the refused change: whoever the server takes the
+            // keys from sets their clock.
+            if (drop_row) fs.clock = {};
+            continue;
+        }
         fs = fresh.fields[e.index_of(*f)];
         for (const auto& c : server_state)
             if (c.field == tag) model::merge_field(*f, fs, c.value, Clock{c.hlc, c.origin});
     }
+    // Later writes to the row are still to be judged: the row keeps them
+    // on top of the server's state, as the server will if it takes them.
+    auto later = db.cached("SELECT seq, hlc, fields FROM lindra_outbox WHERE row_id = ? AND seq > ? ORDER BY seq");
+    later->bind(1, row).bind(2, seq);
+    std::vector<Change> pending;
+    while (later->step())
+        codec::decode_fields(later->blob(2), {e.tag, row, 0, {}, static_cast<std::uint64_t>(later->int64(1)), device},
+                             pending);
+    for (const auto& c : pending)
+        if (std::find(tags.begin(), tags.end(), c.field) != tags.end())
+            model::merge_field(*e.field(c.field), st.fields[e.index_of(*e.field(c.field))], c.value,
+                               Clock{c.hlc, c.origin});
     const Mutation mutation(*this);
     model::row_store(e).save(db, row, st);
-    return {};
 }
 
 std::vector<Core::Dropped> Core::purge(std::span<const Id> rows) {

@@ -90,17 +90,18 @@ class Core {
     // one change per origin): what the server sends back for a refused
     // change. Fields never written are left out.
     std::vector<Change> field_changes(const EntityDef& e, const Id& row, std::span<const std::uint16_t> tags);
-    // The server refused a change of this device: the fields `tags` of the
-    // row become exactly `server_state` (the others keep theirs), or the row
-    // goes if the server has none this user may see (`drop_row`).
-    // Returns the outbox entries dropped with the row.
+    // The server refused change `seq` of this device: the fields `tags` of
+    // the row become exactly `server_state` (the others keep theirs). With
+    // `drop_row` the server has no such row this user may see: the row goes,
+    // unless later writes to it are still to be judged by the server (they
+    // keep it, the refused fields back to never written).
+    void revert(const EntityDef& e, const Id& row, std::int64_t seq, std::span<const std::uint16_t> tags,
+                std::span<const Change> server_state, bool drop_row);
     struct Dropped {
         std::int64_t seq;
         std::uint16_t entity;
         Id row;
     };
-    std::vector<Dropped> revert(const EntityDef& e, const Id& row, std::span<const std::uint16_t> tags,
-                                     std::span<const Change> server_state, bool drop_row);
     // Deletes the rows (any entity), their clocks and their outbox entries:
     // this user may no longer see them. secure_delete overwrites the bytes.
     // Returns the outbox entries deleted, for the app to hear of.

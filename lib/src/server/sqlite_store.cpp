@@ -49,6 +49,16 @@ CREATE TABLE IF NOT EXISTS lindra_grant (
     backfill_to INTEGER NOT NULL,
     PRIMARY KEY (device_id, gen)
 ) WITHOUT ROWID;
+-- Entries refused, so a retry (its PushAck was lost) is refused again, the
+-- same way, rather than judged anew: the device may have heard the first
+-- answer on a connection the server no longer knows of.
+CREATE TABLE IF NOT EXISTS lindra_refused (
+    device_id BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    code INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (device_id, seq)
+) WITHOUT ROWID;
 )sql";
 
 // A pull cursor, opaque to clients: the log position the device has
@@ -169,16 +179,29 @@ public:
         // The wall clock, not the HLC: every accepted change moves the HLC
         // forward, and the bound would move with it.
         const std::int64_t now = core_.clock.wall_ms();
+        ScopeSet written;  // the scopes of the entries applied
         for (const auto& entry : entries) {
             if (entry.changes.empty()) continue;
-            if (entry.seq > before.highest_seq) after = {entry.seq, entry.changes.front().hlc};
-            // A retry: acknowledged again if it was applied; judged again if
-            // it was refused (the device never heard the answer).
-            else if (logged(device, entry)) continue;
             const Change& first = entry.changes.front();
             const EntityDef& e = *find_entity(first.entity);  // the decoder checked it
+            if (entry.seq <= before.highest_seq) {
+                // A retry: acknowledged again if it was applied, refused
+                // again if it was refused, with the row as it is now.
+                if (!logged(device, entry))
+                    if (auto r = refusal_of(device, entry.seq))
+                        out.rejected.push_back(
+                            rejected(access, e, core_.load(e, first.row), entry, r->first, std::move(r->second)));
+                continue;
+            }
+            after = {entry.seq, first.hlc};
             const auto row = core_.load(e, first.row);
             auto reject = [&](protocol::ErrorCode code, std::string reason) {
+                core_.db.cached("INSERT INTO lindra_refused (device_id, seq, code, reason) VALUES (?, ?, ?, ?)")
+                    ->bind(1, device)
+                    .bind(2, entry.seq)
+                    .bind(3, static_cast<std::int64_t>(code))
+                    .bind(4, reason)
+                    .run();
                 out.rejected.push_back(rejected(access, e, row, entry, code, std::move(reason)));
             };
             const auto ahead_ms = static_cast<std::int64_t>(replica::hlc_ms(first.hlc)) - now;
@@ -218,7 +241,9 @@ public:
                 .bind(7, codec::bytes_of(scope))
                 .run();
             out.applied_changes += entry.changes.size();
+            written.insert(scope);
         }
+        if (!access.reads_everything()) hold(device, written);
         if (after.highest_seq != before.highest_seq) {
             core_.db
                 .cached(
@@ -357,15 +382,23 @@ private:
             if (held->scopes == readable) return *held;
         }
         Grant next{readable, {}, c.pos};
-        if (held) {
-            for (const auto& scope : held->scopes) {
-                if (readable.contains(scope)) continue;
-                protocol::Purge& p = purges.emplace_back();
-                p.scope = scope;
-                auto st = core_.db.cached("SELECT DISTINCT row_id FROM lindra_log WHERE scope = ?");
-                st->bind(1, codec::bytes_of(scope));
-                while (st->step()) p.rows.push_back(st->id(0));
+        if (!held) {
+            // No generation to compare with (a first pull, or a cursor this
+            // store never handed out): the device may still hold rows it
+            // wrote itself in scopes it has lost since.
+            auto st = core_.db.cached("SELECT DISTINCT scope FROM lindra_log WHERE origin = ?");
+            st->bind(1, device);
+            std::vector<std::string> lost;
+            while (st->step()) {
+                const auto b = st->blob(0);
+                std::string scope(reinterpret_cast<const char*>(b.data()), b.size());
+                if (!readable.contains(scope)) lost.push_back(std::move(scope));
             }
+            for (auto& scope : lost) purge_scope(std::move(scope), purges);
+        }
+        if (held) {
+            for (const auto& scope : held->scopes)
+                if (!readable.contains(scope)) purge_scope(scope, purges);
             // Still to backfill: what the last generation had not finished,
             // and every scope gained.
             for (std::size_t i = static_cast<std::size_t>(c.backfill_scope); i < held->backfill.size(); ++i)
@@ -398,6 +431,45 @@ private:
         return next;
     }
 
+    // Every row of a scope lost, for the device to delete.
+    void purge_scope(std::string scope, std::vector<protocol::Purge>& purges) {
+        protocol::Purge& p = purges.emplace_back();
+        auto st = core_.db.cached("SELECT DISTINCT row_id FROM lindra_log WHERE scope = ?");
+        st->bind(1, codec::bytes_of(scope));
+        while (st->step()) p.rows.push_back(st->id(0));
+        p.scope = std::move(scope);
+    }
+
+    // The device now holds rows of `written` (it pushed them) that its
+    // grants may lack, if it has not pulled since gaining those scopes: each
+    // grant takes them, to backfill while they stay readable and to purge
+    // once they are lost.
+    void hold(const Id& device, const ScopeSet& written) {
+        if (written.empty()) return;
+        auto st = core_.db.cached("SELECT gen, scopes, backfill FROM lindra_grant WHERE device_id = ?");
+        st->bind(1, device);
+        std::vector<std::tuple<std::int64_t, ScopeSet, std::vector<std::string>>> grown;
+        while (st->step()) {
+            const auto held = decode_scopes(st->blob(1));
+            ScopeSet scopes(held.begin(), held.end());
+            auto backfill = decode_scopes(st->blob(2));
+            bool grew = false;
+            for (const auto& scope : written)
+                if (scopes.insert(scope).second) {
+                    backfill.push_back(scope);
+                    grew = true;
+                }
+            if (grew) grown.emplace_back(st->int64(0), std::move(scopes), std::move(backfill));
+        }
+        for (const auto& [gen, scopes, backfill] : grown)
+            core_.db.cached("UPDATE lindra_grant SET scopes = ?, backfill = ? WHERE device_id = ? AND gen = ?")
+                ->bind(1, codec::bytes_of(encode_scopes(scopes)))
+                .bind(2, codec::bytes_of(encode_scopes(backfill)))
+                .bind(3, device)
+                .bind(4, gen)
+                .run();
+    }
+
     std::optional<Grant> load_grant(const Id& device, std::int64_t gen) {
         auto st = core_.db.cached(
             "SELECT scopes, backfill, backfill_to FROM lindra_grant WHERE device_id = ? AND gen = ?");
@@ -407,12 +479,18 @@ private:
         return Grant{{scopes.begin(), scopes.end()}, decode_scopes(st->blob(1)), st->int64(2)};
     }
 
-    // An entry the server already has a seq for must be that very change:
-    // same row, hlc and values (copies of one file share their clock, so the
-    // hlc alone can match). Entries refused earlier are not in the log;
-    // their retry is acknowledged again.
-    // Whether the log holds `entry`, a retried seq of the device. Throws if
-    // it holds another change under that seq.
+    // How the device's entry `seq` was refused, if it was.
+    std::optional<std::pair<protocol::ErrorCode, std::string>> refusal_of(const Id& device, std::int64_t seq) {
+        auto st = core_.db.cached("SELECT code, reason FROM lindra_refused WHERE device_id = ? AND seq = ?");
+        st->bind(1, device).bind(2, seq);
+        if (!st->step()) return std::nullopt;
+        return std::pair{static_cast<protocol::ErrorCode>(st->int64(0)), st->text(1)};
+    }
+
+    // Whether the log holds `entry`, a retried seq of the device (entries
+    // refused earlier are not in it). An entry the log has a seq for must be
+    // that very change: same row, hlc and values (copies of one file share
+    // their clock, so the hlc alone can match); otherwise this throws.
     bool logged(const Id& device, const protocol::Entry& entry) {
         auto st = core_.db.cached("SELECT entity, row_id, hlc, fields FROM lindra_log WHERE origin = ? AND seq = ?");
         st->bind(1, device).bind(2, entry.seq);

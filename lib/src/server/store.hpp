@@ -62,8 +62,8 @@ public:
     // server's clock is rejected with what the device needs to put the row
     // back; the others are applied. An entry at or below the highest seq is
     // a retry: acknowledged, not applied, if the log holds the same change
-    // under that seq; judged again like a new entry if the log holds none
-    // (it was refused, and the PushAck saying so was lost). Throws lindra::Error (nothing applied) if a retried
+    // under that seq; refused again, for the same reason, if it was refused
+    // (the PushAck saying so was lost). Throws lindra::Error (nothing applied) if a retried
     // seq holds another change (two devices share one id: a copied
     // database file).
     virtual PushOutcome push(const Id& device, const Identity& who, std::span<const protocol::Entry> entries) = 0;
