@@ -5,24 +5,29 @@
 # PushAck and huge first sync).
 #
 # Usage: tests/kill_test.sh PATH_TO_lindra-server PATH_TO_lindra-tablet
-#   KILL_TEST_SEED=N   replay the random choices of an earlier run (the kill
-#                      moments still depend on the machine's timing)
+#   KILL_TEST_SEED=N   replay the random choices of an earlier run (which
+#                      tablet, which victim, which writes; the kill moments
+#                      still depend on the machine's timing)
 #   KILL_TEST_KILLS=N  kills that must hit a running sync (default 50)
+#   KILL_TEST_WRITES_A=N, KILL_TEST_WRITES_B=N  writes before the kills
+#                      (default 1500 and 600)
 #   KILL_TEST_KEEP=1   keep the temporary directory
 #
 # Four tablets, one server on 127.0.0.1 with TLS (the path tablets use; a
 # handshake cut off by a kill is part of what is tested):
 #   A  an admin's tablet: seeds the demo group, then records thousands of
-#      minutes on modules for all four members and plans gatherings;
+#      minutes on modules for all four members, writes reflections and
+#      plans gatherings;
 #   B  mentor Mia's tablet: records her own minutes on the same rows, so the
-#      time-spent counters merge two origins;
+#      time-spent counters merge two origins, and writes reflections;
 #   C  an admin's fresh tablet whose first sync pulls everything; once such a
 #      sync succeeds it is replaced by a new fresh one, so most kills of C
 #      land in a huge first pull;
 #   D  a fresh tablet after the kills: what the server holds.
-# Time spent is a counter: an increment applied twice, or lost, shows up as
-# a wrong total. Every write that exited 0 is logged; the expected state is
-# computed from those logs only.
+# Reflections are long, so pushes and pulls span several batches and a kill
+# can fall between two of them. Time spent is a counter: an increment
+# applied twice, or lost, shows up as a wrong total. Every write that exited
+# 0 is logged; the expected state is computed from those logs only.
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then
@@ -45,7 +50,9 @@ cleanup() {
     # Whatever still runs (a sync, a writer, the server) dies with the test.
     pids=$(jobs -p)
     if [[ -n $pids ]]; then
+        # shellcheck disable=SC2086 # one pid a word
         kill -KILL $pids 2>/dev/null || true
+        # shellcheck disable=SC2086
         wait $pids 2>/dev/null || true
     fi
     if [[ ${KILL_TEST_KEEP:-} == 1 ]]; then
@@ -56,6 +63,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM # so that the cleanup stops the server too
 
 fail() {
     echo "FAIL: $*" >&2
@@ -87,8 +95,8 @@ server_starts=0
 # Starts the server on its store and waits for "listening on". A restart
 # right after a SIGKILL may find the port still held, so it retries.
 start_server() {
-    local attempt i
-    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    local i
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
         "$server_bin" --db "$work/server.db" --listen "127.0.0.1:$port" --token-key "$work/token.key" \
             --cert "$work/server.pem" --key "$work/server.key" >> "$work/server.log" 2>&1 &
         server_pid=$!
@@ -120,9 +128,15 @@ issue --user office-d --role admin > "$work/D.token"
 people=(mia ola kari nils)
 gatherings_planned=0
 
+reflections=0
+# A reflection's text: 4000 code points, the most lindra takes, of 2-byte
+# ones, so that syncs span several batches (at most 2 MiB each).
+filler=$(printf '%3990s' '' | sed 's/ /ø/g')
+
 # plan_writes WHO N FILE: N random writes for tablet WHO into FILE, drawn
 # here (not in a subshell) so that the seed replays them. A line is
-# "PERSON MODULE MINUTES SCORE|-" or "g TITLE" (A plans gatherings too).
+# "PERSON MODULE MINUTES SCORE|-", "r PERSON SERIAL" (a reflection) or
+# "g TITLE" (a gathering, on A only).
 plan_writes() {
     local who=$1 n=$2 file=$3 i person score
     : > "$file"
@@ -132,8 +146,13 @@ plan_writes() {
             printf 'g K%05d\n' "$gatherings_planned" >> "$file"
             continue
         fi
-        person=mia # B is Mia's tablet: she writes her own progress only
+        person=mia # B is Mia's tablet: she writes only her own progress and reflections
         [[ $who == A ]] && person=${people[RANDOM % 4]}
+        if ((RANDOM % 5 == 0)); then
+            reflections=$((reflections + 1))
+            echo "r $person $reflections" >> "$file"
+            continue
+        fi
         score=-
         ((RANDOM % 8 == 0)) && score=$((RANDOM % 101))
         echo "$person $((RANDOM % 8 + 1)) $((RANDOM % 9 + 1)) $score" >> "$file"
@@ -147,6 +166,8 @@ apply_writes() {
     while read -r a b c d; do
         if [[ $a == g ]]; then
             args=(gathering plan fjellvik "$b")
+        elif [[ $a == r ]]; then
+            args=(reflect "$b" "R$c $filler")
         else
             args=(progress "$a" "m$b" start --minutes "$c")
             [[ $d != - ]] && args+=(--score "$d")
@@ -159,26 +180,21 @@ apply_writes() {
     done < "$file"
 }
 
-# sync_until_ok WHO: a sync that must succeed with the server up; a few
-# tries in case the server has not yet seen a killed session's socket close.
-sync_until_ok() {
-    local i
-    for i in 1 2 3 4 5; do
-        # shellcheck disable=SC2046
-        tablet "$1" $(sync_args "$1") >> "$work/$1.sync.log" 2>&1 && return 0
-        sleep 0.2
-    done
-    fail "tablet $1 cannot sync with the server up: $(tail -n 1 "$work/$1.sync.log")"
+# sync_ok WHO: a sync that must succeed, the server being up.
+sync_ok() {
+    # shellcheck disable=SC2046
+    tablet "$1" $(sync_args "$1") >> "$work/$1.sync.log" 2>&1 ||
+        fail "tablet $1 cannot sync with the server up: $(tail -n 1 "$work/$1.sync.log")"
 }
 
 tablet A init > /dev/null
 tablet A seed-demo > /dev/null
 : > "$work/A.writes"
 : > "$work/B.writes"
-sync_until_ok A
+sync_ok A
 issue --user mentor-mia --role mentor --person "$(tablet A id person mia)" > "$work/B.token"
 tablet B init > /dev/null
-sync_until_ok B
+sync_ok B
 
 # Thousands of writes, A and B in parallel (one core each).
 start=$SECONDS
@@ -208,12 +224,13 @@ declare -A outcomes=()
 outcome_of() { # rc logfile
     if (($1 == 137)); then echo killed
     elif (($1 == 0)); then echo ok
-    else sed -n 's/.*sync failed (\([a-z_]*\)).*/\1/p' "$2" | tail -n 1 | grep . || echo "exit-$1"
+    else sed -n 's/.*sync failed (\([^)]*\)).*/\1/p' "$2" | tail -n 1 | tr ' ' - | grep . || echo "exit-$1"
     fi
 }
 
 loop_start=$SECONDS
-while ((tablet_kills + server_kills < min_kills)); do
+# Both kinds of kill, at least a fifth of the total each.
+while ((tablet_kills + server_kills < min_kills || tablet_kills < min_kills / 5 || server_kills < min_kills / 5)); do
     ((iterations < max_iterations)) ||
         fail "only $((tablet_kills + server_kills)) kills hit a running sync in $iterations tries"
     ((SECONDS - loop_start < loop_seconds)) ||
@@ -228,7 +245,7 @@ while ((tablet_kills + server_kills < min_kills)); do
         apply_writes "$who" "$work/plan"
     fi
     # Sometimes the app keeps writing while its tablet syncs.
-    writer= during=0
+    writer="" during=0
     if [[ $who != C ]] && ((RANDOM % 4 == 0)); then
         plan_writes "$who" $((RANDOM % 10 + 1)) "$work/plan.during"
         during=1 concurrent=$((concurrent + 1))
@@ -248,12 +265,12 @@ while ((tablet_kills + server_kills < min_kills)); do
     if [[ $victim == tablet ]]; then
         kill -KILL "$sync_pid" 2>/dev/null || true
         rc=0
-        wait "$sync_pid" || rc=$?
+        wait "$sync_pid" 2>/dev/null || rc=$? # (no "Killed" notice)
         # 137: the kill found it running (our unreaped child's pid cannot be reused).
         ((rc == 137)) && tablet_kills=$((tablet_kills + 1))
     else
         kill -KILL "$server_pid"
-        wait "$server_pid" || true
+        wait "$server_pid" 2>/dev/null || true
         rc=0
         wait "$sync_pid" || rc=$?
         # The sync failed: the server died under it.
@@ -262,7 +279,7 @@ while ((tablet_kills + server_kills < min_kills)); do
     fi
     [[ -n $writer ]] && wait "$writer"
     result=$(outcome_of "$rc" "$log")
-    outcomes[$victim:$result]=$((${outcomes[$victim:$result]:-0} + 1))
+    outcomes[$victim:$who:$result]=$((${outcomes[$victim:$who:$result]:-0} + 1))
     if [[ $result == ok ]]; then
         missed=$((missed + 1))
         limit[$who]=$((${limit[$who]} * 3 / 4 + 5))
@@ -274,9 +291,12 @@ while ((tablet_kills + server_kills < min_kills)); do
         fi
     else
         limit[$who]=$((${limit[$who]} * 5 / 4 + 5))
-        # With the server up, only a kill explains a failed sync.
+        # With the server up, only a kill explains a failed sync; a server
+        # that died is "offline" (try again later), else the app gives up.
         if [[ $victim == tablet && $result != killed ]]; then
             fail "tablet $who's sync failed with the server up: $(tail -n 1 "$log")"
+        elif [[ $victim == server && $result != offline ]]; then
+            fail "tablet $who's sync ended \"$result\" when the server died, not offline: $(tail -n 1 "$log")"
         fi
     fi
     [[ $result == ok || $result == killed || $victim:$result == server:offline ]] && rm -f "$log"
@@ -285,18 +305,18 @@ loop_time=$((SECONDS - loop_start))
 
 # ---- convergence and checks ----------------------------------------------------
 
-sync_until_ok A
-sync_until_ok B
-sync_until_ok A
-sync_until_ok C
+sync_ok A
+sync_ok B
+sync_ok A
+sync_ok C
 tablet D init > /dev/null
-sync_until_ok D
+sync_ok D
 
 # The state every tablet must show, from the logs of writes that exited 0:
 # per person and module "PERSON ORDINAL STATUS ATTEMPT BEST MINUTES", then
 # the planned gatherings' titles.
 cat "$work/A.writes" "$work/B.writes" | awk -v people="${people[*]}" '
-    $1 == "g" { next }
+    $1 == "g" || $1 == "r" { next }
     { k = $1 " " $2; minutes[k] += $3; seen[k] = 1
       if ($4 != "-" && (!(k in best) || $4 + 0 > best[k])) best[k] = $4 + 0 }
     END {
@@ -321,6 +341,8 @@ gatherings_on() { tablet "$1" roster fjellvik | awk '/^gatherings:/ { g = 1; nex
 gathering_count_on() { tablet "$1" roster fjellvik | awk '/^gatherings:/ { g = 1; next } g && NF { n++ } END { print n + 0 }'; }
 
 expected_gatherings=$(($(wc -l < "$work/expected.gatherings") + 4)) # the 4 seeded ones
+expected_reflections=$(cat "$work/A.writes" "$work/B.writes" | grep -c '^r ' || true)
+expected_rows=$(grep -c in_progress "$work/expected.progress" || true)
 errors=0
 for who in A B C D; do
     outbox=$(tablet "$who" outbox | grep -oE '[0-9]+' | head -n 1)
@@ -337,10 +359,15 @@ for who in A B C D; do
     fi
     count=$(gathering_count_on "$who")
     ((count == expected_gatherings)) ||
-        { echo "FAIL: tablet $who has $count gatherings, not $expected_gatherings" >&2; errors=$((errors + 1)); }
+        { echo "FAIL: tablet $who's roster has $count gatherings, not $expected_gatherings" >&2; errors=$((errors + 1)); }
+    for entity in gathering:$expected_gatherings reflection:$expected_reflections module_progress:$expected_rows; do
+        count=$(tablet "$who" count "${entity%:*}")
+        [[ $count == "${entity#*:}" ]] ||
+            { echo "FAIL: tablet $who holds $count ${entity%:*} rows, not ${entity#*:}" >&2; errors=$((errors + 1)); }
+    done
 done
 # A check that compared nothing would pass: the expected state is not trivial.
-[[ $(grep -c in_progress "$work/expected.progress") -gt 0 && $expected_gatherings -gt 4 ]] ||
+((expected_rows > 0 && expected_reflections > 0 && expected_gatherings > 4)) ||
     fail "the test wrote nothing to check"
 
 writes=$(cat "$work/A.writes" "$work/B.writes" | wc -l)
@@ -348,11 +375,11 @@ minutes=$(awk '{ s += $6 } END { print s }' "$work/expected.progress")
 write_failures=$(cat "$work"/*.write-errors 2>/dev/null | grep -c '^failed:' || true)
 echo "kills that hit a running sync: $tablet_kills of tablet syncs, $server_kills of the server" \
     "($iterations tries, $missed syncs ended first; $loop_time s)"
-printf 'sync outcomes (killed process: how the sync ended):'
+printf 'syncs (killed: tablet synced: how the sync ended):'
 for k in $(printf '%s\n' "${!outcomes[@]}" | sort); do printf ' %s=%s' "$k" "${outcomes[$k]}"; done
 echo
 echo "writes: $writes ($write_failures refused), $concurrent rounds writing during the sync; $minutes minutes" \
-    "on $(grep -c in_progress "$work/expected.progress") progress rows; $expected_gatherings gatherings;" \
+    "on $expected_rows progress rows; $expected_reflections reflections; $expected_gatherings gatherings;" \
     "$fresh_c fresh tablets C; server started $server_starts times"
 echo "seed $seed"
 ((errors == 0)) || fail "$errors checks failed (seed $seed)"

@@ -100,6 +100,8 @@ device=$(grep -oE "$uuid" <<<"$out")
 expect_ok "init again keeps the device id" "device id: $device" init
 expect_ok "seed-demo" "8 modules" seed-demo
 expect_error "seed-demo twice is refused" 1 "already has the demo course" seed-demo
+expect_ok "count the seeded gatherings" "^4$" count gathering
+expect_error "count an unknown entity" 1 "unknown entity" count gatherings
 
 expect_ok "groups lists the demo group" "Fjellvik nursing home group +Palliative care basics" groups
 group_id=$(grep -oE "$uuid" <<<"$out" | head -n 1)

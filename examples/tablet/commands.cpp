@@ -189,7 +189,8 @@ void cmd_attend(Session& s) {
     const Id person = resolve(r, "person", s.operand(1));
     const auto [row, group] = find_gathering(r, gathering);
     const auto who = person_name(r, person);
-    if (!member(r.roster(group.id), person))
+    const auto roster = r.roster(group.id);
+    if (!member(roster, person))
         throw Error(Errc::invalid_argument, who + " is not a member of group " + group.name);
 
     r.record_attendance(gathering, person, status, s.option("--note").value_or(""));
@@ -203,7 +204,8 @@ void cmd_confirm(Session& s) {
     const Id person = resolve(r, "person", s.operand(0));
     const auto group = pick_group(r, person, std::nullopt, s.option("--group"));
     const auto who = person_name(r, person);
-    const auto* m = member(r.roster(group.id), person);
+    const auto roster = r.roster(group.id);
+    const auto* m = member(roster, person);
     if (!m || m->role != lindra::MemberRole::candidate)
         throw Error(Errc::invalid_argument, who + " is not a candidate of group " + group.name);
     const Id mentor = pick_mentor(r, group, s.option("--mentor"));
@@ -282,6 +284,12 @@ void cmd_id(Session& s) {
         throw UsageError("id wants person, group, module or gathering, not \"" + kind + "\"");
     const std::string entity = kind == "group" ? "mentor_group" : kind;
     s.out() << resolve(s.replica(), entity, s.operand(1)).to_string() << '\n';
+}
+
+// How many rows of an entity the replica holds: reflections, say, which no
+// other command lists; comparing two devices' counts shows what one lacks.
+void cmd_count(Session& s) {
+    s.out() << s.replica().count(s.operand(0)) << '\n';
 }
 
 void cmd_gathering_rename(Session& s) {
@@ -377,6 +385,7 @@ std::span<const Command> commands() {
         {"gathering rename", "GATHERING TITLE", {}, "give the gathering another title", cmd_gathering_rename},
         {"outbox", "", {}, "how many local changes wait for the server", cmd_outbox},
         {"id", "person|group|module|gathering NAME", {}, "print the id a name stands for", cmd_id},
+        {"count", "ENTITY", {}, "how many rows of ENTITY (gathering, reflection, ...) this device holds", cmd_count},
         {"sync",
          "",
          {"--server HOST:PORT", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...", "--insecure"},

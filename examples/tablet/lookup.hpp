@@ -31,8 +31,10 @@ lindra::Group pick_group(const lindra::Replica& replica, const lindra::Id& perso
 lindra::Id pick_mentor(const lindra::Replica& replica, const lindra::Group& group,
                        const std::optional<std::string>& mentor_name);
 
-// The member entry of `person` in the roster, or nullptr.
+// The member entry of `person` in the roster, or nullptr. The entry points
+// into `roster`, so a temporary roster is refused.
 const lindra::RosterEntry* member(const lindra::Roster& roster, const lindra::Id& person);
+const lindra::RosterEntry* member(const lindra::Roster&& roster, const lindra::Id& person) = delete;
 
 // A gathering and the group it belongs to.
 struct GatheringInGroup {
