@@ -60,8 +60,16 @@ net::Reply SyncSession::on_frame(std::span<const std::uint8_t> body) {
     result_.bytes_received += framed_size(body.size());
     try {
         // The server sends whole entries, never more than asked for unless
-        // one entry alone is bigger.
-        auto message = protocol::decode_server(body, pull_limit_ + protocol::max_changes_per_entry());
+        // one entry alone is bigger. A PushAck carries, for each refused
+        // entry, the server's state of its fields: a counter as one change
+        // per device that added to it, so allow a generous multiple.
+        constexpr std::size_t kOriginsPerCounter = 16;
+        const std::size_t budget =
+            protocol::max_changes_per_entry() +
+            (state_ == State::pushing && !in_flight_.empty()
+                 ? kOriginsPerCounter * static_cast<std::size_t>(in_flight_.front().changes)
+                 : pull_limit_);
+        auto message = protocol::decode_server(body, budget);
         if (const auto* e = std::get_if<protocol::ErrorMessage>(&message)) {
             result_.error_code = std::string(protocol::to_string(e->code));
             result_.retry_after_ms = e->retry_after_ms;

@@ -180,6 +180,7 @@ public:
         // forward, and the bound would move with it.
         const std::int64_t now = core_.clock.wall_ms();
         ScopeSet written;  // the scopes of the entries applied
+        ScopeSet refill;   // scopes of rows the device is told to drop
         for (const auto& entry : entries) {
             if (entry.changes.empty()) continue;
             const Change& first = entry.changes.front();
@@ -189,8 +190,8 @@ public:
                 // again if it was refused, with the row as it is now.
                 if (!logged(device, entry))
                     if (auto r = refusal_of(device, entry.seq))
-                        out.rejected.push_back(
-                            rejected(access, e, core_.load(e, first.row), entry, r->first, std::move(r->second)));
+                        out.rejected.push_back(rejected(access, e, core_.load(e, first.row), entry, r->first,
+                                                        std::move(r->second), refill));
                 continue;
             }
             after = {entry.seq, first.hlc};
@@ -202,7 +203,7 @@ public:
                     .bind(3, static_cast<std::int64_t>(code))
                     .bind(4, reason)
                     .run();
-                out.rejected.push_back(rejected(access, e, row, entry, code, std::move(reason)));
+                out.rejected.push_back(rejected(access, e, row, entry, code, std::move(reason), refill));
             };
             const auto ahead_ms = static_cast<std::int64_t>(replica::hlc_ms(first.hlc)) - now;
             if (ahead_ms > options_.max_clock_ahead.count()) {
@@ -215,10 +216,20 @@ public:
                 reject(protocol::ErrorCode::permission_denied, std::move(*why));
                 continue;
             }
-            const std::string scope = scope_of(e, first.row, model::merged(e, row, entry.changes));
+            const auto after_entry = model::merged(e, row, entry.changes);
+            const std::string scope = scope_of(e, first.row, after_entry);
             if (scope.empty()) {
                 reject(protocol::ErrorCode::invalid_argument,
                        std::string(e.name) + " without the group or person it belongs to");
+                continue;
+            }
+            // A row comes into being with its identity.
+            if (const auto key = std::find_if(e.fields.begin(), e.fields.end(), [&](const FieldDef& f) {
+                    return f.key && std::holds_alternative<std::monostate>(after_entry.fields[e.index_of(f)].value);
+                });
+                key != e.fields.end()) {
+                reject(protocol::ErrorCode::invalid_argument,
+                       std::string(e.name) + " without its " + std::string(key->name));
                 continue;
             }
             try {
@@ -243,7 +254,7 @@ public:
             out.applied_changes += entry.changes.size();
             written.insert(scope);
         }
-        if (!access.reads_everything()) hold(device, written);
+        if (!access.reads_everything()) hold(device, written, refill);
         if (after.highest_seq != before.highest_seq) {
             core_.db
                 .cached(
@@ -357,16 +368,21 @@ private:
     // A refused entry, with the server's state of the fields it set if the
     // user may read the row, or word to drop it.
     protocol::Rejected rejected(Access& access, const EntityDef& e, const model::RowState& row,
-                                const protocol::Entry& entry, protocol::ErrorCode code, std::string reason) {
+                                const protocol::Entry& entry, protocol::ErrorCode code, std::string reason,
+                                ScopeSet& refill) {
         const Id& id = entry.changes.front().row;
         protocol::Rejected r{entry.seq, code, std::move(reason), e.tag, id};
         for (const auto& c : entry.changes)
             if (std::find(r.fields.begin(), r.fields.end(), c.field) == r.fields.end()) r.fields.push_back(c.field);
-        const bool visible = row.exists && (access.reads_everything() || access.may_read(scope_of(e, id, row)));
+        const std::string scope = row.exists ? scope_of(e, id, row) : std::string();
+        const bool visible = row.exists && (access.reads_everything() || access.may_read(scope));
         if (visible)
             r.current = core_.field_changes(e, id, r.fields);
         else
             r.drop_row = true;
+        // The device drops a row the server has: should its user see the
+        // scope again before it is purged, the scope is backfilled anew.
+        if (row.exists && !visible) refill.insert(scope);
         return r;
     }
 
@@ -381,18 +397,26 @@ private:
             core_.db.cached("DELETE FROM lindra_grant WHERE device_id = ? AND gen < ?")->bind(1, device).bind(2, c.gen).run();
             if (held->scopes == readable) return *held;
         }
-        Grant next{readable, {}, c.pos};
+        // Backfill up to the head, not the cursor: the stream skips the
+        // device's own entries, and those of a scope purged from it may lie
+        // ahead of the cursor (the rest of the overlap arrives twice, which
+        // merging makes harmless).
+        Grant next{readable, {}, head()};
+        std::vector<std::string> own;  // readable scopes the device wrote in, without a grant
         if (!held) {
             // No generation to compare with (a first pull, or a cursor this
-            // store never handed out): the device may still hold rows it
-            // wrote itself in scopes it has lost since.
+            // store never handed out). The device may hold rows it wrote in
+            // scopes it has lost since: purged. It may also have dropped
+            // rows it wrote that the server has (a refusal said to): the
+            // scopes it wrote in are backfilled, its own entries included,
+            // which the stream skips.
             auto st = core_.db.cached("SELECT DISTINCT scope FROM lindra_log WHERE origin = ?");
             st->bind(1, device);
             std::vector<std::string> lost;
             while (st->step()) {
                 const auto b = st->blob(0);
                 std::string scope(reinterpret_cast<const char*>(b.data()), b.size());
-                if (!readable.contains(scope)) lost.push_back(std::move(scope));
+                (readable.contains(scope) ? own : lost).push_back(std::move(scope));
             }
             for (auto& scope : lost) purge_scope(std::move(scope), purges);
         }
@@ -406,9 +430,9 @@ private:
             for (const auto& scope : readable)
                 if (!held->scopes.contains(scope)) next.backfill.push_back(scope);
         }
-        // A device starting from nothing gets every readable entry from the
-        // log stream itself; one resuming gets the new scopes' past first.
-        if (c.pos == 0) next.backfill.clear();
+        // Backfilled even at position 0: the stream skips the device's own
+        // entries, and a purge may have taken some of them.
+        next.backfill.insert(next.backfill.end(), own.begin(), own.end());
         std::int64_t gen = 1;
         {
             auto st = core_.db.cached("SELECT coalesce(max(gen), 0) + 1 FROM lindra_grant WHERE device_id = ?");
@@ -443,9 +467,10 @@ private:
     // The device now holds rows of `written` (it pushed them) that its
     // grants may lack, if it has not pulled since gaining those scopes: each
     // grant takes them, to backfill while they stay readable and to purge
-    // once they are lost.
-    void hold(const Id& device, const ScopeSet& written) {
-        if (written.empty()) return;
+    // once they are lost. Scopes in `refill` lost a row on the device that
+    // the server has: backfilled again while readable, purged once not.
+    void hold(const Id& device, const ScopeSet& written, const ScopeSet& refill) {
+        if (written.empty() && refill.empty()) return;
         auto st = core_.db.cached("SELECT gen, scopes, backfill FROM lindra_grant WHERE device_id = ?");
         st->bind(1, device);
         std::vector<std::tuple<std::int64_t, ScopeSet, std::vector<std::string>>> grown;
@@ -453,13 +478,17 @@ private:
             const auto held = decode_scopes(st->blob(1));
             ScopeSet scopes(held.begin(), held.end());
             auto backfill = decode_scopes(st->blob(2));
-            bool grew = false;
+            const auto before = backfill.size();
+            // A scope the grant did not list is held from now on (purged if
+            // unreadable at the next pull); a refilled one is backfilled
+            // even if listed.
             for (const auto& scope : written)
-                if (scopes.insert(scope).second) {
-                    backfill.push_back(scope);
-                    grew = true;
-                }
-            if (grew) grown.emplace_back(st->int64(0), std::move(scopes), std::move(backfill));
+                if (scopes.insert(scope).second && !refill.contains(scope)) backfill.push_back(scope);
+            for (const auto& scope : refill) {
+                scopes.insert(scope);
+                backfill.push_back(scope);
+            }
+            if (backfill.size() != before) grown.emplace_back(st->int64(0), std::move(scopes), std::move(backfill));
         }
         for (const auto& [gen, scopes, backfill] : grown)
             core_.db.cached("UPDATE lindra_grant SET scopes = ?, backfill = ? WHERE device_id = ? AND gen = ?")
