@@ -52,8 +52,8 @@ void check_round_trip(std::span<const std::uint8_t> body, Decode decode, const c
     } catch (const std::exception& e) {
         finding(std::string(side) + ": a decoded message did not encode: " + e.what());
     }
-    const auto again = decoded(std::span(reinterpret_cast<const std::uint8_t*>(first.data()), first.size()), decode,
-                               side);
+    const auto again =
+        decoded(std::span(reinterpret_cast<const std::uint8_t*>(first.data()), first.size()), decode, side);
     if (!again) finding(std::string(side) + ": lindra's own encoding of a decoded message did not decode");
     if (protocol::encode(*again) != first)
         finding(std::string(side) + ": the encoding of a decoded message changed on a second trip");
@@ -87,8 +87,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const auto body = rest.first(header->body_size);
         rest = rest.subspan(header->body_size);
 
-        check_round_trip(body, [](auto b) { return protocol::decode_client(b, kDevice, kMaxChanges); }, "client");
-        check_round_trip(body, [](auto b) { return protocol::decode_server(b, kMaxChanges); }, "server");
+        check_round_trip(
+            body, [](auto b) { return protocol::decode_client(b, kDevice, kMaxChanges); }, "client");
+        check_round_trip(
+            body, [](auto b) { return protocol::decode_server(b, kMaxChanges); }, "server");
     }
     return 0;
 }

@@ -24,46 +24,6 @@ Id fixed_id(std::uint8_t kind, std::uint16_t n) {
 
 namespace {
 
-// Gives the random ids of a replica's writes fixed ones, in the order they
-// are met; derived row ids are derived again from the renamed keys.
-class Renamer {
-  public:
-    Id operator()(const Id& random) {
-        const auto [it, added] = ids_.try_emplace(random);
-        if (added) it->second = fixed_id(1, next_++);
-        return it->second;
-    }
-
-    void rename(protocol::Entry& entry, const Id& origin) {
-        for (Change& c : entry.changes) {
-            c.origin = origin;
-            if (auto* id = std::get_if<Id>(&c.value)) *id = (*this)(*id);
-        }
-        const EntityDef& e = *find_entity(entry.changes.front().entity);
-        const Id old_row = entry.changes.front().row;
-        Id row;
-        if (const auto it = ids_.find(old_row); it != ids_.end()) {
-            row = it->second;
-        } else if (e.derived_id) {
-            std::vector<Id> keys;
-            for (const FieldDef& f : e.fields) {
-                if (!f.key) continue;
-                const auto c = std::find_if(entry.changes.begin(), entry.changes.end(),
-                                            [&](const Change& x) { return x.field == f.tag; });
-                keys.push_back(std::get<Id>(c->value));
-            }
-            row = ids_[old_row] = Id::derive(e.name, keys);
-        } else {
-            row = (*this)(old_row);
-        }
-        for (Change& c : entry.changes) c.row = row;
-    }
-
-  private:
-    std::map<Id, Id> ids_;
-    std::uint16_t next_ = 1;
-};
-
 Seed make_seed() {
     const test::TempDir dir(true);
     Replica r(dir.file("seed.db"), {.wall_clock_ms = [] { return kSeedMs; }});
@@ -80,7 +40,7 @@ Seed make_seed() {
 
     Seed seed;
     seed.device = fixed_id(2, 0);
-    Renamer rename;
+    Renamer rename(1);
     for (auto& e : r.outbox(SIZE_MAX)) {
         protocol::Entry& entry = seed.entries.emplace_back(protocol::Entry{e.seq, std::move(e.changes)});
         rename.rename(entry, seed.device);
@@ -96,7 +56,60 @@ Seed make_seed() {
     return seed;
 }
 
+bool is_fixed(const Id& id) {
+    Id pattern = fixed_id(id.bytes[2], 0);
+    std::copy(id.bytes.begin() + 14, id.bytes.end(), pattern.bytes.begin() + 14);
+    return id == pattern;
+}
+
 }  // namespace
+
+Id Renamer::operator()(const Id& id) {
+    if (is_fixed(id)) return id;
+    const auto [it, added] = ids_.try_emplace(id);
+    if (added) it->second = fixed_id(kind_, next_++);
+    return it->second;
+}
+
+void Renamer::rename(protocol::Entry& entry, const Id& origin) {
+    for (Change& c : entry.changes) {
+        c.origin = origin;
+        if (auto* id = std::get_if<Id>(&c.value)) *id = (*this)(*id);
+    }
+    const EntityDef& e = *find_entity(entry.changes.front().entity);
+    const Id old_row = entry.changes.front().row;
+    Id row = old_row;
+    if (const auto it = ids_.find(old_row); it != ids_.end()) {
+        row = it->second;
+    } else if (!e.derived_id) {
+        row = (*this)(old_row);
+    } else {
+        // The write that creates a derived row carries its keys; a later one
+        // of a row whose keys were fixed already has a fixed id.
+        std::vector<Id> keys;
+        for (const FieldDef& f : e.fields) {
+            if (!f.key) continue;
+            const auto c = std::find_if(entry.changes.begin(), entry.changes.end(),
+                                        [&](const Change& x) { return x.field == f.tag; });
+            if (c != entry.changes.end()) keys.push_back(std::get<Id>(c->value));
+        }
+        if (!keys.empty()) row = ids_[old_row] = Id::derive(e.name, keys);
+    }
+    for (Change& c : entry.changes) c.row = row;
+}
+
+std::vector<protocol::Entry> writes(const std::function<void(Writes&)>& fn, const Id& origin, Renamer& rename) {
+    const test::TempDir dir(true);
+    Replica r(dir.file("writes.db"), {.wall_clock_ms = [] { return kNowMs; }});
+    for (const auto& entry : seed().entries) r.apply_remote(entry.changes);
+    r.batch(fn);
+    std::vector<protocol::Entry> out;
+    for (auto& e : r.outbox(SIZE_MAX)) {
+        protocol::Entry& entry = out.emplace_back(protocol::Entry{e.seq, std::move(e.changes)});
+        rename.rename(entry, origin);
+    }
+    return out;
+}
 
 const Seed& seed() {
     static const Seed s = make_seed();
@@ -147,6 +160,11 @@ void check_integrity(store::Database& db) {
     if (!integrity.step() || integrity.text(0) != "ok") finding("integrity_check: " + integrity.text(0));
     auto keys = db.prepare("PRAGMA foreign_key_check");
     if (keys.step()) finding("foreign_key_check: a row of " + keys.text(0) + " refers to a missing row");
+}
+
+void trace(const std::string& what) {
+    static const bool on = std::getenv("LINDRA_FUZZ_TRACE") != nullptr;
+    if (on) std::fprintf(stderr, "  %s\n", what.c_str());
 }
 
 void finding(const std::string& what) {

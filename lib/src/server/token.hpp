@@ -42,7 +42,9 @@ struct Json {
     using Array = std::vector<Json>;
     using Object = std::vector<JsonMember>;  // in document order, keys unique
     // Integers that fit in 64 bits are std::int64_t; other numbers, double.
-    std::variant<std::nullptr_t, bool, std::int64_t, double, std::string, Array, Object> value{};
+    // No `{}` initializer: clang checks one where JsonMember is still
+    // incomplete; the variant's default (null) is the same.
+    std::variant<std::nullptr_t, bool, std::int64_t, double, std::string, Array, Object> value;
 
     // The member `key` of an object; nullptr if absent or not an object.
     const Json* find(std::string_view key) const;
