@@ -16,7 +16,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace boost::asio {
@@ -49,6 +51,25 @@ struct SyncRejection {
     bool row_removed = false;
 };
 
+// Where a SyncClient is, for an app's sync indicator.
+enum class SyncState {
+    idle,        // no round running; the last one succeeded, or none ran yet
+    connecting,
+    pushing,
+    pulling,
+    offline,     // the last round found no server, or lost it: retry later
+    error,       // the last round failed otherwise (see error_code, message)
+};
+std::string_view to_string(SyncState state);
+
+struct SyncStatus {
+    SyncState state = SyncState::idle;
+    std::string error_code{};  // offline or error: the server's error code, if it sent one
+    std::string message{};     // offline or error: why the last round ended
+    std::optional<std::chrono::system_clock::time_point> last_synced{};  // the last round that succeeded
+    std::int64_t pending = 0;  // local changes waiting for the server, as of the last change of state
+};
+
 struct TlsClientOptions {
     std::string ca_pem{};       // the CAs to trust, PEM; empty: the system's
     std::string server_name{};  // the name the certificate must carry; empty: SyncOptions::host
@@ -77,6 +98,8 @@ struct SyncOptions {
     // Called on the sync's thread for each refused change, once it has been
     // rolled back: the place to tell the user their edit did not count.
     std::function<void(const SyncRejection&)> on_rejected{};
+    // Called on the sync's thread whenever SyncClient::status() changes.
+    std::function<void(const SyncStatus&)> on_status{};
 };
 
 enum class SyncOutcome {
@@ -88,6 +111,7 @@ enum class SyncOutcome {
     protocol_error,  // the server sent something this client cannot read
     cancelled,
     local_error,     // the replica failed (e.g. the disk is full)
+    timed_out,       // wait_until_synced: not in sync when the time was up
 };
 std::string_view to_string(SyncOutcome outcome);
 
@@ -130,6 +154,16 @@ public:
     // Ends a running round soon with SyncOutcome::cancelled; what was
     // acknowledged or applied stays. No-op if none runs.
     void cancel();
+
+    // Where the client is now; from any thread.
+    SyncStatus status() const;
+    // Runs rounds until the outbox is empty and the last pull reached the
+    // server's head (ok), a round fails in a way waiting cannot mend (auth,
+    // TLS, protocol or local errors: that round's result), or `timeout`
+    // passes (timed_out, with the last round's message). Between failed
+    // rounds it waits, doubling up to 2 s, or as long as the server asked.
+    // Blocks like sync().
+    SyncResult wait_until_synced(std::chrono::milliseconds timeout);
 
 private:
     struct Impl;

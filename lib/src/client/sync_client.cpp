@@ -3,9 +3,12 @@
 
 #include <lindra/sync.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <thread>
 
 namespace lindra {
 
@@ -19,6 +22,19 @@ std::string_view to_string(SyncOutcome outcome) {
         case SyncOutcome::protocol_error: return "protocol error";
         case SyncOutcome::cancelled: return "cancelled";
         case SyncOutcome::local_error: return "local error";
+        case SyncOutcome::timed_out: return "timed out";
+    }
+    return "?";
+}
+
+std::string_view to_string(SyncState state) {
+    switch (state) {
+        case SyncState::idle: return "idle";
+        case SyncState::connecting: return "connecting";
+        case SyncState::pushing: return "pushing";
+        case SyncState::pulling: return "pulling";
+        case SyncState::offline: return "offline";
+        case SyncState::error: return "error";
     }
     return "?";
 }
@@ -32,14 +48,27 @@ struct SyncClient::Impl {
     std::unique_ptr<net::IoThread> own;  // when the app brings no io_context
     boost::asio::io_context* io;
 
-    std::mutex mutex;  // guards the five below
+    mutable std::mutex mutex;  // guards the six below
     std::condition_variable idle;
     std::shared_ptr<net::ClientConnection> connection;
     std::unique_ptr<client::SyncSession> session;
+    SyncOptions round_options;  // the running round's: `options` with the status kept up to date
     bool running = false;
+    SyncStatus status;
     // Made by the first round, from options.tls; null while insecure.
     std::shared_ptr<const net::TlsContext> tls;
     std::vector<net::SpkiDigest> pins;
+
+    // Changes the status and tells the app (never under `mutex`).
+    void set_status(const std::function<void(SyncStatus&)>& change) {
+        SyncStatus now;
+        {
+            std::lock_guard lock(mutex);
+            change(status);
+            now = status;
+        }
+        if (options.on_status) options.on_status(now);
+    }
 
     // The transport part of `config`: TLS as options.tls says, or plain
     // TCP if options.insecure. Throws lindra::Error for bad TLS options.
@@ -68,6 +97,12 @@ SyncClient::~SyncClient() {
 }
 
 void SyncClient::sync_async(std::function<void(SyncResult)> done) {
+    std::int64_t pending = 0;
+    try {
+        pending = impl_->replica.outbox_size();
+    } catch (const Error&) {
+        // The round itself will report a failing replica.
+    }
     std::unique_lock lock(impl_->mutex);
     if (impl_->running) {
         lock.unlock();  // `done` may call back into this client
@@ -89,7 +124,18 @@ void SyncClient::sync_async(std::function<void(SyncResult)> done) {
         return;
     }
     impl_->running = true;
-    impl_->session = std::make_unique<client::SyncSession>(detail::core_of(impl_->replica), impl_->options);
+    impl_->round_options = impl_->options;
+    impl_->round_options.on_progress = [impl = impl_.get(), last = SyncState::connecting](const SyncProgress& p) mutable {
+        const auto state = p.phase == SyncPhase::pushing ? SyncState::pushing
+                           : p.phase == SyncPhase::pulling ? SyncState::pulling
+                                                           : last;
+        if (state != last) impl->set_status([&](SyncStatus& s) { s.state = last = state; });
+        if (impl->options.on_progress) impl->options.on_progress(p);
+    };
+    impl_->session = std::make_unique<client::SyncSession>(detail::core_of(impl_->replica), impl_->round_options);
+    lock.unlock();  // `running` keeps other rounds out; the app hears "connecting" first
+    impl_->set_status([&](SyncStatus& s) { s = {SyncState::connecting, {}, {}, s.last_synced, pending}; });
+    lock.lock();
     config.host = impl_->options.host;
     config.port = impl_->options.port;
     config.max_frame = impl_->options.max_frame_bytes;
@@ -99,15 +145,31 @@ void SyncClient::sync_async(std::function<void(SyncResult)> done) {
         *impl_->io, config, *impl_->session, [impl = impl_.get(), done = std::move(done)](net::ClientOutcome outcome) {
             // The round is over before `done` runs, so `done` (or whoever it
             // wakes) may start the next one at once.
+            std::int64_t pending = -1;
+            try {
+                pending = impl->replica.outbox_size();
+            } catch (const Error&) {
+            }
             SyncResult result;
+            SyncStatus status;
             {
                 std::lock_guard lock(impl->mutex);
                 result = impl->session->result(outcome);
                 impl->connection.reset();
                 impl->session.reset();
                 impl->running = false;
+                auto& s = impl->status;
+                s.state = result.ok() || result.outcome == SyncOutcome::cancelled ? SyncState::idle
+                          : result.outcome == SyncOutcome::offline                ? SyncState::offline
+                                                                                  : SyncState::error;
+                s.error_code = result.ok() ? std::string() : result.error_code;
+                s.message = result.ok() ? std::string() : result.message;
+                if (result.ok()) s.last_synced = std::chrono::system_clock::now();
+                if (pending >= 0) s.pending = pending;
+                status = s;
                 impl->idle.notify_all();
             }
+            if (impl->options.on_status) impl->options.on_status(status);
             done(std::move(result));
         });
 }
@@ -124,6 +186,41 @@ SyncResult SyncClient::sync() {
 void SyncClient::cancel() {
     std::lock_guard lock(impl_->mutex);
     if (impl_->connection) impl_->connection->cancel();
+}
+
+SyncStatus SyncClient::status() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->status;
+}
+
+SyncResult SyncClient::wait_until_synced(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::chrono::milliseconds pause{100};
+    for (;;) {
+        SyncResult r = sync();
+        if (r.ok() && impl_->replica.outbox_size() == 0) return r;
+        switch (r.outcome) {
+            case SyncOutcome::auth_failed:
+            case SyncOutcome::tls_failed:
+            case SyncOutcome::protocol_error:
+            case SyncOutcome::local_error:
+            case SyncOutcome::cancelled:
+                return r;  // waiting does not mend these
+            default:
+                break;
+        }
+        // ok with writes made during the round: go again at once.
+        auto wait = r.ok() ? std::chrono::milliseconds(0)
+                           : std::max(pause, std::chrono::milliseconds(r.retry_after_ms));
+        if (!r.ok()) pause = std::min(2 * pause, std::chrono::milliseconds(2'000));
+        if (std::chrono::steady_clock::now() + wait >= deadline) {
+            r.message = "not in sync within the time allowed; last round: " +
+                        (r.ok() ? std::string("changes still waiting") : r.message);
+            r.outcome = SyncOutcome::timed_out;
+            return r;
+        }
+        std::this_thread::sleep_for(wait);
+    }
 }
 
 }  // namespace lindra
