@@ -1,6 +1,6 @@
 // lindra::testing::MockServer: seeding and inspection, and each fault of
 // its plan, seen from a real tablet syncing with it.
-#include "support/temp_dir.hpp"
+#include "support/mock_course.hpp"
 
 #include <lindra/error.hpp>
 #include <lindra/testing/mock_server.hpp>
@@ -18,38 +18,7 @@ using lindra::testing::Frame;
 using lindra::testing::MockServer;
 using lindra::testing::MockServerOptions;
 
-// A course with one module, a group and Ola in it, on the mock server; and
-// Ola's tablet.
-struct World {
-    explicit World(MockServerOptions options = {}) : mock(std::move(options)) {
-        mock.seed([&](Writes& w) {
-            org = w.register_organization("Fjordvik", OrganizationKind::municipality);
-            course = w.register_course("Palliative care", "2026", "nb", 4);
-            module = w.register_module({.course = course, .ordinal = 1, .title = "M1: Basics"});
-            group = w.create_group({.course = course, .organization = org, .name = "Fjordvik spring"});
-            ola = w.register_person("Ola Nordmann", Profession::assistant, org);
-            w.add_member(group, ola, MemberRole::candidate);
-        });
-        token = mock.token({.user = "ola", .role = Role::candidate, .person = ola});
-    }
-
-    SyncResult sync() {
-        SyncClient client(tablet, mock.client_options(token));
-        return client.sync();
-    }
-    // Ola's time on the module, as the server has it.
-    std::int64_t server_time_spent() {
-        for (const auto& p : mock.rows().progress_of(ola))
-            if (p.module == module) return p.time_spent_s;
-        return -1;
-    }
-
-    MockServer mock;
-    Id org, course, module, group, ola;
-    std::string token;
-    TempDir dir;
-    Replica tablet{dir.file("ola.db")};
-};
+using World = MockCourse;
 
 void require_ok(const SyncResult& r) {
     INFO(to_string(r.outcome) << ": " << r.message);

@@ -1,7 +1,7 @@
 // SyncClient::status(), on_status and wait_until_synced, against a
 // MockServer: what an app's sync indicator and its "make sure it is sent"
 // button rely on.
-#include "support/temp_dir.hpp"
+#include "support/mock_course.hpp"
 
 #include <lindra/testing/mock_server.hpp>
 
@@ -15,28 +15,14 @@ namespace lindra::test {
 namespace {
 
 using namespace std::chrono_literals;
-using lindra::testing::MockServer;
 
-struct World {
-    MockServer server;
-    Id module, group, ola;
-    TempDir dir;
-    Replica tablet{dir.file("ola.db")};
+// The mock course, with every status Ola's client reports.
+struct World : MockCourse {
     std::mutex mutex;
     std::vector<SyncStatus> seen;  // guarded by mutex
 
-    World() {
-        server.seed([&](Writes& w) {
-            const auto org = w.register_organization("Fjordvik", OrganizationKind::municipality);
-            const auto course = w.register_course("Palliative care", "2026", "nb", 4);
-            module = w.register_module({.course = course, .ordinal = 1, .title = "M1"});
-            group = w.create_group({.course = course, .organization = org, .name = "Spring"});
-            ola = w.register_person("Ola", Profession::assistant, org);
-            w.add_member(group, ola, MemberRole::candidate);
-        });
-    }
     SyncOptions options() {
-        auto o = server.client_options(server.token({.user = "ola", .role = Role::candidate, .person = ola}));
+        auto o = mock.client_options(token);
         o.connect_timeout = 500ms;
         o.on_status = [this](const SyncStatus& s) {
             std::lock_guard lock(mutex);
@@ -81,7 +67,7 @@ TEST_CASE("offline and error states say why, and keep the last good sync") {
     const auto synced = client.status().last_synced;
 
     w.tablet.add_time_spent(w.ola, w.module, w.group, 60);
-    w.server.stop();
+    w.mock.stop();
     CHECK(client.sync().outcome == SyncOutcome::offline);
     auto s = client.status();
     CHECK(s.state == SyncState::offline);
@@ -89,8 +75,8 @@ TEST_CASE("offline and error states say why, and keep the last good sync") {
     CHECK(s.pending == 1);
     CHECK(s.last_synced == synced);
 
-    w.server.start();
-    w.server.faults().fail(lindra::testing::Frame::push, lindra::testing::ErrorCode::rate_limited, 1s);
+    w.mock.start();
+    w.mock.faults().fail(lindra::testing::Frame::push, lindra::testing::ErrorCode::rate_limited, 1s);
     CHECK(client.sync().outcome == SyncOutcome::server_error);
     s = client.status();
     CHECK(s.state == SyncState::error);
@@ -100,20 +86,20 @@ TEST_CASE("offline and error states say why, and keep the last good sync") {
 TEST_CASE("wait_until_synced returns once the server has everything, through refused connections") {
     World w;
     w.tablet.add_time_spent(w.ola, w.module, w.group, 60);
-    w.server.faults().refuse_connections(3);
+    w.mock.faults().refuse_connections(3);
     SyncClient client(w.tablet, w.options());
     const auto r = client.wait_until_synced(20s);
     INFO(to_string(r.outcome) << ": " << r.message);
     REQUIRE(r.ok());
     CHECK(w.tablet.outbox_size() == 0);
-    CHECK(w.server.connections() >= 4);
-    CHECK(w.server.rows().progress_of(w.ola).at(0).time_spent_s == 60);
+    CHECK(w.mock.connections() >= 4);
+    CHECK(w.mock.rows().progress_of(w.ola).at(0).time_spent_s == 60);
 }
 
 TEST_CASE("wait_until_synced gives up at its timeout, and at once on a refused token") {
     World w;
     w.tablet.add_time_spent(w.ola, w.module, w.group, 60);
-    w.server.stop();
+    w.mock.stop();
     SyncClient client(w.tablet, w.options());
     const auto start = std::chrono::steady_clock::now();
     const auto r = client.wait_until_synced(700ms);
@@ -121,10 +107,10 @@ TEST_CASE("wait_until_synced gives up at its timeout, and at once on a refused t
     CHECK(std::chrono::steady_clock::now() - start < 5s);
     CHECK(w.tablet.outbox_size() == 1);
 
-    w.server.start();
-    w.server.faults().reject_auth(100);
+    w.mock.start();
+    w.mock.faults().reject_auth(100);
     CHECK(client.wait_until_synced(20s).outcome == SyncOutcome::auth_failed);
-    CHECK(w.server.frames(lindra::testing::Frame::hello) == 1);
+    CHECK(w.mock.frames(lindra::testing::Frame::hello) == 1);
 }
 
 }  // namespace lindra::test

@@ -1,20 +1,12 @@
 #include "client/session.hpp"
 
+#include "protocol/frame.hpp"
+
 #include <algorithm>
 
 namespace lindra::client {
 
 using protocol::ErrorCode;
-
-namespace {
-
-std::size_t framed_size(std::size_t body) {
-    std::size_t n = 1;
-    for (; body >= 0x80; body >>= 7) ++n;
-    return n + body;
-}
-
-}  // namespace
 
 SyncSession::SyncSession(detail::Core& core, const SyncOptions& options) : core_(core), options_(options) {}
 
@@ -37,7 +29,7 @@ std::vector<std::string> SyncSession::first_frames() {
 
 net::Reply SyncSession::send(const protocol::ClientMessage& m) {
     std::string body = protocol::encode(m);
-    result_.bytes_sent += framed_size(body.size());
+    result_.bytes_sent += protocol::framed_size(body.size());
     return {{std::move(body)}, false};
 }
 
@@ -57,7 +49,7 @@ net::Reply SyncSession::finish(SyncOutcome outcome, std::string message) {
 }
 
 net::Reply SyncSession::on_frame(std::span<const std::uint8_t> body) {
-    result_.bytes_received += framed_size(body.size());
+    result_.bytes_received += protocol::framed_size(body.size());
     try {
         // The server sends whole entries, never more than asked for unless
         // one entry alone is bigger. A PushAck carries, for each refused

@@ -21,6 +21,12 @@ std::string frame(std::string_view body) {
     return out;
 }
 
+std::size_t framed_size(std::size_t body_size) noexcept {
+    std::size_t n = 1;
+    for (std::uint64_t v = body_size; v >= 0x80; v >>= 7) ++n;
+    return n + body_size;
+}
+
 std::optional<FrameHeader> parse_frame_header(std::span<const std::uint8_t> bytes, std::size_t max_body) {
     std::uint64_t length = 0;
     for (std::size_t i = 0; i < kMaxVarintBytes; ++i) {

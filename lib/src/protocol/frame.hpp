@@ -13,6 +13,8 @@ namespace lindra::protocol {
 
 // The varint length prefix and the body.
 std::string frame(std::string_view body);
+// How many bytes a body of `body_size` takes once framed.
+std::size_t framed_size(std::size_t body_size) noexcept;
 
 struct FrameHeader {
     std::size_t header_size = 0;  // bytes of the varint

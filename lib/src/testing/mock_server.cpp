@@ -222,7 +222,7 @@ private:
     // Bytes of the first `n` frames once framed.
     static std::size_t framed_size(const std::vector<std::string>& frames, std::size_t n) {
         std::size_t bytes = 0;
-        for (std::size_t i = 0; i < n; ++i) bytes += protocol::frame(frames[i]).size();
+        for (std::size_t i = 0; i < n; ++i) bytes += protocol::framed_size(frames[i].size());
         return bytes;
     }
 
@@ -245,7 +245,7 @@ private:
                 r.close = true;
                 return r;
             case Fault::Action::truncate: {
-                const std::size_t header = protocol::frame(r.frames[i]).size() - r.frames[i].size();
+                const std::size_t header = protocol::framed_size(r.frames[i].size()) - r.frames[i].size();
                 r.cut_after_bytes = framed_size(r.frames, i) + header + std::min(fault->keep_bytes, r.frames[i].size());
                 r.frames.resize(i + 1);
                 return r;
