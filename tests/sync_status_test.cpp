@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <vector>
@@ -112,5 +113,34 @@ TEST_CASE("wait_until_synced gives up at its timeout, and at once on a refused t
     CHECK(client.wait_until_synced(20s).outcome == SyncOutcome::auth_failed);
     CHECK(w.mock.frames(lindra::testing::Frame::hello) == 1);
 }
+TEST_CASE("progress counts down what is left to push and to pull") {
+    World w;
+    // Ola's writes to push, and the coordinator's to pull, in small batches.
+    for (int i = 0; i < 5; ++i) w.tablet.add_time_spent(w.ola, w.module, w.group, 10);
+    w.mock.seed([&](Writes& s) {
+        for (int i = 0; i < 6; ++i) s.register_module({.course = w.course, .ordinal = 10 + i, .title = "extra"});
+    });
+    std::vector<SyncProgress> seen;
+    auto o = w.options();
+    o.push_batch_changes = 2;
+    o.pull_batch_changes = 2;
+    o.on_progress = [&](const SyncProgress& p) { seen.push_back(p); };
+    REQUIRE(SyncClient(w.tablet, o).sync().ok());
+
+    std::vector<std::uint64_t> push_left, pull_left;
+    for (const auto& p : seen) {
+        if (p.phase == SyncPhase::pushing) push_left.push_back(p.push_remaining);
+        if (p.phase == SyncPhase::pulling && p.changes_pulled > 0) pull_left.push_back(p.pull_remaining);
+    }
+    REQUIRE(push_left.size() >= 2);
+    CHECK(push_left.front() == 5);  // the whole outbox, before any acknowledgement
+    CHECK(std::is_sorted(push_left.rbegin(), push_left.rend()));
+    REQUIRE(pull_left.size() >= 2);
+    CHECK(pull_left.front() > 0);
+    CHECK(pull_left.back() == 0);
+    CHECK(std::is_sorted(pull_left.rbegin(), pull_left.rend()));
+    CHECK(seen.back().phase == SyncPhase::done);
+}
+
 
 }  // namespace lindra::test

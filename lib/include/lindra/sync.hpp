@@ -28,14 +28,20 @@ class io_context;
 namespace lindra {
 
 enum class SyncPhase { connecting, pushing, pulling, done };
+std::string_view to_string(SyncPhase phase);
 
+// How far a round has got: what is done, and what is left where it is
+// known. The device knows its outbox; the server says how much of its log
+// a pull has still to go through (an upper bound: entries of scopes this
+// user may not read count too). Bytes to come are not known in advance.
 struct SyncProgress {
     SyncPhase phase = SyncPhase::connecting;
-    std::int64_t changes_pushed = 0;
-    std::int64_t changes_pulled = 0;
+    std::int64_t changes_pushed = 0;  // acknowledged by the server
+    std::int64_t changes_pulled = 0;  // applied here
     std::uint64_t bytes_sent = 0;
     std::uint64_t bytes_received = 0;
-    std::uint64_t pull_remaining = 0;  // change groups the server has left to send, if it said
+    std::uint64_t push_remaining = 0;  // local writes not yet acknowledged (outbox entries)
+    std::uint64_t pull_remaining = 0;  // server log entries after the last batch, once the server said
 };
 
 // A pushed change the server refused. It has left the outbox and been

@@ -1,5 +1,6 @@
 #include "client/session.hpp"
 
+#include "core/log.hpp"
 #include "protocol/frame.hpp"
 
 #include <algorithm>
@@ -33,10 +34,24 @@ net::Reply SyncSession::send(const protocol::ClientMessage& m) {
     return {{std::move(body)}, false};
 }
 
-void SyncSession::progress(SyncPhase phase, std::uint64_t remaining) {
-    if (!options_.on_progress) return;
-    options_.on_progress({phase, result_.changes_pushed, result_.changes_pulled, result_.bytes_sent,
-                          result_.bytes_received, remaining});
+void SyncSession::progress(SyncPhase phase) {
+    const bool debug = detail::log_enabled(LogLevel::debug);
+    if (!options_.on_progress && !debug) return;
+    std::uint64_t push_remaining = 0;
+    if (phase == SyncPhase::pushing) {
+        std::lock_guard lock(core_.mutex);
+        push_remaining = static_cast<std::uint64_t>(core_.outbox_size());
+    }
+    const SyncProgress p{phase,          result_.changes_pushed, result_.changes_pulled, result_.bytes_sent,
+                         result_.bytes_received, push_remaining,         pull_remaining_};
+    if (debug)
+        detail::log(LogLevel::debug, "sync",
+                    std::string(to_string(phase)) + ": pushed " + std::to_string(p.changes_pushed) + " (" +
+                        std::to_string(p.push_remaining) + " writes left), pulled " +
+                        std::to_string(p.changes_pulled) + " (" + std::to_string(p.pull_remaining) +
+                        " log entries left), " + std::to_string(p.bytes_sent) + " B sent, " +
+                        std::to_string(p.bytes_received) + " B received");
+    if (options_.on_progress) options_.on_progress(p);
 }
 
 net::Reply SyncSession::finish(SyncOutcome outcome, std::string message) {
@@ -178,6 +193,12 @@ net::Reply SyncSession::push_ack(const protocol::PushAck& m) {
 
 void SyncSession::report(std::vector<SyncRejection>& rejected) {
     for (auto& r : rejected) {
+        // The reason stays out of the log: a validation message can quote
+        // the value refused.
+        if (detail::log_enabled(LogLevel::warning))
+            detail::log(LogLevel::warning, "sync",
+                        "the server refused write " + std::to_string(r.seq) + " to " + r.entity + " " +
+                            r.row.to_string() + " (" + r.code + (r.row_removed ? ", row removed" : "") + ")");
         if (options_.on_rejected) options_.on_rejected(r);
         result_.rejected.push_back(std::move(r));
     }
@@ -211,7 +232,8 @@ net::Reply SyncSession::pull_batch(protocol::PullBatch& m) {
     result_.rows_purged += purged;
     report(dropped);
     result_.changes_pulled += static_cast<std::int64_t>(m.changes.size());
-    progress(SyncPhase::pulling, m.remaining);
+    pull_remaining_ = m.remaining;
+    progress(SyncPhase::pulling);
     if (m.has_more) return pull(std::move(m.next_cursor));
     return finish(SyncOutcome::ok, "synced");
 }

@@ -36,7 +36,7 @@ private:
     net::Reply pull(std::string cursor);
     net::Reply finish(SyncOutcome outcome, std::string message);
     net::Reply send(const protocol::ClientMessage& m);
-    void progress(SyncPhase phase, std::uint64_t remaining = 0);
+    void progress(SyncPhase phase);
     // Tells the app of refused or discarded changes, once they are undone.
     void report(std::vector<SyncRejection>& rejected);
 
@@ -57,6 +57,7 @@ private:
     static constexpr std::size_t kPushWindow = 2;
     std::deque<InFlight> in_flight_;
     bool pull_needed_ = false, include_own_ = false;
+    std::uint64_t pull_remaining_ = 0;  // as the last PullBatch said
 };
 
 }  // namespace lindra::client

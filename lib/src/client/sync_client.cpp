@@ -1,4 +1,5 @@
 #include "client/session.hpp"
+#include "core/log.hpp"
 #include "net/client.hpp"
 
 #include <lindra/sync.hpp>
@@ -27,6 +28,16 @@ std::string_view to_string(SyncOutcome outcome) {
     return "?";
 }
 
+std::string_view to_string(SyncPhase phase) {
+    switch (phase) {
+        case SyncPhase::connecting: return "connecting";
+        case SyncPhase::pushing: return "pushing";
+        case SyncPhase::pulling: return "pulling";
+        case SyncPhase::done: return "done";
+    }
+    return "?";
+}
+
 std::string_view to_string(SyncState state) {
     switch (state) {
         case SyncState::idle: return "idle";
@@ -38,6 +49,25 @@ std::string_view to_string(SyncState state) {
     }
     return "?";
 }
+
+namespace {
+
+// One line per round. The message goes in only where lindra wrote it about
+// the network; the replica's and the server's may quote paths or input.
+void log_round(const SyncResult& r) {
+    const LogLevel level = r.ok() || r.outcome == SyncOutcome::cancelled ? LogLevel::info : LogLevel::warning;
+    if (!detail::log_enabled(level)) return;
+    std::string line = "round " + std::string(to_string(r.outcome));
+    if (!r.error_code.empty()) line += " (" + r.error_code + ")";
+    if (r.outcome == SyncOutcome::offline || r.outcome == SyncOutcome::tls_failed) line += ": " + r.message;
+    line += "; pushed " + std::to_string(r.changes_pushed) + " changes (" + std::to_string(r.rejected.size()) +
+            " refused), pulled " + std::to_string(r.changes_pulled) + ", purged " + std::to_string(r.rows_purged) +
+            " rows; " + std::to_string(r.bytes_sent) + " B sent, " + std::to_string(r.bytes_received) + " B received";
+    if (r.retry_after_ms > 0) line += "; retry after " + std::to_string(r.retry_after_ms) + " ms";
+    detail::log(level, "sync", line);
+}
+
+}  // namespace
 
 struct SyncClient::Impl {
     Impl(Replica& r, SyncOptions o, std::unique_ptr<net::IoThread> t, boost::asio::io_context* i)
@@ -170,6 +200,7 @@ void SyncClient::sync_async(std::function<void(SyncResult)> done) {
                 impl->idle.notify_all();
             }
             if (impl->options.on_status) impl->options.on_status(status);
+            log_round(result);
             done(std::move(result));
         });
 }

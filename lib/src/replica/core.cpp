@@ -1,6 +1,7 @@
 #include "replica/core.hpp"
 
 #include "core/codec.hpp"
+#include "core/log.hpp"
 #include "model/ddl.hpp"
 #include "model/merge.hpp"
 #include "model/validate.hpp"
@@ -85,7 +86,8 @@ Core::Core(const std::string& path, const ReplicaOptions& options, bool durable_
     store::migrate(db, replica_migrations());
     store::Transaction txn(db);
     auto st = db.prepare("SELECT device_id FROM lindra_replica");
-    if (st.step()) {
+    const bool created = !st.step();
+    if (!created) {
         device = st.id(0);
     } else {
         device = Id::random();
@@ -96,6 +98,8 @@ Core::Core(const std::string& path, const ReplicaOptions& options, bool durable_
     }
     reload_counters();
     txn.commit();
+    if (created && detail::log_enabled(LogLevel::info))
+        detail::log(LogLevel::info, "replica", "new replica, device " + device.to_string());
 }
 
 Core::WriteTransaction::WriteTransaction(Core& core) : core_(core), txn_(core.db) {

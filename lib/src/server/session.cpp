@@ -1,4 +1,5 @@
 #include "server/session.hpp"
+#include "core/log.hpp"
 
 #include <lindra/schema.hpp>
 
@@ -134,14 +135,15 @@ net::Reply ServerSession::pull(const protocol::Pull& m) {
 }
 
 void ServerSession::on_close(std::string_view reason) {
-    if (!context_.log) return;
+    if (!context_.log && !detail::log_enabled(LogLevel::info)) return;
     std::string line = "session peer=" + peer_;
     if (identity_) line += " user=" + identity_->user + " device=" + device_.to_string().substr(0, 8);
     line += " pushed=" + std::to_string(pushed_) + " pulled=" + std::to_string(pulled_);
     if (rejected_) line += " rejected=" + std::to_string(rejected_);
     if (purged_) line += " purged=" + std::to_string(purged_);
     line += " end=\"" + (refused_.empty() ? std::string(reason) : refused_) + "\"";
-    context_.log(line);
+    if (context_.log) context_.log(line);
+    detail::log(LogLevel::info, "server", line);
 }
 
 }  // namespace lindra::server

@@ -1,5 +1,6 @@
 #include "store/migrations.hpp"
 
+#include "core/log.hpp"
 #include "store/transaction.hpp"
 
 #include <lindra/error.hpp>
@@ -22,6 +23,9 @@ void migrate(Database& db, std::span<const Migration> steps) {
         step.apply(db);
         db.set_user_version(step.version);
         txn.commit();
+        // The file's version, not its path: paths can name the user.
+        if (detail::log_enabled(LogLevel::info))
+            detail::log(LogLevel::info, "replica", "schema migrated to version " + std::to_string(step.version));
     }
 }
 

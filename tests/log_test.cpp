@@ -1,0 +1,127 @@
+// lindra's log: levels, the handler's life, and the promise of
+// lindra/log.hpp that no token, name, free text or path reaches it, at any
+// level, through a whole course of rounds (ok, refused writes, bad token,
+// offline) against a MockServer.
+#include "support/mock_course.hpp"
+
+#include <lindra/log.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace lindra::test {
+namespace {
+
+struct Line {
+    LogLevel level;
+    std::string domain, message;
+};
+
+// Collects every line at `min` and above while it lives.
+struct Captured {
+    explicit Captured(LogLevel min = LogLevel::debug) {
+        set_log_handler(
+            [this](LogLevel level, std::string_view domain, std::string_view message) {
+                std::lock_guard lock(mutex);
+                lines.push_back({level, std::string(domain), std::string(message)});
+            },
+            min);
+    }
+    ~Captured() { set_log_handler({}); }
+    std::vector<Line> take() {
+        std::lock_guard lock(mutex);
+        return lines;
+    }
+    bool any(std::string_view domain, std::string_view text) {
+        for (const auto& l : take())
+            if (l.domain == domain && l.message.find(text) != std::string::npos) return true;
+        return false;
+    }
+    std::mutex mutex;
+    std::vector<Line> lines;  // guarded by mutex
+};
+
+TEST_CASE("nothing personal reaches the log at any level") {
+    Captured log(LogLevel::debug);
+    MockCourse c;
+    const std::string reflection = "Sat with Kari Haugen through her last night";
+    Id stranger;
+    c.tablet.batch([&](Writes& w) {
+        w.complete_module(c.ola, c.module, c.group, 80, 600);
+        w.write_reflection(c.ola, c.group, c.module, reflection);
+        // A candidate may not register people: refused, and rolled back.
+        stranger = w.register_person("Kari Haugen", Profession::nurse, c.org);
+    });
+    const auto r = c.sync();
+    REQUIRE(r.ok());
+    REQUIRE(r.rejected.size() == 1);
+
+    SyncOptions bad = c.mock.client_options("not.a.token");
+    CHECK(SyncClient(c.tablet, bad).sync().outcome == SyncOutcome::auth_failed);
+    c.mock.stop();
+    CHECK(c.sync().outcome == SyncOutcome::offline);
+
+    // The log said what happened...
+    CHECK(log.any("sync", "round ok"));
+    CHECK(log.any("sync", "refused write"));
+    CHECK(log.any("sync", stranger.to_string()));  // rows by id
+    CHECK(log.any("sync", "round auth failed"));
+    CHECK(log.any("sync", "round offline"));
+    CHECK(log.any("sync", "pushing:"));  // debug lines were on
+    CHECK(log.any("server", "session"));
+    CHECK(log.any("replica", "new replica"));
+    // ...and nothing of who or what.
+    const std::vector<std::string> secret{c.token,         c.token.substr(0, 24), "not.a.token", "Ola Nordmann",
+                                          "Kari",          reflection,            "Palliative",  "Fjordvik",
+                                          "M1: Basics",    c.dir.path().string(), "ola.db"};
+    const auto lines = log.take();
+    REQUIRE(lines.size() > 10);
+
+    for (const auto& l : lines)
+        for (const auto& s : secret) {
+            INFO(l.domain << ": " << l.message);
+            CHECK(l.message.find(s) == std::string::npos);
+        }
+}
+
+TEST_CASE("the log hears its level and above, and only while a handler is set") {
+    MockCourse c;
+    {
+        Captured log(LogLevel::warning);
+        c.tablet.register_person("Someone", Profession::nurse, c.org);  // refused by the server
+        REQUIRE(c.sync().ok());
+        const auto lines = log.take();
+        REQUIRE_FALSE(lines.empty());
+        for (const auto& l : lines) CHECK(l.level >= LogLevel::warning);
+        CHECK(log.any("sync", "refused write"));
+    }
+    // No handler: rounds run silently (and Captured's handler is gone).
+    Captured off(LogLevel::off);
+    c.tablet.complete_module(c.ola, c.module, c.group);
+    REQUIRE(c.sync().ok());
+    CHECK(off.take().empty());
+}
+
+TEST_CASE("a handler that throws does not break a round") {
+    set_log_handler([](LogLevel, std::string_view, std::string_view) { throw std::runtime_error("handler broke"); },
+                    LogLevel::debug);
+    MockCourse c;
+    c.tablet.complete_module(c.ola, c.module, c.group, {}, 30);
+    const auto r = c.sync();
+    set_log_handler({});
+    REQUIRE(r.ok());
+    CHECK(c.server_time_spent() == 30);
+}
+
+TEST_CASE("log levels have names") {
+    CHECK(to_string(LogLevel::debug) == "debug");
+    CHECK(to_string(LogLevel::warning) == "warning");
+    CHECK(to_string(LogLevel::off) == "off");
+}
+
+}  // namespace
+}  // namespace lindra::test
