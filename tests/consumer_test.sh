@@ -2,7 +2,8 @@
 # Installs lindra from a build tree into a temporary prefix, then builds
 # examples/consumer against it twice, as an app would: with CMake's
 # find_package(lindra), and with pkg-config. Each build must run and print
-# "consumer ok".
+# "consumer ok". Then a C program against the installed liblindra.so
+# (pkg-config lindra-c): tests/capi_test.c, which runs a MockServer too.
 #   consumer_test.sh BUILD_DIR SOURCE_DIR CXX
 set -euo pipefail
 build=$1 source=$2 cxx=$3
@@ -22,3 +23,8 @@ export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
 # shellcheck disable=SC2046  # the flags are words
 "$cxx" -o "$work/pc-consumer" "$source/examples/consumer/main.cpp" $(pkg-config --cflags --libs --static lindra-testing)
 "$work/pc-consumer"
+
+echo "== pkg-config lindra-c"
+# shellcheck disable=SC2046
+cc -std=c11 -o "$work/c-consumer" "$source/tests/capi_test.c" $(pkg-config --cflags --libs lindra-c) -pthread
+LD_LIBRARY_PATH="$work/prefix/lib" "$work/c-consumer"

@@ -1,0 +1,194 @@
+// The C API of lindra::SyncClient and of lindra's log.
+#include "capi/capi.hpp"
+#include "capi/handles.hpp"
+
+#include <lindra/log.hpp>
+#include <lindra/sync.hpp>
+
+#include <chrono>
+#include <memory>
+
+using namespace lindra;
+using namespace lindra::capi;
+
+struct lindra_sync_client {
+    std::unique_ptr<SyncClient> client;
+};
+
+// put() and to_c() overload those of capi.hpp, so they live beside them.
+namespace lindra::capi {
+
+std::int64_t epoch_ms(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+lindra_sync_progress to_c(const SyncProgress& p) {
+    return {static_cast<lindra_sync_phase>(p.phase), p.changes_pushed, p.changes_pulled, p.bytes_sent,
+            p.bytes_received, p.push_remaining, p.pull_remaining};
+}
+
+// Strings of `status` are borrowed from it, as `keep` says: a Block's
+// copies for a result, or the C++ object's own for a callback.
+template <class Keep>
+lindra_sync_status to_c(const SyncStatus& s, Keep&& keep) {
+    return {static_cast<lindra_sync_state>(s.state),
+            keep(s.error_code),
+            keep(s.message),
+            s.last_synced.has_value(),
+            s.last_synced ? epoch_ms(*s.last_synced) : 0,
+            s.pending};
+}
+
+void put(Block& b, lindra_sync_rejection& out, const SyncRejection& r) {
+    auto** fields = b.alloc<const char*>(r.fields.size());
+    for (std::size_t i = 0; i < r.fields.size(); ++i) fields[i] = b.str(r.fields[i]);
+    out = {r.seq,        b.str(r.code),   b.str(r.reason), b.str(r.entity), to_c(r.row),
+           r.fields.size(), fields,      r.row_removed};
+}
+
+lindra_sync_result* build_result(const SyncResult& r) {
+    return build([&](Block& b) {
+        auto* o = b.alloc<lindra_sync_result>(1);
+        *o = {static_cast<lindra_sync_outcome>(r.outcome), b.str(r.message), b.str(r.error_code), r.retry_after_ms,
+              r.changes_pushed, r.changes_pulled, r.rows_purged, r.bytes_sent, r.bytes_received, r.rejected.size(),
+              b.alloc<lindra_sync_rejection>(r.rejected.size())};
+        for (std::size_t i = 0; i < r.rejected.size(); ++i) put(b, o->rejected[i], r.rejected[i]);
+        return o;
+    });
+}
+
+SyncOptions options_from(const lindra_sync_options& c) {
+    SyncOptions o;
+    if (c.host) o.host = c.host;
+    o.port = c.port;
+    o.token = text(c.token);
+    o.tls.ca_pem = text(c.ca_pem);
+    o.tls.server_name = text(c.server_name);
+    if (c.pin_count > 0) need(c.pins, "pins");
+    for (std::size_t i = 0; i < c.pin_count; ++i) o.tls.pins.push_back(need_text(c.pins[i], "pin"));
+    o.insecure = c.insecure;
+    if (c.app) o.app = c.app;
+    if (c.connect_timeout_ms) o.connect_timeout = std::chrono::milliseconds(c.connect_timeout_ms);
+    if (c.io_timeout_ms) o.io_timeout = std::chrono::milliseconds(c.io_timeout_ms);
+    void* context = c.context;
+    if (auto* fn = c.on_progress)
+        o.on_progress = [fn, context](const SyncProgress& p) {
+            const auto progress = to_c(p);
+            fn(&progress, context);
+        };
+    if (auto* fn = c.on_status)
+        o.on_status = [fn, context](const SyncStatus& s) {
+            const auto status = to_c(s, [](const std::string& t) { return t.c_str(); });
+            fn(&status, context);
+        };
+    if (auto* fn = c.on_rejected)
+        o.on_rejected = [fn, context](const SyncRejection& r) {
+            std::vector<const char*> fields;
+            for (const auto& f : r.fields) fields.push_back(f.c_str());
+            const lindra_sync_rejection rejection{r.seq,         r.code.c_str(), r.reason.c_str(), r.entity.c_str(),
+                                                  to_c(r.row),   fields.size(),  fields.data(),    r.row_removed};
+            fn(&rejection, context);
+        };
+    return o;
+}
+
+}  // namespace lindra::capi
+
+extern "C" {
+
+const char* lindra_sync_outcome_name(lindra_sync_outcome outcome) noexcept {
+    if (outcome < LINDRA_OUTCOME_OK || outcome > LINDRA_OUTCOME_TIMED_OUT) return "?";
+    return to_string(static_cast<SyncOutcome>(outcome)).data();  // static, NUL-terminated literals
+}
+
+const char* lindra_sync_state_name(lindra_sync_state state) noexcept {
+    if (state < LINDRA_SYNC_IDLE || state > LINDRA_SYNC_ERROR) return "?";
+    return to_string(static_cast<SyncState>(state)).data();
+}
+
+lindra_sync_client* lindra_sync_client_new(lindra_replica* replica, const lindra_sync_options* options,
+                                           lindra_error* error) noexcept {
+    lindra_sync_client* out = nullptr;
+    try_catch(error, [&] {
+        auto o = options_from(need(options, "options"));
+        out = new lindra_sync_client{std::make_unique<SyncClient>(need(replica, "replica").replica, std::move(o))};
+    });
+    return out;
+}
+
+void lindra_sync_client_free(lindra_sync_client* client) noexcept {
+    delete client;
+}
+
+lindra_sync_result* lindra_sync_client_sync(lindra_sync_client* client, lindra_error* error) noexcept {
+    lindra_sync_result* out = nullptr;
+    try_catch(error, [&] { out = build_result(need(client, "client").client->sync()); });
+    return out;
+}
+
+bool lindra_sync_client_sync_async(lindra_sync_client* client, void (*done)(lindra_sync_result*, void*),
+                                   void* context, lindra_error* error) noexcept {
+    return try_catch(error, [&] {
+        auto& c = need(client, "client");
+        need(done, "done");
+        c.client->sync_async([done, context](SyncResult r) {
+            lindra_sync_result* result = nullptr;
+            try {
+                result = build_result(r);
+            } catch (...) {
+                // Out of memory: `done` still hears the round ended.
+            }
+            done(result, context);
+        });
+    });
+}
+
+lindra_sync_result* lindra_sync_client_wait_until_synced(lindra_sync_client* client, uint32_t timeout_ms,
+                                                         lindra_error* error) noexcept {
+    lindra_sync_result* out = nullptr;
+    try_catch(error, [&] {
+        out = build_result(need(client, "client").client->wait_until_synced(std::chrono::milliseconds(timeout_ms)));
+    });
+    return out;
+}
+
+void lindra_sync_client_cancel(lindra_sync_client* client) noexcept {
+    if (client) client->client->cancel();
+}
+
+lindra_sync_status* lindra_sync_client_status(const lindra_sync_client* client, lindra_error* error) noexcept {
+    lindra_sync_status* out = nullptr;
+    try_catch(error, [&] {
+        const SyncStatus s = need(client, "client").client->status();
+        out = build([&](Block& b) {
+            auto* o = b.alloc<lindra_sync_status>(1);
+            *o = to_c(s, [&](const std::string& t) { return b.str(t); });
+            return o;
+        });
+    });
+    return out;
+}
+
+void lindra_sync_result_free(lindra_sync_result* result) noexcept { std::free(result); }
+void lindra_sync_status_free(lindra_sync_status* status) noexcept { std::free(status); }
+
+void lindra_log_set_callback(void (*fn)(lindra_log_level, const char*, const char*, void*), lindra_log_level min,
+                             void* context) noexcept {
+    try {
+        if (!fn || min < LINDRA_LOG_DEBUG || min >= LINDRA_LOG_OFF) {
+            set_log_handler({});
+            return;
+        }
+        set_log_handler(
+            [fn, context](LogLevel level, std::string_view domain, std::string_view message) {
+                const std::string d(domain), m(message);
+                fn(static_cast<lindra_log_level>(level), d.c_str(), m.c_str(), context);
+            },
+            static_cast<LogLevel>(min));
+    } catch (...) {
+        // Out of memory making the handler: lindra stays silent.
+        set_log_handler({});
+    }
+}
+
+}  // extern "C"

@@ -1,0 +1,364 @@
+/* The C API from plain C, as a tablet app would use it: a coordinator's
+ * device registers a course and a group, Ola's tablet pulls them, works
+ * offline, and syncs when the server is back (asynchronously, with status,
+ * progress, refusal and log callbacks); bad input, a rolled-back batch, a
+ * lost acknowledgement and an empty list are checked on the way. Against
+ * the MockServer of lindra/testing/mock_server.h, over TLS. */
+#define _XOPEN_SOURCE 700
+#include <lindra/lindra.h>
+#include <lindra/testing/mock_server.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int failures = 0;
+#define CHECK(cond)                                                      \
+    do {                                                                 \
+        if (!(cond)) {                                                   \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            ++failures;                                                  \
+        }                                                                \
+    } while (0)
+/* A call that must succeed: on failure, say why and stop. */
+#define MUST(call)                                                                          \
+    do {                                                                                    \
+        if (!(call)) {                                                                      \
+            fprintf(stderr, "%s:%d: %s failed: %d %s\n", __FILE__, __LINE__, #call, err.code, \
+                    err.message);                                                           \
+            exit(1);                                                                        \
+        }                                                                                   \
+    } while (0)
+
+static lindra_error err;
+
+/* ---- callbacks, and what they saw ---- */
+
+typedef struct seen {
+    atomic_int done;
+    lindra_sync_result* result;
+    atomic_int progress_calls;
+    atomic_ullong max_push_remaining;
+    atomic_int states[LINDRA_SYNC_ERROR + 1];
+    atomic_int rejected;
+    char rejected_entity[32];
+} seen;
+
+static void on_done(lindra_sync_result* result, void* context) {
+    seen* s = context;
+    s->result = result;
+    atomic_store(&s->done, 1);
+}
+
+static void on_progress(const lindra_sync_progress* p, void* context) {
+    seen* s = context;
+    atomic_fetch_add(&s->progress_calls, 1);
+    if (p->push_remaining > atomic_load(&s->max_push_remaining)) atomic_store(&s->max_push_remaining, p->push_remaining);
+}
+
+static void on_status(const lindra_sync_status* status, void* context) {
+    seen* s = context;
+    if (status->state >= LINDRA_SYNC_IDLE && status->state <= LINDRA_SYNC_ERROR) atomic_fetch_add(&s->states[status->state], 1);
+}
+
+static void on_rejected(const lindra_sync_rejection* r, void* context) {
+    seen* s = context;
+    atomic_fetch_add(&s->rejected, 1);
+    snprintf(s->rejected_entity, sizeof s->rejected_entity, "%s", r->entity);
+}
+
+/* lindra logs from the sync's and the server's threads at once. */
+static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[256 * 1024];
+static atomic_int log_lines;
+static void on_log(lindra_log_level level, const char* domain, const char* message, void* context) {
+    (void)level;
+    (void)context;
+    atomic_fetch_add(&log_lines, 1);
+    pthread_mutex_lock(&log_mutex);
+    size_t used = strlen(log_text);
+    snprintf(log_text + used, sizeof log_text - used, "%s: %s\n", domain, message);
+    pthread_mutex_unlock(&log_mutex);
+}
+
+static bool keep_none(lindra_replica* r, void* context) {
+    lindra_id* ola = context;
+    lindra_id org;
+    CHECK(lindra_replica_register_organization(r, "Never", LINDRA_ORGANIZATION_CARE_UNIT, NULL, &org, &err));
+    (void)ola;
+    return false; /* roll it all back */
+}
+
+typedef struct ola_work {
+    lindra_id ola, module, group, reflection;
+} ola_work;
+
+static bool offline_work(lindra_replica* r, void* context) {
+    ola_work* w = context;
+    int score = 90;
+    MUST(lindra_replica_start_module(r, &w->ola, &w->module, &w->group, &err));
+    MUST(lindra_replica_complete_module(r, &w->ola, &w->module, &w->group, &score, 600, &err));
+    MUST(lindra_replica_write_reflection(r, &w->ola, &w->group, &w->module, "I sat with Kari all night", &w->reflection, &err));
+    /* A query inside the batch sees its writes. */
+    lindra_progress_list* progress = NULL;
+    MUST(lindra_replica_progress_of(r, &w->ola, &progress, &err));
+    CHECK(progress->count == 1 && progress->items[0].status == LINDRA_PROGRESS_PASSED);
+    lindra_progress_list_free(progress);
+    return true;
+}
+
+static int remove_entry(const char* path, const struct stat* st, int flag, struct FTW* ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void sleep_ms(long ms) {
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+int main(void) {
+    char dir[] = "/tmp/lindra-capi-XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    char office_path[256], ola_path[256];
+    snprintf(office_path, sizeof office_path, "%s/office.db", dir);
+    snprintf(ola_path, sizeof ola_path, "%s/ola.db", dir);
+    lindra_log_set_callback(on_log, LINDRA_LOG_DEBUG, NULL);
+
+    lindra_mock_server* mock = lindra_mock_server_new(true, &err);
+    MUST(mock);
+
+    /* ---- the coordinator's office registers the course and the group ---- */
+    lindra_replica* office = lindra_replica_open(office_path, &err);
+    MUST(office);
+    lindra_id org, course, module, ola, mia, group, gathering, membership;
+    MUST(lindra_replica_register_organization(office, "Fjordvik", LINDRA_ORGANIZATION_MUNICIPALITY, NULL, &org, &err));
+    MUST(lindra_replica_register_course(office, "Palliative care", "2026", "nb", 4, &course, &err));
+    lindra_new_module m = {.course = course, .ordinal = 1, .title = "M1: Basics", .kind = LINDRA_MODULE_ELEARNING,
+                           .required = true, .has_pass_score = true, .pass_score = 80};
+    MUST(lindra_replica_register_module(office, &m, &module, &err));
+    MUST(lindra_replica_register_person(office, "Ola Nordmann", LINDRA_PROFESSION_ASSISTANT, &org, &ola, &err));
+    MUST(lindra_replica_register_person(office, "Mia Mentor", LINDRA_PROFESSION_NURSE, &org, &mia, &err));
+    lindra_new_group g = {.course = course, .organization = org, .name = "Fjordvik spring", .starts_on = "2026-03-01",
+                          .status = LINDRA_GROUP_ACTIVE};
+    MUST(lindra_replica_create_group(office, &g, &group, &err));
+    MUST(lindra_replica_add_member(office, &group, &ola, LINDRA_ROLE_CANDIDATE, &membership, &err));
+    MUST(lindra_replica_add_member(office, &group, &mia, LINDRA_ROLE_MENTOR, NULL, &err));
+    lindra_new_gathering gat = {.group = group, .ordinal = 1, .title = "First meeting", .has_scheduled_at = true,
+                                .scheduled_at = 1772000000000, .mode = LINDRA_GATHERING_IN_PERSON};
+    MUST(lindra_replica_plan_gathering(office, &gat, &gathering, &err));
+
+    char* admin = lindra_mock_server_token(mock, "office", LINDRA_TOKEN_ADMIN, NULL, NULL, &err);
+    MUST(admin);
+    lindra_sync_options office_options;
+    lindra_mock_server_client_options(mock, admin, &office_options);
+    lindra_sync_client* office_sync = lindra_sync_client_new(office, &office_options, &err);
+    MUST(office_sync);
+    lindra_sync_result* r = lindra_sync_client_wait_until_synced(office_sync, 20000, &err);
+    MUST(r);
+    CHECK(r->outcome == LINDRA_OUTCOME_OK);
+    CHECK(r->changes_pushed > 0);
+    lindra_sync_result_free(r);
+    int64_t n = 0;
+    MUST(lindra_mock_server_count(mock, "person", &n, &err));
+    CHECK(n == 2);
+
+    /* ---- Ola's tablet pulls her group ---- */
+    lindra_replica* tablet = lindra_replica_open(ola_path, &err);
+    MUST(tablet);
+    char* token = lindra_mock_server_token(mock, "ola", LINDRA_TOKEN_CANDIDATE, &ola, NULL, &err);
+    MUST(token);
+    seen s = {0};
+    lindra_sync_options options;
+    lindra_mock_server_client_options(mock, token, &options);
+    options.app = "capi-test/1.0";
+    options.on_progress = on_progress;
+    options.on_status = on_status;
+    options.on_rejected = on_rejected;
+    options.context = &s;
+    lindra_sync_client* sync = lindra_sync_client_new(tablet, &options, &err);
+    MUST(sync);
+    r = lindra_sync_client_sync(sync, &err);
+    MUST(r);
+    CHECK(r->outcome == LINDRA_OUTCOME_OK);
+    CHECK(r->changes_pulled > 0);
+    lindra_sync_result_free(r);
+
+    lindra_group_list* groups = NULL;
+    MUST(lindra_replica_groups_of(tablet, &ola, &groups, &err));
+    CHECK(groups->count == 1);
+    CHECK(groups->count == 1 && strcmp(groups->items[0].name, "Fjordvik spring") == 0);
+    CHECK(groups->count == 1 && groups->items[0].status == LINDRA_GROUP_ACTIVE);
+    lindra_group_list_free(groups);
+    lindra_roster* roster = NULL;
+    MUST(lindra_replica_roster(tablet, &group, &roster, &err));
+    CHECK(roster->count == 2);
+    CHECK(strcmp(roster->course_title, "Palliative care") == 0);
+    CHECK(roster->count == 2 && roster->members[0].role == LINDRA_ROLE_MENTOR);
+    lindra_roster_free(roster);
+    lindra_module_list* modules = NULL;
+    MUST(lindra_replica_modules(tablet, &course, &modules, &err));
+    CHECK(modules->count == 1 && modules->items[0].has_pass_score && modules->items[0].pass_score == 80);
+    lindra_module_list_free(modules);
+    lindra_gathering_list* gatherings = NULL;
+    MUST(lindra_replica_gatherings(tablet, &group, &gatherings, &err));
+    CHECK(gatherings->count == 1 && gatherings->items[0].scheduled_at == 1772000000000 &&
+          lindra_id_is_nil(&gatherings->items[0].module));
+    lindra_gathering_list_free(gatherings);
+    lindra_person* person = NULL;
+    MUST(lindra_replica_person(tablet, &ola, &person, &err));
+    CHECK(person && strcmp(person->display_name, "Ola Nordmann") == 0 && person->profession == LINDRA_PROFESSION_ASSISTANT);
+    lindra_person_free(person);
+    lindra_id found;
+    bool hit = false;
+    MUST(lindra_replica_find(tablet, "person", "mia", &found, &hit, &err));
+    CHECK(hit && memcmp(found.bytes, mia.bytes, 16) == 0);
+    /* An id this tablet does not hold: no row, no error. */
+    lindra_id unknown = {{0}};
+    unknown.bytes[0] = 7;
+    MUST(lindra_replica_person(tablet, &unknown, &person, &err));
+    CHECK(person == NULL);
+    char text[37];
+    lindra_id parsed;
+    lindra_id_format(&ola, text);
+    MUST(lindra_id_parse(text, &parsed, &err));
+    CHECK(memcmp(parsed.bytes, ola.bytes, 16) == 0);
+
+    /* ---- offline: the server is gone, Ola works on ---- */
+    lindra_mock_server_stop(mock);
+    ola_work work = {.ola = ola, .module = module, .group = group};
+    MUST(lindra_replica_batch(tablet, offline_work, &work, &err));
+    int64_t pending = 0;
+    MUST(lindra_replica_outbox_size(tablet, &pending, &err));
+    CHECK(pending > 0);
+
+    /* Bad input: a clear error, and nothing written. */
+    CHECK(!lindra_replica_record_score(tablet, &ola, &module, &group, 150, &err));
+    CHECK(err.code == LINDRA_ERR_OUT_OF_RANGE);
+    CHECK(strcmp(err.field, "module_progress.best_score") == 0);
+    lindra_field_value fv = {.field = "name", .kind = LINDRA_VALUE_TEXT, .text = "x"};
+    CHECK(!lindra_replica_create(tablet, "no_such_entity", &fv, 1, NULL, &err));
+    CHECK(err.code == LINDRA_ERR_UNKNOWN_ENTITY);
+    CHECK(!lindra_replica_register_person(tablet, "Bad", (lindra_profession)42, NULL, NULL, &err));
+    CHECK(err.code == LINDRA_ERR_BAD_ENUM_VALUE);
+    CHECK(!lindra_replica_start_module(tablet, NULL, &module, &group, &err));
+    CHECK(err.code == LINDRA_ERR_INVALID_ARGUMENT);
+    CHECK(!lindra_id_parse("not-an-id", &parsed, &err));
+    CHECK(err.code == LINDRA_ERR_INVALID_ARGUMENT);
+    CHECK(!lindra_replica_batch(tablet, keep_none, &ola, &err));
+    CHECK(err.code == LINDRA_ERR_ABORTED);
+    int64_t after = 0;
+    MUST(lindra_replica_outbox_size(tablet, &after, &err));
+    CHECK(after == pending);
+    MUST(lindra_replica_count(tablet, "organization", &n, &err));
+    CHECK(n == 1);
+
+    r = lindra_sync_client_sync(sync, &err);
+    MUST(r);
+    CHECK(r->outcome == LINDRA_OUTCOME_OFFLINE);
+    CHECK(strcmp(lindra_sync_outcome_name(r->outcome), "offline") == 0);
+    lindra_sync_result_free(r);
+    lindra_sync_status* status = lindra_sync_client_status(sync, &err);
+    MUST(status);
+    CHECK(status->state == LINDRA_SYNC_OFFLINE);
+    CHECK(status->message[0] != '\0');
+    CHECK(status->has_last_synced);
+    CHECK(status->pending == pending);
+    lindra_sync_status_free(status);
+
+    /* ---- back online: an asynchronous round, and a refused write ---- */
+    MUST(lindra_mock_server_start(mock, &err));
+    lindra_id stranger;
+    MUST(lindra_replica_register_person(tablet, "Kari Haugen", LINDRA_PROFESSION_NURSE, &org, &stranger, &err));
+    MUST(lindra_sync_client_sync_async(sync, on_done, &s, &err));
+    for (int i = 0; i < 2000 && !atomic_load(&s.done); ++i) sleep_ms(10);
+    CHECK(atomic_load(&s.done));
+    MUST(s.result);
+    CHECK(s.result->outcome == LINDRA_OUTCOME_OK);
+    CHECK(s.result->rejected_count == 1);
+    if (s.result->rejected_count == 1) {
+        CHECK(strcmp(s.result->rejected[0].code, "permission_denied") == 0);
+        CHECK(strcmp(s.result->rejected[0].entity, "person") == 0);
+        CHECK(s.result->rejected[0].row_removed);
+        CHECK(memcmp(s.result->rejected[0].row.bytes, stranger.bytes, 16) == 0);
+        CHECK(s.result->rejected[0].field_count > 0);
+    }
+    lindra_sync_result_free(s.result);
+    CHECK(atomic_load(&s.rejected) == 1);
+    CHECK(strcmp(s.rejected_entity, "person") == 0);
+    CHECK(atomic_load(&s.progress_calls) > 0);
+    CHECK(atomic_load(&s.max_push_remaining) >= (unsigned long long)pending);
+    CHECK(atomic_load(&s.states[LINDRA_SYNC_CONNECTING]) > 0);
+    CHECK(atomic_load(&s.states[LINDRA_SYNC_PUSHING]) > 0);
+    CHECK(atomic_load(&s.states[LINDRA_SYNC_OFFLINE]) > 0);
+    CHECK(atomic_load(&s.states[LINDRA_SYNC_IDLE]) > 0);
+    MUST(lindra_replica_outbox_size(tablet, &n, &err));
+    CHECK(n == 0);
+    MUST(lindra_replica_person(tablet, &stranger, &person, &err));
+    CHECK(person == NULL); /* rolled back */
+    MUST(lindra_mock_server_count(mock, "reflection", &n, &err));
+    CHECK(n == 1);
+
+    /* ---- a lost acknowledgement: the retry counts once ---- */
+    MUST(lindra_replica_add_time_spent(tablet, &ola, &module, &group, 30, &err));
+    lindra_mock_server_lose_push_ack(mock, 1);
+    r = lindra_sync_client_sync(sync, &err);
+    MUST(r);
+    CHECK(r->outcome == LINDRA_OUTCOME_OFFLINE);
+    lindra_sync_result_free(r);
+    lindra_mock_server_refuse_connections(mock, 1);
+    r = lindra_sync_client_wait_until_synced(sync, 20000, &err);
+    MUST(r);
+    CHECK(r->outcome == LINDRA_OUTCOME_OK);
+    lindra_sync_result_free(r);
+    lindra_sync_client_cancel(sync); /* nothing runs: no-op */
+
+    /* The office sees Ola's progress as her tablet wrote it. */
+    r = lindra_sync_client_sync(office_sync, &err);
+    MUST(r);
+    CHECK(r->outcome == LINDRA_OUTCOME_OK);
+    lindra_sync_result_free(r);
+    lindra_progress_list* progress = NULL;
+    MUST(lindra_replica_progress_of(office, &ola, &progress, &err));
+    CHECK(progress->count == 1);
+    if (progress->count == 1) {
+        CHECK(progress->items[0].status == LINDRA_PROGRESS_PASSED);
+        CHECK(progress->items[0].has_best_score && progress->items[0].best_score == 90);
+        CHECK(progress->items[0].time_spent_s == 630);
+        CHECK(progress->items[0].has_first_completed_at);
+    }
+    lindra_progress_list_free(progress);
+    /* An empty list is a list. */
+    MUST(lindra_replica_groups_of(office, &unknown, &groups, &err));
+    CHECK(groups != NULL && groups->count == 0);
+    lindra_group_list_free(groups);
+
+    /* ---- the log heard it all, and nothing personal ---- */
+    lindra_log_set_callback(NULL, LINDRA_LOG_OFF, NULL);
+    CHECK(atomic_load(&log_lines) > 10);
+    CHECK(strstr(log_text, "round ok") != NULL);
+    CHECK(strstr(log_text, token) == NULL);
+    CHECK(strstr(log_text, admin) == NULL);
+    CHECK(strstr(log_text, "Ola") == NULL);
+    CHECK(strstr(log_text, "Kari") == NULL);
+    CHECK(strstr(log_text, dir) == NULL);
+
+    lindra_sync_client_free(sync);
+    lindra_sync_client_free(office_sync);
+    lindra_replica_free(tablet);
+    lindra_replica_free(office);
+    lindra_string_free(token);
+    lindra_string_free(admin);
+    lindra_mock_server_free(mock);
+    nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    if (failures) {
+        fprintf(stderr, "%d checks failed\n", failures);
+        return 1;
+    }
+    puts("capi_test: all checks passed");
+    return 0;
+}
