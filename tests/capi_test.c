@@ -317,6 +317,29 @@ int main(void) {
     lindra_sync_result_free(r);
     lindra_sync_client_cancel(sync); /* nothing runs: no-op */
 
+    /* ---- cancel a slow round: it ends soon, and the write waits ---- */
+    MUST(lindra_replica_add_time_spent(tablet, &ola, &module, &group, 5, &err));
+    lindra_mock_server_delay_push_ack(mock, 3000, 1);
+    seen c = {0};
+    const int pushing = atomic_load(&s.states[LINDRA_SYNC_PUSHING]);
+    MUST(lindra_sync_client_sync_async(sync, on_done, &c, &err));
+    for (int i = 0; i < 500 && atomic_load(&s.states[LINDRA_SYNC_PUSHING]) == pushing; ++i) sleep_ms(10);
+    CHECK(atomic_load(&s.states[LINDRA_SYNC_PUSHING]) > pushing); /* this round is pushing */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    lindra_sync_client_cancel(sync);
+    for (int i = 0; i < 2000 && !atomic_load(&c.done); ++i) sleep_ms(5);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK(atomic_load(&c.done));
+    CHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 2000); /* not the 3 s delay */
+    MUST(c.result);
+    CHECK(c.result->outcome == LINDRA_OUTCOME_CANCELLED);
+    lindra_sync_result_free(c.result);
+    r = lindra_sync_client_wait_until_synced(sync, 20000, &err);
+    MUST(r);
+    CHECK(r->outcome == LINDRA_OUTCOME_OK);
+    lindra_sync_result_free(r);
+
     /* The office sees Ola's progress as her tablet wrote it. */
     r = lindra_sync_client_sync(office_sync, &err);
     MUST(r);
@@ -328,7 +351,7 @@ int main(void) {
     if (progress->count == 1) {
         CHECK(progress->items[0].status == LINDRA_PROGRESS_PASSED);
         CHECK(progress->items[0].has_best_score && progress->items[0].best_score == 90);
-        CHECK(progress->items[0].time_spent_s == 630);
+        CHECK(progress->items[0].time_spent_s == 635);
         CHECK(progress->items[0].has_first_completed_at);
     }
     lindra_progress_list_free(progress);

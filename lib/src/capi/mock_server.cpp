@@ -79,6 +79,12 @@ void lindra_mock_server_lose_push_ack(lindra_mock_server* server, int nth) noexc
     try_catch(nullptr, [&] { need(server, "server").mock.faults().lose_push_ack(nth); });
 }
 
+void lindra_mock_server_delay_push_ack(lindra_mock_server* server, uint32_t delay_ms, int nth) noexcept {
+    try_catch(nullptr, [&] {
+        need(server, "server").mock.faults().delay(testing::Frame::push_ack, std::chrono::milliseconds(delay_ms), nth);
+    });
+}
+
 void lindra_mock_server_stop(lindra_mock_server* server) noexcept {
     try_catch(nullptr, [&] { need(server, "server").mock.stop(); });
 }

@@ -54,6 +54,9 @@ LINDRA_API size_t lindra_mock_server_pushed_count(const lindra_mock_server* serv
  * the `nth` PushAck from now is lost after the server committed its push. */
 LINDRA_API void lindra_mock_server_refuse_connections(lindra_mock_server* server, int count) LINDRA_NOEXCEPT;
 LINDRA_API void lindra_mock_server_lose_push_ack(lindra_mock_server* server, int nth) LINDRA_NOEXCEPT;
+/* The `nth` PushAck from now is sent `delay_ms` late: a slow round to cancel. */
+LINDRA_API void lindra_mock_server_delay_push_ack(lindra_mock_server* server, uint32_t delay_ms,
+                                                  int nth) LINDRA_NOEXCEPT;
 /* Stops accepting until lindra_mock_server_start (clients find it offline). */
 LINDRA_API void lindra_mock_server_stop(lindra_mock_server* server) LINDRA_NOEXCEPT;
 LINDRA_API bool lindra_mock_server_start(lindra_mock_server* server, lindra_error* error) LINDRA_NOEXCEPT;
