@@ -7,6 +7,8 @@
 using namespace lindra;
 using namespace lindra::capi;
 
+static_assert(static_cast<int>(Role::admin) == LINDRA_TOKEN_ADMIN);
+
 struct lindra_mock_server {
     testing::MockServer mock;
     bool tls;
@@ -45,7 +47,7 @@ char* lindra_mock_server_token(const lindra_mock_server* server, const char* use
     try_catch(error, [&] {
         TokenClaims claims;
         claims.user = need_text(user, "user");
-        claims.role = to_enum<Role>(role, 4, "token role");
+        claims.role = to_enum<Role>(role, LINDRA_TOKEN_ADMIN + 1, "token role");
         claims.person = optional_id(person).value_or(Id{});
         claims.organization = optional_id(organization).value_or(Id{});
         const std::string token = need(server, "server").mock.token(claims);

@@ -14,6 +14,21 @@ lindra::Writes& lindra_replica::writes() {
     return replica;
 }
 
+// lindra.h's enums are the C++ ones in the same order: casts between them
+// are safe while these hold.
+static_assert(static_cast<int>(Errc::ambiguous) == LINDRA_ERR_AMBIGUOUS &&
+              static_cast<int>(Errc::read_only) == LINDRA_ERR_READ_ONLY);
+static_assert(static_cast<int>(OrganizationKind::care_unit) == LINDRA_ORGANIZATION_CARE_UNIT);
+static_assert(static_cast<int>(Profession::other) == LINDRA_PROFESSION_OTHER);
+static_assert(static_cast<int>(ModuleKind::practice) == LINDRA_MODULE_PRACTICE);
+static_assert(static_cast<int>(GroupStatus::cancelled) == LINDRA_GROUP_CANCELLED);
+static_assert(static_cast<int>(MemberRole::candidate) == LINDRA_ROLE_CANDIDATE);
+static_assert(static_cast<int>(MemberStatus::completed) == LINDRA_MEMBER_COMPLETED);
+static_assert(static_cast<int>(GatheringMode::digital) == LINDRA_GATHERING_DIGITAL);
+static_assert(static_cast<int>(GatheringStatus::cancelled) == LINDRA_GATHERING_CANCELLED);
+static_assert(static_cast<int>(AttendanceStatus::excused) == LINDRA_ATTENDANCE_EXCUSED);
+static_assert(static_cast<int>(ProgressStatus::passed) == LINDRA_PROGRESS_PASSED);
+
 // put() and to_c() overload those of capi.hpp, so they live beside them.
 namespace lindra::capi {
 
@@ -194,7 +209,7 @@ bool lindra_replica_remove(lindra_replica* replica, const char* entity, const li
 bool lindra_replica_register_organization(lindra_replica* replica, const char* name, lindra_organization_kind kind,
                                           const lindra_id* parent, lindra_id* out_id, lindra_error* error) noexcept {
     return create(replica, out_id, error, [&](Writes& w) {
-        return w.register_organization(text(name), to_enum<OrganizationKind>(kind, 4, "organization kind"),
+        return w.register_organization(text(name), to_enum<OrganizationKind>(kind, LINDRA_ORGANIZATION_CARE_UNIT + 1, "organization kind"),
                                        optional_id(parent));
     });
 }
@@ -202,7 +217,7 @@ bool lindra_replica_register_organization(lindra_replica* replica, const char* n
 bool lindra_replica_register_person(lindra_replica* replica, const char* display_name, lindra_profession profession,
                                     const lindra_id* organization, lindra_id* out_id, lindra_error* error) noexcept {
     return create(replica, out_id, error, [&](Writes& w) {
-        return w.register_person(text(display_name), to_enum<Profession>(profession, 4, "profession"),
+        return w.register_person(text(display_name), to_enum<Profession>(profession, LINDRA_PROFESSION_OTHER + 1, "profession"),
                                  optional_id(organization));
     });
 }
@@ -219,7 +234,7 @@ bool lindra_replica_register_module(lindra_replica* replica, const lindra_new_mo
                                     lindra_error* error) noexcept {
     return create(replica, out_id, error, [&](Writes& w) {
         const auto& m = need(module, "module");
-        return w.register_module({id(m.course), m.ordinal, text(m.title), to_enum<ModuleKind>(m.kind, 3, "module kind"),
+        return w.register_module({id(m.course), m.ordinal, text(m.title), to_enum<ModuleKind>(m.kind, LINDRA_MODULE_PRACTICE + 1, "module kind"),
                                   m.required, m.has_pass_score ? std::optional<int>(m.pass_score) : std::nullopt});
     });
 }
@@ -229,14 +244,14 @@ bool lindra_replica_create_group(lindra_replica* replica, const lindra_new_group
     return create(replica, out_id, error, [&](Writes& w) {
         const auto& g = need(group, "group");
         return w.create_group({id(g.course), id(g.organization), text(g.name), text(g.starts_on), text(g.ends_on),
-                               to_enum<GroupStatus>(g.status, 4, "group status")});
+                               to_enum<GroupStatus>(g.status, LINDRA_GROUP_CANCELLED + 1, "group status")});
     });
 }
 
 bool lindra_replica_add_member(lindra_replica* replica, const lindra_id* group, const lindra_id* person,
                                lindra_member_role role, lindra_id* out_id, lindra_error* error) noexcept {
     return create(replica, out_id, error, [&](Writes& w) {
-        return w.add_member(id(group, "group"), id(person, "person"), to_enum<MemberRole>(role, 2, "member role"));
+        return w.add_member(id(group, "group"), id(person, "person"), to_enum<MemberRole>(role, LINDRA_ROLE_CANDIDATE + 1, "member role"));
     });
 }
 
@@ -288,7 +303,7 @@ bool lindra_replica_plan_gathering(lindra_replica* replica, const lindra_new_gat
         const auto& g = need(gathering, "gathering");
         return w.plan_gathering({id(g.group), g.ordinal, text(g.title),
                                  g.has_scheduled_at ? std::optional<Timestamp>(g.scheduled_at) : std::nullopt,
-                                 to_enum<GatheringMode>(g.mode, 2, "gathering mode"), optional_id(&g.module)});
+                                 to_enum<GatheringMode>(g.mode, LINDRA_GATHERING_DIGITAL + 1, "gathering mode"), optional_id(&g.module)});
     });
 }
 
@@ -306,7 +321,7 @@ bool lindra_replica_record_attendance(lindra_replica* replica, const lindra_id* 
                                       lindra_error* error) noexcept {
     return write(replica, error, [&](Writes& w) {
         w.record_attendance(id(gathering, "gathering"), id(person, "person"),
-                            to_enum<AttendanceStatus>(status, 3, "attendance status"), text(note));
+                            to_enum<AttendanceStatus>(status, LINDRA_ATTENDANCE_EXCUSED + 1, "attendance status"), text(note));
     });
 }
 

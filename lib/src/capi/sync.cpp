@@ -11,6 +11,11 @@
 using namespace lindra;
 using namespace lindra::capi;
 
+static_assert(static_cast<int>(SyncPhase::done) == LINDRA_PHASE_DONE);
+static_assert(static_cast<int>(SyncState::error) == LINDRA_SYNC_ERROR);
+static_assert(static_cast<int>(SyncOutcome::timed_out) == LINDRA_OUTCOME_TIMED_OUT);
+static_assert(static_cast<int>(LogLevel::off) == LINDRA_LOG_OFF);
+
 struct lindra_sync_client {
     std::unique_ptr<SyncClient> client;
 };
