@@ -37,16 +37,21 @@
 #include <stdint.h>
 
 #define LINDRA_API __attribute__((visibility("default")))
+/* In C++ the enums are int-sized with every int a valid value, so a value
+ * from C that is out of range is an error lindra reports, not undefined
+ * behaviour. */
 #ifdef __cplusplus
 #define LINDRA_NOEXCEPT noexcept
+#define LINDRA_ENUM : int
 extern "C" {
 #else
 #define LINDRA_NOEXCEPT
+#define LINDRA_ENUM
 #endif
 
 /* ---- errors ------------------------------------------------------------ */
 
-typedef enum lindra_errc {
+typedef enum lindra_errc LINDRA_ENUM {
     LINDRA_OK = 0,
     /* Bad input; nothing was written. */
     LINDRA_ERR_INVALID_ARGUMENT = 1,
@@ -92,55 +97,55 @@ LINDRA_API bool lindra_id_is_nil(const lindra_id* id) LINDRA_NOEXCEPT;
 /* ---- enums (the order of lindra/replica.hpp's) ---------------------------
  * Results use *_NONE where the row has no value. */
 
-typedef enum lindra_organization_kind {
+typedef enum lindra_organization_kind LINDRA_ENUM {
     LINDRA_ORGANIZATION_REGION,
     LINDRA_ORGANIZATION_MUNICIPALITY,
     LINDRA_ORGANIZATION_DEVELOPMENT_CENTRE,
     LINDRA_ORGANIZATION_CARE_UNIT
 } lindra_organization_kind;
-typedef enum lindra_profession {
+typedef enum lindra_profession LINDRA_ENUM {
     LINDRA_PROFESSION_NONE = -1,
     LINDRA_PROFESSION_ASSISTANT,
     LINDRA_PROFESSION_HEALTH_CARE_WORKER,
     LINDRA_PROFESSION_NURSE,
     LINDRA_PROFESSION_OTHER
 } lindra_profession;
-typedef enum lindra_module_kind {
+typedef enum lindra_module_kind LINDRA_ENUM {
     LINDRA_MODULE_KIND_NONE = -1,
     LINDRA_MODULE_ELEARNING,
     LINDRA_MODULE_REFLECTION,
     LINDRA_MODULE_PRACTICE
 } lindra_module_kind;
-typedef enum lindra_group_status {
+typedef enum lindra_group_status LINDRA_ENUM {
     LINDRA_GROUP_STATUS_NONE = -1,
     LINDRA_GROUP_PLANNED,
     LINDRA_GROUP_ACTIVE,
     LINDRA_GROUP_COMPLETED,
     LINDRA_GROUP_CANCELLED
 } lindra_group_status;
-typedef enum lindra_member_role { LINDRA_ROLE_MENTOR, LINDRA_ROLE_CANDIDATE } lindra_member_role;
-typedef enum lindra_member_status {
+typedef enum lindra_member_role LINDRA_ENUM { LINDRA_ROLE_MENTOR, LINDRA_ROLE_CANDIDATE } lindra_member_role;
+typedef enum lindra_member_status LINDRA_ENUM {
     LINDRA_MEMBER_REGISTERED,
     LINDRA_MEMBER_ACTIVE,
     LINDRA_MEMBER_WITHDRAWN,
     LINDRA_MEMBER_COMPLETED
 } lindra_member_status;
-typedef enum lindra_gathering_mode {
+typedef enum lindra_gathering_mode LINDRA_ENUM {
     LINDRA_GATHERING_MODE_NONE = -1,
     LINDRA_GATHERING_IN_PERSON,
     LINDRA_GATHERING_DIGITAL
 } lindra_gathering_mode;
-typedef enum lindra_gathering_status {
+typedef enum lindra_gathering_status LINDRA_ENUM {
     LINDRA_GATHERING_PLANNED,
     LINDRA_GATHERING_HELD,
     LINDRA_GATHERING_CANCELLED
 } lindra_gathering_status;
-typedef enum lindra_attendance_status {
+typedef enum lindra_attendance_status LINDRA_ENUM {
     LINDRA_ATTENDANCE_PRESENT,
     LINDRA_ATTENDANCE_ABSENT,
     LINDRA_ATTENDANCE_EXCUSED
 } lindra_attendance_status;
-typedef enum lindra_progress_status {
+typedef enum lindra_progress_status LINDRA_ENUM {
     LINDRA_PROGRESS_NOT_STARTED,
     LINDRA_PROGRESS_IN_PROGRESS,
     LINDRA_PROGRESS_COMPLETED,
@@ -167,7 +172,7 @@ LINDRA_API bool lindra_replica_batch(lindra_replica* replica, bool (*fn)(lindra_
 
 /* -- generic writes, by the schema's entity and field names -- */
 
-typedef enum lindra_value_kind {
+typedef enum lindra_value_kind LINDRA_ENUM {
     LINDRA_VALUE_NULL,
     LINDRA_VALUE_INTEGER, /* integer, boolean (0/1), timestamp (ms), progress */
     LINDRA_VALUE_TEXT,    /* text, enum value ("present"), date ("YYYY-MM-DD") */
@@ -417,14 +422,14 @@ LINDRA_API void lindra_progress_list_free(lindra_progress_list* list) LINDRA_NOE
 
 /* ---- sync ----------------------------------------------------------------- */
 
-typedef enum lindra_sync_phase {
+typedef enum lindra_sync_phase LINDRA_ENUM {
     LINDRA_PHASE_CONNECTING,
     LINDRA_PHASE_PUSHING,
     LINDRA_PHASE_PULLING,
     LINDRA_PHASE_DONE
 } lindra_sync_phase;
 
-typedef enum lindra_sync_state {
+typedef enum lindra_sync_state LINDRA_ENUM {
     LINDRA_SYNC_IDLE,
     LINDRA_SYNC_CONNECTING,
     LINDRA_SYNC_PUSHING,
@@ -433,7 +438,7 @@ typedef enum lindra_sync_state {
     LINDRA_SYNC_ERROR    /* failed otherwise: see error_code, message */
 } lindra_sync_state;
 
-typedef enum lindra_sync_outcome {
+typedef enum lindra_sync_outcome LINDRA_ENUM {
     LINDRA_OUTCOME_OK,
     LINDRA_OUTCOME_OFFLINE, /* no connection, or it broke: try again later */
     LINDRA_OUTCOME_AUTH_FAILED,
@@ -548,7 +553,7 @@ LINDRA_API void lindra_sync_status_free(lindra_sync_status* status) LINDRA_NOEXC
 
 /* ---- logging ------------------------------------------------------------- */
 
-typedef enum lindra_log_level {
+typedef enum lindra_log_level LINDRA_ENUM {
     LINDRA_LOG_DEBUG,
     LINDRA_LOG_INFO,
     LINDRA_LOG_WARNING,

@@ -30,7 +30,7 @@ inline void set_error(lindra_error* error, lindra_errc code, std::string_view me
     error->sqlite_code = sqlite_code;
     const auto copy = [](char* out, std::size_t size, std::string_view text) {
         const std::size_t n = std::min(size - 1, text.size());
-        std::memcpy(out, text.data(), n);
+        if (n > 0) std::memcpy(out, text.data(), n);  // an empty view's data() may be null
         out[n] = '\0';
     };
     copy(error->field, sizeof error->field, field);
@@ -131,7 +131,7 @@ class Block {
     }
     const char* str(std::string_view s) {
         auto* p = reinterpret_cast<char*>(take(s.size() + 1, 1));
-        std::memcpy(p, s.data(), s.size());
+        if (!s.empty()) std::memcpy(p, s.data(), s.size());
         p[s.size()] = '\0';
         return p;
     }

@@ -20,7 +20,7 @@ extern "C" {
 typedef struct lindra_mock_server lindra_mock_server;
 
 /* Who a token says its holder is (lindra::Role). */
-typedef enum lindra_token_role {
+typedef enum lindra_token_role LINDRA_ENUM {
     LINDRA_TOKEN_CANDIDATE,
     LINDRA_TOKEN_MENTOR,
     LINDRA_TOKEN_COORDINATOR,
