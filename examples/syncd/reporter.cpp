@@ -1,0 +1,115 @@
+#include "reporter.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <ostream>
+
+namespace syncd {
+
+namespace {
+
+std::string format_bytes(std::uint64_t bytes) {
+    char text[32];
+    if (bytes < 10'000)
+        std::snprintf(text, sizeof text, "%llu B", static_cast<unsigned long long>(bytes));
+    else if (bytes < 10'000'000)
+        std::snprintf(text, sizeof text, "%.1f kB", static_cast<double>(bytes) / 1e3);
+    else
+        std::snprintf(text, sizeof text, "%.1f MB", static_cast<double>(bytes) / 1e6);
+    return text;
+}
+
+std::string bar(double fraction) {
+    constexpr int width = 24;
+    const int full = static_cast<int>(std::clamp(fraction, 0.0, 1.0) * width + 0.5);
+    return "[" + std::string(static_cast<std::size_t>(full), '#') +
+           std::string(static_cast<std::size_t>(width - full), '.') + "]";
+}
+
+// The message is lindra's own for these outcomes: it is about the network,
+// the token's validity or the local file. A server's message about pushed
+// data may quote that data, so other outcomes show only the server's code.
+bool message_is_safe(lindra::SyncOutcome outcome) {
+    using lindra::SyncOutcome;
+    return outcome == SyncOutcome::offline || outcome == SyncOutcome::tls_failed ||
+           outcome == SyncOutcome::auth_failed || outcome == SyncOutcome::local_error;
+}
+
+}  // namespace
+
+std::string format_duration(std::chrono::milliseconds d) {
+    char text[32];
+    const auto ms = static_cast<long long>(d.count());
+    if (ms < 1000)
+        std::snprintf(text, sizeof text, "%lld ms", ms);
+    else if (ms % 1000 == 0)
+        std::snprintf(text, sizeof text, "%lld s", ms / 1000);
+    else
+        std::snprintf(text, sizeof text, "%.1f s", static_cast<double>(ms) / 1e3);
+    return text;
+}
+
+Reporter::Reporter(std::ostream& out, bool terminal) : out_(out), terminal_(terminal) {}
+
+void Reporter::clear_bar() {
+    if (bar_shown_) out_ << "\r\033[K";
+    bar_shown_ = false;
+}
+
+void Reporter::line(const std::string& text) {
+    std::lock_guard lock(mutex_);
+    clear_bar();
+    out_ << "lindra-syncd: " << text << std::endl;
+}
+
+void Reporter::round_started(std::int64_t outbox) {
+    std::lock_guard lock(mutex_);
+    push_total_ = outbox;
+    if (!terminal_) return;
+    clear_bar();
+    out_ << "connecting..." << std::flush;
+    bar_shown_ = true;
+}
+
+void Reporter::progress(const lindra::SyncProgress& p) {
+    if (!terminal_) return;
+    std::lock_guard lock(mutex_);
+    std::string text;
+    if (p.phase == lindra::SyncPhase::pushing) {
+        // Writes the server has acknowledged, of those waiting at the start
+        // (more may have been written since).
+        const auto left = static_cast<std::int64_t>(p.push_remaining);
+        const auto total = std::max(push_total_, left);
+        text = "pushing " + bar(total > 0 ? static_cast<double>(total - left) / static_cast<double>(total) : 1.0) +
+               " " + std::to_string(p.changes_pushed) + " changes, " + std::to_string(left) + " writes to go, " +
+               format_bytes(p.bytes_sent) + " sent";
+    } else if (p.phase == lindra::SyncPhase::pulling) {
+        const auto total = static_cast<double>(p.changes_pulled) + static_cast<double>(p.pull_remaining);
+        text = "pulling " + bar(total > 0 ? static_cast<double>(p.changes_pulled) / total : 1.0) + " " +
+               std::to_string(p.changes_pulled) + " changes, " + std::to_string(p.pull_remaining) + " to come, " +
+               format_bytes(p.bytes_received) + " received";
+    } else {
+        return;
+    }
+    out_ << "\r\033[K" << text << std::flush;
+    bar_shown_ = true;
+}
+
+void Reporter::round_ended(const lindra::SyncResult& r, std::chrono::steady_clock::duration took) {
+    std::string text = "round " + std::string(lindra::to_string(r.outcome));
+    if (!r.error_code.empty()) text += " (" + r.error_code + ")";
+    text += ": pushed " + std::to_string(r.changes_pushed) + " changes (" + std::to_string(r.rejected.size()) +
+            " refused), pulled " + std::to_string(r.changes_pulled) + " changes";
+    if (r.rows_purged > 0) text += ", purged " + std::to_string(r.rows_purged) + " rows";
+    text += ", " + std::to_string(r.bytes_sent) + " B sent, " + std::to_string(r.bytes_received) + " B received, " +
+            format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(took));
+    if (!r.ok() && !r.message.empty() && message_is_safe(r.outcome)) text += ": " + r.message;
+    line(text);
+    // The rule that refused a change may quote the change; entity, code
+    // and seq say which write it was.
+    for (const auto& j : r.rejected)
+        line("refused by the server: entity " + j.entity + ", code " + j.code + ", seq " + std::to_string(j.seq) +
+             (j.row_removed ? ", row removed" : ", server's value restored"));
+}
+
+}  // namespace syncd
