@@ -2,15 +2,20 @@
 // lindra/log.hpp that no token, name, free text or path reaches it, at any
 // level, through a whole course of rounds (ok, refused writes, bad token,
 // offline) against a MockServer.
+#include "core/log.hpp"
 #include "support/mock_course.hpp"
 
 #include <lindra/log.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <mutex>
+#include <regex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace lindra::test {
@@ -80,12 +85,18 @@ TEST_CASE("nothing personal reaches the log at any level") {
                                           "M1: Basics",    c.dir.path().string(), "ola.db"};
     const auto lines = log.take();
     REQUIRE(lines.size() > 10);
+    // Users (the token's subject) and peers' addresses stay out too.
+    const std::regex user("\\bola\\b|back-office|user=|peer=");
 
     for (const auto& l : lines)
         for (const auto& s : secret) {
             INFO(l.domain << ": " << l.message);
             CHECK(l.message.find(s) == std::string::npos);
         }
+    for (const auto& l : lines) {
+        INFO(l.domain << ": " << l.message);
+        CHECK_FALSE(std::regex_search(l.message, user));
+    }
 }
 
 TEST_CASE("the log hears its level and above, and only while a handler is set") {
@@ -115,6 +126,24 @@ TEST_CASE("a handler that throws does not break a round") {
     set_log_handler({});
     REQUIRE(r.ok());
     CHECK(c.server_time_spent() == 30);
+}
+
+TEST_CASE("once set_log_handler returns, the handler it replaced has finished") {
+    using namespace std::chrono_literals;
+    std::atomic<bool> inside{false}, finished{false};
+    set_log_handler(
+        [&](LogLevel, std::string_view, std::string_view) {
+            inside = true;
+            std::this_thread::sleep_for(200ms);
+            finished = true;
+        },
+        LogLevel::debug);
+    std::thread logger([] { detail::log(LogLevel::info, "test", "a slow handler"); });
+    for (int i = 0; i < 400 && !inside; ++i) std::this_thread::sleep_for(5ms);
+    REQUIRE(inside);
+    set_log_handler({});  // an app would now free what the handler used
+    CHECK(finished);
+    logger.join();
 }
 
 TEST_CASE("log levels have names") {

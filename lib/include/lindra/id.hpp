@@ -30,6 +30,8 @@ struct Id {
     static std::optional<Id> parse(std::string_view text);
 
     std::string to_string() const;
+    // The same into `out` and a NUL, without allocating.
+    void format(char out[37]) const noexcept;
     bool is_nil() const noexcept;
 
     friend auto operator<=>(const Id&, const Id&) = default;

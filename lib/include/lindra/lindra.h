@@ -20,13 +20,16 @@
  *   where an id is optional.
  * - No function throws or aborts on bad input; none keeps a pointer the
  *   caller passed in after it returns, except the callback context.
+ * - The structs have no version field yet: build an app against the
+ *   lindra.h of the liblindra.so it ships.
  *
  * Thread-safety (each function says where it differs)
  * - A lindra_replica may be used from any thread; calls are serialised.
  *   Inside lindra_replica_batch(), the callback's writes go into the batch
  *   on the callback's thread; other threads wait for the batch to end.
  * - A lindra_sync_client may be used from any thread; one round runs at a
- *   time. Its callbacks run on the client's sync thread.
+ *   time. Its callbacks run on the client's sync thread, except the first
+ *   status of a round (connecting), which comes on the thread starting it.
  * - lindra_*_free: once, when no other thread uses the object.
  */
 #ifndef LINDRA_H
@@ -525,14 +528,17 @@ LINDRA_API lindra_sync_client* lindra_sync_client_new(lindra_replica* replica, c
                                                       lindra_error* error) LINDRA_NOEXCEPT;
 /* Cancels a running round and waits for it. Not from a callback. */
 LINDRA_API void lindra_sync_client_free(lindra_sync_client* client) LINDRA_NOEXCEPT;
-/* One round; blocks until it ends. The result says how it went (a failed
- * round is a result, not an error); NULL only if no round could start. Not
- * from a callback. */
+/* One round; blocks until it ends. The result says how it went: a failed
+ * round, or one refused because another runs (LINDRA_OUTCOME_LOCAL_ERROR),
+ * is a result, not an error; NULL only for a NULL client or no memory.
+ * Not from a callback. */
 LINDRA_API lindra_sync_result* lindra_sync_client_sync(lindra_sync_client* client,
                                                        lindra_error* error) LINDRA_NOEXCEPT;
 /* One round in the background: `done` runs on the sync thread when it ends
- * and owns the result (free it with lindra_sync_result_free). `done` may
- * start the next round; it must not free the client. */
+ * and owns the result (free it with lindra_sync_result_free; NULL only if
+ * memory ran out). If no round can start (one already runs, bad TLS
+ * options), `done` runs at once, on this thread, before this returns.
+ * `done` may start the next round; it must not free the client. */
 LINDRA_API bool lindra_sync_client_sync_async(lindra_sync_client* client,
                                               void (*done)(lindra_sync_result* result, void* context),
                                               void* context, lindra_error* error) LINDRA_NOEXCEPT;
@@ -564,7 +570,9 @@ typedef enum lindra_log_level LINDRA_ENUM {
 /* Sends lindra's log at `min` and above to `fn` (NULL: silence), process
  * wide, replacing the callback set before. Never tokens, names, free text
  * or paths (lindra/log.hpp). `fn` runs on the thread that logs, possibly
- * several at once; it must not call lindra_log_set_callback. Any thread. */
+ * several at once. This waits for calls of the callback it replaces, so
+ * once it returns the old `fn` and `context` are done with for good; `fn`
+ * must not call it. Any thread. */
 LINDRA_API void lindra_log_set_callback(void (*fn)(lindra_log_level level, const char* domain, const char* message,
                                                    void* context),
                                         lindra_log_level min, void* context) LINDRA_NOEXCEPT;

@@ -8,7 +8,9 @@
 //
 // Thread-safety: set_log_handler() from any thread. The handler runs on
 // whatever thread logs (the app's, or a sync's), possibly on several at
-// once; keep it short, and do not call set_log_handler() from it.
+// once; keep it short. set_log_handler() waits for calls of the handler it
+// replaces to finish, so once it returns that handler is done with for
+// good; hence it must not be called from a handler.
 #pragma once
 
 #include <functional>

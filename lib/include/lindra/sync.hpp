@@ -40,7 +40,7 @@ struct SyncProgress {
     std::int64_t changes_pulled = 0;  // applied here
     std::uint64_t bytes_sent = 0;
     std::uint64_t bytes_received = 0;
-    std::uint64_t push_remaining = 0;  // local writes not yet acknowledged (outbox entries)
+    std::uint64_t push_remaining = 0;  // local writes not yet acknowledged (outbox entries), in any phase
     std::uint64_t pull_remaining = 0;  // server log entries after the last batch, once the server said
 };
 

@@ -29,16 +29,18 @@ void lindra_mock_server_free(lindra_mock_server* server) noexcept {
 
 void lindra_mock_server_client_options(lindra_mock_server* server, const char* token,
                                        lindra_sync_options* out) noexcept {
-    if (!server || !out) return;
-    const SyncOptions o = server->mock.client_options({});
+    if (!out) return;
     *out = {};
-    out->host = server->host.c_str();
-    out->port = server->mock.port();
-    out->token = token;
-    out->ca_pem = server->tls ? server->mock.ca_pem().c_str() : nullptr;
-    out->insecure = !server->tls;
-    out->connect_timeout_ms = static_cast<uint32_t>(o.connect_timeout.count());
-    out->io_timeout_ms = static_cast<uint32_t>(o.io_timeout.count());
+    try_catch(nullptr, [&] {
+        const SyncOptions o = need(server, "server").mock.client_options({});
+        out->host = server->host.c_str();
+        out->port = server->mock.port();
+        out->token = token;
+        out->ca_pem = server->tls ? server->mock.ca_pem().c_str() : nullptr;
+        out->insecure = !server->tls;
+        out->connect_timeout_ms = static_cast<uint32_t>(o.connect_timeout.count());
+        out->io_timeout_ms = static_cast<uint32_t>(o.io_timeout.count());
+    });
 }
 
 char* lindra_mock_server_token(const lindra_mock_server* server, const char* user, lindra_token_role role,

@@ -135,9 +135,7 @@ bool lindra_id_parse(const char* text, lindra_id* out, lindra_error* error) noex
 }
 
 void lindra_id_format(const lindra_id* id, char out[37]) noexcept {
-    if (!id || !out) return;
-    const std::string s = capi::id(*id).to_string();
-    std::memcpy(out, s.c_str(), 37);
+    if (id && out) capi::id(*id).format(out);
 }
 
 bool lindra_id_is_nil(const lindra_id* id) noexcept {
@@ -171,9 +169,16 @@ bool lindra_replica_batch(lindra_replica* replica, bool (*fn)(lindra_replica*, v
             r.replica.batch([&](Writes& w) {
                 r.batch = &w;
                 r.batch_thread = std::this_thread::get_id();
+                // However fn leaves (a C++ callback may throw), the batch's
+                // writes are gone once this returns.
+                struct Reset {
+                    lindra_replica& r;
+                    ~Reset() {
+                        r.batch_thread = std::thread::id();
+                        r.batch = nullptr;
+                    }
+                } reset{r};
                 kept = fn(&r, context);
-                r.batch_thread = std::thread::id();
-                r.batch = nullptr;
                 if (!kept) throw RolledBack{};  // Replica::batch rolls back on any exception
             });
         } catch (const RolledBack&) {

@@ -158,7 +158,7 @@ lindra_sync_result* lindra_sync_client_wait_until_synced(lindra_sync_client* cli
 }
 
 void lindra_sync_client_cancel(lindra_sync_client* client) noexcept {
-    if (client) client->client->cancel();
+    try_catch(nullptr, [&] { need(client, "client").client->cancel(); });
 }
 
 lindra_sync_status* lindra_sync_client_status(const lindra_sync_client* client, lindra_error* error) noexcept {

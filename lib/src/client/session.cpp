@@ -38,9 +38,11 @@ void SyncSession::progress(SyncPhase phase) {
     const bool debug = detail::log_enabled(LogLevel::debug);
     if (!options_.on_progress && !debug) return;
     std::uint64_t push_remaining = 0;
-    if (phase == SyncPhase::pushing) {
+    try {
         std::lock_guard lock(core_.mutex);
         push_remaining = static_cast<std::uint64_t>(core_.outbox_size());
+    } catch (const std::exception&) {
+        // A failing replica ends the round; its progress says 0 left.
     }
     const SyncProgress p{phase,          result_.changes_pushed, result_.changes_pulled, result_.bytes_sent,
                          result_.bytes_received, push_remaining,         pull_remaining_};

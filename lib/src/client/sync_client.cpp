@@ -121,7 +121,12 @@ SyncClient::SyncClient(Replica& replica, SyncOptions options, boost::asio::io_co
     : impl_(std::make_unique<Impl>(replica, std::move(options), nullptr, &io)) {}
 
 SyncClient::~SyncClient() {
-    cancel();
+    try {
+        cancel();
+    } catch (...) {
+        // Out of memory posting the cancel: the round still ends, by its
+        // own timeouts, and the wait below sees it.
+    }
     std::unique_lock lock(impl_->mutex);
     impl_->idle.wait(lock, [this] { return !impl_->running; });
 }

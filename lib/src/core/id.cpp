@@ -66,16 +66,20 @@ std::optional<Id> Id::parse(std::string_view text) {
     return id;
 }
 
-std::string Id::to_string() const {
+void Id::format(char out[37]) const noexcept {
     static constexpr char digits[] = "0123456789abcdef";
-    std::string s;
-    s.reserve(36);
     for (std::size_t i = 0; i < bytes.size(); ++i) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
-        s.push_back(digits[bytes[i] >> 4]);
-        s.push_back(digits[bytes[i] & 0xF]);
+        if (i == 4 || i == 6 || i == 8 || i == 10) *out++ = '-';
+        *out++ = digits[bytes[i] >> 4];
+        *out++ = digits[bytes[i] & 0xF];
     }
-    return s;
+    *out = '\0';
+}
+
+std::string Id::to_string() const {
+    char text[37];
+    format(text);
+    return text;
 }
 
 bool Id::is_nil() const noexcept {

@@ -1,15 +1,18 @@
 #include "core/log.hpp"
 
 #include <atomic>
-#include <memory>
 #include <mutex>
+#include <shared_mutex>
 
 namespace lindra {
 namespace {
 
 std::atomic<int> g_min{static_cast<int>(LogLevel::off)};
-std::mutex g_mutex;  // guards g_handler
-std::shared_ptr<const LogHandler> g_handler;
+// Guards g_handler, and is held shared while it runs: once
+// set_log_handler() returns, the handler it replaced has finished and is
+// not called again, so an app may free what the handler uses.
+std::shared_mutex g_mutex;
+LogHandler g_handler;
 
 }  // namespace
 
@@ -25,8 +28,8 @@ std::string_view to_string(LogLevel level) {
 }
 
 void set_log_handler(LogHandler handler, LogLevel min) {
-    std::lock_guard lock(g_mutex);
-    g_handler = handler ? std::make_shared<const LogHandler>(std::move(handler)) : nullptr;
+    std::unique_lock lock(g_mutex);
+    g_handler = std::move(handler);
     g_min = static_cast<int>(g_handler ? min : LogLevel::off);
 }
 
@@ -38,14 +41,10 @@ bool log_enabled(LogLevel level) noexcept {
 
 void log(LogLevel level, std::string_view domain, std::string_view message) {
     if (!log_enabled(level)) return;
-    std::shared_ptr<const LogHandler> handler;
-    {
-        std::lock_guard lock(g_mutex);
-        handler = g_handler;
-    }
+    std::shared_lock lock(g_mutex);
     // A handler that throws must not break the write or round that logged.
-    if (handler) try {
-            (*handler)(level, domain, message);
+    if (g_handler) try {
+            g_handler(level, domain, message);
         } catch (...) {
         }
 }

@@ -135,15 +135,21 @@ net::Reply ServerSession::pull(const protocol::Pull& m) {
 }
 
 void ServerSession::on_close(std::string_view reason) {
-    if (!context_.log && !detail::log_enabled(LogLevel::info)) return;
-    std::string line = "session peer=" + peer_;
-    if (identity_) line += " user=" + identity_->user + " device=" + device_.to_string().substr(0, 8);
-    line += " pushed=" + std::to_string(pushed_) + " pulled=" + std::to_string(pulled_);
-    if (rejected_) line += " rejected=" + std::to_string(rejected_);
-    if (purged_) line += " purged=" + std::to_string(purged_);
-    line += " end=\"" + (refused_.empty() ? std::string(reason) : refused_) + "\"";
-    if (context_.log) context_.log(line);
-    detail::log(LogLevel::info, "server", line);
+    std::string counts = " pushed=" + std::to_string(pushed_) + " pulled=" + std::to_string(pulled_);
+    if (rejected_) counts += " rejected=" + std::to_string(rejected_);
+    if (purged_) counts += " purged=" + std::to_string(purged_);
+    // The operator's log names the peer, the user and why the session
+    // ended; lindra's log, which an app embedding the server may ship
+    // elsewhere, only the device and the counts.
+    if (context_.log) {
+        std::string line = "session peer=" + peer_;
+        if (identity_) line += " user=" + identity_->user + " device=" + device_.to_string().substr(0, 8);
+        context_.log(line + counts + " end=\"" + (refused_.empty() ? std::string(reason) : refused_) + "\"");
+    }
+    if (detail::log_enabled(LogLevel::info))
+        detail::log(LogLevel::info, "server",
+                    "session" + (identity_ ? " device=" + device_.to_string().substr(0, 8) : std::string()) + counts +
+                        (refused_.empty() ? "" : " refused"));
 }
 
 }  // namespace lindra::server

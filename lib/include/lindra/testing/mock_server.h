@@ -33,8 +33,9 @@ LINDRA_API lindra_mock_server* lindra_mock_server_new(bool tls, lindra_error* er
 LINDRA_API void lindra_mock_server_free(lindra_mock_server* server) LINDRA_NOEXCEPT;
 
 /* Options for a client of this server: host, port, TLS trust or insecure,
- * short timeouts, `token`. The strings in *out belong to the server and
- * live as long as it does; the callbacks are left NULL. */
+ * short timeouts, and `token` itself (the caller's pointer). The other
+ * strings in *out belong to the server and live as long as it does; the
+ * callbacks are left NULL. */
 LINDRA_API void lindra_mock_server_client_options(lindra_mock_server* server, const char* token,
                                                   lindra_sync_options* out) LINDRA_NOEXCEPT;
 /* A signed token; `person` and `organization` may be NULL. Free it with
