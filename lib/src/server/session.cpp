@@ -135,6 +135,7 @@ net::Reply ServerSession::pull(const protocol::Pull& m) {
 }
 
 void ServerSession::on_close(std::string_view reason) {
+    if (!context_.log && !detail::log_enabled(LogLevel::info)) return;  // no one listens
     std::string counts = " pushed=" + std::to_string(pushed_) + " pulled=" + std::to_string(pulled_);
     if (rejected_) counts += " rejected=" + std::to_string(rejected_);
     if (purged_) counts += " purged=" + std::to_string(purged_);
