@@ -22,6 +22,7 @@ std::vector<std::string> SyncSession::first_frames() {
         std::lock_guard lock(core_.mutex);
         auto state = core_.pull_state();
         h.cursor = std::move(state.cursor);
+        h.acked_seq = state.acked_seq;
         include_own_ = state.include_own;
     }
     progress(SyncPhase::connecting);

@@ -1,6 +1,7 @@
 #include "model/merge.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <tuple>
 
 namespace lindra::model {
@@ -43,8 +44,13 @@ bool merge_lww(FieldState& cur, const Value& value, const Clock& clock, bool add
     return false;
 }
 
+// Every input is safe, valid or not: a total that is not a number is
+// ignored, and the sum saturates instead of overflowing (a peer's total
+// near INT64_MAX must not be undefined behaviour, even unvalidated).
 bool merge_counter(FieldState& cur, const Value& value, const Clock& clock) {
-    const auto total = std::get<std::int64_t>(value);
+    const auto* in = std::get_if<std::int64_t>(&value);
+    if (!in) return false;
+    const std::int64_t total = *in;
     auto it = std::lower_bound(cur.totals.begin(), cur.totals.end(), clock.origin,
                                [](const auto& e, const Id& o) { return e.first < o; });
     bool changed = false;
@@ -61,7 +67,8 @@ bool merge_counter(FieldState& cur, const Value& value, const Clock& clock) {
     }
     if (changed) {
         std::int64_t sum = 0;
-        for (const auto& [o, t] : cur.totals) sum += t;
+        for (const auto& [o, t] : cur.totals)
+            if (__builtin_add_overflow(sum, t, &sum)) sum = t < 0 ? INT64_MIN : INT64_MAX;
         cur.value = sum;
     }
     return changed;

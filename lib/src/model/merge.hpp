@@ -12,7 +12,8 @@
 namespace lindra::model {
 
 // Merges one change of `f` (its value and clock) into `cur`. Returns true
-// when `cur` changed. The value must already be valid for `f`.
+// when `cur` changed. Defined for any value, valid or not (no overflow, no
+// throw), though only checked values (Core::check) should reach it.
 bool merge_field(const FieldDef& f, FieldState& cur, const Value& value, const Clock& clock);
 
 // `st` with `changes` (all to its row) merged in, each by its field's rule.

@@ -92,8 +92,9 @@ Error field_error(Errc code, const EntityDef& e, const FieldDef& f, std::string_
     return Error(code, name + ": " + std::string(what), 0, name);
 }
 
-void throw_bad_enum(const EntityDef& e, const FieldDef& f, std::string_view value) {
-    throw field_error(Errc::bad_enum_value, e, f, "\"" + std::string(value) + "\" is not one of: " + quoted_values(f));
+void throw_bad_enum(const EntityDef& e, const FieldDef& f, std::string_view value, Quote quote) {
+    const std::string shown = quote == Quote::value ? "\"" + std::string(value) + "\" is " : "";
+    throw field_error(Errc::bad_enum_value, e, f, shown + "not one of: " + quoted_values(f));
 }
 
 bool takes_null(const FieldDef& f) noexcept {
@@ -104,8 +105,10 @@ bool required_on_create(const FieldDef& f) noexcept {
     return !f.nullable && (f.rule == MergeRule::lww || f.rule == MergeRule::add_wins);
 }
 
-void validate(const EntityDef& e, const FieldDef& f, const Value& v) {
+void validate(const EntityDef& e, const FieldDef& f, const Value& v, Quote quote) {
     auto fail = [&](Errc code, const std::string& what) -> void { throw field_error(code, e, f, what); };
+    // "<value> " before what is wrong with it, where the value may be shown.
+    auto shown = [quote](const std::string& value) { return quote == Quote::value ? value + " " : std::string(); };
 
     if (std::holds_alternative<std::monostate>(v)) {
         if (!takes_null(f)) fail(Errc::wrong_type, "a value is required");
@@ -118,8 +121,8 @@ void validate(const EntityDef& e, const FieldDef& f, const Value& v) {
             const auto* i = std::get_if<std::int64_t>(&v);
             if (!i) return fail(Errc::wrong_type, std::string("expected ") + type_name(f.type));
             if (*i < f.min || *i > f.max)
-                fail(Errc::out_of_range,
-                     std::to_string(*i) + " is outside " + std::to_string(f.min) + ".." + std::to_string(f.max));
+                fail(Errc::out_of_range, shown(std::to_string(*i) + " is") + "outside " + std::to_string(f.min) +
+                                             ".." + std::to_string(f.max));
             return;
         }
         case FieldType::progress: {
@@ -128,8 +131,8 @@ void validate(const EntityDef& e, const FieldDef& f, const Value& v) {
             if (*i < 0 || progress_attempt(*i) > f.max)
                 fail(Errc::out_of_range, "attempt outside 0.." + std::to_string(f.max));
             if (progress_rank(*i) >= static_cast<int>(f.values.size()))
-                fail(Errc::bad_enum_value,
-                     "unknown progress status " + std::to_string(progress_rank(*i)) + "; allowed: " + quoted_values(f));
+                fail(Errc::bad_enum_value, shown("status " + std::to_string(progress_rank(*i)) + " is") +
+                                               "not a known progress status; allowed: " + quoted_values(f));
             return;
         }
         case FieldType::text:
@@ -137,9 +140,9 @@ void validate(const EntityDef& e, const FieldDef& f, const Value& v) {
         case FieldType::date: {
             const auto* s = std::get_if<std::string>(&v);
             if (!s) return fail(Errc::wrong_type, std::string("expected ") + type_name(f.type));
-            if (f.type == FieldType::enumeration && f.value_index(*s) < 0) throw_bad_enum(e, f, *s);
+            if (f.type == FieldType::enumeration && f.value_index(*s) < 0) throw_bad_enum(e, f, *s, quote);
             if (f.type == FieldType::date && !valid_date(*s))
-                fail(Errc::invalid_argument, "\"" + *s + "\" is not a date (YYYY-MM-DD)");
+                fail(Errc::invalid_argument, shown("\"" + *s + "\" is") + "not a date (YYYY-MM-DD)");
             if (f.type == FieldType::text) {
                 const auto n = utf8_length(*s);
                 if (!n) fail(Errc::invalid_argument, "text is not valid UTF-8 or contains NUL");

@@ -20,11 +20,17 @@ bool takes_null(const FieldDef& f) noexcept;
 // Whether a new row must be given this field.
 bool required_on_create(const FieldDef& f) noexcept;
 
+// Whether an error message may show the value it refuses: yes to the app
+// that passed it; never in the server's answer to a peer (a refusal's
+// reason travels back to the device and into logs).
+enum class Quote { value, none };
+
 // The error for a value outside an enum field's allowed set.
-[[noreturn]] void throw_bad_enum(const EntityDef& e, const FieldDef& f, std::string_view value);
+[[noreturn]] void throw_bad_enum(const EntityDef& e, const FieldDef& f, std::string_view value,
+                                 Quote quote = Quote::value);
 
 // Throws lindra::Error naming the field when `v` is not a valid value of `f`
 // (wrong type, enum value outside the set, out of range, too long, bad UTF-8).
-void validate(const EntityDef& e, const FieldDef& f, const Value& v);
+void validate(const EntityDef& e, const FieldDef& f, const Value& v, Quote quote = Quote::value);
 
 }  // namespace lindra::model

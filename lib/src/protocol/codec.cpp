@@ -424,6 +424,7 @@ void write(const Hello& m, pb::Hello& out) {
     out.set_schema_version(m.schema_version);
     out.set_app(m.app);
     out.set_cursor(m.cursor);
+    out.set_acked_seq(m.acked_seq);
 }
 
 Hello read(const pb::Hello& in) {
@@ -432,7 +433,8 @@ Hello read(const pb::Hello& in) {
             .token = in.token(),
             .schema_version = in.schema_version(),
             .app = in.app(),
-            .cursor = in.cursor()};
+            .cursor = in.cursor(),
+            .acked_seq = in.acked_seq()};
 }
 
 void write(const Welcome& m, pb::Welcome& out) {

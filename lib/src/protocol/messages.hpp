@@ -69,6 +69,7 @@ struct Hello {
     std::uint32_t schema_version = 0;
     std::string app{};
     std::string cursor{};
+    std::int64_t acked_seq = 0;  // the device holds the answers up to here
 };
 // Every change's origin is the device that said Hello.
 struct Push {

@@ -269,22 +269,25 @@ void Core::write(const EntityDef& e, const Id& row, std::span<const Intent> inte
     ++next_seq_;
 }
 
+const EntityDef& Core::check(const Change& c, model::Quote quote) {
+    const auto* e = find_entity(c.entity);
+    if (!e) throw Error(Errc::unknown_entity, "change for unknown entity tag " + std::to_string(c.entity));
+    const auto* f = e->field(c.field);
+    if (!f) throw Error(Errc::unknown_field, std::string(e->name) + " has no field with tag " + std::to_string(c.field));
+    model::validate(*e, *f, c.value, quote);
+    if (c.row.is_nil() || c.origin.is_nil() || c.hlc == 0 || c.hlc > replica::kHlcMax)
+        throw model::field_error(Errc::invalid_argument, *e, *f,
+                                 "the change lacks a row id or origin, or its hlc is 0 or above 2^63");
+    return *e;
+}
+
 void Core::apply(std::span<const Change> changes) {
     check_writable();
     // Validate the whole batch first: a bad change rejects all of it.
     std::map<std::pair<std::uint16_t, Id>, std::vector<const Change*>> by_row;
     std::uint64_t max_hlc = 0;
     for (const auto& c : changes) {
-        const auto* e = find_entity(c.entity);
-        if (!e) throw Error(Errc::unknown_entity, "change for unknown entity tag " + std::to_string(c.entity));
-        const auto* f = e->field(c.field);
-        if (!f)
-            throw Error(Errc::unknown_field,
-                        std::string(e->name) + " has no field with tag " + std::to_string(c.field));
-        model::validate(*e, *f, c.value);
-        if (c.row.is_nil() || c.origin.is_nil() || c.hlc == 0 || c.hlc > replica::kHlcMax)
-            throw model::field_error(Errc::invalid_argument, *e, *f,
-                                     "the change lacks a row id or origin, or its hlc is 0 or above 2^63");
+        check(c);
         by_row[{c.entity, c.row}].push_back(&c);
         max_hlc = std::max(max_hlc, c.hlc);
     }
@@ -329,10 +332,10 @@ Value Core::get(const EntityDef& e, const Id& row, std::string_view name) {
 }
 
 PullState Core::pull_state() {
-    auto st = db.cached("SELECT pull_cursor, pull_own FROM lindra_replica");
+    auto st = db.cached("SELECT pull_cursor, pull_own, acked_seq FROM lindra_replica");
     if (!st->step()) throw Error(Errc::corrupt, db.path() + " has no replica state");
     const auto b = st->blob(0);
-    return {{reinterpret_cast<const char*>(b.data()), b.size()}, st->int64(1) != 0};
+    return {{reinterpret_cast<const char*>(b.data()), b.size()}, st->int64(1) != 0, st->int64(2)};
 }
 
 void Core::apply_pulled(std::span<const Change> changes, std::string_view next_cursor, bool complete) {

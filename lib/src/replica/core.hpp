@@ -5,6 +5,7 @@
 #pragma once
 
 #include "model/row.hpp"
+#include "model/validate.hpp"
 #include "replica/hlc.hpp"
 #include "store/database.hpp"
 #include "store/migrations.hpp"
@@ -35,6 +36,7 @@ struct Intent {
 struct PullState {
     std::string cursor{};
     bool include_own = false;  // this device lost changes of its own: pull them back too
+    std::int64_t acked_seq = 0;  // the highest seq the server's answer was applied for
 };
 
 class Core {
@@ -65,7 +67,15 @@ class Core {
     void write(const EntityDef& e, const Id& row, std::span<const Intent> intents);
     // The id a new row of `e` gets: derived from its key fields or random.
     Id new_row_id(const EntityDef& e, std::span<const Intent> intents) const;
-    // Validates every change, then merges them. Needs an open WriteTransaction.
+    // Throws lindra::Error (naming the field, never quoting the value) if
+    // `c` is not a valid change: entity and field in the schema, a valid
+    // value, a row id, an origin and an hlc in range. Nothing may merge,
+    // authorize or store a change from a peer before this.
+    static const EntityDef& check(const Change& c, model::Quote quote = model::Quote::value);
+    // Rows identified by other rows: the row's id must be the one its key
+    // fields derive, once they are all set.
+    static void check_identity(const EntityDef& e, const Id& row, const model::RowState& st);
+    // Checks every change, then merges them. Needs an open WriteTransaction.
     void apply(std::span<const Change> changes);
 
     model::RowState load(const EntityDef& e, const Id& row) { return model::row_store(e).load(db, row); }
@@ -123,13 +133,11 @@ class Core {
     replica::HybridClock clock;
 
   private:
-    // Rows identified by other rows: a key field, once set, never changes,
-    // and the row's id must be the one its keys derive. Checked on local
-    // writes and remote changes alike, so no peer can move a row to
-    // another person or group.
+    // A key field, or the group or person that scope a row, once set,
+    // never changes: checked on local writes and remote changes alike, so
+    // no peer can move a row to another person or group.
     static void check_key_change(const EntityDef& e, const FieldDef& f, const model::FieldState& current,
                                  const Value& incoming);
-    static void check_identity(const EntityDef& e, const Id& row, const model::RowState& st);
     // Rolls the transaction back at its end when a write failed after it
     // had changed something (e.g. the row was saved, then the outbox insert
     // hit a full disk), even if the app caught the error.

@@ -1,7 +1,5 @@
 #include "server/access.hpp"
 
-#include "model/merge.hpp"
-
 #include <algorithm>
 
 namespace lindra::server {
@@ -125,12 +123,11 @@ const std::set<std::string>& Access::readable() {
 }
 
 std::optional<std::string> Access::refusal(const EntityDef& e, const Id& row, const model::RowState& before,
-                                           std::span<const Change> changes) {
+                                           const model::RowState& after, std::span<const Change> changes) {
     const std::string name(e.name);
-    if (e.writer == Writer::server) return "only the server writes " + name + "s";
+    if (e.writer == Writer::server) return "only the server writes " + name + " rows";
     if (who_.role == Role::admin) return std::nullopt;
 
-    const model::RowState after = model::merged(e, before, changes);
     const auto group = group_of(e, row, after);
     const auto person = person_of(e, row, after);
 
@@ -142,11 +139,12 @@ std::optional<std::string> Access::refusal(const EntityDef& e, const Id& row, co
                 return f && f->self_writable;
             });
             if (before.exists && person == who_.person && self_only) return std::nullopt;
-            return "only a coordinator may write " + name + (e.scope == ScopeKind::person ? " (or a person their own name)" : "");
+            return "only a coordinator may write " + name + " rows" +
+                   (e.scope == ScopeKind::person ? " (or a person their own name)" : "");
         }
         case Writer::group_mentor: {
             if (!group || member(*group, who_.person) != Member::mentor)
-                return "only a mentor of the group may write its " + name + "s";
+                return "only a mentor of the group may write its " + name + " rows";
             // A row that refers to a gathering must be in that gathering's group.
             for (const auto& c : changes) {
                 const FieldDef* f = e.field(c.field);
@@ -161,9 +159,9 @@ std::optional<std::string> Access::refusal(const EntityDef& e, const Id& row, co
             return std::nullopt;
         }
         case Writer::self:
-            if (!person || *person != who_.person) return name + "s are written only by the person they belong to";
+            if (!person || *person != who_.person) return name + " rows are written only by the person they belong to";
             if (!group || member(*group, *person) == Member::none)
-                return "only a member of the group may write " + name + "s in it";
+                return "only a member of the group may write " + name + " rows in it";
             return std::nullopt;
         case Writer::server:
             break;

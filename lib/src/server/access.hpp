@@ -35,10 +35,11 @@ public:
     bool may_read(const std::string& scope) { return reads_everything() || readable().contains(scope); }
 
     // Why `who` may not apply `changes` (all to `row` of `e`, whose state
-    // before them is `before`), or nothing if they may. The reason names
-    // the rule, never a value.
+    // is `before` without them and `after` with them), or nothing if they
+    // may. The reason names the rule, never a value, and says nothing of
+    // the row that `before` does not.
     std::optional<std::string> refusal(const EntityDef& e, const Id& row, const model::RowState& before,
-                                       std::span<const Change> changes);
+                                       const model::RowState& after, std::span<const Change> changes);
 
 private:
     enum class Member { none, candidate, mentor };

@@ -92,6 +92,7 @@ net::Reply ServerSession::hello(const protocol::Hello& m) {
         w.highest_seq = state.highest_seq;
         w.highest_hlc = state.highest_hlc;
         w.pull_needed = context_.store.has_changes_after(device_, *identity_, m.cursor);
+        if (m.acked_seq > 0) context_.store.forget_refusals(device_, m.acked_seq);
     }
     return reply(w);
 }

@@ -196,47 +196,32 @@ public:
             }
             after = {entry.seq, first.hlc};
             const auto row = core_.load(e, first.row);
-            auto reject = [&](protocol::ErrorCode code, std::string reason) {
+            // A row the user may not read is judged as if it did not exist,
+            // so the answer cannot tell them that it does (docs/decisions.md,
+            // "Refusals reveal nothing").
+            const bool visible =
+                !row.exists || access.reads_everything() || access.may_read(scope_of(e, first.row, row));
+            std::string scope;  // the row's, once the entry is applied
+            auto refusal = judge(access, e, visible ? row : model::row_store(e).empty(), entry, now, scope);
+            if (!refusal && !visible)
+                refusal = {protocol::ErrorCode::permission_denied, "may not write this " + std::string(e.name) + " row"};
+            if (!refusal) {
+                try {
+                    core_.apply(entry.changes);  // throws before saving anything
+                } catch (const Error& error) {
+                    if (error.storage_failure()) throw;
+                    refusal = {protocol::ErrorCode::invalid_argument, error.what()};
+                }
+            }
+            if (refusal) {
                 core_.db.cached("INSERT INTO lindra_refused (device_id, seq, code, reason) VALUES (?, ?, ?, ?)")
                     ->bind(1, device)
                     .bind(2, entry.seq)
-                    .bind(3, static_cast<std::int64_t>(code))
-                    .bind(4, reason)
+                    .bind(3, static_cast<std::int64_t>(refusal->code))
+                    .bind(4, refusal->reason)
                     .run();
-                out.rejected.push_back(rejected(access, e, row, entry, code, std::move(reason), refill));
-            };
-            const auto ahead_ms = static_cast<std::int64_t>(replica::hlc_ms(first.hlc)) - now;
-            if (ahead_ms > options_.max_clock_ahead.count()) {
-                reject(protocol::ErrorCode::invalid_argument,
-                       "stamped " + std::to_string(ahead_ms / 1000) +
-                           " s ahead of the server's clock; check the device's date and time");
-                continue;
-            }
-            if (auto why = access.refusal(e, first.row, row, entry.changes)) {
-                reject(protocol::ErrorCode::permission_denied, std::move(*why));
-                continue;
-            }
-            const auto after_entry = model::merged(e, row, entry.changes);
-            const std::string scope = scope_of(e, first.row, after_entry);
-            if (scope.empty()) {
-                reject(protocol::ErrorCode::invalid_argument,
-                       std::string(e.name) + " without the group or person it belongs to");
-                continue;
-            }
-            // A row comes into being with its identity.
-            if (const auto key = std::find_if(e.fields.begin(), e.fields.end(), [&](const FieldDef& f) {
-                    return f.key && std::holds_alternative<std::monostate>(after_entry.fields[e.index_of(f)].value);
-                });
-                key != e.fields.end()) {
-                reject(protocol::ErrorCode::invalid_argument,
-                       std::string(e.name) + " without its " + std::string(key->name));
-                continue;
-            }
-            try {
-                core_.apply(entry.changes);  // validates first; throws before saving anything
-            } catch (const Error& error) {
-                if (error.storage_failure()) throw;
-                reject(protocol::ErrorCode::invalid_argument, error.what());
+                out.rejected.push_back(
+                    rejected(access, e, row, entry, refusal->code, std::move(refusal->reason), refill));
                 continue;
             }
             core_.db
@@ -255,6 +240,17 @@ public:
             written.insert(scope);
         }
         if (!access.reads_everything()) hold(device, written, refill);
+        if (!out.rejected.empty()) {
+            // A retry can only follow the last PushAcks lost with a
+            // connection; beyond that, memory per device stays bounded.
+            core_.db
+                .cached(
+                    "DELETE FROM lindra_refused WHERE device_id = ?1 AND seq <= (SELECT seq FROM lindra_refused"
+                    " WHERE device_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)")
+                ->bind(1, device)
+                .bind(2, kRefusalsKept)
+                .run();
+        }
         if (after.highest_seq != before.highest_seq) {
             core_.db
                 .cached(
@@ -272,6 +268,10 @@ public:
         txn.commit();
         out.acked_seq = after.highest_seq;
         return out;
+    }
+
+    void forget_refusals(const Id& device, std::int64_t seq) override {
+        core_.db.cached("DELETE FROM lindra_refused WHERE device_id = ? AND seq <= ?")->bind(1, device).bind(2, seq).run();
     }
 
     PullOutcome pull(const Id& device, const Identity& who, bool include_own, std::string_view cursor,
@@ -338,6 +338,49 @@ public:
     }
 
 private:
+    struct Refusal {
+        protocol::ErrorCode code;
+        std::string reason;
+    };
+
+    // Why `entry` may not be applied to its row, whose state as `who` may
+    // know it is `seen`; or nothing, with the scope the row will be in.
+    // Every check runs before anything merges, authorizes or stores it: the
+    // values first, then the clock, then the row after the entry (merged
+    // once), its identity, and the access rules on (seen, after).
+    std::optional<Refusal> judge(Access& access, const EntityDef& e, const model::RowState& seen,
+                                 const protocol::Entry& entry, std::int64_t now, std::string& scope) {
+        const Change& first = entry.changes.front();
+        try {
+            for (const auto& c : entry.changes) Core::check(c, model::Quote::none);
+        } catch (const Error& error) {
+            return Refusal{protocol::ErrorCode::invalid_argument, error.what()};
+        }
+        const auto ahead_ms = static_cast<std::int64_t>(replica::hlc_ms(first.hlc)) - now;
+        if (ahead_ms > options_.max_clock_ahead.count())
+            return Refusal{protocol::ErrorCode::invalid_argument,
+                           "stamped " + std::to_string(ahead_ms / 1000) +
+                               " s ahead of the server's clock; check the device's date and time"};
+        const auto after = model::merged(e, seen, entry.changes);
+        try {
+            Core::check_identity(e, first.row, after);
+        } catch (const Error& error) {
+            return Refusal{protocol::ErrorCode::invalid_argument, error.what()};
+        }
+        if (auto why = access.refusal(e, first.row, seen, after, entry.changes))
+            return Refusal{protocol::ErrorCode::permission_denied, std::move(*why)};
+        scope = scope_of(e, first.row, after);
+        if (scope.empty())
+            return Refusal{protocol::ErrorCode::invalid_argument,
+                           std::string(e.name) + " without the group or person it belongs to"};
+        // A row comes into being with its identity.
+        for (std::size_t i = 0; i < e.fields.size(); ++i)
+            if (e.fields[i].key && std::holds_alternative<std::monostate>(after.fields[i].value))
+                return Refusal{protocol::ErrorCode::invalid_argument,
+                               std::string(e.name) + " without its " + std::string(e.fields[i].name)};
+        return std::nullopt;
+    }
+
     // Fills one PullBatch with whole log entries, within its limits.
     struct Batch {
         PullOutcome& out;
@@ -468,7 +511,10 @@ private:
     // grants may lack, if it has not pulled since gaining those scopes: each
     // grant takes them, to backfill while they stay readable and to purge
     // once they are lost. Scopes in `refill` lost a row on the device that
-    // the server has: backfilled again while readable, purged once not.
+    // the server has: backfilled again while readable, purged once not, by
+    // the grants that already hold them only. A refusal never adds a scope
+    // to a grant: the purge that followed would tell the device what the
+    // scope holds (docs/decisions.md, "Refusals reveal nothing").
     void hold(const Id& device, const ScopeSet& written, const ScopeSet& refill) {
         if (written.empty() && refill.empty()) return;
         auto st = core_.db.cached("SELECT gen, scopes, backfill FROM lindra_grant WHERE device_id = ?");
@@ -479,15 +525,13 @@ private:
             ScopeSet scopes(held.begin(), held.end());
             auto backfill = decode_scopes(st->blob(2));
             const auto before = backfill.size();
-            // A scope the grant did not list is held from now on (purged if
-            // unreadable at the next pull); a refilled one is backfilled
-            // even if listed.
+            // A scope written that the grant did not list is held from now
+            // on (purged if unreadable at the next pull); a refilled one is
+            // backfilled again if listed.
+            for (const auto& scope : refill)
+                if (scopes.contains(scope)) backfill.push_back(scope);
             for (const auto& scope : written)
-                if (scopes.insert(scope).second && !refill.contains(scope)) backfill.push_back(scope);
-            for (const auto& scope : refill) {
-                scopes.insert(scope);
-                backfill.push_back(scope);
-            }
+                if (scopes.insert(scope).second) backfill.push_back(scope);
             if (backfill.size() != before) grown.emplace_back(st->int64(0), std::move(scopes), std::move(backfill));
         }
         for (const auto& [gen, scopes, backfill] : grown)

@@ -67,6 +67,11 @@ public:
     // seq holds another change (two devices share one id: a copied
     // database file).
     virtual PushOutcome push(const Id& device, const Identity& who, std::span<const protocol::Entry> entries) = 0;
+    // The device holds the answers to its entries up to `seq` (Hello): their
+    // refusals need not be remembered any longer. Besides, at most
+    // kRefusalsKept per device are kept, the latest.
+    virtual void forget_refusals(const Id& device, std::int64_t seq) = 0;
+    static constexpr std::int64_t kRefusalsKept = 1000;
     // Log entries after `cursor` in the scopes `who` may read, whole
     // entries, until `max_changes` or about `max_bytes` of values are
     // reached (at least one entry). Scopes gained since the cursor are
