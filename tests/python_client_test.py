@@ -312,6 +312,7 @@ def main():
     p.add_argument("--tablet", required=True)
     p.add_argument("--pb-dir", required=True)
     args = p.parse_args()
+    args.server, args.tablet = (os.path.abspath(x) if os.path.exists(x) else x for x in (args.server, args.tablet))
     sys.path[:0] = [args.pb_dir, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients", "python")]
     try:
         import lindra_client
