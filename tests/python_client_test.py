@@ -2,13 +2,14 @@
 """The real lindra-server over TLS, driven by the Python reference client
 (clients/python/lindra_client.py) as apps in other languages and attackers
 would: framing limits, forged tokens, the authorization matrix, scope leaks
-in pulls, purges, and the refusal equivalence of issue 12 item 3.
+in pulls, purges, and the equivalence of refusals (a refused write tells
+nothing of whether its row exists).
 
 Usage: /usr/bin/python3 tests/python_client_test.py --server PATH_TO_lindra-server
            --tablet PATH_TO_lindra-tablet --pb-dir DIR_WITH_lindra/v1/sync_pb2.py
        PYTHON_CLIENT_TEST_KEEP=1 keeps the temporary directory.
 
-Prints PASS/FAIL (XFAIL for known failures) per check; exits 1 if any failed.
+Prints PASS/FAIL per check; exits 1 if any failed.
 Every process it starts is stopped on the way out, and every wait is bounded.
 """
 
@@ -29,15 +30,6 @@ import time
 import traceback
 import uuid
 
-# Checks that fail until the lead's fix of issue 12 item 3 ("a refusal tells a
-# candidate which rows of another candidate exist") is merged, by the prefix
-# of their names. Once a check passes it reports XPASS and fails the test:
-# then delete its prefix here.
-EXPECTED_FAILURES = (
-    "item 3: refusal equivalence",
-    "item 3: a refusal's reason quotes no value",
-)
-
 TOTAL_SECONDS = 100  # the whole run; ctest allows 150
 IO_SECONDS = 10  # any one socket operation
 
@@ -46,27 +38,20 @@ c = None  # lindra_client, imported once --pb-dir is known
 work = ""
 server = None  # the lindra-server process
 port = 0
-results = {"pass": 0, "fail": 0, "xfail": 0}
+results = {"pass": 0, "fail": 0}
 
 
 # ---- reporting ----------------------------------------------------------------
 
 
 def check(name, ok, detail=""):
-    expected = any(name.startswith(p) for p in EXPECTED_FAILURES)
-    if ok and not expected:
+    if ok:
         print(f"PASS: {name}")
         results["pass"] += 1
-    elif not ok and expected:
-        print(f"XFAIL: {name}" + (f" ({detail})" if detail else ""))
-        results["xfail"] += 1
     else:
-        if ok:
-            print(f"FAIL: {name}: XPASS, it passes now: remove its prefix from EXPECTED_FAILURES in {__file__}")
-        else:
-            print(f"FAIL: {name}")
-            for line in str(detail).splitlines()[:20]:
-                print(f"    {line}")
+        print(f"FAIL: {name}")
+        for line in str(detail).splitlines()[:20]:
+            print(f"    {line}")
         results["fail"] += 1
     return ok
 
@@ -342,7 +327,7 @@ def main():
         else:
             shutil.rmtree(work, ignore_errors=True)
     print(f"python_client_test: {results['pass']} passed, {results['fail']} failed, "
-          f"{results['xfail']} expected failures (item 3), {time.time() - started:.1f} s")
+          f"{time.time() - started:.1f} s")
     return 1 if results["fail"] else 0
 
 
@@ -705,7 +690,7 @@ def authorization_matrix(devices, ids):
         for label, want, w in cases:
             r = got.get(w.seq)
             if r is not None and r.code == c.pb.ERROR_CODE_INVALID_ARGUMENT:
-                check(f"item 3: a refusal's reason quotes no value ({role}: {label})",
+                check(f"a refusal's reason quotes no value ({role}: {label})",
                       not any(str(v) in r.reason for v in w.values.values() if isinstance(v, int)), r.reason)
 
 
@@ -751,7 +736,7 @@ def withdrawal_purges(liv_d, admin, ids):
     check("after the purge liv holds the catalog and her own person row only", not left, str(left[:5]))
 
 
-# ---- refusal equivalence (issue 12 item 3) ---------------------------------------------------
+# ---- refusal equivalence ---------------------------------------------------
 
 
 def refusal_equivalence(ola_token, admin, ids):
@@ -791,7 +776,7 @@ def refusal_equivalence(ola_token, admin, ids):
             observed.append(observe_refusal(device, write))
         keys = list(dict.fromkeys([*observed[0], *observed[1]]))
         differ = [k for k in keys if observed[0].get(k, (None,))[0] != observed[1].get(k, (None,))[0]]
-        check(f"item 3: refusal equivalence: {name}: the same PushAck, pulls, purges, Welcome and errors",
+        check(f"refusal equivalence: {name}: the same PushAck, pulls, purges, Welcome and errors",
               not differ, "; ".join(f"{k}: row exists: {observed[0].get(k, (0, '-'))[1]}, "
                                     f"row missing: {observed[1].get(k, (0, '-'))[1]}" for k in differ))
 
