@@ -35,7 +35,7 @@ std::int64_t now_ms() {
 // (mentor Mona; candidates Ola and Kari; Wenche withdrawn) and group 2 in the
 // second (mentor Per).
 struct World {
-    Id org1, org2, course, module, group1, group2, gathering1, gathering2;
+    Id org1, org2, course, module, module2, group1, group2, gathering1, gathering2;
     Id mona, ola, kari, wenche, per, cora, conrad;
     Id ola_progress, ola_reflection;
 };
@@ -131,6 +131,7 @@ public:
             w.org2 = x.register_organization("Dalby kommune", OrganizationKind::municipality);
             w.course = x.register_course("Palliative care", "1", "nb", 2);
             w.module = x.register_module({.course = w.course, .ordinal = 1, .title = "M1"});
+            w.module2 = x.register_module({.course = w.course, .ordinal = 2, .title = "M2"});
             w.group1 = x.create_group({.course = w.course, .organization = w.org1, .name = "Fjellvik 1"});
             w.group2 = x.create_group({.course = w.course, .organization = w.org2, .name = "Dalby 1"});
             auto person = [&](const char* name, const Id& org) {
@@ -153,6 +154,11 @@ public:
             w.gathering2 = x.plan_gathering({.group = w.group2, .ordinal = 1, .title = "G1"});
             x.start_module(w.ola, w.module, w.group1);
             w.ola_reflection = x.write_reflection(w.ola, w.group1, w.module, "Ola's own thoughts");
+            // Kari's rows exist where Ola's twins do not: the targets of the
+            // refusal-equivalence probes.
+            x.start_module(w.kari, w.module, w.group1);
+            x.record_attendance(w.gathering1, w.kari, AttendanceStatus::present);
+            x.confirm_candidate(w.group1, w.kari, w.mona);
         });
         w.ola_progress = Id::derive("module_progress", {w.ola, w.module, w.group1});
         Device admin(*context_, admin_token());
@@ -376,6 +382,196 @@ TEST_CASE("authorization matrix: which rows a pull gives whom") {
             CHECK(got.contains(r.id) == r.readers.contains(who));
         }
     }
+}
+
+namespace {
+
+// Everything a device observes of the server, as the bytes of the frames it
+// receives: the Welcome (without times), then a whole pull, a
+// probing push, a whole pull after it, and a second session's Welcome and
+// pull. Every occurrence of `alias` is written as `as`.
+std::vector<std::string> observe(Server& s, const std::string& token, const std::function<void(Device&)>& probe,
+                                 const Id& alias, const Id& as) {
+    std::vector<std::string> seen;
+    auto record = [&](protocol::ServerMessage m) {
+        if (auto* w = std::get_if<protocol::Welcome>(&m)) {
+            w->server_hlc = 0;
+            w->highest_hlc = 0;  // the device's own stamp of its probe, taken at another moment
+        }
+        std::string bytes = protocol::encode(m);
+        const std::string from(reinterpret_cast<const char*>(alias.bytes.data()), alias.bytes.size());
+        const std::string to(reinterpret_cast<const char*>(as.bytes.data()), as.bytes.size());
+        for (auto at = bytes.find(from); at != std::string::npos; at = bytes.find(from, at + to.size()))
+            bytes.replace(at, from.size(), to);
+        seen.push_back(std::move(bytes));
+    };
+    auto pull_all = [&](Device& d, std::string& cursor) {
+        for (int round = 0; round < 100; ++round) {
+            auto m = d.send(protocol::Pull{cursor, 50'000, false});
+            const auto* batch = std::get_if<protocol::PullBatch>(&m);
+            REQUIRE(batch);
+            cursor = batch->next_cursor;
+            const bool more = batch->has_more;
+            record(std::move(m));
+            if (!more) return;
+        }
+        FAIL("the pull did not end");
+    };
+    Device d(s.context(), token);
+    REQUIRE(d.welcomed());
+    record(d.welcome());
+    std::string cursor;
+    pull_all(d, cursor);
+    probe(d);
+    const auto* ack = std::get_if<protocol::PushAck>(&d.last());
+    REQUIRE(ack);
+    REQUIRE(ack->rejected.size() == 1);  // a probe that is accepted proves nothing
+    record(d.last());
+    pull_all(d, cursor);
+    // A second session of the same device: Welcome says whether a pull is
+    // needed.
+    server::ServerSession again(s.context(), "test");
+    protocol::Hello h{{protocol::kVersion}, d.id(), token, schema_version(), "access_test", cursor};
+    const std::string body = protocol::encode(protocol::ClientMessage{h});
+    auto reply = again.on_frame({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
+    REQUIRE(reply.frames.size() == 1);
+    const auto& f = reply.frames.front();
+    record(protocol::decode_server({reinterpret_cast<const std::uint8_t*>(f.data()), f.size()}, 1'000'000));
+    return seen;
+}
+
+}  // namespace
+
+// A refused write must not tell its pusher whether the row it aimed at
+// exists (README "Security model"). For every entity whose ids anyone can
+// derive from ids they know, each user who may not read the row probes it once
+// where it exists (Kari's) and once where it does not (Ola's twin, never
+// written), on the same server; the two transcripts must be equal byte for
+// byte, with the row ids aliased.
+TEST_CASE("a refusal tells nothing of whether the row exists") {
+    using V = std::vector<FieldValue>;
+    struct Probe {
+        const char* what;
+        std::function<std::pair<Id, Id>(const World&)> targets;  // (existing, absent)
+        std::function<V(const World&, const Id& person)> fields;
+        std::vector<Who> probers;
+    };
+    const std::vector<Probe> probes = {
+        {"module_progress: best_score only",
+         [](const World& w) {
+             return std::pair{Id::derive("module_progress", {w.kari, w.module, w.group1}),
+                              Id::derive("module_progress", {w.kari, w.module2, w.group1})};
+         },
+         [](const World&, const Id&) { return V{{"best_score", std::int64_t{1}}}; },
+         {self, other_mentor, other_coordinator, withdrawn}},
+        {"module_progress: with its keys",
+         [](const World& w) {
+             return std::pair{Id::derive("module_progress", {w.kari, w.module, w.group1}),
+                              Id::derive("module_progress", {w.kari, w.module2, w.group1})};
+         },
+         [](const World&, const Id&) { return V{{"best_score", std::int64_t{1}}}; },
+         {self, other_mentor, withdrawn}},
+        {"module_progress: a time near the integer limit",
+         [](const World& w) {
+             return std::pair{Id::derive("module_progress", {w.kari, w.module, w.group1}),
+                              Id::derive("module_progress", {w.kari, w.module2, w.group1})};
+         },
+         [](const World&, const Id&) { return V{{"time_spent_s", std::int64_t{INT64_MAX}}}; },
+         {self, other_mentor}},
+        {"attendance: status",
+         [](const World& w) {
+             return std::pair{Id::derive("attendance", {w.gathering1, w.kari}),
+                              Id::derive("attendance", {w.gathering1, w.ola})};
+         },
+         [](const World&, const Id&) { return V{{"status", "absent"}}; },
+         {other_mentor, other_coordinator, withdrawn}},
+        {"mentor_confirmation: statement",
+         [](const World& w) {
+             return std::pair{Id::derive("mentor_confirmation", {w.group1, w.kari}),
+                              Id::derive("mentor_confirmation", {w.group1, w.ola})};
+         },
+         [](const World&, const Id&) { return V{{"statement", "Well done"}}; },
+         {other_mentor, other_coordinator, withdrawn}},
+        {"membership: status",
+         [](const World& w) {
+             return std::pair{Id::derive("membership", {w.group1, w.kari}), Id::derive("membership", {w.group1, w.per})};
+         },
+         [](const World&, const Id&) { return V{{"status", "active"}}; },
+         {other_mentor, other_coordinator}},
+    };
+    for (const auto& p : probes) {
+        for (const Who who : p.probers) {
+            Server s;
+            const World w = s.seed();
+            const auto [existing, absent] = p.targets(w);
+            INFO(p.what << " probed by " << name_of(who));
+            auto probe_of = [&](const Id& row) {
+                return [&, row](Device& d) {
+                    V fields = p.fields(w, w.kari);
+                    if (std::string_view(p.what).ends_with("with its keys")) {
+                        const Id module = row == existing ? w.module : w.module2;
+                        fields.insert(fields.begin(), {{"person_id", w.kari}, {"module_id", module}, {"group_id", w.group1}});
+                    }
+                    d.push(std::string(p.what).substr(0, std::string(p.what).find(':')), row, fields);
+                };
+            };
+            const auto there = observe(s, token_for(s, w, who), probe_of(existing), existing, absent);
+            const auto not_there = observe(s, token_for(s, w, who), probe_of(absent), absent, absent);
+            REQUIRE(there.size() == not_there.size());
+            for (std::size_t i = 0; i < there.size(); ++i) {
+                INFO("frame " << i << " of " << there.size());
+                CHECK(there[i] == not_there[i]);
+            }
+        }
+    }
+}
+
+}  // namespace lindra::test
+
+namespace lindra::test {
+
+// What the server remembers of refused writes is bounded: a logged-in user
+// must not be able to fill its disk by pushing writes it may not make.
+TEST_CASE("the server forgets refusals the device has heard, and keeps few in any case") {
+    Server s;
+    const World w = s.seed();
+    const std::string token = token_for(s, w, self);
+    const Id device = Id::random();
+    auto hello = [&](server::ServerSession& session, std::int64_t acked_seq) {
+        protocol::Hello h{{protocol::kVersion}, device, token, schema_version(), "access_test", {}, acked_seq};
+        const std::string body = protocol::encode(protocol::ClientMessage{h});
+        auto reply = session.on_frame({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
+        REQUIRE(reply.frames.size() == 1);
+    };
+    // 100,000 writes to Kari's progress, which Ola may not make, in pushes
+    // of 25,000 (the device hears none of the answers).
+    constexpr std::int64_t kWrites = 100'000, kPerPush = 25'000;
+    {
+        server::ServerSession session(s.context(), "test");
+        hello(session, 0);
+        const Id kari_progress = Id::derive("module_progress", {w.kari, w.module, w.group1});
+        const auto field = find_entity("module_progress")->field("best_score")->tag;
+        for (std::int64_t first = 1; first <= kWrites; first += kPerPush) {
+            protocol::Push push;
+            for (std::int64_t seq = first; seq < first + kPerPush; ++seq)
+                push.entries.push_back({seq,
+                                        {{9, kari_progress, field, std::int64_t{seq % 100},
+                                          replica::hlc_make(static_cast<std::uint64_t>(now_ms()), 0), device}}});
+            const std::string body = protocol::encode(protocol::ClientMessage{push});
+            auto reply = session.on_frame({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
+            REQUIRE(reply.frames.size() == 1);
+            const auto& f = reply.frames.front();
+            const auto m = protocol::decode_server({reinterpret_cast<const std::uint8_t*>(f.data()), f.size()}, 64 << 20);
+            const auto* ack = std::get_if<protocol::PushAck>(&m);
+            REQUIRE(ack);
+            CHECK(ack->rejected.size() == static_cast<std::size_t>(kPerPush));
+        }
+    }
+    CHECK(count_rows(s.db(), "lindra_refused") == server::ServerStore::kRefusalsKept);
+    // Its next Hello says it holds every answer: nothing is kept.
+    server::ServerSession again(s.context(), "test");
+    hello(again, kWrites);
+    CHECK(count_rows(s.db(), "lindra_refused") == 0);
 }
 
 }  // namespace lindra::test
