@@ -588,6 +588,9 @@ def authorization_matrix(devices, ids):
     candidate = [
         ("own progress", allowed, d.write("module_progress", person_id=ola, module_id=m[2], group_id=g1,
                                           progress=c.progress_value(1, "in_progress"), time_spent_s=60)),
+        # Merged with the 60 above, this once overflowed inside the server.
+        ("own progress with a time at the integer limit", "ERROR_CODE_INVALID_ARGUMENT",
+         d.write("module_progress", person_id=ola, module_id=m[2], group_id=g1, time_spent_s=2**63 - 1)),
         ("own reflection", allowed, d.write("reflection", person_id=ola, group_id=g1, module_id=m[2],
                                             text="Ola's reflection")),
         ("own display name", allowed, d.write("person", ola, display_name="Ola Nordmann")),
