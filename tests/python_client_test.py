@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -695,6 +696,19 @@ def authorization_matrix(devices, ids):
             if r is not None and r.code == c.pb.ERROR_CODE_INVALID_ARGUMENT:
                 check(f"a refusal's reason quotes no value ({role}: {label})",
                       not any(str(v) in r.reason for v in w.values.values() if isinstance(v, int)), r.reason)
+        # The server keeps the refusals only until the device says, in its
+        # next Hello, that it has the answers.
+        kept = refusals_kept(device)
+        with connect(device):
+            pass
+        check(f"matrix, {role}: the server forgets the refusals once the next Hello says they were heard",
+              kept == len(got) and refusals_kept(device) == 0, f"kept {kept}, then {refusals_kept(device)}")
+
+
+def refusals_kept(device):
+    """The refusals the server keeps for `device`, read from its SQLite store."""
+    with sqlite3.connect(f"file:{path('server.db')}?mode=ro", uri=True) as db:
+        return db.execute("SELECT count(*) FROM lindra_refused WHERE device_id = ?", (device.id.bytes,)).fetchone()[0]
 
 
 def scope_leaks(tokens, admin, ids):

@@ -497,7 +497,7 @@ class Connection:
     # -- messages --
 
     def hello(self, token: str, device_id: uuid.UUID, cursor: bytes = b"", *, app: str = "lindra_client.py/1",
-              versions: Sequence[int] = (PROTOCOL_VERSION,)) -> pb.Welcome:
+              versions: Sequence[int] = (PROTOCOL_VERSION,), acked_seq: int = 0) -> pb.Welcome:
         m = pb.ClientMessage()
         m.hello.versions.extend(versions)
         m.hello.device_id = device_id.bytes
@@ -505,6 +505,7 @@ class Connection:
         m.hello.schema_version = SCHEMA_VERSION
         m.hello.app = app
         m.hello.cursor = cursor
+        m.hello.acked_seq = acked_seq
         self.send(m)
         welcome = self.expect("welcome")
         if welcome.HasField("limits"):
@@ -634,13 +635,14 @@ class Device:
         self.id = device_id or uuid.uuid4()
         self.clock = Clock()
         self.last_seq = 0  # the highest outbox seq used
+        self.acked_seq = 0  # the highest seq whose PushAck was received (Hello tells the server)
         self.cursor = b""
         self.rows = Rows()
 
     def connect(self, host: str, port: int, cafile: Optional[str], **kw) -> Tuple[Connection, pb.Welcome]:
         conn = Connection(host, port, cafile=cafile, **kw)
         try:
-            welcome = conn.hello(self.token, self.id, self.cursor)
+            welcome = conn.hello(self.token, self.id, self.cursor, acked_seq=self.acked_seq)
         except BaseException:
             conn.close()
             raise
@@ -659,6 +661,7 @@ class Device:
 
     def push(self, conn: Connection, writes: Sequence[Write], **kw) -> pb.PushAck:
         ack = conn.push(writes, **kw)
+        self.acked_seq = max(self.acked_seq, ack.acked_seq)
         refused = {r.seq for r in ack.rejected}
         for w in writes:
             if w.seq not in refused:
