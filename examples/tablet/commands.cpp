@@ -339,19 +339,23 @@ void cmd_sync(Session& s) {
                 << r.reason << '\n';
     if (result.rows_purged > 0)
         s.out() << "removed " << result.rows_purged << " rows this user may no longer see\n";
-    // Refusals come before a failure that may follow them in the round:
-    // both are news, and what was refused is kept either way.
-    if (!result.rejected.empty()) {
+    // Refusals may come in a round that fails later: they are news either
+    // way, and what was refused is kept either way.
+    const auto refusals = [&] {
+        if (result.rejected.empty()) return;
         const auto n = result.rejected.size();
         s.out() << n << (n == 1 ? " of your writes was" : " of your writes were")
                 << " refused by the server and undone here; what you wrote is kept:\n"
                 << "  lindra-tablet --db " << s.db_path() << " refused\n";
-    }
-    if (!result.ok())
+    };
+    if (!result.ok()) {
+        refusals();
         throw std::runtime_error("sync failed (" + std::string(lindra::to_string(result.outcome)) + "): " +
                                  result.message);
+    }
     s.out() << "synced: pushed " << result.changes_pushed << " changes, pulled " << result.changes_pulled
             << " changes (" << result.bytes_sent << " bytes sent, " << result.bytes_received << " received)\n";
+    refusals();
     if (!result.clean()) s.set_exit_status(kExitRefused);
 }
 
