@@ -46,7 +46,16 @@ typedef struct seen {
     atomic_int states[LINDRA_SYNC_ERROR + 1];
     atomic_int rejected;
     char rejected_entity[32];
+    char rejected_name[32]; /* the refused write's display_name, as typed */
+    atomic_llong rejected_id;
 } seen;
+
+/* The text value of `field` among a refused write's values, or NULL. */
+static const char* text_of(const lindra_field_value* values, size_t count, const char* field) {
+    for (size_t i = 0; i < count; ++i)
+        if (strcmp(values[i].field, field) == 0 && values[i].kind == LINDRA_VALUE_TEXT) return values[i].text;
+    return NULL;
+}
 
 static void on_done(lindra_sync_result* result, void* context) {
     seen* s = context;
@@ -69,6 +78,9 @@ static void on_rejected(const lindra_sync_rejection* r, void* context) {
     seen* s = context;
     atomic_fetch_add(&s->rejected, 1);
     snprintf(s->rejected_entity, sizeof s->rejected_entity, "%s", r->entity);
+    const char* name = text_of(r->values, r->value_count, "display_name");
+    snprintf(s->rejected_name, sizeof s->rejected_name, "%s", name ? name : "");
+    atomic_store(&s->rejected_id, r->refused_id);
 }
 
 /* lindra logs from the sync's and the server's threads at once. */
@@ -286,10 +298,44 @@ int main(void) {
         CHECK(s.result->rejected[0].row_removed);
         CHECK(memcmp(s.result->rejected[0].row.bytes, stranger.bytes, 16) == 0);
         CHECK(s.result->rejected[0].field_count > 0);
+        /* What Ola typed comes back with the refusal... */
+        const char* name = text_of(s.result->rejected[0].values, s.result->rejected[0].value_count, "display_name");
+        CHECK(name && strcmp(name, "Kari Haugen") == 0);
+        CHECK(s.result->rejected[0].refused_id > 0);
     }
     lindra_sync_result_free(s.result);
     CHECK(atomic_load(&s.rejected) == 1);
     CHECK(strcmp(s.rejected_entity, "person") == 0);
+    CHECK(strcmp(s.rejected_name, "Kari Haugen") == 0);
+    /* ...and stays on the tablet until the app dismisses it. */
+    lindra_refused_list* refused = NULL;
+    MUST(lindra_replica_refused_writes(tablet, &refused, &err));
+    CHECK(refused->count == 1);
+    if (refused->count == 1) {
+        const lindra_refused_write* w = &refused->items[0];
+        CHECK(w->id == atomic_load(&s.rejected_id));
+        CHECK(strcmp(w->entity, "person") == 0 && memcmp(w->row.bytes, stranger.bytes, 16) == 0);
+        CHECK(strcmp(w->code, "permission_denied") == 0 && w->reason[0] != '\0');
+        const char* name = text_of(w->values, w->value_count, "display_name");
+        CHECK(name && strcmp(name, "Kari Haugen") == 0);
+        for (size_t i = 0; i < w->value_count; ++i)
+            if (strcmp(w->values[i].field, "organization") == 0)
+                CHECK(w->values[i].kind == LINDRA_VALUE_ID && memcmp(w->values[i].id.bytes, org.bytes, 16) == 0);
+        CHECK(w->written_at > 0 && w->refused_at >= w->written_at - 1000);
+    }
+    lindra_refused_list_free(refused);
+    bool dismissed = true;
+    MUST(lindra_replica_dismiss_refused(tablet, atomic_load(&s.rejected_id) + 1, &dismissed, &err));
+    CHECK(!dismissed);
+    MUST(lindra_replica_dismiss_refused(tablet, atomic_load(&s.rejected_id), &dismissed, &err));
+    CHECK(dismissed);
+    MUST(lindra_replica_refused_writes(tablet, &refused, &err));
+    CHECK(refused != NULL && refused->count == 0);
+    lindra_refused_list_free(refused);
+    int64_t all = -1;
+    MUST(lindra_replica_dismiss_all_refused(tablet, &all, &err));
+    CHECK(all == 0);
+    CHECK(!lindra_replica_refused_writes(tablet, NULL, &err) && err.code == LINDRA_ERR_INVALID_ARGUMENT);
     CHECK(atomic_load(&s.progress_calls) > 0);
     CHECK(atomic_load(&s.max_push_remaining) >= (unsigned long long)pending);
     CHECK(atomic_load(&s.states[LINDRA_SYNC_CONNECTING]) > 0);

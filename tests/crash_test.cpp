@@ -269,8 +269,10 @@ std::string schema(const std::string& path) {
 // then the device id.
 Workload new_file(const TempDir& dir) {
     Workload w;
-    w.steps = {open_step(3), close_step(3)};
     const auto migrations = detail::replica_migrations();
+    // The states: each migration's, then the device id.
+    const int full_state = static_cast<int>(migrations.size()) + 1;
+    w.steps = {open_step(full_state), close_step(full_state)};
     for (std::size_t k = 0; k <= migrations.size(); ++k) {
         const std::string path = dir.file("ref" + std::to_string(k) + ".db");
         {
@@ -282,13 +284,13 @@ Workload new_file(const TempDir& dir) {
     const std::string full = dir.file("ref-full.db");
     { Replica r(full, fixed_clock()); }
     w.refs.push_back(schema(full));
-    REQUIRE(w.refs.size() == 4);
+    REQUIRE(w.refs.size() == migrations.size() + 2);
 
-    w.progress = [](const std::string& path) {
+    w.progress = [latest = static_cast<int>(migrations.back().version)](const std::string& path) {
         store::Database db(path);
         const auto version = static_cast<int>(db.user_version());
-        if (version < 2) return version;
-        return 2 + static_cast<int>(query_int(db, "SELECT count(*) FROM lindra_replica"));
+        if (version < latest) return version;
+        return latest + static_cast<int>(query_int(db, "SELECT count(*) FROM lindra_replica"));
     };
     w.snapshot = schema;
     w.content = schema;

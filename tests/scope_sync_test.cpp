@@ -1,11 +1,15 @@
 // Scoped sync end to end, over TLS with signed tokens: a refused change is
-// rolled back on the tablet and reported; a withdrawn candidate's rows are
+// rolled back on the tablet and reported, and what it set is kept until
+// dismissed (also when a purge takes its row); a withdrawn candidate's rows are
 // purged from other tablets, bytes and all; a new member gets the group's
 // past backfilled (DESIGN §6, README "Security model").
+#include "client/session.hpp"
+#include "protocol/messages.hpp"
 #include "support/db.hpp"
 #include "support/fixture.hpp"
 #include "support/sync_fixture.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -74,6 +78,152 @@ TEST_CASE("a refused change is rolled back on the tablet and reported to the app
     // Ola's tablet and the server agree on every row she may see.
     require_ok(g.w.sync(tablet, ola));
     CHECK(dump_table(tablet.path(), "gathering") == dump_table(g.w.server_db(), "gathering"));
+}
+
+// The text of `field` among a refused write's values; "" if none.
+std::string text_of(const std::vector<FieldValue>& values, std::string_view field) {
+    for (const auto& v : values)
+        if (v.field == field)
+            if (const auto* t = std::get_if<std::string>(&v.value)) return *t;
+    return {};
+}
+
+TEST_CASE("a reflection written after an offline withdrawal is refused, and kept for its writer until dismissed") {
+    Group g;
+    Replica& tablet = g.w.tablet("ola");
+    const auto ola = g.token(Role::candidate, g.ola());
+    require_ok(g.w.sync(tablet, ola));
+    // The office withdraws Ola while her tablet is offline; she writes on.
+    g.office.withdraw_member(g.s.group, g.ola());
+    require_ok(g.w.sync(g.office));
+    const std::string text = "What the night shift taught me: listen before you speak";
+    const Id reflection = tablet.write_reflection(g.ola(), g.s.group, g.s.modules[2], text);
+
+    std::vector<SyncRejection> told;
+    std::vector<RefusedWrite> kept_when_told;
+    SyncOptions options;
+    options.on_rejected = [&](const SyncRejection& r) {
+        told.push_back(r);
+        kept_when_told = tablet.refused_writes();  // kept before the app hears of it
+    };
+    const auto r = g.w.sync(tablet, ola, options);
+    require_ok(r);
+    CHECK_FALSE(r.clean());
+    REQUIRE(r.rejected.size() == 1);
+    REQUIRE(told.size() == 1);
+    const SyncRejection& x = r.rejected[0];
+    CHECK(x.code == "permission_denied");
+    CHECK(x.entity == "reflection");
+    CHECK(x.row == reflection);
+    CHECK(x.row_removed);
+    CHECK(text_of(x.values, "text") == text);
+    CHECK(text_of(told[0].values, "text") == text);
+    CHECK(x.refused_id > 0);
+    CHECK(kept_when_told.size() == 1);
+    // The row is gone with the group; the words are not.
+    CHECK(tablet.count("reflection") == 0);
+    CHECK_FALSE(tablet.group(g.s.group));
+    CHECK(tablet.outbox_size() == 0);
+    CHECK(count_rows(g.w.server_db(), "reflection") == 0);
+
+    const auto check_kept = [&](const Replica& replica) {
+        const auto kept = replica.refused_writes();
+        REQUIRE(kept.size() == 1);
+        const RefusedWrite& k = kept[0];
+        CHECK(k.id == x.refused_id);
+        CHECK(k.seq == x.seq);
+        CHECK(k.entity == "reflection");
+        CHECK(k.row == reflection);
+        CHECK(k.code == "permission_denied");
+        CHECK(k.reason == x.reason);
+        CHECK(text_of(k.values, "text") == text);
+        CHECK(std::any_of(k.values.begin(), k.values.end(),
+                          [&](const FieldValue& v) { return v.field == "person_id" && v.value == Value{g.ola()}; }));
+        CHECK(k.written_at > 0);
+        CHECK(k.refused_at >= k.written_at);
+    };
+    check_kept(tablet);
+    // Another round, and another connection to the file, find it as it was.
+    require_ok(g.w.sync(tablet, ola));
+    check_kept(tablet);
+    check_kept(Replica(tablet.path()));
+
+    CHECK_FALSE(tablet.dismiss_refused(x.refused_id + 1));
+    CHECK(tablet.dismiss_refused(x.refused_id));
+    CHECK(tablet.refused_writes().empty());
+    CHECK_FALSE(tablet.dismiss_refused(x.refused_id));
+    CHECK(tablet.dismiss_all_refused() == 0);
+}
+
+TEST_CASE("an edit made while the round pulls a purge of its row is kept, not thrown away with the row") {
+    Group g;
+    Replica& tablet = g.w.tablet("ola");
+    const auto ola = g.token(Role::candidate, g.ola());
+    require_ok(g.w.sync(tablet, ola));
+    const Id reflection = tablet.write_reflection(g.ola(), g.s.group, std::nullopt, "First thoughts");
+    require_ok(g.w.sync(tablet, ola));
+    g.office.withdraw_member(g.s.group, g.ola());
+    require_ok(g.w.sync(g.office));
+
+    // The app edits the reflection once the round has pushed and starts to
+    // pull: the pull's purge takes the row, and the edit with it.
+    const std::string text = "Edited while the tablet synced";
+    bool edited = false;
+    SyncOptions options;
+    options.on_progress = [&](const SyncProgress& p) {
+        if (p.phase != SyncPhase::pulling || edited) return;
+        tablet.update("reflection", reflection, {{"text", text}});
+        edited = true;
+    };
+    const auto r = g.w.sync(tablet, ola, options);
+    require_ok(r);
+    REQUIRE(edited);
+    CHECK(r.rows_purged > 0);
+    REQUIRE(r.rejected.size() == 1);
+    CHECK(r.rejected[0].row == reflection);
+    CHECK(r.rejected[0].row_removed);
+    CHECK(r.rejected[0].fields == std::vector<std::string>{"text"});
+    CHECK(text_of(r.rejected[0].values, "text") == text);
+    CHECK(tablet.count("reflection") == 0);
+    CHECK(tablet.outbox_size() == 0);
+    const auto kept = tablet.refused_writes();
+    REQUIRE(kept.size() == 1);
+    CHECK(kept[0].id == r.rejected[0].refused_id);
+    CHECK(kept[0].row == reflection);
+    CHECK(text_of(kept[0].values, "text") == text);
+}
+
+// The session alone, fed a server's frames: a refusal must name a write the
+// PushAck answers, or it could take a write the server never judged.
+TEST_CASE("a refusal of a write the PushAck does not answer ends the round; the write stays pending") {
+    TempDir dir;
+    Replica tablet(dir.file("tablet.db"));
+    const Id first = tablet.register_organization("First", OrganizationKind::municipality);
+    const Id second = tablet.register_organization("Second", OrganizationKind::municipality);
+    SyncOptions options;
+    options.push_batch_changes = 1;  // one write per push: two pushes in flight
+    client::SyncSession session(detail::core_of(tablet), options);
+    session.first_frames();
+    const auto frame = [](const protocol::ServerMessage& m) {
+        const std::string body = protocol::encode(m);
+        return std::vector<std::uint8_t>(body.begin(), body.end());
+    };
+    const auto pushes = session.on_frame(frame(protocol::Welcome{.version = protocol::kVersion, .server_id = Id::random(),
+                                                                  .server_hlc = tablet.hlc()}));
+    REQUIRE(pushes.frames.size() == 2);
+    const auto outbox = tablet.outbox(2);
+    REQUIRE(outbox.size() == 2);
+
+    protocol::Rejected wrong{.seq = outbox[1].seq, .code = protocol::ErrorCode::permission_denied,
+                             .reason = "not yours", .entity = find_entity("organization")->tag, .row = second,
+                             .drop_row = true};
+    session.on_frame(frame(protocol::PushAck{.acked_seq = outbox[0].seq, .rejected = {wrong}}));
+    REQUIRE(session.done());
+    CHECK(session.result({}).outcome == SyncOutcome::protocol_error);
+    CHECK(tablet.outbox_size() == 2);
+    CHECK(tablet.refused_writes().empty());
+    CHECK(tablet.count("organization") == 2);
+    CHECK(tablet.find("organization", "first") == first);
 }
 
 TEST_CASE("a withdrawn candidate's rows are purged from the mentor's tablet, bytes and all") {

@@ -218,7 +218,7 @@ void check_discreet(std::string output, const World& w) {
 
 }  // namespace
 
-TEST_CASE("a run with --once over TLS pushes the writes made before it started, and exits 0") {
+TEST_CASE("a run with --once over TLS pushes the writes made before it started, and exits 3 for a refused one") {
     World w(/*tls=*/true);
     w.tablet.add_time_spent(w.ola, w.module, w.group, 60);
     w.tablet.write_reflection(w.ola, w.group, w.module, "I felt unsure at first");
@@ -229,7 +229,7 @@ TEST_CASE("a run with --once over TLS pushes the writes made before it started, 
     const auto status = d.wait();
     const auto out = w.output();
     INFO(out);
-    REQUIRE(status == 0);
+    REQUIRE(status == 3);  // in sync, with a write refused on the way
     CHECK(w.server_time_spent() == 60);
     CHECK(w.mock.pushed_by(w.tablet.device_id()).size() == 3);
     CHECK(w.mock.rows().count("reflection") == 1);
@@ -241,7 +241,11 @@ TEST_CASE("a run with --once over TLS pushes the writes made before it started, 
                             std::regex("round ok: pushed [1-9][0-9]* changes \\(1 refused\\), pulled [0-9]+ changes, "
                                        "[0-9]+ B sent, [0-9]+ B received, [0-9.]+ m?s")));
     CHECK(out.find("refused by the server: entity course, code permission_denied, seq 3") != std::string::npos);
-    CHECK(out.find("in sync") != std::string::npos);
+    CHECK(out.find("writes refused: 1, rolled back; what they set stays in the replica") != std::string::npos);
+    CHECK(out.find("in sync, with 1 writes refused on the way") != std::string::npos);
+    // Kept for the app (and pushed once, above: not retried).
+    REQUIRE(w.tablet.refused_writes().size() == 1);
+    CHECK(w.tablet.refused_writes()[0].entity == "course");
     CHECK(out.find("\033") == std::string::npos);  // no bar in a file
     check_discreet(out, w);
     CHECK(out.find("own course") == std::string::npos);
@@ -310,6 +314,27 @@ TEST_CASE("with the server away it backs off ever longer; back, it gets the writ
     INFO(w.output());
     CHECK(w.output().find("SIGTERM: stopped") != std::string::npos);
     check_discreet(w.output(), w);
+}
+
+TEST_CASE("a refused write is reported once and kept; the daemon neither backs off nor pushes it again") {
+    World w;
+    Syncd d(w.args({"--interval", "3600", "--min-backoff-ms", "10", "--poll-ms", "50"}), w.output_file);
+    REQUIRE(w.output_has("round ok"));
+    w.tablet.register_course("Ola's own course", "1", "nb", 1);  // a candidate may not: refused
+    REQUIRE(w.output_has("writes refused: 1, rolled back"));
+    // Polls find nothing more to push: the refusal is not retried.
+    std::this_thread::sleep_for(500ms);
+    d.signal(SIGTERM);
+    CHECK(d.wait() == 0);
+    const auto out = w.output();
+    INFO(out);
+    CHECK(w.mock.pushed_by(w.tablet.device_id()).size() == 1);
+    CHECK(out.find("backoff") == std::string::npos);
+    CHECK(w.tablet.outbox_size() == 0);
+    REQUIRE(w.tablet.refused_writes().size() == 1);
+    CHECK(w.tablet.refused_writes()[0].entity == "course");
+    check_discreet(out, w);
+    CHECK(out.find("own course") == std::string::npos);
 }
 
 TEST_CASE("a round at start, then one each --interval, with nothing written") {

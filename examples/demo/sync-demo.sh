@@ -86,9 +86,14 @@ tablet kari progress kari m1 complete --score 85 --minutes 15
 
 say "Ola's tablet tries to mark attendance, which is the mentor's job"
 tablet ola attend g1 ola present
-sync ola cand-ola
+status=0
+sync ola cand-ola || status=$?
+[[ $status -eq 3 ]] || { echo "expected exit status 3 (writes refused), got $status" >&2; exit 1; }
 echo "The server refused it and sent back its own state; the tablet undid the"
-echo "change and told the app, which can tell Ola. Nothing else was held back."
+echo "change and told the app, which can tell Ola (exit status 3). Nothing else"
+echo "was held back, and what Ola wrote is kept on her tablet until dismissed:"
+tablet ola refused
+tablet ola refused dismiss --all
 
 say "Offline, at the same time: Mia and the coordinator both retitle gathering 2"
 tablet mentor gathering rename g2 "G2: Talking about death and dying"

@@ -197,6 +197,13 @@ lindra::SyncResult Daemon::round() {
     finished_.reset();
     lock.unlock();
     report_.round_ended(r, Clock::now() - start);
+    // Not a failure: the round needs no retry, the user has writes to look at.
+    if (!r.rejected.empty()) {
+        refused_ += static_cast<std::int64_t>(r.rejected.size());
+        report_.line("writes refused: " + std::to_string(r.rejected.size()) +
+                     ", rolled back; what they set stays in the replica until the app dismisses it"
+                     " (lindra-tablet --db " + options_.db + " refused)");
+    }
     return r;
 }
 
@@ -261,8 +268,10 @@ int Daemon::run() {
             next_round = now + o.interval;
             if (o.once) {
                 if (pending() == 0) {
-                    report_.line("in sync");
-                    return 0;
+                    report_.line("in sync" + (refused_ > 0 ? ", with " + std::to_string(refused_) +
+                                                                  " writes refused on the way"
+                                                            : std::string()));
+                    return refused_ > 0 ? kExitRefused : 0;
                 }
                 next_round = now;  // written to during the round: again
                 if (now >= deadline) {

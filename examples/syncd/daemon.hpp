@@ -26,6 +26,10 @@ class StartError : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// --once got in sync, but the server refused some writes on the way (as
+// lindra-tablet's exit status 3).
+constexpr int kExitRefused = 3;
+
 // run() on one thread (main's); on_signal() from the signal thread.
 class Daemon {
   public:
@@ -36,7 +40,8 @@ class Daemon {
     Daemon(const Daemon&) = delete;
     Daemon& operator=(const Daemon&) = delete;
 
-    // Until a stop signal (0), or with --once until in sync (0) or not (1).
+    // Until a stop signal (0), or with --once until in sync (0, or
+    // kExitRefused if writes were refused on the way) or not (1).
     int run();
     void on_signal(int signal);
 
@@ -60,6 +65,7 @@ class Daemon {
     std::unique_ptr<lindra::SyncClient> client_;
     Backoff backoff_;
     bool poll_failed_ = false;  // the last outbox poll failed (logged once)
+    std::int64_t refused_ = 0;  // writes refused since the start
 
     std::mutex mutex_;  // guards the four below
     std::condition_variable wake_;

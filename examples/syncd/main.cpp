@@ -7,7 +7,8 @@
 //                [--ca FILE] [--insecure] [--max-backoff S]
 //
 // Exit status: 0 stopped by SIGTERM or SIGINT, or --once in sync; 1 an
-// error, or --once not in sync; 2 wrong usage. README.md has the rest.
+// error, or --once not in sync; 2 wrong usage; 3 --once in sync, but the
+// server refused writes on the way. README.md has the rest.
 #include "daemon.hpp"
 #include "options.hpp"
 #include "reporter.hpp"

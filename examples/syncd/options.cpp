@@ -165,7 +165,7 @@ void print_usage(std::ostream& out) {
            "acknowledged stays acknowledged, the rest stays in the outbox); SIGHUP rereads the\n"
            "token and CA files and syncs at once.\n"
            "Exit status: 0 stopped by a signal, or --once in sync; 1 an error, or --once not in\n"
-           "sync; 2 wrong usage.\n";
+           "sync; 2 wrong usage; 3 --once in sync, but the server refused writes on the way.\n";
 }
 
 }  // namespace syncd

@@ -149,7 +149,8 @@ void print_usage(std::ostream& out, std::span<const Command> table) {
            "  --help      this text\n"
            "  --          ends the options; what follows are operands\n"
            "\n"
-           "exit status: 0 done, 1 error (nothing was written), 2 wrong usage\n";
+           "exit status: 0 done, 1 error (nothing was written), 2 wrong usage,\n"
+           "             3 synced, but the server refused writes (lindra-tablet refused lists them)\n";
 }
 
 Session::Session(const Command& command, std::string db_path, std::vector<std::string> operands,

@@ -23,6 +23,12 @@ class UsageError : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// A sync that went through, but the server refused some of this user's
+// writes: they were rolled back and are kept (`lindra-tablet refused`).
+// Apart from 1 (an error) so a script can tell work to look at from a
+// network or other failure.
+constexpr int kExitRefused = 3;
+
 class Session;
 
 // One row of the command table. The synopsis drives the checks: operands in
@@ -82,6 +88,10 @@ class Session {
     std::optional<int> int_option(std::string_view name) const;
     std::optional<std::int64_t> int64_option(std::string_view name) const;
 
+    // The process's exit status once the command has run without throwing.
+    int exit_status() const noexcept { return exit_status_; }
+    void set_exit_status(int status) noexcept { exit_status_ = status; }
+
   private:
     const Command& command_;
     std::string db_path_;
@@ -89,6 +99,7 @@ class Session {
     std::multimap<std::string, std::string, std::less<>> options_;
     std::ostream& out_;
     std::optional<lindra::Replica> replica_;
+    int exit_status_ = 0;
 };
 
 }  // namespace tablet

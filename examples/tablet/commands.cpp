@@ -339,11 +339,89 @@ void cmd_sync(Session& s) {
                 << r.reason << '\n';
     if (result.rows_purged > 0)
         s.out() << "removed " << result.rows_purged << " rows this user may no longer see\n";
-    if (!result.ok())
+    // Refusals may come in a round that fails later: they are news either
+    // way, and what was refused is kept either way.
+    const auto refusals = [&] {
+        if (result.rejected.empty()) return;
+        const auto n = result.rejected.size();
+        s.out() << n << (n == 1 ? " of your writes was" : " of your writes were")
+                << " refused by the server and undone here; what you wrote is kept:\n"
+                << "  lindra-tablet --db " << s.db_path() << " refused\n";
+    };
+    if (!result.ok()) {
+        refusals();
         throw std::runtime_error("sync failed (" + std::string(lindra::to_string(result.outcome)) + "): " +
                                  result.message);
+    }
     s.out() << "synced: pushed " << result.changes_pushed << " changes, pulled " << result.changes_pulled
             << " changes (" << result.bytes_sent << " bytes sent, " << result.bytes_received << " received)\n";
+    refusals();
+    if (!result.clean()) s.set_exit_status(kExitRefused);
+}
+
+// A refused write's value for people: text as typed, progress by name,
+// people and groups by name where this device still has them.
+std::string show_value(const lindra::Replica& r, const lindra::RefusedWrite& w, const lindra::FieldValue& v) {
+    const auto* e = lindra::find_entity(w.entity);
+    const auto* f = e ? e->field(v.field) : nullptr;
+    const auto* n = std::get_if<std::int64_t>(&v.value);
+    if (f && n && f->type == lindra::FieldType::progress) {
+        const auto rank = static_cast<std::size_t>(lindra::progress_rank(*n));
+        return (rank < f->values.size() ? std::string(f->values[rank]) : std::to_string(rank)) + ", attempt " +
+               std::to_string(lindra::progress_attempt(*n));
+    }
+    if (f && n && f->type == lindra::FieldType::timestamp) return local_datetime(*n);
+    if (const auto* text = std::get_if<std::string>(&v.value)) return *text;
+    if (const auto* id = std::get_if<Id>(&v.value)) {
+        std::optional<std::string> name;
+        if (f && f->ref_entity == "person")
+            if (const auto p = r.person(*id)) name = p->display_name;
+        if (f && f->ref_entity == "mentor_group")
+            if (const auto g = r.group(*id)) name = g->name;
+        return name ? *name + " (" + id->to_string() + ")" : id->to_string();
+    }
+    if (std::holds_alternative<std::monostate>(v.value)) return "-";
+    return to_string(v.value);
+}
+
+// What the server refused (or a purge discarded) of this user's writes,
+// with what they wrote, until dismissed.
+void cmd_refused(Session& s) {
+    const auto& r = s.replica();
+    const auto refused = r.refused_writes();
+    if (refused.empty()) {
+        s.out() << "no refused writes on this device\n";
+        return;
+    }
+    s.out() << refused.size() << (refused.size() == 1 ? " refused write" : " refused writes")
+            << " kept on this device (refused dismiss ID|--all forgets them):\n";
+    for (const auto& w : refused) {
+        s.out() << "\n#" << w.id << "  " << w.entity << " " << w.row.to_string() << ", written "
+                << local_datetime(w.written_at) << ", refused " << local_datetime(w.refused_at) << '\n'
+                << "  " << w.code << ": " << w.reason << '\n';
+        Table t;
+        for (const auto& v : w.values) t.add({std::string(v.field), show_value(r, w, v)});
+        t.print(s.out(), 4);
+    }
+}
+
+void cmd_refused_dismiss(Session& s) {
+    const auto id = s.optional_operand(0);
+    if (id.has_value() == s.flag("--all")) throw UsageError("refused dismiss wants an ID or --all, not both");
+    auto& r = s.replica();
+    if (!id) {
+        const auto n = r.dismiss_all_refused();
+        s.out() << "dismissed " << n << (n == 1 ? " refused write\n" : " refused writes\n");
+        return;
+    }
+    const std::string digits = id->starts_with('#') ? id->substr(1) : *id;
+    std::int64_t n = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+    if (ec != std::errc{} || end != digits.data() + digits.size() || digits.empty())
+        throw UsageError("refused dismiss: \"" + *id + "\" is not a refused write's number (see lindra-tablet refused)");
+    if (!r.dismiss_refused(n))
+        throw Error(Errc::not_found, "no refused write #" + std::to_string(n) + " on this device (see lindra-tablet refused)");
+    s.out() << "dismissed refused write #" << n << '\n';
 }
 
 }  // namespace
@@ -386,6 +464,9 @@ std::span<const Command> commands() {
         {"outbox", "", {}, "how many local changes wait for the server", cmd_outbox},
         {"id", "person|group|module|gathering NAME", {}, "print the id a name stands for", cmd_id},
         {"count", "ENTITY", {}, "how many rows of ENTITY (gathering, reflection, ...) this device holds", cmd_count},
+        {"refused", "", {}, "this user's writes the server refused, with what was written", cmd_refused},
+        {"refused dismiss", "[ID]", {"--all"}, "forget refused write ID (from refused), or all of them",
+         cmd_refused_dismiss},
         {"sync",
          "",
          {"--server HOST:PORT", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...", "--insecure"},

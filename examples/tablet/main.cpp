@@ -2,7 +2,8 @@
 // device's local replica only (sync is lindra-syncd's job): coordinators seed,
 // mentors hold gatherings and confirm candidates, candidates record progress.
 //
-// Exit status: 0 done, 1 error (the library wrote nothing), 2 wrong usage.
+// Exit status: 0 done, 1 error (the library wrote nothing), 2 wrong usage,
+// 3 synced but the server refused writes (kept: `lindra-tablet refused`).
 #include "cli.hpp"
 #include "commands.hpp"
 
@@ -33,7 +34,7 @@ int run(std::span<char* const> args) {
     tablet::Session session(command, *inv.db, {inv.words.begin() + consumed, inv.words.end()}, std::move(inv.options),
                             std::cout);
     command.run(session);
-    return 0;
+    return session.exit_status();
 }
 
 }  // namespace

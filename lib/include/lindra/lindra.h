@@ -414,6 +414,41 @@ LINDRA_API bool lindra_replica_find(const lindra_replica* replica, const char* e
 LINDRA_API bool lindra_replica_outbox_size(const lindra_replica* replica, int64_t* out,
                                            lindra_error* error) LINDRA_NOEXCEPT;
 
+/* -- refused writes (lindra::RefusedWrite) --
+ * A write of this device the server refused, or one discarded with a row
+ * the user may no longer see: the row is rolled back, and what the user
+ * wrote is kept on this device until the app dismisses it, so the app can
+ * show it, let the user copy it, or make it again where that is allowed. */
+
+typedef struct lindra_refused_write {
+    int64_t id;  /* for lindra_replica_dismiss_refused; never reused */
+    int64_t seq; /* its outbox seq, as lindra_sync_rejection's */
+    const char* entity;
+    lindra_id row;
+    /* The fields it set, as written: `text` is NULL unless `kind` is
+     * LINDRA_VALUE_TEXT. A counter holds this device's running total, a
+     * progress field its packed value (attempt * 256 + status). */
+    size_t value_count;
+    const lindra_field_value* values;
+    const char* code;   /* "permission_denied" or "invalid_argument" */
+    const char* reason; /* which rule refused it */
+    int64_t written_at; /* ms since the Unix epoch */
+    int64_t refused_at; /* when this device heard of it, by its clock */
+} lindra_refused_write;
+typedef struct lindra_refused_list {
+    size_t count;
+    lindra_refused_write* items; /* oldest first */
+} lindra_refused_list;
+
+LINDRA_API bool lindra_replica_refused_writes(const lindra_replica* replica, lindra_refused_list** out,
+                                              lindra_error* error) LINDRA_NOEXCEPT;
+/* Forgets refused write `id` for good; *found (may be NULL) says whether it was there. */
+LINDRA_API bool lindra_replica_dismiss_refused(lindra_replica* replica, int64_t id, bool* found,
+                                               lindra_error* error) LINDRA_NOEXCEPT;
+/* Forgets them all; *count (may be NULL) gets how many there were. */
+LINDRA_API bool lindra_replica_dismiss_all_refused(lindra_replica* replica, int64_t* count,
+                                                   lindra_error* error) LINDRA_NOEXCEPT;
+
 LINDRA_API void lindra_person_free(lindra_person* person) LINDRA_NOEXCEPT;
 LINDRA_API void lindra_group_free(lindra_group* group) LINDRA_NOEXCEPT;
 LINDRA_API void lindra_gathering_free(lindra_gathering* gathering) LINDRA_NOEXCEPT;
@@ -422,6 +457,7 @@ LINDRA_API void lindra_module_list_free(lindra_module_list* list) LINDRA_NOEXCEP
 LINDRA_API void lindra_group_list_free(lindra_group_list* list) LINDRA_NOEXCEPT;
 LINDRA_API void lindra_gathering_list_free(lindra_gathering_list* list) LINDRA_NOEXCEPT;
 LINDRA_API void lindra_progress_list_free(lindra_progress_list* list) LINDRA_NOEXCEPT;
+LINDRA_API void lindra_refused_list_free(lindra_refused_list* list) LINDRA_NOEXCEPT;
 
 /* ---- sync ----------------------------------------------------------------- */
 
@@ -475,7 +511,9 @@ typedef struct lindra_sync_status {
     int64_t pending;        /* local writes waiting for the server */
 } lindra_sync_status;
 
-/* A pushed change the server refused, already rolled back here. */
+/* A pushed change the server refused (or a local one discarded with a row
+ * the user may no longer see), already rolled back here; what it wrote is
+ * in `values` and kept as refused write `refused_id` until dismissed. */
 typedef struct lindra_sync_rejection {
     int64_t seq;
     const char* code;   /* "permission_denied" or "invalid_argument" */
@@ -485,6 +523,11 @@ typedef struct lindra_sync_rejection {
     size_t field_count;
     const char* const* fields;
     bool row_removed;
+    /* As lindra_refused_write's; none, and refused_id 0, if this device no
+     * longer held the write. */
+    size_t value_count;
+    const lindra_field_value* values;
+    int64_t refused_id;
 } lindra_sync_rejection;
 
 typedef struct lindra_sync_result {
@@ -497,6 +540,8 @@ typedef struct lindra_sync_result {
     int64_t rows_purged;
     uint64_t bytes_sent;
     uint64_t bytes_received;
+    /* This device's writes refused in this round, whatever its outcome: an
+     * OK round with any is not clean (the user has writes to look at). */
     size_t rejected_count;
     lindra_sync_rejection* rejected;
 } lindra_sync_result;

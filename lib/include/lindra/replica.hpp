@@ -76,6 +76,8 @@ using Timestamp = std::int64_t;
 
 // ---- inputs -------------------------------------------------------------
 
+// A field by name and its value: what create() and update() take, and what
+// a RefusedWrite held (its names point into the static schema table).
 struct FieldValue {
     std::string_view field{};
     Value value{};
@@ -185,6 +187,26 @@ struct ModuleProgress {
 struct OutboxEntry {
     std::int64_t seq = 0;
     std::vector<Change> changes{};
+};
+
+// A write of this device that the server refused, or that was discarded
+// with a row this user may no longer see: the row has been rolled back, and
+// what the user wrote is kept here, on this device only, until the app
+// dismisses it (Replica::dismiss_refused). The app can show it, let the
+// user copy it, or make it again as a new write where that is allowed.
+struct RefusedWrite {
+    std::int64_t id = 0;   // for dismiss_refused(); never reused
+    std::int64_t seq = 0;  // its outbox seq, as in SyncRejection::seq
+    std::string entity{};
+    Id row{};
+    // The fields this write set and their values, as it set them (field
+    // names are the schema's). A counter holds this device's running total
+    // after the write, a progress field its packed value (progress_value()).
+    std::vector<FieldValue> values{};
+    std::string code{};        // "permission_denied" or "invalid_argument"
+    std::string reason{};      // which rule refused it
+    Timestamp written_at = 0;  // when it was written (its hybrid-logical time, in ms)
+    Timestamp refused_at = 0;  // when this device heard of the refusal (its own clock)
 };
 
 // ---- writes -------------------------------------------------------------
@@ -297,6 +319,14 @@ class Replica : public Writes {
     // "M1: Basics" but not "M10: ..."). nullopt if none; Errc::ambiguous if
     // several match.
     std::optional<Id> find(std::string_view entity, std::string_view name) const;
+
+    // ---- refused writes (see RefusedWrite) ----
+    // Every refused write kept on this device, oldest first.
+    std::vector<RefusedWrite> refused_writes() const;
+    // Forgets the refused write `id` for good; false if none has that id.
+    bool dismiss_refused(std::int64_t id);
+    // Forgets every refused write; returns how many there were.
+    std::int64_t dismiss_all_refused();
 
     // ---- sync plumbing (used by the sync client; public for tests) ----
     std::int64_t outbox_size() const;

@@ -44,9 +44,12 @@ struct SyncProgress {
     std::uint64_t pull_remaining = 0;  // server log entries after the last batch, once the server said
 };
 
-// A pushed change the server refused. It has left the outbox and been
-// rolled back here: the row's fields are the server's again, or the row is
-// gone if the server has none this user may see (`row_removed`).
+// A pushed change the server refused, or a local one discarded with a row
+// this user may no longer see. It has left the outbox and been rolled back
+// here: the row's fields are the server's again, or the row is gone if the
+// server has none this user may see (`row_removed`). What the user wrote is
+// not lost: `values` holds it, and Replica::refused_writes() keeps it under
+// `refused_id` until the app dismisses it.
 struct SyncRejection {
     std::int64_t seq = 0;
     std::string code{};    // "permission_denied" or "invalid_argument"
@@ -55,6 +58,10 @@ struct SyncRejection {
     Id row{};
     std::vector<std::string> fields{};
     bool row_removed = false;
+    // The fields and values of the refused write, as RefusedWrite::values.
+    // Empty, and `refused_id` 0, if this device no longer held the write.
+    std::vector<FieldValue> values{};
+    std::int64_t refused_id = 0;  // its RefusedWrite::id
 };
 
 // Where a SyncClient is, for an app's sync indicator.
@@ -102,7 +109,8 @@ struct SyncOptions {
     // Called on the sync's thread after each batch; keep it short.
     std::function<void(const SyncProgress&)> on_progress{};
     // Called on the sync's thread for each refused change, once it has been
-    // rolled back: the place to tell the user their edit did not count.
+    // rolled back and its values kept: the place to tell the user their
+    // edit did not count, and show them what they wrote.
     std::function<void(const SyncRejection&)> on_rejected{};
     // Called on the sync's thread whenever SyncClient::status() changes.
     std::function<void(const SyncStatus&)> on_status{};
@@ -133,9 +141,16 @@ struct SyncResult {
     std::int64_t rows_purged = 0;
     std::uint64_t bytes_sent = 0;
     std::uint64_t bytes_received = 0;
+    // This device's writes refused in this round, whatever its outcome
+    // (a round may refuse writes and then lose the connection): rolled
+    // back, and kept in Replica::refused_writes() until dismissed.
     std::vector<SyncRejection> rejected{};
 
+    // The round ended well (nothing to retry), refused writes or not.
     bool ok() const noexcept { return outcome == SyncOutcome::ok; }
+    // The round ended well and the server took every write: the user has
+    // nothing to look at.
+    bool clean() const noexcept { return ok() && rejected.empty(); }
 };
 
 // Thread-safety: sync(), sync_async() and cancel() from any thread; one

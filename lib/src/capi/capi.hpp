@@ -6,6 +6,7 @@
 #include <lindra/error.hpp>
 #include <lindra/id.hpp>
 #include <lindra/lindra.h>
+#include <lindra/replica.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -157,6 +158,29 @@ class Block {
     std::size_t capacity_ = 0, used_ = 0;
     std::vector<std::unique_ptr<std::byte[]>> scratch_;
 };
+
+// Values as C, in `b` (a refused write's); text is NULL but for text values.
+inline const lindra_field_value* put_values(Block& b, const std::vector<FieldValue>& values) {
+    auto* out = b.alloc<lindra_field_value>(values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        auto& o = out[i];
+        o.field = b.str(values[i].field);
+        const Value& v = values[i].value;
+        if (const auto* n = std::get_if<std::int64_t>(&v)) {
+            o.kind = LINDRA_VALUE_INTEGER;
+            o.integer = *n;
+        } else if (const auto* t = std::get_if<std::string>(&v)) {
+            o.kind = LINDRA_VALUE_TEXT;
+            o.text = b.str(*t);
+        } else if (const auto* r = std::get_if<Id>(&v)) {
+            o.kind = LINDRA_VALUE_ID;
+            o.id = to_c(*r);
+        } else {
+            o.kind = LINDRA_VALUE_NULL;
+        }
+    }
+    return out;
+}
 
 // `fill(Block&)` allocates the root first and returns it.
 template <class Fill>

@@ -82,6 +82,11 @@ void put(Block& b, lindra_module_progress& out, const ModuleProgress& p) {
            p.first_completed_at.value_or(0)};
 }
 
+void put(Block& b, lindra_refused_write& out, const RefusedWrite& w) {
+    out = {w.id,          w.seq,          b.str(w.entity),  to_c(w.row),  w.values.size(),
+           put_values(b, w.values), b.str(w.code), b.str(w.reason), w.written_at, w.refused_at};
+}
+
 // Runs `fn(Writes&)` on the handle's current write target.
 template <class F>
 bool write(lindra_replica* r, lindra_error* error, F&& fn) noexcept {
@@ -426,6 +431,26 @@ bool lindra_replica_outbox_size(const lindra_replica* replica, int64_t* out, lin
     return query(replica, out, error, [&](const Replica& r) { return r.outbox_size(); });
 }
 
+bool lindra_replica_refused_writes(const lindra_replica* replica, lindra_refused_list** out,
+                                   lindra_error* error) noexcept {
+    return query(replica, out, error,
+                 [&](const Replica& r) { return build_list<lindra_refused_list>(r.refused_writes()); });
+}
+
+bool lindra_replica_dismiss_refused(lindra_replica* replica, int64_t id, bool* found, lindra_error* error) noexcept {
+    return try_catch(error, [&] {
+        const bool was = need(replica, "replica").replica.dismiss_refused(id);
+        if (found) *found = was;
+    });
+}
+
+bool lindra_replica_dismiss_all_refused(lindra_replica* replica, int64_t* count, lindra_error* error) noexcept {
+    return try_catch(error, [&] {
+        const std::int64_t n = need(replica, "replica").replica.dismiss_all_refused();
+        if (count) *count = n;
+    });
+}
+
 // Each result is one block (capi.hpp): freeing its root frees it all.
 void lindra_person_free(lindra_person* p) noexcept { std::free(p); }
 void lindra_group_free(lindra_group* p) noexcept { std::free(p); }
@@ -435,5 +460,6 @@ void lindra_module_list_free(lindra_module_list* p) noexcept { std::free(p); }
 void lindra_group_list_free(lindra_group_list* p) noexcept { std::free(p); }
 void lindra_gathering_list_free(lindra_gathering_list* p) noexcept { std::free(p); }
 void lindra_progress_list_free(lindra_progress_list* p) noexcept { std::free(p); }
+void lindra_refused_list_free(lindra_refused_list* p) noexcept { std::free(p); }
 
 }  // extern "C"

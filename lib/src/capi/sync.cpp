@@ -47,8 +47,9 @@ lindra_sync_status to_c(const SyncStatus& s, Keep&& keep) {
 void put(Block& b, lindra_sync_rejection& out, const SyncRejection& r) {
     auto** fields = b.alloc<const char*>(r.fields.size());
     for (std::size_t i = 0; i < r.fields.size(); ++i) fields[i] = b.str(r.fields[i]);
-    out = {r.seq,        b.str(r.code),   b.str(r.reason), b.str(r.entity), to_c(r.row),
-           r.fields.size(), fields,      r.row_removed};
+    out = {r.seq,           b.str(r.code), b.str(r.reason), b.str(r.entity), to_c(r.row),
+           r.fields.size(), fields,        r.row_removed,   r.values.size(), put_values(b, r.values),
+           r.refused_id};
 }
 
 lindra_sync_result* build_result(const SyncResult& r) {
@@ -88,11 +89,12 @@ SyncOptions options_from(const lindra_sync_options& c) {
         };
     if (auto* fn = c.on_rejected)
         o.on_rejected = [fn, context](const SyncRejection& r) {
-            std::vector<const char*> fields;
-            for (const auto& f : r.fields) fields.push_back(f.c_str());
-            const lindra_sync_rejection rejection{r.seq,         r.code.c_str(), r.reason.c_str(), r.entity.c_str(),
-                                                  to_c(r.row),   fields.size(),  fields.data(),    r.row_removed};
-            fn(&rejection, context);
+            const std::unique_ptr<lindra_sync_rejection, void (*)(void*)> rejection(build([&](Block& b) {
+                auto* out = b.alloc<lindra_sync_rejection>(1);
+                put(b, *out, r);
+                return out;
+            }), std::free);
+            fn(rejection.get(), context);
         };
     return o;
 }

@@ -171,20 +171,36 @@ net::Reply SyncSession::push_ack(const protocol::PushAck& m) {
     if (m.acked_seq < acked.last_seq)
         return finish(SyncOutcome::protocol_error, "the server acknowledged seq " + std::to_string(m.acked_seq) +
                                                        ", not the " + std::to_string(acked.last_seq) + " pushed");
+    // A refusal moves its entry out of the outbox: it must be one this
+    // PushAck answers, never a write the server has not judged yet.
+    for (const auto& r : m.rejected)
+        if (r.seq > acked.last_seq)
+            return finish(SyncOutcome::protocol_error, "the server refused seq " + std::to_string(r.seq) +
+                                                           ", beyond the push it acknowledged");
     in_flight_.pop_front();
     std::vector<SyncRejection> rejected;
     {
         std::lock_guard lock(core_.mutex);
         detail::Core::WriteTransaction txn(core_);
-        // Refused changes go back to the server's state with their
-        // acknowledgement, in one transaction: none is half undone.
+        // What the user wrote in each refused entry is kept first, before a
+        // rollback can take the row and its entries. Then the refused
+        // changes go back to the server's state, with their
+        // acknowledgement: one transaction, so none is lost or half undone.
         for (const auto& r : m.rejected) {
             const EntityDef& e = *find_entity(r.entity);  // the decoder checked it
-            core_.revert(e, r.row, r.seq, r.fields, r.current, r.drop_row);
             SyncRejection& out = rejected.emplace_back();
-            out = {r.seq, std::string(protocol::to_string(r.code)), r.reason, std::string(e.name), r.row, {},
-                   r.drop_row && !core_.load(e, r.row).exists};
+            out = {r.seq, std::string(protocol::to_string(r.code)), r.reason, std::string(e.name), r.row, {}, false};
             for (const auto tag : r.fields) out.fields.emplace_back(e.field(tag)->name);
+            if (auto kept = core_.keep_refused(r.seq, out.code, out.reason)) {
+                out.values = std::move(kept->values);
+                out.refused_id = kept->id;
+            }
+        }
+        for (std::size_t i = 0; i < m.rejected.size(); ++i) {
+            const auto& r = m.rejected[i];
+            const EntityDef& e = *find_entity(r.entity);
+            core_.revert(e, r.row, r.seq, r.fields, r.current, r.drop_row);
+            rejected[i].row_removed = r.drop_row && !core_.load(e, r.row).exists;
         }
         core_.acknowledge(acked.last_seq);
         txn.commit();
@@ -220,10 +236,13 @@ net::Reply SyncSession::pull_batch(protocol::PullBatch& m) {
         std::lock_guard lock(core_.mutex);
         detail::Core::WriteTransaction txn(core_);
         for (const auto& p : m.purges) {
-            for (const auto& d : core_.purge(p.rows))
-                dropped.push_back({d.seq, "permission_denied",
-                                   "this user may no longer see the row; the change was discarded with it",
-                                   std::string(find_entity(d.entity)->name), d.row, {}, true});
+            for (auto& k : core_.purge(p.rows)) {
+                SyncRejection& out = dropped.emplace_back();
+                out = {k.seq, std::move(k.code), std::move(k.reason), std::move(k.entity), k.row, {}, true};
+                for (const auto& v : k.values) out.fields.emplace_back(v.field);
+                out.values = std::move(k.values);
+                out.refused_id = k.id;
+            }
             purged += static_cast<std::int64_t>(p.rows.size());
         }
         core_.apply_pulled(m.changes, m.next_cursor, !m.has_more);

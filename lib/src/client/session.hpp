@@ -37,7 +37,8 @@ private:
     net::Reply finish(SyncOutcome outcome, std::string message);
     net::Reply send(const protocol::ClientMessage& m);
     void progress(SyncPhase phase);
-    // Tells the app of refused or discarded changes, once they are undone.
+    // Tells the app of refused or discarded changes, once they are undone
+    // and what they set is kept.
     void report(std::vector<SyncRejection>& rejected);
 
     detail::Core& core_;

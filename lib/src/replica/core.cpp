@@ -43,6 +43,24 @@ ALTER TABLE lindra_replica ADD COLUMN server_id BLOB;
 ALTER TABLE lindra_replica ADD COLUMN pull_own INTEGER NOT NULL DEFAULT 0;  -- lost own changes: pull them back
 )sql";
 
+// v3: writes of this device the server refused, or that a purge discarded
+// with their row: what the user typed, kept until the app dismisses it
+// (RefusedWrite). Never synced, and never purged with a scope: the user
+// wrote them on this device, and the file is this user's alone.
+constexpr std::string_view kLibraryTablesV3 = R"sql(
+CREATE TABLE lindra_refused_write (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: an app's old id never names a newer write
+    seq INTEGER NOT NULL,        -- the outbox entry's, with its entity, row_id, hlc and fields
+    entity INTEGER NOT NULL,
+    row_id BLOB NOT NULL,
+    hlc INTEGER NOT NULL,
+    fields BLOB NOT NULL,
+    code TEXT NOT NULL,          -- the refusal, as SyncRejection has it
+    reason TEXT NOT NULL,
+    refused_at INTEGER NOT NULL  -- ms since the epoch, by this device's wall clock
+);
+)sql";
+
 void create_domain_tables(store::Database& db, std::uint16_t schema) {
     for (const auto& sql : model::domain_ddl(schema)) db.exec(sql);
 }
@@ -59,11 +77,38 @@ std::span<const store::Migration> replica_migrations() {
              create_domain_tables(db, 1);
          }},
         {2, [](store::Database& db) { db.exec(kLibraryTablesV2); }},
+        {3, [](store::Database& db) { db.exec(kLibraryTablesV3); }},
     };
     return steps;
 }
 
 namespace {
+
+constexpr std::string_view kRefusedColumns = "id, seq, entity, row_id, hlc, fields, code, reason, refused_at";
+
+// A row of lindra_refused_write, its columns in kRefusedColumns' order.
+RefusedWrite refused_write(const store::Statement& st) {
+    RefusedWrite out;
+    out.id = st.int64(0);
+    out.seq = st.int64(1);
+    const EntityDef* e = find_entity(static_cast<std::uint16_t>(st.int64(2)));
+    if (!e) throw Error(Errc::corrupt, "a refused write of unknown entity tag " + std::to_string(st.int64(2)));
+    out.entity = std::string(e->name);
+    out.row = st.id(3);
+    out.written_at = static_cast<Timestamp>(replica::hlc_ms(static_cast<std::uint64_t>(st.int64(4))));
+    std::vector<Change> changes;
+    codec::decode_fields(st.blob(5), {e->tag, out.row, 0, {}, 0, {}}, changes);
+    for (auto& c : changes) {
+        const FieldDef* f = e->field(c.field);
+        if (!f) throw Error(Errc::corrupt, std::string(e->name) + ": a refused write of unknown field tag " +
+                                               std::to_string(c.field));
+        out.values.push_back({f->name, std::move(c.value)});
+    }
+    out.code = st.text(6);
+    out.reason = st.text(7);
+    out.refused_at = st.int64(8);
+    return out;
+}
 
 }  // namespace
 
@@ -424,7 +469,10 @@ void Core::revert(const EntityDef& e, const Id& row, std::int64_t seq, std::span
         auto later = db.cached("SELECT 1 FROM lindra_outbox WHERE row_id = ? AND seq > ? LIMIT 1");
         later->bind(1, row).bind(2, seq);
         if (!later->step()) {
-            purge(std::span<const Id>(&row, 1));
+            // Its earlier entries are in the acknowledged push: accepted,
+            // or refused and kept already (keep_refused).
+            erase(row);
+            db.cached("DELETE FROM lindra_outbox WHERE row_id = ? AND seq <= ?")->bind(1, row).bind(2, seq).run();
             return;
         }
         server_state = {};
@@ -473,18 +521,61 @@ void Core::revert(const EntityDef& e, const Id& row, std::int64_t seq, std::span
     model::row_store(e).save(db, row, st);
 }
 
-std::vector<Core::Dropped> Core::purge(std::span<const Id> rows) {
+void Core::erase(const Id& row) {
+    const Mutation mutation(*this);
+    for (const auto& e : entities())
+        db.cached("DELETE FROM " + std::string(e.name) + " WHERE id = ?")->bind(1, row).run();
+}
+
+std::vector<RefusedWrite> Core::purge(std::span<const Id> rows) {
     check_writable();
     const Mutation mutation(*this);
-    std::vector<Dropped> dropped;
+    std::vector<RefusedWrite> kept;
     for (const auto& row : rows) {
-        for (const auto& e : entities())
-            db.cached("DELETE FROM " + std::string(e.name) + " WHERE id = ?")->bind(1, row).run();
-        auto st = db.cached("DELETE FROM lindra_outbox WHERE row_id = ? RETURNING seq, entity");
-        st->bind(1, row);
-        while (st->step()) dropped.push_back({st->int64(0), static_cast<std::uint16_t>(st->int64(1)), row});
+        erase(row);
+        auto st = db.cached("INSERT INTO lindra_refused_write (seq, entity, row_id, hlc, fields, code, reason, refused_at)"
+                            " SELECT seq, entity, row_id, hlc, fields, 'permission_denied', ?, ? FROM lindra_outbox"
+                            " WHERE row_id = ? ORDER BY seq RETURNING " + std::string(kRefusedColumns));
+        st->bind(1, "this user may no longer see the row; the write was discarded with it")
+            .bind(2, clock.wall_ms())
+            .bind(3, row);
+        while (st->step()) kept.push_back(refused_write(*st));
+        db.cached("DELETE FROM lindra_outbox WHERE row_id = ?")->bind(1, row).run();
     }
-    return dropped;
+    return kept;
+}
+
+std::optional<RefusedWrite> Core::keep_refused(std::int64_t seq, std::string_view code, std::string_view reason) {
+    check_writable();
+    const Mutation mutation(*this);
+    std::optional<RefusedWrite> kept;
+    {
+        auto st = db.cached("INSERT INTO lindra_refused_write (seq, entity, row_id, hlc, fields, code, reason, refused_at)"
+                            " SELECT seq, entity, row_id, hlc, fields, ?, ?, ? FROM lindra_outbox WHERE seq = ?"
+                            " RETURNING " + std::string(kRefusedColumns));
+        st->bind(1, code).bind(2, reason).bind(3, clock.wall_ms()).bind(4, seq);
+        if (st->step()) kept = refused_write(*st);
+    }
+    db.cached("DELETE FROM lindra_outbox WHERE seq = ?")->bind(1, seq).run();
+    return kept;
+}
+
+std::vector<RefusedWrite> Core::refused_writes() {
+    std::vector<RefusedWrite> out;
+    auto st = db.cached("SELECT " + std::string(kRefusedColumns) + " FROM lindra_refused_write ORDER BY id");
+    while (st->step()) out.push_back(refused_write(*st));
+    return out;
+}
+
+std::int64_t Core::dismiss_refused(std::optional<std::int64_t> id) {
+    check_writable();
+    const Mutation mutation(*this);
+    if (!id) {
+        db.cached("DELETE FROM lindra_refused_write")->run();
+    } else {
+        db.cached("DELETE FROM lindra_refused_write WHERE id = ?")->bind(1, *id).run();
+    }
+    return db.changes();
 }
 
 void Core::make_durable() { db.checkpoint(); }

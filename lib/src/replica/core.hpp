@@ -107,15 +107,18 @@ class Core {
     // keep it, the refused fields back to never written).
     void revert(const EntityDef& e, const Id& row, std::int64_t seq, std::span<const std::uint16_t> tags,
                 std::span<const Change> server_state, bool drop_row);
-    struct Dropped {
-        std::int64_t seq;
-        std::uint16_t entity;
-        Id row;
-    };
-    // Deletes the rows (any entity), their clocks and their outbox entries:
-    // this user may no longer see them. secure_delete overwrites the bytes.
-    // Returns the outbox entries deleted, for the app to hear of.
-    std::vector<Dropped> purge(std::span<const Id> rows);
+    // Deletes the rows (any entity) and their clocks: this user may no
+    // longer see them. secure_delete overwrites the bytes. Their outbox
+    // entries move to the refused writes, so what the user typed stays;
+    // returns them, for the app to hear of.
+    std::vector<RefusedWrite> purge(std::span<const Id> rows);
+    // The server refused outbox entry `seq`: it moves to the refused writes
+    // with the server's code and reason. nullopt if the outbox has no such
+    // entry (nothing of the user's is left to keep).
+    std::optional<RefusedWrite> keep_refused(std::int64_t seq, std::string_view code, std::string_view reason);
+    std::vector<RefusedWrite> refused_writes();
+    // Forgets refused write `id`, or all of them; returns how many went.
+    std::int64_t dismiss_refused(std::optional<std::int64_t> id);
     // Makes every committed write durable (a FULL sync point) before pushing.
     void make_durable();
 
@@ -142,6 +145,8 @@ class Core {
     // had changed something (e.g. the row was saved, then the outbox insert
     // hit a full disk), even if the app caught the error.
     class Mutation;
+    // Deletes the row from every domain table, with its clocks.
+    void erase(const Id& row);
     void reload_counters();
     void persist_clock(std::uint64_t hlc);
     void check_writable() const;

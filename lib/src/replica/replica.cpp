@@ -128,6 +128,27 @@ void Replica::batch(const std::function<void(Writes&)>& fn) {
     txn.commit();
 }
 
+std::vector<RefusedWrite> Replica::refused_writes() const {
+    std::lock_guard lock(core_->mutex);
+    return core_->refused_writes();
+}
+
+bool Replica::dismiss_refused(std::int64_t id) {
+    std::lock_guard lock(core_->mutex);
+    Core::WriteTransaction txn(*core_);
+    const bool found = core_->dismiss_refused(id) > 0;
+    txn.commit();
+    return found;
+}
+
+std::int64_t Replica::dismiss_all_refused() {
+    std::lock_guard lock(core_->mutex);
+    Core::WriteTransaction txn(*core_);
+    const std::int64_t n = core_->dismiss_refused(std::nullopt);
+    txn.commit();
+    return n;
+}
+
 std::int64_t Replica::outbox_size() const {
     std::lock_guard lock(core_->mutex);
     return core_->outbox_size();

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Black-box test of refused writes with the real binaries: a candidate's
+# tablet writes something the server refuses; `lindra-tablet sync` says how
+# many of her writes were refused and exits 3 (not 1, which a network
+# failure gets), `lindra-tablet refused` shows what she wrote, and
+# `refused dismiss` forgets it. Plain TCP on 127.0.0.1.
+# Usage: tests/tablet_refused_test.sh PATH_TO_lindra-server PATH_TO_lindra-tablet
+# Prints PASS/FAIL per check; exits 1 if any check failed.
+set -u
+
+if [[ $# -ne 2 ]]; then
+    echo "usage: $0 PATH_TO_lindra-server PATH_TO_lindra-tablet" >&2
+    exit 2
+fi
+server_bin=$1
+cli=$2
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+    if [[ -n $server_pid ]]; then
+        kill -TERM "$server_pid" 2>/dev/null
+        wait "$server_pid" 2>/dev/null
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+passed=0
+failed=0
+out=""
+rc=0
+
+# run WHO ARGS...: the CLI on WHO's replica; sets $out (stdout and stderr) and $rc.
+run() {
+    local who=$1
+    shift
+    out=$("$cli" --db "$work/$who.db" "$@" 2>&1)
+    rc=$?
+}
+sync_as() { run "$1" sync --server "127.0.0.1:$port" --insecure --token "$(cat "$work/$1.token")"; }
+
+pass() {
+    echo "PASS: $1"
+    passed=$((passed + 1))
+}
+fail() {
+    echo "FAIL: $1 (exit $rc)"
+    printf '%s\n' "$out" | head -n 20 | sed 's/^/    /'
+    failed=$((failed + 1))
+}
+# check NAME EXIT PATTERN: the last run exited with EXIT and its output
+# matches PATTERN (grep -E).
+check() {
+    if [[ $rc -eq $2 ]] && grep -qE -- "$3" <<<"$out"; then pass "$1"; else fail "$1"; fi
+}
+# check_not NAME PATTERN: the last run's output does not match PATTERN.
+check_not() {
+    if ! grep -qE -- "$2" <<<"$out"; then pass "$1"; else fail "$1"; fi
+}
+
+# ---- a server, the office's import, Ola's tablet ----------------------------------
+
+"$server_bin" gen-key --out "$work/token.key" || exit 1
+"$server_bin" --db "$work/server.db" --listen 127.0.0.1:0 --token-key "$work/token.key" --insecure \
+    > "$work/server.log" 2>&1 &
+server_pid=$!
+port=
+for _ in $(seq 1 100); do # up to 10 s
+    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/server.log")
+    [[ -n $port ]] && break
+    sleep 0.1
+done
+if [[ -z $port ]]; then
+    echo "FAIL: the server did not start" >&2
+    cat "$work/server.log" >&2
+    exit 1
+fi
+
+issue() { "$server_bin" issue-token --key "$work/token.key" --ttl 1h "$@"; }
+issue --user office --role admin > "$work/office.token"
+run office init
+run office seed-demo
+sync_as office
+check "the office's import syncs, exit 0" 0 "^synced: pushed [1-9]"
+issue --user ola --role candidate --person "$("$cli" --db "$work/office.db" id person ola)" > "$work/ola.token"
+run ola init
+sync_as ola
+check "Ola's first sync, exit 0" 0 "^synced: "
+run ola refused
+check "nothing refused yet" 0 "^no refused writes on this device$"
+
+# ---- a refused write ----------------------------------------------------------------
+
+secret="Words Ola typed about Kari's night shift"
+run ola progress ola m1 complete --score 90 --minutes 20
+run ola reflect kari "$secret" # Kari's reflection is Kari's to write
+check "the tablet takes the write offline" 0 "saved for Kari Lie"
+sync_as ola
+check "sync exits 3 and says how many writes were refused" 3 "^1 of your writes was refused by the server"
+check "sync points to the refused command" 3 "lindra-tablet --db .*/ola\.db refused$"
+check "sync names the rule and what happened to the row" 3 \
+    "refused by the server \(permission_denied\): reflection change undone, the row removed"
+check "the rest was synced" 3 "^synced: pushed [1-9]"
+check_not "sync does not print what was typed" "$secret"
+run ola count reflection
+check "the refused reflection is gone from the rows" 0 "^0$"
+
+run ola refused
+check "refused lists the write" 0 "^1 refused write kept on this device"
+check "refused shows what was typed" 0 "^ +text +$secret$"
+check "refused shows the code and the entity" 0 "^#1 +reflection [0-9a-f-]{36}, written .*, refused "
+check "refused shows the reason" 0 "^  permission_denied: ."
+
+sync_as ola
+check "a later clean round exits 0" 0 "^synced: "
+run ola refused
+check "the refused write stays after another round" 0 "^ +text +$secret$"
+
+# ---- dismissing ---------------------------------------------------------------------
+
+run ola refused dismiss
+check "dismiss wants an ID or --all" 2 "ID or --all"
+run ola refused dismiss 1 --all
+check "not both" 2 "ID or --all"
+run ola refused dismiss abc
+check "an ID is a number" 2 "\"abc\" is not a refused write's number"
+run ola refused dismiss 99
+check "an unknown ID is an error" 1 "no refused write #99"
+run ola refused dismiss 1
+check "dismiss one" 0 "^dismissed refused write #1$"
+run ola refused
+check "it is gone" 0 "^no refused writes on this device$"
+
+run ola reflect kari "Another one for Kari"
+run ola gathering hold g1 # the mentor's job: refused, the server's value restored
+sync_as ola
+check "two refusals" 3 "^2 of your writes were refused by the server"
+check "a refused update restores the server's value" 3 "gathering change undone, the server's value restored"
+run ola refused dismiss --all
+check "dismiss --all" 0 "^dismissed 2 refused writes$"
+
+# ---- a network failure is not a refusal ---------------------------------------------
+
+kill -TERM "$server_pid"
+wait "$server_pid" 2>/dev/null
+server_pid=
+run ola progress ola m2 start
+sync_as ola
+check "no server: exit 1, not 3" 1 "sync failed \(offline\)"
+
+if grep -qF -- "$secret" "$work/server.log"; then
+    rc=0 out=$(cat "$work/server.log")
+    fail "the server's log never holds what was typed"
+else
+    pass "the server's log never holds what was typed"
+fi
+
+echo "tablet_refused_test: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
