@@ -266,6 +266,21 @@ int main(void) {
     int64_t after = 0;
     MUST(lindra_replica_outbox_size(tablet, &after, &err));
     CHECK(after == pending);
+
+    /* A file that is not a replica: refused by its own code, named, left as it was. */
+    char notes_path[256], notes[64] = {0};
+    snprintf(notes_path, sizeof notes_path, "%s/notes.txt", dir);
+    FILE* f = fopen(notes_path, "w");
+    MUST(f);
+    fputs("not a database\n", f);
+    fclose(f);
+    CHECK(lindra_replica_open(notes_path, &err) == NULL);
+    CHECK(err.code == LINDRA_ERR_NOT_A_REPLICA);
+    CHECK(strstr(err.message, notes_path) != NULL);
+    f = fopen(notes_path, "r");
+    MUST(f);
+    CHECK(fread(notes, 1, sizeof notes - 1, f) == 15 && strcmp(notes, "not a database\n") == 0);
+    fclose(f);
     MUST(lindra_replica_count(tablet, "organization", &n, &err));
     CHECK(n == 1);
 

@@ -3,6 +3,7 @@
 // level, through a whole course of rounds (ok, refused writes, bad token,
 // offline) against a MockServer.
 #include "core/log.hpp"
+#include "support/db.hpp"
 #include "support/mock_course.hpp"
 
 #include <lindra/log.hpp>
@@ -11,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <mutex>
 #include <regex>
 #include <stdexcept>
@@ -97,6 +99,25 @@ TEST_CASE("nothing personal reaches the log at any level") {
         INFO(l.domain << ": " << l.message);
         CHECK_FALSE(std::regex_search(l.message, user));
     }
+}
+
+TEST_CASE("a file refused or failing to open leaves its path out of the log") {
+    Captured log(LogLevel::debug);
+    TempDir dir;
+    const auto text = dir.file("notes.txt");
+    std::ofstream(text) << "not a database\n";
+    // The error the app gets names the file...
+    CHECK_THAT(error_of([&] { Replica r(text); }).what(), Catch::Contains(text));
+    CHECK_THAT(error_of([&] { Replica r(dir.file("nowhere/r.db")); }).what(), Catch::Contains("nowhere"));
+    { Replica ok(dir.file("r.db")); }
+    // ...the log does not.
+    for (const auto& l : log.take()) {
+        INFO(l.domain << ": " << l.message);
+        CHECK(l.message.find(dir.path().string()) == std::string::npos);
+        CHECK(l.message.find("notes.txt") == std::string::npos);
+        CHECK(l.message.find("nowhere") == std::string::npos);
+    }
+    CHECK(log.any("replica", "new replica"));
 }
 
 TEST_CASE("the log hears its level and above, and only while a handler is set") {

@@ -1,5 +1,6 @@
 // The store layer: connection settings, statements, cached statements,
 // transactions, migrations and lock contention (DESIGN §4).
+#include "server/store.hpp"
 #include "replica/core.hpp"
 #include "store/database.hpp"
 #include "store/migrations.hpp"
@@ -17,9 +18,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -35,6 +39,8 @@ using lindra::store::OpenOptions;
 using lindra::store::Transaction;
 using lindra::test::error_of;
 using lindra::test::TempDir;
+using lindra::test::WriteProtect;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -255,7 +261,7 @@ TEST_CASE("Errc is an error_code enum with messages and conditions", "[store][er
     const Errc all[] = {Errc::ok,         Errc::invalid_argument, Errc::unknown_entity, Errc::unknown_field,
                         Errc::wrong_type, Errc::bad_enum_value,   Errc::out_of_range,   Errc::too_long,
                         Errc::not_found,  Errc::ambiguous,        Errc::storage,        Errc::busy,
-                        Errc::corrupt,    Errc::schema_too_new,   Errc::read_only};
+                        Errc::corrupt,    Errc::schema_too_new,   Errc::read_only,      Errc::not_a_replica};
     std::set<std::string> messages;
     for (const auto e : all) {
         const std::error_code ec = e;
@@ -591,16 +597,179 @@ TEST_CASE("a Replica keeps its device id and refuses a newer file", "[store][mig
     CHECK(query_int(db, "SELECT count(*) FROM organization") == 1);
 }
 
-TEST_CASE("a file that is not a database fails with corrupt", "[store][migrations]") {
+// ---- what lindra refuses to open ---------------------------------------------
+
+namespace {
+
+// Every file in `dir` with its bytes.
+std::map<std::string, std::string> files_in(const fs::path& dir) {
+    std::map<std::string, std::string> out;
+    for (const auto& f : fs::directory_iterator(dir))
+        out[f.path().filename().string()] = f.is_regular_file() ? read_file(f.path().string()) : "(not a file)";
+    return out;
+}
+
+// A database of another program: a table with a row, in `journal_mode`.
+void make_foreign_db(const std::string& path, const std::string& journal_mode) {
+    RawConnection c(path);
+    REQUIRE(c.exec("PRAGMA journal_mode=" + journal_mode +
+                   "; CREATE TABLE notes (x); INSERT INTO notes VALUES ('private')") == SQLITE_OK);
+}
+
+}  // namespace
+
+TEST_CASE("a file that is not a SQLite database is refused and left as it was", "[store][open]") {
     TempDir dir;
     const auto path = dir.file("garbage.db");
     std::string garbage;
     while (garbage.size() < 8192) garbage += "this is not an SQLite database. ";
     std::ofstream(path, std::ios::binary) << garbage;
+    const auto before = files_in(dir.path());
 
-    const auto e = error_of([&] { Database db(path); });
-    CHECK(e.errc() == Errc::corrupt);
-    CHECK(e.sqlite_code() == SQLITE_NOTADB);
-    CHECK(error_of([&] { lindra::Replica r(path); }).errc() == Errc::corrupt);
-    CHECK(read_file(path) == garbage);
+    // A bare Database has no owner to look for: SQLite's own verdict.
+    const auto raw = error_of([&] { Database db(path); });
+    CHECK(raw.errc() == Errc::corrupt);
+    CHECK(raw.sqlite_code() == SQLITE_NOTADB);
+    CHECK_THAT(raw.what(), Catch::Contains(path));
+
+    const auto e = error_of([&] { lindra::Replica r(path); });
+    CHECK(e.errc() == Errc::not_a_replica);
+    CHECK_FALSE(e.storage_failure());
+    CHECK_THAT(e.what(), Catch::Contains(path) && Catch::Contains("not a SQLite database"));
+    CHECK(files_in(dir.path()) == before);  // no -wal, -shm or -journal beside it either
+}
+
+TEST_CASE("another program's database is refused and left byte for byte", "[store][open]") {
+    TempDir dir;
+    const auto path = dir.file("other.sqlite");
+    const std::string mode = GENERATE("delete", "wal");
+    make_foreign_db(path, mode);
+    const auto before = files_in(dir.path());
+    REQUIRE(before.size() == 1);  // in WAL mode too: the last close removed -wal and -shm
+    INFO("journal_mode=" << mode);
+
+    const auto e = error_of([&] { lindra::Replica r(path); });
+    CHECK(e.errc() == Errc::not_a_replica);
+    CHECK(std::error_code(e.errc()).message() == "file is not a lindra replica");
+    CHECK_THAT(e.what(),
+               Catch::Contains(path) && Catch::Contains("another program") && Catch::Contains("left it unchanged"));
+    CHECK(files_in(dir.path()) == before);
+
+    // The server's store opens through the same replica core.
+    CHECK(error_of([&] { lindra::server::open_sqlite_store(path, {}); }).errc() == Errc::not_a_replica);
+    CHECK(files_in(dir.path()) == before);
+}
+
+TEST_CASE("another program's database in use is refused, its files left as they were", "[store][open]") {
+    TempDir dir;
+    const auto path = dir.file("other.sqlite");
+    make_foreign_db(path, "wal");
+    RawConnection app(path);  // the program still has it open: -wal and -shm exist
+    REQUIRE(app.exec("INSERT INTO notes VALUES ('in the log')") == SQLITE_OK);
+    REQUIRE(fs::exists(path + "-wal"));
+    const auto db = read_file(path), wal = read_file(path + "-wal");
+
+    CHECK(error_of([&] { lindra::Replica r(path); }).errc() == Errc::not_a_replica);
+    CHECK(read_file(path) == db);
+    CHECK(read_file(path + "-wal") == wal);
+    CHECK(fs::exists(path + "-shm"));
+}
+
+TEST_CASE("a new file, an empty file and a database without tables become replicas", "[store][open]") {
+    TempDir dir;
+    const auto empty = dir.file("empty.db"), no_tables = dir.file("no-tables.db");
+    std::ofstream(empty, std::ios::binary).flush();
+    {
+        RawConnection c(no_tables);
+        REQUIRE(c.exec("CREATE TABLE t (x); DROP TABLE t") == SQLITE_OK);
+    }
+    REQUIRE(fs::file_size(no_tables) > 0);
+    for (const auto& path : {dir.file("new.db"), empty, no_tables}) {
+        INFO(path);
+        Id device;
+        {
+            lindra::Replica r(path);
+            device = r.device_id();
+        }
+        CHECK_FALSE(device.is_nil());
+        CHECK(lindra::Replica(path).device_id() == device);
+    }
+}
+
+TEST_CASE("a replica opens alone, beside another connection, and after a tool set it to rollback mode",
+          "[store][open]") {
+    TempDir dir;
+    const auto path = dir.file("r.db");
+    std::optional<lindra::Replica> first(std::in_place, path);
+    first->register_organization("Org", lindra::OrganizationKind::municipality);
+    const auto device = first->device_id();
+    CHECK(lindra::Replica(path).device_id() == device);  // -wal is there: a plain read-only look
+    first.reset();
+    CHECK_FALSE(fs::exists(path + "-wal"));
+    CHECK(lindra::Replica(path).device_id() == device);  // WAL without a log: read as immutable
+    {
+        RawConnection tool(path);
+        REQUIRE(tool.exec("PRAGMA journal_mode=DELETE") == SQLITE_OK);
+    }
+    lindra::Replica again(path);
+    CHECK(again.device_id() == device);
+    CHECK(again.outbox_size() == 1);
+}
+
+TEST_CASE("a replica in a read-only directory: the error names the directory and why", "[store][open]") {
+    TempDir dir;
+    const auto sub = dir.path() / "ro";
+    fs::create_directory(sub);
+    const auto path = (sub / "r.db").string();
+    { lindra::Replica r(path); }
+    const auto before = files_in(sub);
+    WriteProtect read_only(sub);
+    if (!read_only.ok()) {
+        WARN("skipped: this process cannot make a directory read-only for itself (root without CAP_LINUX_IMMUTABLE?)");
+        return;
+    }
+    auto e = error_of([&] { lindra::Replica r(path); });
+    CHECK(e.errc() == Errc::read_only);
+    CHECK_THAT(e.what(), Catch::Contains("cannot open " + path) &&
+                             Catch::Contains("the directory " + sub.string() + " is read-only") &&
+                             Catch::Contains("r.db-wal"));
+    CHECK(files_in(sub) == before);
+
+    const auto fresh = (sub / "new.db").string();
+    e = error_of([&] { lindra::Replica r(fresh); });
+    CHECK(e.errc() == Errc::read_only);
+    CHECK_THAT(e.what(), Catch::Contains("cannot create " + fresh) && Catch::Contains("is read-only"));
+    CHECK(files_in(sub) == before);
+}
+
+TEST_CASE("a read-only replica file: the error names the file and why", "[store][open]") {
+    TempDir dir;
+    const auto path = dir.file("r.db");
+    { lindra::Replica r(path); }
+    const auto before = files_in(dir.path());
+    WriteProtect read_only(path);
+    if (!read_only.ok()) {
+        WARN("skipped: this process cannot make a file read-only for itself (root without CAP_LINUX_IMMUTABLE?)");
+        return;
+    }
+    const auto e = error_of([&] { lindra::Replica r(path); });
+    CHECK(e.errc() == Errc::read_only);
+    CHECK(e.storage_failure());
+    CHECK_THAT(e.what(), Catch::Contains(path + " is read-only") && Catch::Contains("writable"));
+    CHECK(files_in(dir.path()) == before);
+}
+
+TEST_CASE("a missing directory, or a directory given as the file: the error says which", "[store][open]") {
+    TempDir dir;
+    const auto nowhere = dir.file("nowhere");
+    auto e = error_of([&] { lindra::Replica r(nowhere + "/r.db"); });
+    CHECK(e.errc() == Errc::storage);
+    CHECK_THAT(e.what(), Catch::Contains("cannot create " + nowhere + "/r.db") &&
+                             Catch::Contains("the directory " + nowhere + " does not exist"));
+    CHECK_FALSE(fs::exists(nowhere));
+
+    e = error_of([&] { lindra::Replica r(dir.path().string()); });
+    CHECK(e.errc() == Errc::storage);
+    CHECK_THAT(e.what(), Catch::Contains(dir.path().string() + " is a directory"));
+    CHECK(files_in(dir.path()).empty());
 }

@@ -10,7 +10,8 @@ if [[ $# -ne 1 ]]; then
 fi
 cli=$1
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# (chattr -i, chmod: the read-only directory of a test below, if it failed half way)
+trap 'chattr -i "$work/ro" 2>/dev/null; chmod u+w "$work/ro" 2>/dev/null; rm -rf "$work"' EXIT
 db=$work/tablet.db
 passed=0
 failed=0
@@ -178,6 +179,103 @@ expect_error "only a mentor confirms" 1 "not a mentor" confirm ola --mentor kari
 expect_ok "plan a gathering" "planned G1: Extra session" gathering plan fjellvik "G1: Extra session"
 expect_error "an ambiguous name shows the library's message" 1 "\"g1\" matches 2 gathering" \
     attend g1 ola present
+
+# ---- files that are not a replica, files lindra may not write ----------------------
+
+# run_apart DB ARGS...: the CLI (as "${as[@]}" if set) with stdout and stderr
+# apart; sets $out (stdout), $errors (stderr) and $rc.
+as=()
+run_apart() {
+    local path=$1
+    shift
+    "${as[@]}" "$cli" --db "$path" "$@" >"$work/stdout" 2>"$work/stderr"
+    rc=$?
+    out=$(cat "$work/stdout")
+    errors=$(cat "$work/stderr")
+}
+
+# one_error NAME PATTERN: the last run_apart exited 1 with nothing on stdout
+# (no half-printed "outbox: ") and one line on stderr matching PATTERN.
+one_error() {
+    if [[ $rc -eq 1 && ! -s "$work/stdout" && $(wc -l <"$work/stderr") -eq 1 ]] &&
+        grep -qE -- "$2" "$work/stderr"; then
+        pass "$1"
+    else
+        out="stdout: $out"$'\n'"stderr: $errors"
+        fail "$1"
+    fi
+}
+
+# unchanged NAME FILE SUM: FILE still has sha256 SUM, and nothing was created beside it.
+unchanged() {
+    if [[ "$(sha256sum <"$2")" == "$3" && -z "$(compgen -G "$2-*")" ]]; then pass "$1"; else
+        out=$(ls -l "$2"*)
+        fail "$1"
+    fi
+}
+
+if command -v sqlite3 >/dev/null; then
+    for mode in delete wal; do
+        other=$work/other-$mode.sqlite
+        sqlite3 "$other" "PRAGMA journal_mode=$mode; CREATE TABLE notes (x); INSERT INTO notes VALUES ('private');" >/dev/null
+        sum=$(sha256sum <"$other")
+        for args in "roster fjellvik" "outbox" "init"; do
+            # shellcheck disable=SC2086 # the words of $args are the command's
+            run_apart "$other" $args
+            one_error "$args on another program's database ($mode) is refused" \
+                "^lindra-tablet: .*other-$mode\.sqlite is a SQLite database of another program.*left it unchanged"
+        done
+        unchanged "another program's database ($mode) is left byte for byte" "$other" "$sum"
+    done
+else
+    fail "sqlite3 (Debian package sqlite3, in scripts/lib.sh) is needed to make another program's database"
+fi
+
+notes=$work/notes.txt
+echo "shopping: milk" >"$notes"
+sum=$(sha256sum <"$notes")
+run_apart "$notes" init
+one_error "a text file is refused" "notes\.txt is not a SQLite database"
+unchanged "a text file is left as it was" "$notes" "$sum"
+
+run_apart "$work/nowhere/tablet.db" init
+one_error "a missing directory is named" "the directory .*/nowhere does not exist"
+
+# A read-only directory. Root ignores permission bits, so as root the CLI
+# runs as nobody (setpriv, from util-linux) or the directory is made
+# immutable (chattr +i, where the file system and capabilities allow).
+rodir=$work/ro
+mkdir "$rodir"
+"$cli" --db "$rodir/tablet.db" init >/dev/null
+sum=$(sha256sum <"$rodir/tablet.db")
+protected=""
+if [[ $(id -u) -ne 0 ]]; then
+    chmod a-w "$rodir" && protected="chmod a-w"
+elif setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
+    # nobody needs to reach a copy of the binary and to write the file itself.
+    chmod 755 "$work" && cp "$cli" "$work/lindra-tablet" && chmod 755 "$work/lindra-tablet" &&
+        chown 65534:65534 "$rodir/tablet.db" && cli=$work/lindra-tablet &&
+        as=(setpriv --reuid=65534 --regid=65534 --clear-groups) && protected="setpriv as nobody"
+elif chattr +i "$rodir" 2>/dev/null; then
+    protected="chattr +i"
+fi
+if [[ -n "$protected" ]] && ! "${as[@]}" test -w "$rodir"; then
+    echo "(read-only directory by $protected)"
+    for args in "outbox" "init"; do
+        # shellcheck disable=SC2086
+        run_apart "$rodir/tablet.db" $args
+        one_error "$args in a read-only directory says so" \
+            "^lindra-tablet: cannot open .*/ro/tablet\.db: the directory .*/ro is read-only.*tablet\.db-wal"
+    done
+    unchanged "a replica in a read-only directory is left as it was" "$rodir/tablet.db" "$sum"
+    run_apart "$rodir/new.db" init
+    one_error "init of a new file in a read-only directory says so" "cannot create .*/ro/new\.db: the directory .*/ro is read-only"
+else
+    echo "SKIP: cannot make a directory read-only for the CLI here (root without setpriv or chattr +i)"
+fi
+chattr -i "$rodir" 2>/dev/null
+chmod u+w "$rodir"
+as=()
 
 # ---------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@
 
 #include <iostream>
 #include <span>
+#include <sstream>
 
 namespace {
 
@@ -31,10 +32,21 @@ int run(std::span<char* const> args) {
     const auto& command = tablet::find_command(table, inv.words, consumed);
     if (!inv.db || inv.db->empty()) throw tablet::UsageError("--db PATH is required");
 
-    tablet::Session session(command, *inv.db, {inv.words.begin() + consumed, inv.words.end()}, std::move(inv.options),
-                            std::cout);
-    command.run(session);
-    return session.exit_status();
+    // A command's lines wait until they are whole: one that fails half way
+    // through a line (opening the replica, say) must not leave "outbox: "
+    // in front of the error. Its whole lines are printed either way.
+    std::ostringstream out;
+    try {
+        tablet::Session session(command, *inv.db, {inv.words.begin() + consumed, inv.words.end()},
+                                std::move(inv.options), out);
+        command.run(session);
+        std::cout << std::move(out).str();
+        return session.exit_status();
+    } catch (...) {
+        const auto text = std::move(out).str();
+        std::cout << text.substr(0, text.rfind('\n') + 1) << std::flush;
+        throw;
+    }
 }
 
 }  // namespace
@@ -45,7 +57,7 @@ int main(int argc, char** argv) {
     } catch (const tablet::UsageError& e) {
         std::cerr << "lindra-tablet: " << e.what() << "\n(lindra-tablet --help lists the commands)\n";
         return 2;
-    } catch (const std::exception& e) {  // lindra::Error's message names the field
+    } catch (const std::exception& e) {  // lindra::Error's message names the field or the file
         std::cerr << "lindra-tablet: " << e.what() << '\n';
         return 1;
     }

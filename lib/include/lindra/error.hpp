@@ -29,6 +29,9 @@ enum class Errc {
     corrupt,         // the database file is damaged or not a database
     schema_too_new,  // the file was written by a newer lindra
     read_only,       // the file cannot be written
+    // The file holds another program's data, or is not a database at all:
+    // lindra left it exactly as it was. Another path helps, retrying not.
+    not_a_replica,
 };
 
 const std::error_category& error_category() noexcept;

@@ -72,6 +72,9 @@ typedef enum lindra_errc LINDRA_ENUM {
     LINDRA_ERR_CORRUPT = 102,
     LINDRA_ERR_SCHEMA_TOO_NEW = 103,
     LINDRA_ERR_READ_ONLY = 104,
+    /* The file is another program's database or no database at all; it was
+     * left as it was. Another path helps, retrying does not. */
+    LINDRA_ERR_NOT_A_REPLICA = 105,
     /* The batch callback returned false: the batch was rolled back. */
     LINDRA_ERR_ABORTED = 200,
     LINDRA_ERR_OUT_OF_MEMORY = 900,
@@ -159,7 +162,9 @@ typedef enum lindra_progress_status LINDRA_ENUM {
 
 typedef struct lindra_replica lindra_replica;
 
-/* Opens (creating if needed) the replica at `path`. Any thread. */
+/* Opens (creating if needed) the replica at `path`. A file that is not a
+ * replica is refused with LINDRA_ERR_NOT_A_REPLICA and left as it was. Any
+ * thread. */
 LINDRA_API lindra_replica* lindra_replica_open(const char* path, lindra_error* error) LINDRA_NOEXCEPT;
 /* Closes it. Free its sync clients first. */
 LINDRA_API void lindra_replica_free(lindra_replica* replica) LINDRA_NOEXCEPT;

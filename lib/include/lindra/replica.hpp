@@ -285,6 +285,8 @@ class Replica : public Writes {
   public:
     // Opens (creating if needed) the replica at `path`, runs forward
     // migrations, and creates and persists a device id on first open.
+    // A file that is not a replica (another program's SQLite database, a
+    // text file) is refused with Errc::not_a_replica and left as it was.
     explicit Replica(const std::string& path, ReplicaOptions options = {});
     ~Replica();
     Replica(Replica&&) noexcept;

@@ -38,6 +38,8 @@ class Category final : public std::error_category {
                 return "database was written by a newer lindra";
             case Errc::read_only:
                 return "database is read-only";
+            case Errc::not_a_replica:
+                return "file is not a lindra replica";
         }
         return "unknown lindra error";
     }

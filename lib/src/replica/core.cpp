@@ -127,7 +127,8 @@ const FieldDef& field(const EntityDef& e, std::string_view name) {
 }
 
 Core::Core(const std::string& path, const ReplicaOptions& options, bool durable_commits)
-    : db(path, store::OpenOptions{options.busy_timeout_ms, durable_commits}), clock(options.wall_clock_ms) {
+    : db(path, store::OpenOptions{options.busy_timeout_ms, durable_commits, "lindra_replica"}),
+      clock(options.wall_clock_ms) {
     store::migrate(db, replica_migrations());
     store::Transaction txn(db);
     auto st = db.prepare("SELECT device_id FROM lindra_replica");

@@ -36,13 +36,21 @@ struct OpenOptions {
     // SQLite defaults to FULL in WAL mode. NORMAL: a commit survives an app
     // crash; on power loss the last commits may vanish, never half of one.
     bool synchronous_full = false;
+    // The table that marks a file as its owner's (lindra_replica). If set,
+    // an existing file that is not a SQLite database, or that holds tables
+    // but not this one, is refused with Errc::not_a_replica before anything
+    // writes to it, and left byte for byte as it was.
+    std::string owner_table{};
 };
 
 class Database {
   public:
     // Opens or creates the file and applies lindra's settings: WAL,
     // foreign_keys, busy timeout, secure_delete, SQLITE_DBCONFIG_DEFENSIVE,
-    // trusted_schema off and the chosen synchronous level.
+    // trusted_schema off and the chosen synchronous level. A failure names
+    // the file and, where the file system explains it (a read-only file or
+    // directory, a missing directory, a directory given as the file), says
+    // so and what to do.
     explicit Database(const std::string& path, const OpenOptions& options = {});
     ~Database();
     Database(const Database&) = delete;
@@ -72,6 +80,8 @@ class Database {
 
   private:
     friend class Statement;
+    void open(const OpenOptions& options);
+    void close() noexcept;
     sqlite3* db_ = nullptr;
     std::string path_;
     std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
