@@ -68,6 +68,7 @@ private:
             const auto endpoints =
                 co_await resolver_.async_resolve(config_.host, std::to_string(config_.port), asio::use_awaitable);
             co_await asio::async_connect(conn_->socket(), endpoints, asio::use_awaitable);
+            conn_->no_delay();
             if (auto* tls = conn_->tls()) {
                 // Within the connect deadline: a server that accepts and
                 // stalls is as unreachable as one that does not answer.

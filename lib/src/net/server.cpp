@@ -48,6 +48,7 @@ struct Server::Impl {
             const std::string peer = ec ? "unknown" : remote.address().to_string() + ":" + std::to_string(remote.port());
             auto conn = tls ? std::make_shared<Connection>(std::move(socket), *tls)
                             : std::make_shared<Connection>(std::move(socket));
+            conn->no_delay();
             std::unique_ptr<Session> session;
             {
                 std::lock_guard lock(mutex);
