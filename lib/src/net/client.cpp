@@ -86,11 +86,12 @@ private:
             conn_->disarm();
             out.end = ClientEnd::broken;
 
-            co_await conn_->write_frames(session_.first_frames(), config_.io_timeout);
+            const detail::Pace pace{.idle = config_.io_timeout, .floor = config_.io_timeout};
+            co_await conn_->write_frames(session_.first_frames(), pace);
             while (!session_.done()) {
-                const auto body = co_await conn_->read_frame(config_.max_frame, config_.io_timeout, config_.io_timeout);
+                const auto body = co_await conn_->read_frame(config_.max_frame, pace);
                 const Reply reply = session_.on_frame(body);
-                co_await conn_->write_frames(reply.frames, config_.io_timeout);
+                co_await conn_->write_frames(reply.frames, pace);
                 if (reply.close) break;
             }
             out.end = session_.done() ? ClientEnd::done : ClientEnd::broken;
