@@ -9,12 +9,14 @@ struct Args {
     bool json = false;  // print one JSON object on the last line
     int count = 100'000;
     bool insecure = false;  // sync over plain TCP instead of TLS
+    int rounds = 500;       // timed sync rounds of each kind (round latency)
 };
 
 std::filesystem::path make_temp_dir();
 
 int local_writes(const Args& args);
 int sync(const Args& args);
+int rounds(const Args& args);
 // The device processes `lindra-bench sync` starts.
 int sync_device(int argc, char** argv);
 

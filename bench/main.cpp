@@ -23,12 +23,15 @@ std::filesystem::path make_temp_dir() {
 namespace {
 int usage() {
     std::fprintf(stderr,
-                 "usage: lindra-bench local-writes|sync [--json] [--count N] [--insecure]\n"
+                 "usage: lindra-bench local-writes|sync|rounds [--json] [--count N] [--rounds N] [--insecure]\n"
                  "  local-writes  module-progress writes through the API vs raw SQLite inserts\n"
                  "  sync          writes on device A pushed and pulled to device B through a server,\n"
-                 "                vs the same rows as an SQLite session changeset\n"
+                 "                vs the same rows as an SQLite session changeset; then the rounds below\n"
+                 "  rounds        how long a sync round takes against a running server, with nothing\n"
+                 "                to do and with 10 writes to push; a no-op round's bytes on the wire\n"
                  "  --json        print one JSON object with the figures on the last line\n"
                  "  --count N     writes per mode (default 100000)\n"
+                 "  --rounds N    timed rounds of each kind (default 500)\n"
                  "  --insecure    sync over plain TCP instead of TLS\n");
     return 2;
 }
@@ -47,6 +50,8 @@ int main(int argc, char** argv) {
             args.insecure = true;
         else if (a == "--count" && i + 1 < argc)
             args.count = std::atoi(argv[++i]);
+        else if (a == "--rounds" && i + 1 < argc)
+            args.rounds = std::atoi(argv[++i]);
         else
             return usage();
     }
@@ -54,9 +59,14 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "lindra-bench: --count must be a positive multiple of 20\n");
         return 2;
     }
+    if (args.rounds < 1) {
+        std::fprintf(stderr, "lindra-bench: --rounds must be a positive number\n");
+        return 2;
+    }
     try {
         if (command == "local-writes") return lindra::bench::local_writes(args);
         if (command == "sync") return lindra::bench::sync(args);
+        if (command == "rounds") return lindra::bench::rounds(args);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "lindra-bench: %s\n", e.what());
         return 1;

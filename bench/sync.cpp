@@ -10,6 +10,7 @@
 // to B's last applied pull.
 #include "bench.hpp"
 #include "changeset.hpp"
+#include "round_latency.hpp"
 #include <lindra/testing/certs.hpp>
 
 #include <lindra/replica.hpp>
@@ -202,6 +203,9 @@ int sync(const Args& args) {
     std::printf("             peak RSS: device A %.1f MiB, device B %.1f MiB; a no-op sync: %g bytes\n", rss_a, rss_b,
                 noop);
 
+    const auto latency = measure_round_latency(dir, args.insecure, args.rounds);
+    print_round_latency(latency, args.insecure);
+
     const auto cs = run_changeset(rows, dir);
     const double changeset = n / cs.seconds;
     std::printf("  changeset: %9.0f writes/s end to end, %.1f bytes per write on the wire\n", changeset,
@@ -211,8 +215,9 @@ int sync(const Args& args) {
     if (args.json)
         std::printf(
             "{\"changes\": %d, \"tls\": %s, \"e2e_per_s\": %.0f, \"changeset_per_s\": %.0f, \"ratio_vs_changeset\": %.3f,"
-            " \"wire_bytes_per_change\": %.1f, \"client_peak_rss_mib\": %.1f, \"noop_round_bytes\": %.0f}\n",
-            n, args.insecure ? "false" : "true", e2e, changeset, e2e / changeset, wire, rss, noop);
+            " \"wire_bytes_per_change\": %.1f, \"client_peak_rss_mib\": %.1f, \"noop_round_bytes\": %.0f, %s}\n",
+            n, args.insecure ? "false" : "true", e2e, changeset, e2e / changeset, wire, rss, noop,
+            round_latency_json(latency).c_str());
     return 0;
 }
 

@@ -521,16 +521,6 @@ TEST_CASE("before Hello a peer may only send small frames") {
     CHECK(std::holds_alternative<test::RawClient::Eof>(raw.read_message()));
 }
 
-TEST_CASE("connections over the server's cap are closed at once") {
-    SyncWorld w(plain_tcp([](ServerOptions& o) { o.max_connections = 2; }));
-    test::RawClient first(w.port()), second(w.port());
-    REQUIRE(first.send(std::string(1, '\x05')));  // both are sessions now, waiting for a frame
-    REQUIRE(second.send(std::string(1, '\x05')));
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    test::RawClient third(w.port());
-    CHECK(std::holds_alternative<test::RawClient::Eof>(third.read_message()));
-}
-
 TEST_CASE("a frame that starts after a long idle pause still gets its whole io timeout") {
     // Idle 1.5 s may pass between frames; each frame then has 0.5 s.
     SyncWorld w(plain_tcp([](ServerOptions& o) {

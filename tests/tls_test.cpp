@@ -269,9 +269,9 @@ TEST_CASE("a tablet that expects TLS from a plain-TCP server fails as TLS, not a
     CHECK(r.outcome == SyncOutcome::tls_failed);
 }
 
-TEST_CASE("a peer that connects and never starts the handshake is cut off after the io timeout") {
+TEST_CASE("a peer that connects and never starts the handshake is cut off at the Hello deadline") {
     SyncWorld w([](ServerOptions& o) {
-        o.io_timeout = std::chrono::milliseconds(300);
+        o.hello_timeout = std::chrono::milliseconds(300);
         o.idle_timeout = std::chrono::milliseconds(60'000);
     });
     const auto started = std::chrono::steady_clock::now();

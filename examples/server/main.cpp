@@ -1,6 +1,6 @@
 // lindra-server: the central sync server, and the tools for its tokens.
 //
-//   lindra-server --db PATH --listen HOST:PORT --token-key FILE (--cert FILE --key FILE | --insecure)
+//   lindra-server --db PATH --listen HOST:PORT --token-key FILE (--cert FILE --key FILE | --insecure) [LIMITS]
 //   lindra-server gen-key --out FILE
 //   lindra-server issue-token --key FILE --user NAME --role ROLE ...
 //
@@ -10,9 +10,11 @@
 #include <lindra/server.hpp>
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -30,10 +32,10 @@ namespace {
 
 int usage(const char* why) {
     if (why) std::cerr << "lindra-server: " << why << "\n";
-    std::cerr << "usage: lindra-server --db PATH --listen HOST:PORT --token-key FILE [OIDC]\n"
+    std::cerr << "usage: lindra-server --db PATH --listen HOST:PORT --token-key FILE [OIDC] [LIMITS]\n"
                  "                     (--cert FILE --key FILE | --insecure)\n"
                  "  --db PATH          the server's database (created if missing)\n"
-                 "  --listen HOST:PORT address to listen on; port 0 picks a free one\n"
+                 "  --listen HOST:PORT address to listen on; port 0 picks a free one; [::]:PORT takes IPv4 and IPv6\n"
                  "  --cert FILE        the server's TLS certificate chain, PEM, its own certificate first\n"
                  "  --key FILE         the certificate's private key, PEM (unencrypted)\n"
                  "  --insecure         plain TCP instead of TLS, for local development only: tokens\n"
@@ -41,6 +43,16 @@ int usage(const char* why) {
                  "  --token-key FILE   PEM key that verifies lindra's tokens (from gen-key, or its public half)\n"
                  "  OIDC: also take JWTs from an OpenID Connect provider (--token-key is then optional):\n"
                  "  --oidc-issuer URL --oidc-audience AUD --oidc-key PEM_FILE [--oidc-algs ES256,RS256]\n"
+                 "  LIMITS: what keeps one client from crowding out the rest (README, \"Connection limits\"):\n"
+                 "  --max-connections N              connections at once (512); over it a new connection\n"
+                 "                                   closes the oldest one that has not said Hello\n"
+                 "  --max-connections-per-address N  from one IPv4 address or IPv6 /64 (32); tablets behind\n"
+                 "                                   one NAT share an address: raise it for large sites\n"
+                 "  --hello-timeout DURATION         from connecting to a welcomed Hello, TLS included (10s)\n"
+                 "  --io-timeout DURATION            a frame's floor (30s), plus a second per MIN_RATE bytes\n"
+                 "  --min-frame-rate BYTES_PER_S     how fast a frame's bytes must keep coming (16384)\n"
+                 "  --idle-timeout DURATION          between frames (60s)\n"
+                 "  DURATION is a number with ms, s, m or h: 500ms, 10s, 2m\n"
                  "\n"
                  "       lindra-server gen-key --out FILE\n"
                  "  writes a new Ed25519 token key (mode 0600; never overwrites)\n"
@@ -81,8 +93,8 @@ std::string required(const std::map<std::string, std::string>& f, const std::str
     return it->second;
 }
 
-// "12h", "30m", "3600s".
-std::chrono::seconds parse_ttl(const std::string& text) {
+// "500ms", "10s", "30m", "12h": positive, at most ten years.
+std::chrono::milliseconds parse_duration(const std::string& flag, const std::string& text) {
     std::size_t end = 0;
     long long n = 0;
     try {
@@ -90,10 +102,28 @@ std::chrono::seconds parse_ttl(const std::string& text) {
     } catch (const std::exception&) {
     }
     const std::string unit = text.substr(end);
-    const long long scale = unit == "h" ? 3600 : unit == "m" ? 60 : unit == "s" ? 1 : 0;
-    if (n <= 0 || scale == 0 || n > 10LL * 366 * 24 * 3600 / scale)
-        throw UsageError("--ttl wants a positive number of hours, minutes or seconds (12h, 30m, 3600s)");
-    return std::chrono::seconds(n * scale);
+    const long long scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60'000 : unit == "h" ? 3'600'000 : 0;
+    if (n <= 0 || scale == 0 || n > 10LL * 366 * 24 * 3'600'000 / scale)
+        throw UsageError(flag + " wants a positive number with a unit: ms, s, m or h (500ms, 10s, 30m, 12h)");
+    return std::chrono::milliseconds(n * scale);
+}
+
+std::chrono::seconds parse_ttl(const std::string& text) {
+    const auto ttl = std::chrono::duration_cast<std::chrono::seconds>(parse_duration("--ttl", text));
+    if (ttl.count() == 0) throw UsageError("--ttl must be at least a second");
+    return ttl;
+}
+
+// A positive whole number.
+std::size_t parse_count(const std::string& flag, const std::string& text) {
+    std::size_t end = 0;
+    unsigned long long n = 0;
+    try {
+        if (!text.empty() && std::isdigit(static_cast<unsigned char>(text[0]))) n = std::stoull(text, &end);
+    } catch (const std::exception&) {
+    }
+    if (n == 0 || end != text.size()) throw UsageError(flag + " wants a positive whole number, not \"" + text + "\"");
+    return n;
 }
 
 lindra::Id parse_id(const std::map<std::string, std::string>& f, const std::string& flag) {
@@ -102,6 +132,23 @@ lindra::Id parse_id(const std::map<std::string, std::string>& f, const std::stri
     const auto id = lindra::Id::parse(it->second);
     if (!id) throw UsageError(flag + " wants a UUID");
     return *id;
+}
+
+// Every connection is a file descriptor, and accepting one to refuse it
+// takes one too; many systems start a process with a soft limit of 1024.
+// Raise it to the hard limit, and say so if that is too low for the cap.
+void raise_file_limit(std::size_t max_connections) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+    if (limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+        ::getrlimit(RLIMIT_NOFILE, &limit);
+    }
+    constexpr rlim_t kSpare = 64;  // the store, the listener, a refused connection or two
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < max_connections + kSpare)
+        std::cerr << "lindra-server: warning: the file descriptor limit (" << limit.rlim_cur
+                  << ") is too low for --max-connections " << max_connections << "; raise it (ulimit -n, LimitNOFILE=)\n";
 }
 
 int gen_key(int argc, char** argv) {
@@ -153,6 +200,10 @@ int main(int argc, char** argv) {
     bool insecure = false;
     lindra::OidcProvider oidc;
     std::string oidc_key, oidc_algs;
+    std::map<std::string, std::string> limits;  // flag -> value
+    static constexpr std::string_view kLimitFlags[] = {"--max-connections", "--max-connections-per-address",
+                                                       "--hello-timeout",   "--io-timeout",
+                                                       "--min-frame-rate",  "--idle-timeout"};
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--help" || arg == "-h") return usage(nullptr), 0;
@@ -170,6 +221,8 @@ int main(int argc, char** argv) {
         else if (arg == "--oidc-audience") oidc.audience = argv[++i];
         else if (arg == "--oidc-key") oidc_key = argv[++i];
         else if (arg == "--oidc-algs") oidc_algs = argv[++i];
+        else if (std::find(std::begin(kLimitFlags), std::end(kLimitFlags), arg) != std::end(kLimitFlags))
+            limits[arg] = argv[++i];
         else return usage(("unknown option " + arg).c_str());
     }
     if (db.empty() || listen.empty()) return usage("--db and --listen are required");
@@ -188,6 +241,24 @@ int main(int argc, char** argv) {
     } catch (...) {
     }
     if (port < 0 || port > 65535) return usage("the port must be 0..65535");
+    // "[::]:443" and "[::1]:443" name IPv6 hosts; "::" takes IPv4 peers too.
+    std::string host = listen.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+
+    lindra::ServerOptions options;
+    try {
+        for (const auto& [flag, value] : limits) {
+            if (flag == "--max-connections") options.max_connections = parse_count(flag, value);
+            else if (flag == "--max-connections-per-address") options.max_connections_per_address = parse_count(flag, value);
+            else if (flag == "--min-frame-rate") options.min_frame_rate = parse_count(flag, value);
+            else if (flag == "--hello-timeout") options.hello_timeout = parse_duration(flag, value);
+            else if (flag == "--io-timeout") options.io_timeout = parse_duration(flag, value);
+            else if (flag == "--idle-timeout") options.idle_timeout = parse_duration(flag, value);
+        }
+    } catch (const UsageError& e) {
+        return usage(e.what());
+    }
+    raise_file_limit(options.max_connections);
 
     // Block the stop signals before any thread starts, then wait for them.
     sigset_t stop_signals;
@@ -197,9 +268,8 @@ int main(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
     try {
-        lindra::ServerOptions options;
         options.db_path = db;
-        options.host = listen.substr(0, colon);
+        options.host = host;
         options.port = static_cast<std::uint16_t>(port);
         options.insecure = insecure;
         if (!insecure) options.tls = {read_file(cert), read_file(key)};

@@ -1,5 +1,5 @@
 // A raw TCP client for feeding the server bytes no SyncClient would send:
-// POSIX sockets on 127.0.0.1, every read bounded by a timeout.
+// POSIX sockets on 127.0.0.1 (or ::1), every read bounded by a timeout.
 #pragma once
 
 #include "protocol/frame.hpp"
@@ -32,8 +32,11 @@ class RawClient {
     };
     using Read = std::variant<protocol::ServerMessage, Eof, Failure>;
 
-    explicit RawClient(std::uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    // `host` is "127.0.0.1" or "::1".
+    explicit RawClient(std::uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                       std::string_view host = "127.0.0.1") {
+        const bool v6 = host == "::1";
+        fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd_ < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
         const auto us = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
         const timeval tv{static_cast<time_t>(us / 1'000'000), static_cast<suseconds_t>(us % 1'000'000)};
@@ -43,7 +46,13 @@ class RawClient {
         a.sin_family = AF_INET;
         a.sin_port = htons(port);
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::connect(fd_, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
+        sockaddr_in6 a6{};
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons(port);
+        a6.sin6_addr = in6addr_loopback;
+        const int rc = v6 ? ::connect(fd_, reinterpret_cast<const sockaddr*>(&a6), sizeof a6)
+                          : ::connect(fd_, reinterpret_cast<const sockaddr*>(&a), sizeof a);
+        if (rc != 0) {
             const std::string what = std::strerror(errno);
             ::close(fd_);
             throw std::runtime_error("connect: " + what);

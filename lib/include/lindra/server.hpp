@@ -91,16 +91,33 @@ struct ServerOptions {
     // pushes and pulls also stay within half a frame of values.
     std::uint32_t max_push_changes = 50'000;
     std::uint32_t max_pull_changes = 50'000;
+    // Limits that keep one client from crowding out the rest (README,
+    // "Connection limits"). A frame has io_timeout from its first byte plus
+    // a second for every min_frame_rate bytes that have arrived, so its
+    // bytes must keep coming at that rate; a reply must leave within
+    // io_timeout plus its size at that rate.
     std::chrono::milliseconds io_timeout{30'000};
-    std::chrono::milliseconds idle_timeout{60'000};
-    std::size_t max_connections = 512;  // further connections are closed at once
+    std::size_t min_frame_rate = 16 * 1024;  // bytes per second
+    std::chrono::milliseconds idle_timeout{60'000};  // between frames
+    // From connecting to a welcomed Hello, the TLS handshake included.
+    std::chrono::milliseconds hello_timeout{10'000};
+    // Connections at once. Over the cap a new connection closes the oldest
+    // one that has not said Hello yet, or is closed itself if every one has.
+    std::size_t max_connections = 512;
+    // Connections at once from one IPv4 address or IPv6 /64, refused beyond
+    // it. The tablets of a care home or a hospital behind one NAT share one
+    // address: raise it for large sites.
+    std::size_t max_connections_per_address = 32;
     // A pushed change stamped further ahead of the server's clock than this
     // is refused and reported in the PushAck, so a tablet whose clock runs
     // days ahead cannot win every conflict.
     std::chrono::milliseconds max_clock_ahead{std::chrono::hours(24)};
     std::function<std::int64_t()> wall_clock_ms{};
-    // One line per session (peer, user, device, what moved, how it ended);
-    // never a token or personal data. Called from the server's thread.
+    // One line per session (peer, user, device, what moved, how it ended),
+    // and a line with the counts of connections the limits above turned
+    // away (at once, then at most one a minute), with the last address over
+    // its cap; never a token or personal data. Called from the server's
+    // thread.
     std::function<void(std::string_view)> log{};
 };
 

@@ -68,6 +68,7 @@ private:
             const auto endpoints =
                 co_await resolver_.async_resolve(config_.host, std::to_string(config_.port), asio::use_awaitable);
             co_await asio::async_connect(conn_->socket(), endpoints, asio::use_awaitable);
+            conn_->no_delay();
             if (auto* tls = conn_->tls()) {
                 // Within the connect deadline: a server that accepts and
                 // stalls is as unreachable as one that does not answer.
@@ -85,11 +86,12 @@ private:
             conn_->disarm();
             out.end = ClientEnd::broken;
 
-            co_await conn_->write_frames(session_.first_frames(), config_.io_timeout);
+            const detail::Pace pace{.idle = config_.io_timeout, .floor = config_.io_timeout};
+            co_await conn_->write_frames(session_.first_frames(), pace);
             while (!session_.done()) {
-                const auto body = co_await conn_->read_frame(config_.max_frame, config_.io_timeout, config_.io_timeout);
+                const auto body = co_await conn_->read_frame(config_.max_frame, pace);
                 const Reply reply = session_.on_frame(body);
-                co_await conn_->write_frames(reply.frames, config_.io_timeout);
+                co_await conn_->write_frames(reply.frames, pace);
                 if (reply.close) break;
             }
             out.end = session_.done() ? ClientEnd::done : ClientEnd::broken;

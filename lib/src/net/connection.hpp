@@ -39,14 +39,26 @@ using tcp = asio::ip::tcp;
 using TlsStream = asio::ssl::stream<tcp::socket>;
 using std::chrono::milliseconds;
 
-// The slowest link a frame may cross: a frame's deadline is the io timeout
-// plus its size at this rate, so a full batch still crosses a rural mobile
-// link, while a stalled peer is still cut off.
-constexpr std::size_t kMinBytesPerSecond = 16 * 1024;
+using Clock = asio::steady_timer::clock_type;
 
-inline milliseconds deadline_for(milliseconds base, std::size_t bytes) {
-    return base + milliseconds(bytes * 1000 / kMinBytesPerSecond);
-}
+// How long a frame may take. A frame has `floor` from its first byte, plus
+// a second for each `min_rate` bytes that have arrived: its bytes must keep
+// coming at `min_rate` on average, so a rural mobile link still carries a
+// full batch while a peer that declares a large frame and trickles it is
+// cut off after `floor`. Writes get the floor plus their size at that rate.
+struct Pace {
+    milliseconds idle{60'000};  // for a frame to begin
+    milliseconds floor{30'000};
+    std::size_t min_rate = 16 * 1024;  // bytes per second
+    Clock::time_point not_after = Clock::time_point::max();  // whatever the rest says (the Hello deadline)
+
+    // When the next byte of a frame that began at `started` and has brought
+    // `bytes` so far is due.
+    Clock::time_point due(Clock::time_point started, std::size_t bytes) const {
+        const milliseconds credit(bytes * 1000 / std::max<std::size_t>(min_rate, 1));
+        return std::min(not_after, started + floor + credit);
+    }
+};
 
 // TLS said no (a certificate, a protocol version, a record that is not
 // TLS), as opposed to the network failing or the peer going away.
@@ -89,21 +101,32 @@ public:
     // Called when the deadline passes, besides closing the socket.
     void on_timeout(std::function<void()> f) { on_timeout_ = std::move(f); }
 
+    // Sends each write at once instead of holding a small one back until
+    // the last is acknowledged (Nagle). A round is a few small writes, most
+    // waiting for an answer; with Nagle, the Hello a client wrote right after
+    // its TLS Finished waited for the server's delayed ACK of the Finished,
+    // some 40 ms a round. Never throws: without it a round is slower, not
+    // wrong.
+    void no_delay() noexcept {
+        boost::system::error_code ignored;
+        socket().set_option(tcp::no_delay(true), ignored);
+    }
+
     // The operation that follows must finish within `d`, or the socket is
     // closed under it and it fails.
-    void arm(milliseconds d) { arm_until(asio::steady_timer::clock_type::now() + d); }
-    void arm_until(asio::steady_timer::time_point deadline) {
+    void arm(milliseconds d) { arm_until(Clock::now() + d); }
+    void arm_until(Clock::time_point deadline) {
         timer_.expires_at(deadline);
         timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
             // A disarmed timer's expiry is in the far future, even if this
             // handler was already queued when disarm() ran.
-            if (ec || self->timer_.expiry() > asio::steady_timer::clock_type::now()) return;
+            if (ec || self->timer_.expiry() > Clock::now()) return;
             self->timed_out_ = true;
             if (self->on_timeout_) self->on_timeout_();
             self->close();
         });
     }
-    void disarm() { timer_.expires_at(asio::steady_timer::time_point::max()); }
+    void disarm() { timer_.expires_at(Clock::time_point::max()); }
 
     // The TLS handshake, within the deadline the caller armed. Throws
     // boost::system::system_error; see tls_failure().
@@ -116,24 +139,21 @@ public:
         return handshake_failure(s ? s->native_handle() : nullptr, is_tls_error(ec) ? ec.value() : 0, ec.message());
     }
 
-    // The next frame's body; valid until the next call. Waits up to `idle`
-    // for a frame to begin, then deadline_for(io, its size) for the whole
-    // rest of it, however the peer spreads its bytes (no slow-loris). Throws
-    // ProtocolError for
-    // broken framing (checked before the buffer grows) and
-    // boost::system::system_error for I/O errors and timeouts.
-    asio::awaitable<std::span<const std::uint8_t>> read_frame(std::size_t max_body, milliseconds idle,
-                                                              milliseconds io) {
+    // The next frame's body; valid until the next call. Waits up to
+    // pace.idle for a frame to begin, then holds it to pace.due() (no
+    // slow-loris). Throws ProtocolError for broken framing (checked before
+    // the buffer grows) and boost::system::system_error for I/O errors and
+    // timeouts.
+    asio::awaitable<std::span<const std::uint8_t>> read_frame(std::size_t max_body, const Pace& pace) {
         if (begin_ == end_) begin_ = end_ = 0;
         // The frame's clock starts with its first byte, not with the idle
         // wait before it.
-        std::optional<asio::steady_timer::time_point> frame_started, frame_deadline;
+        std::optional<Clock::time_point> frame_started;
         for (;;) {
             const std::span<const std::uint8_t> avail(buffer_.data() + begin_, end_ - begin_);
-            if (!avail.empty() && !frame_started) frame_started = asio::steady_timer::clock_type::now();
+            if (!avail.empty() && !frame_started) frame_started = Clock::now();
             if (const auto header = protocol::parse_frame_header(avail, max_body)) {
                 const std::size_t total = header->header_size + header->body_size;
-                frame_deadline = *frame_started + deadline_for(io, total);
                 if (avail.size() >= total) {
                     begin_ += total;
                     co_return avail.subspan(header->header_size, header->body_size);
@@ -142,12 +162,10 @@ public:
             } else {
                 make_room(avail.size() + 16);  // the rest of a varint
             }
-            if (begin_ == end_) {
-                arm(idle);
-            } else {
-                if (!frame_deadline) frame_deadline = *frame_started + io;  // until the length is known
-                arm_until(*frame_deadline);
-            }
+            if (frame_started)
+                arm_until(pace.due(*frame_started, avail.size()));
+            else
+                arm_until(std::min(pace.not_after, Clock::now() + pace.idle));
             std::size_t n = 0;
             try {
                 const auto into = asio::buffer(buffer_.data() + end_, buffer_.size() - end_);
@@ -168,9 +186,10 @@ public:
         }
     }
 
-    // Sends the bodies as frames in one gathered write; only the first
-    // `max_bytes` of them if that is less (a fault a test asked for).
-    asio::awaitable<void> write_frames(const std::vector<std::string>& bodies, milliseconds io,
+    // Sends the bodies as frames in one write, within pace.due(now, their
+    // size); only the first `max_bytes` of them if that is less (a fault a
+    // test asked for).
+    asio::awaitable<void> write_frames(const std::vector<std::string>& bodies, const Pace& pace,
                                        std::size_t max_bytes = SIZE_MAX) {
         if (bodies.empty()) co_return;
         std::vector<std::array<std::uint8_t, 10>> headers(bodies.size());
@@ -189,7 +208,7 @@ public:
             b = asio::buffer(b, max_bytes);
             max_bytes -= b.size();
         }
-        arm(deadline_for(io, asio::buffer_size(buffers)));
+        arm_until(pace.due(Clock::now(), asio::buffer_size(buffers)));
         try {
             const auto n = co_await std::visit(
                 [&](auto& s) { return asio::async_write(s, buffers, asio::use_awaitable); }, stream_);

@@ -32,6 +32,11 @@ public:
     // The largest frame body the session accepts now: a server takes only
     // small frames until the peer has authenticated.
     virtual std::size_t max_frame() const { return SIZE_MAX; }
+    // Whether the peer has shown who it is (a server session: its Hello was
+    // welcomed). Until then the server holds the connection to its Hello
+    // deadline and, over its connection cap, closes it before any
+    // authenticated one.
+    virtual bool authenticated() const { return false; }
     // A complete frame arrived. `body` is valid for this call only.
     virtual Reply on_frame(std::span<const std::uint8_t> body) = 0;
     // The peer broke framing (length over the limit, malformed length, a

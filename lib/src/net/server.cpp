@@ -5,22 +5,56 @@
 #include <lindra/error.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <list>
 #include <mutex>
-#include <set>
 #include <thread>
+#include <unordered_map>
 
 namespace lindra::net {
 
+using detail::Clock;
 using detail::Connection;
 using detail::is_peer_close;
 namespace asio = detail::asio;
 using tcp = detail::tcp;
 
+namespace {
+
 // How long a connection that is done waits for the peer's close_notify.
 constexpr std::chrono::milliseconds kCloseNotifyWait{1'000};
+// How long accepting pauses after a failure that is not the listener
+// closing (out of file descriptors, say) before it tries again.
+constexpr std::chrono::milliseconds kAcceptRetry{100};
+
+asio::ip::address unmapped(const asio::ip::address& a) {
+    if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+    return a;
+}
+
+// What the per-address cap counts a peer as: its IPv4 address (also when it
+// arrives mapped into IPv6), or its IPv6 /64, the block a single host or
+// subscriber usually holds; counting single IPv6 addresses would let one
+// host take 2^64 shares.
+std::string address_key(const asio::ip::address& address) {
+    const auto a = unmapped(address);
+    if (a.is_v4()) return a.to_string();
+    auto bytes = a.to_v6().to_bytes();
+    std::fill(bytes.begin() + 8, bytes.end(), 0);
+    return asio::ip::address_v6(bytes).to_string() + "/64";
+}
+
+// "address:port", "[v6 address]:port".
+std::string peer_name(const tcp::endpoint& e) {
+    const auto a = unmapped(e.address());
+    return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(e.port());
+}
+
+}  // namespace
 
 struct Server::Impl {
     ServerConfig config;
@@ -31,46 +65,133 @@ struct Server::Impl {
     std::uint16_t port = 0;
     std::thread thread;
 
-    std::mutex mutex;                            // guards live and stopping
-    std::set<std::shared_ptr<Connection>> live;  // for stop() to close them
+    // A connection that has a session, oldest first.
+    struct Live {
+        std::shared_ptr<Connection> conn;
+        std::string address;  // address_key() of its peer
+        bool authenticated = false;
+        bool shed = false;  // closed to make room, still ending
+    };
+
+    std::mutex mutex;  // guards everything below
+    std::list<Live> live;
+    std::unordered_map<std::string, std::size_t> per_address;  // live connections by address_key()
+    std::size_t shedding = 0;                                  // entries of `live` with shed set
     bool stopping = false;
+    Turnaways unreported;
+    std::optional<Clock::time_point> last_report;
+    asio::steady_timer report_timer{io};
+    bool report_armed = false;
+
+    // What to report now, if anything (mutex held). Turnaways are reported
+    // at once when none were for report_interval, else gathered until that
+    // much time has passed since the last report: an attack is logged when
+    // it starts, then as a count per interval, never a line per connection.
+    std::optional<Turnaways> report_due() {
+        if (unreported.total() == 0 || !config.on_turnaways) return std::nullopt;
+        const auto now = Clock::now();
+        if (!last_report || now - *last_report >= config.report_interval) {
+            last_report = now;
+            return std::exchange(unreported, {});
+        }
+        if (!report_armed && !stopping) {
+            report_armed = true;
+            report_timer.expires_at(*last_report + config.report_interval);
+            report_timer.async_wait([this](const boost::system::error_code& ec) {
+                if (ec) return;  // stop() reports what is left
+                std::optional<Turnaways> due;
+                {
+                    std::lock_guard lock(mutex);
+                    report_armed = false;
+                    due = report_due();
+                }
+                if (due) config.on_turnaways(*due);
+            });
+        }
+        return std::nullopt;
+    }
+
+    // Closes the oldest connection that has not authenticated, to make room
+    // (mutex held); false if every one has.
+    bool shed_one() {
+        for (auto& c : live) {
+            if (c.authenticated || c.shed) continue;
+            c.shed = true;
+            ++shedding;
+            ++unreported.shed;
+            asio::post(c.conn->socket().get_executor(), [conn = c.conn] { conn->close(); });
+            return true;
+        }
+        return false;
+    }
 
     asio::awaitable<void> accept_loop() {
         for (;;) {
             tcp::socket socket(asio::make_strand(io));
-            try {
-                co_await acceptor.async_accept(socket, asio::use_awaitable);
-            } catch (const boost::system::system_error&) {
-                co_return;  // the acceptor was closed by stop()
-            }
             boost::system::error_code ec;
+            co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) {
+                if (!acceptor.is_open()) co_return;  // closed by stop()
+                asio::steady_timer pause(io, kAcceptRetry);
+                co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+                continue;
+            }
             const auto remote = socket.remote_endpoint(ec);
-            const std::string peer = ec ? "unknown" : remote.address().to_string() + ":" + std::to_string(remote.port());
-            auto conn = tls ? std::make_shared<Connection>(std::move(socket), *tls)
-                            : std::make_shared<Connection>(std::move(socket));
+            if (ec) continue;  // already gone
+            const std::string address = address_key(remote.address());
+            std::shared_ptr<Connection> conn;
             std::unique_ptr<Session> session;
+            std::list<Live>::iterator entry;
+            std::optional<Turnaways> report;
             {
                 std::lock_guard lock(mutex);
                 if (stopping) co_return;
-                if (live.size() < config.max_connections) session = factory(peer);
-                if (!session) {
-                    conn->close();  // over the cap, or refused: no session, no buffer
-                    continue;
+                const auto held = per_address.find(address);
+                if (held != per_address.end() && held->second >= config.max_connections_per_address) {
+                    ++unreported.over_address_cap;
+                    unreported.last_address = address;
+                } else if (live.size() - shedding >= config.max_connections && !shed_one()) {
+                    ++unreported.over_cap;
+                } else {
+                    // No TLS state, buffer or session for a connection that
+                    // is refused.
+                    conn = tls ? std::make_shared<Connection>(std::move(socket), *tls)
+                               : std::make_shared<Connection>(std::move(socket));
+                    conn->no_delay();
+                    session = factory(peer_name(remote));
+                    if (session) {
+                        entry = live.insert(live.end(), Live{conn, address});
+                        ++per_address[address];
+                    }
                 }
-                live.insert(conn);
+                report = report_due();
             }
-            asio::co_spawn(conn->socket().get_executor(), serve(conn, std::move(session)), asio::detached);
+            if (report) config.on_turnaways(*report);
+            if (!session) {  // refused: closed before the TLS handshake
+                if (conn)
+                    conn->close();
+                else
+                    socket.close(ec);
+                continue;
+            }
+            asio::co_spawn(conn->socket().get_executor(), serve(conn, std::move(session), entry), asio::detached);
         }
     }
 
-    asio::awaitable<void> serve(std::shared_ptr<Connection> conn, std::unique_ptr<Session> session) {
+    asio::awaitable<void> serve(std::shared_ptr<Connection> conn, std::unique_ptr<Session> session,
+                                std::list<Live>::iterator entry) {
         std::string reason;
         bool handshaken = !conn->tls();
+        bool authenticated = false;
+        detail::Pace pace{.idle = config.idle_timeout,
+                          .floor = config.io_timeout,
+                          .min_rate = config.min_frame_rate,
+                          .not_after = Clock::now() + config.hello_timeout};
         try {
             if (!handshaken) {
-                // A peer gets the io timeout for the whole handshake, so one
-                // that connects and stalls holds no slot for long.
-                conn->arm(config.io_timeout);
+                // The Hello deadline covers the handshake, so a peer that
+                // connects and stalls holds no slot for long.
+                conn->arm_until(pace.not_after);
                 co_await conn->handshake(asio::ssl::stream_base::server);
                 conn->disarm();
                 handshaken = true;
@@ -78,19 +199,24 @@ struct Server::Impl {
             for (bool close = false; !close;) {
                 Reply reply;
                 try {
-                    const auto body = co_await conn->read_frame(std::min(config.max_frame, session->max_frame()),
-                                                                config.idle_timeout, config.io_timeout);
+                    const auto body = co_await conn->read_frame(std::min(config.max_frame, session->max_frame()), pace);
                     reply = session->on_frame(body);
                 } catch (const protocol::ProtocolError& e) {
                     reply = session->on_bad_frame(e);
                     reply.close = true;
                     reason = e.what();
                 }
+                if (!authenticated && session->authenticated()) {
+                    authenticated = true;
+                    pace.not_after = Clock::time_point::max();
+                    std::lock_guard lock(mutex);
+                    entry->authenticated = true;
+                }
                 if (reply.delay.count() > 0) {
                     asio::steady_timer pause(conn->socket().get_executor(), reply.delay);
                     co_await pause.async_wait(asio::use_awaitable);
                 }
-                co_await conn->write_frames(reply.frames, config.io_timeout, reply.cut_after_bytes.value_or(SIZE_MAX));
+                co_await conn->write_frames(reply.frames, pace, reply.cut_after_bytes.value_or(SIZE_MAX));
                 close = reply.close || reply.cut_after_bytes;
             }
             if (reason.empty()) reason = "closed by the server";
@@ -106,10 +232,20 @@ struct Server::Impl {
             reason = std::string("internal error: ") + e.what();
         }
         co_await conn->shutdown(std::min(config.io_timeout, kCloseNotifyWait));
+        std::optional<Turnaways> report;
         {
             std::lock_guard lock(mutex);
-            live.erase(conn);
+            if (entry->shed) {
+                --shedding;
+                reason = "closed before Hello to make room: the server is at its connection cap";
+            } else if (conn->timed_out() && !authenticated) {
+                ++unreported.late_hello;
+                report = report_due();
+            }
+            if (--per_address[entry->address] == 0) per_address.erase(entry->address);
+            live.erase(entry);
         }
+        if (report) config.on_turnaways(*report);
         session->on_close(reason);
     }
 };
@@ -122,6 +258,9 @@ Server::Server(ServerConfig config, SessionFactory factory) : impl_(std::make_un
         const tcp::endpoint endpoint(asio::ip::make_address(impl_->config.host), impl_->config.port);
         impl_->acceptor.open(endpoint.protocol());
         impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));
+        // "::" takes IPv4 peers too, whatever the system's default.
+        if (endpoint.address().is_v6() && endpoint.address().is_unspecified())
+            impl_->acceptor.set_option(asio::ip::v6_only(false));
         impl_->acceptor.bind(endpoint);
         impl_->acceptor.listen();
         impl_->port = impl_->acceptor.local_endpoint().port();
@@ -143,11 +282,18 @@ void Server::stop() {
     asio::post(impl_->io, [this] {
         boost::system::error_code ignored;
         impl_->acceptor.close(ignored);
-        std::lock_guard lock(impl_->mutex);
-        impl_->stopping = true;
-        // Closing makes each session's pending read fail; it then ends
-        // normally and reports on_close.
-        for (const auto& conn : impl_->live) asio::post(conn->socket().get_executor(), [conn] { conn->close(); });
+        Turnaways left;
+        {
+            std::lock_guard lock(impl_->mutex);
+            impl_->stopping = true;
+            impl_->report_timer.cancel();
+            left = std::exchange(impl_->unreported, {});
+            // Closing makes each session's pending read fail; it then ends
+            // normally and reports on_close.
+            for (const auto& c : impl_->live)
+                asio::post(c.conn->socket().get_executor(), [conn = c.conn] { conn->close(); });
+        }
+        if (left.total() > 0 && impl_->config.on_turnaways) impl_->config.on_turnaways(left);
     });
     impl_->thread.join();  // run() returns once every coroutine has finished
 }

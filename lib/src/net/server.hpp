@@ -1,5 +1,9 @@
 // A TCP server, TLS unless told otherwise, that runs one Session per
-// connection on its own thread.
+// connection on its own thread, and keeps one peer from crowding out the
+// rest (DESIGN §9, exhaustion): a cap per peer address beside the global
+// one, a deadline for the TLS handshake and Hello, frames that must keep
+// arriving at a minimum rate, and, over the global cap, connections that
+// have not authenticated closed before any that have.
 //
 // Thread-safety: construct, port() and stop() from any one thread.
 #pragma once
@@ -15,16 +19,34 @@
 
 namespace lindra::net {
 
+// Connections the server turned away or cut short since its last report.
+struct Turnaways {
+    std::uint64_t over_address_cap = 0;  // refused: their peer address held its share already
+    std::uint64_t over_cap = 0;          // refused: every slot held by an authenticated session
+    std::uint64_t shed = 0;              // closed before authenticating, to make room for a newer one
+    std::uint64_t late_hello = 0;        // closed for not finishing the TLS handshake and Hello in time
+    std::string last_address{};          // the last address over its cap (for the operator, not lindra's log)
+
+    std::uint64_t total() const noexcept { return over_address_cap + over_cap + shed + late_hello; }
+};
+
 struct ServerConfig {
-    std::string host = "127.0.0.1";
-    std::uint16_t port = 0;  // 0: any free port
+    std::string host = "127.0.0.1";  // "::" takes IPv4 and IPv6 alike
+    std::uint16_t port = 0;          // 0: any free port
     std::size_t max_frame = protocol::kDefaultMaxFrame;
-    std::chrono::milliseconds io_timeout{30'000};    // a frame must arrive or leave within this
-    std::chrono::milliseconds idle_timeout{60'000};  // between frames
-    std::size_t max_connections = 512;               // more are closed at once
+    std::chrono::milliseconds io_timeout{30'000};     // a frame's floor: see min_frame_rate
+    std::size_t min_frame_rate = 16 * 1024;           // bytes per second, once a frame has begun
+    std::chrono::milliseconds idle_timeout{60'000};   // between frames
+    std::chrono::milliseconds hello_timeout{10'000};  // from accepting to an authenticated session
+    std::size_t max_connections = 512;
+    std::size_t max_connections_per_address = 32;  // an IPv4 address, or an IPv6 /64
     // The certificate and key; null: plain TCP (SyncServer allows that only
     // when told to be insecure).
     std::shared_ptr<const TlsContext> tls{};
+    // Told what was turned away: at once for the first one, then at most
+    // once per `report_interval`, and at stop(). Runs on the server's thread.
+    std::function<void(const Turnaways&)> on_turnaways{};
+    std::chrono::milliseconds report_interval{60'000};
 };
 
 // Makes the Session of a new connection; `peer` is "address:port". Null

@@ -29,6 +29,7 @@ public:
     ServerSession(SessionContext& context, std::string peer);
 
     std::size_t max_frame() const override;
+    bool authenticated() const override { return identity_.has_value(); }
     net::Reply on_frame(std::span<const std::uint8_t> body) override;
     net::Reply on_bad_frame(const protocol::ProtocolError& error) override;
     void on_close(std::string_view reason) override;

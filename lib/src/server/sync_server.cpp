@@ -1,5 +1,7 @@
 #include "server/service.hpp"
 
+#include "core/log.hpp"
+
 #include <lindra/error.hpp>
 #include <lindra/server.hpp>
 
@@ -7,9 +9,34 @@ namespace lindra {
 
 namespace server {
 
+namespace {
+
+void require(bool ok, const char* what) {
+    if (!ok) throw Error(Errc::invalid_argument, std::string("ServerOptions::") + what);
+}
+
+void check_limits(const ServerOptions& o) {
+    require(o.max_connections >= 1, "max_connections must be at least 1");
+    require(o.max_connections_per_address >= 1, "max_connections_per_address must be at least 1");
+    require(o.min_frame_rate >= 1, "min_frame_rate must be at least 1 byte per second");
+    require(o.io_timeout.count() > 0 && o.idle_timeout.count() > 0 && o.hello_timeout.count() > 0,
+            "io_timeout, idle_timeout and hello_timeout must be positive");
+}
+
+// "connections turned away: per_address_cap=530 ...", counts only: lindra's
+// log never names a peer.
+std::string describe(const net::Turnaways& t) {
+    return "connections turned away: per_address_cap=" + std::to_string(t.over_address_cap) +
+           " connection_cap=" + std::to_string(t.over_cap) + " shed_before_hello=" + std::to_string(t.shed) +
+           " no_hello_in_time=" + std::to_string(t.late_hello);
+}
+
+}  // namespace
+
 Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(wrap)) {
-    // TLS and tokens first: a server with bad TLS material or token keys
-    // fails before it touches its store.
+    // Limits, TLS and tokens first: a server with bad options, TLS material
+    // or token keys fails before it touches its store.
+    check_limits(options);
     std::shared_ptr<const net::TlsContext> tls;
     if (!options.insecure) {
         if (options.tls.certificate_chain_pem.empty() && options.tls.private_key_pem.empty())
@@ -37,8 +64,19 @@ Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(w
     config.port = options.port;
     config.max_frame = options.max_frame_bytes;
     config.io_timeout = options.io_timeout;
+    config.min_frame_rate = options.min_frame_rate;
     config.idle_timeout = options.idle_timeout;
+    config.hello_timeout = options.hello_timeout;
     config.max_connections = options.max_connections;
+    config.max_connections_per_address = options.max_connections_per_address;
+    config.on_turnaways = [this](const net::Turnaways& t) {
+        if (context_->log) {
+            std::string line = describe(t);
+            if (!t.last_address.empty()) line += " last_over_address_cap=" + t.last_address;
+            context_->log(line);
+        }
+        if (detail::log_enabled(LogLevel::warning)) detail::log(LogLevel::warning, "server", describe(t));
+    };
     config.tls = std::move(tls);
     listener_.emplace(config, [this](const std::string& peer) -> std::unique_ptr<net::Session> {
         auto session = std::make_unique<ServerSession>(*context_, peer);

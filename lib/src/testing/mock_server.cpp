@@ -160,6 +160,7 @@ public:
         : inner_(std::move(inner)), state_(std::move(state)) {}
 
     std::size_t max_frame() const override { return inner_->max_frame(); }
+    bool authenticated() const override { return inner_->authenticated(); }
     net::Reply on_bad_frame(const protocol::ProtocolError& error) override { return inner_->on_bad_frame(error); }
     void on_close(std::string_view reason) override { inner_->on_close(reason); }
 
