@@ -4,7 +4,7 @@ set -euo pipefail
 
 LINDRA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LINDRA_BUILD="${LINDRA_BUILD:-$LINDRA_ROOT/build}"
-LINDRA_PACKAGES=(cmake g++ ninja-build pkg-config libsqlite3-dev libboost-dev libprotobuf-dev protobuf-compiler catch2 libssl-dev)
+LINDRA_PACKAGES=(cmake g++ ninja-build pkg-config libsqlite3-dev libboost-dev libprotobuf-dev protobuf-compiler catch2 libssl-dev faketime sqlite3)
 
 lindra_install_deps() {
     local missing=()

@@ -95,8 +95,10 @@ struct ServerOptions {
     std::chrono::milliseconds idle_timeout{60'000};
     std::size_t max_connections = 512;  // further connections are closed at once
     // A pushed change stamped further ahead of the server's clock than this
-    // is refused and reported in the PushAck, so a tablet whose clock runs
-    // days ahead cannot win every conflict.
+    // is refused and reported in the PushAck, so a client whose clock runs
+    // days ahead cannot win every conflict. A last resort: lindra's clients
+    // restamp such changes at Welcome, after the server's time, and never
+    // push one.
     std::chrono::milliseconds max_clock_ahead{std::chrono::hours(24)};
     std::function<std::int64_t()> wall_clock_ms{};
     // One line per session (peer, user, device, what moved, how it ended);
