@@ -3,8 +3,9 @@
 // one virtual clock. Seeded random writes, sync rounds that interleave at
 // the server, and seeded network faults (frames dropped, delayed,
 // duplicated, connections cut, a cut connection's frames still reaching
-// the server after the tablet reconnected), device clocks up to 72 hours
-// off that jump back and forth, and membership changes.
+// the server after the tablet reconnected), device clocks right or up to
+// 400 days off either way, reset back and forth and set right in the middle
+// of a run, and membership changes.
 //
 // The client and server sessions are lindra's own, without I/O: frames
 // move between them through queues the simulation controls, so a seed
@@ -16,7 +17,10 @@
 //   the device never added;
 // - progress never went backwards, on the server or on a device (but for
 //   a write the server refused, which is rolled back);
-// - a device never held a row its user may not read once a round ended.
+// - a device never held a row its user may not read once a round ended;
+// - no change reaches the server stamped after the server's clock (a device
+//   restamps what its clock wrote ahead at Welcome), so none is refused
+//   for the clock.
 //
 // `sim_test --seeds N [--first S]` runs other seeds; a failing seed prints
 // the command that replays it.
@@ -56,7 +60,7 @@ std::uint64_t g_seeds = 2000;
 bool g_trace = false;  // --trace: print every write and round, to follow a failing seed
 
 constexpr std::int64_t kHour = 3'600'000;
-constexpr std::int64_t kMaxSkew = 72 * kHour;
+constexpr std::int64_t kMaxSkew = 400 * 24 * kHour;
 
 struct SimFailure : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -104,6 +108,7 @@ struct Device {
     std::map<std::int64_t, std::vector<Change>> writes;  // every outbox entry seen, by seq
     std::map<std::int64_t, std::pair<Id, std::int64_t>> added;  // seq -> (progress row, seconds added)
     std::set<std::int64_t> rejected;                            // seqs the server refused
+    std::map<std::int64_t, std::uint64_t> pushed;               // seq -> the stamp it was pushed with
     std::map<Id, std::int64_t> progress;                        // module_progress row -> progress seen
     SyncResult last;                                            // of the last round
 };
@@ -139,7 +144,7 @@ private:
     Device& add_device(const std::string& name, Role role, Id person, Id org) {
         auto d = std::make_unique<Device>();
         d->name = name;
-        d->skew = uniform(-kMaxSkew, kMaxSkew);
+        d->skew = random_skew();
         const TokenClaims claims{.user = name.substr(0, name.find('.')),
                                  .role = role,
                                  .person = person,
@@ -192,6 +197,14 @@ private:
     std::int64_t uniform(std::int64_t lo, std::int64_t hi) {
         return lo + static_cast<std::int64_t>(rng_() % static_cast<std::uint64_t>(hi - lo + 1));
     }
+    // A device's clock: right, a little off, or off by up to 400 days.
+    std::int64_t random_skew() {
+        switch (rng_() % 3) {
+        case 0: return 0;
+        case 1: return uniform(-72 * kHour, 72 * kHour);
+        default: return uniform(-kMaxSkew, kMaxSkew);
+        }
+    }
     bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
     template <class T>
     const T& pick(const std::vector<T>& v) {
@@ -202,7 +215,7 @@ private:
 
     void step() {
         now_ += chance(0.02) ? uniform(kHour, 72 * kHour) : uniform(0, 120'000);
-        if (chance(0.02)) pick_device().skew = uniform(-kMaxSkew, kMaxSkew);  // a clock reset, either way
+        if (chance(0.02)) pick_device().skew = chance(0.5) ? 0 : random_skew();  // a clock set right, or reset
         const auto action = rng_() % 100;
         if (action < 40) {
             local_write(pick_device());
@@ -311,7 +324,7 @@ private:
         std::optional<std::int64_t> newest;
         for (auto& e : d.replica->outbox(SIZE_MAX)) {
             newest = e.seq;
-            d.writes.try_emplace(e.seq, std::move(e.changes));
+            d.writes.insert_or_assign(e.seq, std::move(e.changes));  // as restamped so far
         }
         return newest;
     }
@@ -366,6 +379,7 @@ private:
                 (void)server_handles(copy, body, d.name + " (old connection)");
                 copy.on_close("closed by the peer");
             }
+            record_push(d, body);
             auto reply = server_handles(*r.server, body, d.name);
             if (r.hello.empty()) r.hello = body;
             if (is_pull_batch(reply)) r.epoch_seen = epoch_;
@@ -403,6 +417,20 @@ private:
         return false;
     }
 
+    // A push carries the entries as the device restamped them: those are
+    // the writes the server must keep. A seq is never pushed with two stamps.
+    void record_push(Device& d, const std::string& body) {
+        const auto m = protocol::decode_client(bytes(body), d.replica->device_id(), SIZE_MAX);
+        const auto* push = std::get_if<protocol::Push>(&m);
+        if (!push) return;
+        for (const auto& e : push->entries) {
+            auto [it, fresh] = d.pushed.try_emplace(e.seq, e.changes.front().hlc);
+            SIM_CHECK(it->second == e.changes.front().hlc,
+                      d.name << ": entry " << e.seq << " pushed again with another stamp");
+            d.writes.insert_or_assign(e.seq, e.changes);
+        }
+    }
+
     // The server handles a frame; then its progress must not have gone back.
     net::Reply server_handles(server::ServerSession& s, const std::string& body, const std::string& who) {
         const auto m = protocol::decode_client(bytes(body), Id::random(), SIZE_MAX);
@@ -422,9 +450,16 @@ private:
             }
         }
         if (const auto* push = std::get_if<protocol::Push>(&m)) {
-            for (const auto& e : push->entries)
+            for (const auto& e : push->entries) {
+                // Stamped by the server's time at the device's Welcome, plus
+                // logical ticks: never after the server's clock, however far
+                // ahead the device's ran.
+                const auto ahead_ms = static_cast<std::int64_t>(e.changes.front().hlc >> 16) - now_;
+                SIM_CHECK(ahead_ms <= 1'000, who << ": entry " << e.seq << " arrived stamped " << ahead_ms
+                                                 << " ms after the server's clock");
                 for (const auto& c : e.changes)
                     if (c.entity == entity("membership").tag) ++epoch_;
+            }
             check_server_progress();
         }
         return reply;
@@ -548,8 +583,9 @@ private:
             if (d.rejected.contains(seq) || changes.empty()) continue;
             const auto& e = *find_entity(changes.front().entity);
             const auto st = model::row_store(e).load(*server_db_, changes.front().row);
-            SIM_CHECK(same(model::merged(e, st, changes), st),
-                      d.name << ": write " << seq << " to " << e.name << " was acknowledged and lost");
+            const auto merged = model::merged(e, st, changes);
+            SIM_CHECK(same(merged, st), d.name << ": write " << seq << " to " << e.name
+                                               << " was acknowledged and lost" << difference(e, merged, st));
         }
     }
 

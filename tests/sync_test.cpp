@@ -196,24 +196,6 @@ TEST_CASE("more text than fits in one frame goes in several pushes and pulls") {
     require_converged(w, {"ola", "mentor"});
 }
 
-TEST_CASE("the limit on clocks ahead of the server does not move with the changes it lets in") {
-    constexpr std::int64_t hour = 3'600'000;
-    const std::int64_t server_wall = 1'800'000'000'000;
-    SyncWorld w([&](ServerOptions& o) { o.wall_clock_ms = [=] { return server_wall; }; });
-    // Tablets 20 h, 40 h, 60 h and 80 h ahead, syncing in turn. Each would be
-    // within 24 h of the server's clock if the changes before it had moved it.
-    std::vector<SyncResult> results;
-    for (int i = 1; i <= 4; ++i) {
-        const std::int64_t ahead = server_wall + i * 20 * hour;
-        Replica& t = w.tablet("ahead" + std::to_string(i), {.wall_clock_ms = [=] { return ahead; }});
-        t.register_person("Person " + std::to_string(i), Profession::nurse);
-        results.push_back(w.sync(t));
-    }
-    for (const auto& r : results) require_ok(r);  // the round works; refused changes are reported
-    CHECK(results[0].rejected.empty());           // 20 h: within the limit
-    for (int i = 1; i < 4; ++i) CHECK(results[static_cast<std::size_t>(i)].rejected.size() == 1);
-}
-
 TEST_CASE("a tablet whose cursor is past the head of a restored server pulls everything again") {
     SyncWorld w;
     Replica& coordinator = w.tablet("coordinator");

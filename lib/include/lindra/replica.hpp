@@ -339,7 +339,8 @@ class Replica : public Writes {
     void acknowledge(std::int64_t seq);
     // Merges changes from other replicas, all or nothing.
     void apply_remote(std::span<const Change> changes);
-    // The last hybrid logical time this replica issued or saw.
+    // The last hybrid logical time this replica issued or saw; a sync brings
+    // it back to the server's time if the device's clock ran ahead.
     std::uint64_t hlc() const;
 
   private:

@@ -109,8 +109,10 @@ struct ServerOptions {
     // address: raise it for large sites.
     std::size_t max_connections_per_address = 32;
     // A pushed change stamped further ahead of the server's clock than this
-    // is refused and reported in the PushAck, so a tablet whose clock runs
-    // days ahead cannot win every conflict.
+    // is refused and reported in the PushAck, so a client whose clock runs
+    // days ahead cannot win every conflict. A last resort: lindra's clients
+    // restamp such changes at Welcome, after the server's time, and never
+    // push one.
     std::chrono::milliseconds max_clock_ahead{std::chrono::hours(24)};
     std::function<std::int64_t()> wall_clock_ms{};
     // One line per session (peer, user, device, what moved, how it ended),

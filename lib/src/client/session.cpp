@@ -114,8 +114,12 @@ net::Reply SyncSession::welcome(const protocol::Welcome& m) {
     {
         std::lock_guard lock(core_.mutex);
         detail::Core::WriteTransaction txn(core_);
-        core_.adopt_server(m.server_id, m.server_hlc);
+        core_.adopt_server(m.server_id);
         core_.skip_ahead(m.highest_seq, m.highest_hlc);
+        // The server's time: what this device wrote with a clock ahead of it
+        // is stamped after it instead, before anything is pushed, so the
+        // server never refuses a change for this device's clock.
+        ceiling_ = core_.adopt_server_time(m.server_hlc, m.highest_seq);
         txn.commit();
         include_own_ = include_own_ || core_.pull_state().include_own;
         pending = core_.outbox_size() > 0;
@@ -137,8 +141,18 @@ net::Reply SyncSession::next() {
         std::vector<OutboxEntry> entries;
         {
             std::lock_guard lock(core_.mutex);
-            entries = core_.outbox(SIZE_MAX, push_limit_, in_flight_.empty() ? 0 : in_flight_.back().last_seq,
-                                   push_bytes_);
+            const std::int64_t after = in_flight_.empty() ? 0 : in_flight_.back().last_seq;
+            entries = core_.outbox(SIZE_MAX, push_limit_, after, push_bytes_);
+            // Written during the round by a clock still ahead: stamped after
+            // what this round pushed, as at Welcome.
+            if (std::any_of(entries.begin(), entries.end(), [&](const OutboxEntry& e) {
+                    return !e.changes.empty() && e.changes.front().hlc > ceiling_;
+                })) {
+                detail::Core::WriteTransaction txn(core_);
+                ceiling_ = core_.restamp(ceiling_, after);
+                entries = core_.outbox(SIZE_MAX, push_limit_, after, push_bytes_);
+                txn.commit();
+            }
         }
         if (entries.empty()) break;
         protocol::Push push;

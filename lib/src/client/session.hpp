@@ -58,6 +58,9 @@ private:
     static constexpr std::size_t kPushWindow = 2;
     std::deque<InFlight> in_flight_;
     bool pull_needed_ = false, include_own_ = false;
+    // The server's time at Welcome, or the last stamp this round restamped
+    // an entry to: nothing is pushed stamped above it.
+    std::uint64_t ceiling_ = 0;
     std::uint64_t pull_remaining_ = 0;  // as the last PullBatch said
 };
 

@@ -170,8 +170,10 @@ void Core::reload_counters() {
         "SELECT hlc, acked_seq, (SELECT max(seq) FROM lindra_outbox),"
         " (SELECT hlc FROM lindra_outbox ORDER BY seq DESC LIMIT 1) FROM lindra_replica");
     if (!st->step()) throw Error(Errc::corrupt, db.path() + " has no replica state");
-    clock.observe(static_cast<std::uint64_t>(st->int64(0)));
-    clock.observe(static_cast<std::uint64_t>(st->int64(3)));
+    // Set, not only raised: what the file holds is the clock, and another
+    // connection may have brought back a clock that ran ahead of the
+    // server's (adopt_server_time).
+    clock.rewind(std::max(static_cast<std::uint64_t>(st->int64(0)), static_cast<std::uint64_t>(st->int64(3))));
     next_seq_ = std::max(st->int64(1), st->int64(2)) + 1;
 }
 
@@ -393,10 +395,8 @@ void Core::apply_pulled(std::span<const Change> changes, std::string_view next_c
         .run();
 }
 
-void Core::adopt_server(const Id& server_id, std::uint64_t server_hlc) {
+void Core::adopt_server(const Id& server_id) {
     check_writable();
-    clock.observe(server_hlc);
-    persist_clock(clock.last());
     bool same = false;
     {
         auto st = db.cached("SELECT server_id FROM lindra_replica");
@@ -439,6 +439,80 @@ void Core::skip_ahead(std::int64_t server_highest, std::uint64_t server_highest_
     db.cached("UPDATE lindra_outbox SET seq = -seq")->run();
     db.cached("UPDATE lindra_replica SET acked_seq = ?, pull_own = 1")->bind(1, server_highest).run();
     reload_counters();
+}
+
+std::uint64_t Core::adopt_server_time(std::uint64_t server_hlc, std::int64_t server_highest) {
+    check_writable();
+    server_hlc = std::min(server_hlc, replica::kHlcMax);
+    // The file's clock may be ahead of the server's time by the stamps of
+    // entries this device pushed in a round the server never applied (a
+    // few ticks): those stamps stay taken, so an entry the server may yet
+    // receive is never pushed again with another. More than that is a clock
+    // that ran ahead (an older lindra stored the clock of writes the server
+    // refused), and it comes back.
+    constexpr std::uint64_t kSentSlack = replica::hlc_make(1'000, 0);
+    std::uint64_t stored = 0;
+    {
+        auto st = db.cached("SELECT hlc FROM lindra_replica");
+        st->step();
+        stored = static_cast<std::uint64_t>(st->int64(0));
+    }
+    const std::uint64_t ceiling = stored > server_hlc && stored - server_hlc <= kSentSlack ? stored : server_hlc;
+    const Mutation mutation(*this);
+    db.cached("UPDATE lindra_replica SET hlc = ?")->bind(1, static_cast<std::int64_t>(ceiling)).run();
+    return restamp(ceiling, server_highest);
+}
+
+std::uint64_t Core::restamp(std::uint64_t ceiling, std::int64_t after_seq) {
+    check_writable();
+    ceiling = std::min(ceiling, replica::kHlcMax);
+    std::vector<OutboxEntry> ahead;
+    {
+        // Stamps grow with seqs, so this is the entries stamped above the
+        // ceiling; taking all after the first keeps their order in any case.
+        auto st = db.cached(
+            "SELECT seq, entity, row_id, hlc, fields FROM lindra_outbox WHERE seq >="
+            " (SELECT min(seq) FROM lindra_outbox WHERE seq > ? AND hlc > ?) ORDER BY seq");
+        st->bind(1, after_seq).bind(2, static_cast<std::int64_t>(ceiling));
+        while (st->step()) {
+            OutboxEntry& e = ahead.emplace_back(OutboxEntry{st->int64(0), {}});
+            codec::decode_fields(st->blob(4),
+                                 {static_cast<std::uint16_t>(st->int64(1)), st->id(2), 0, {},
+                                  static_cast<std::uint64_t>(st->int64(3)), device},
+                                 e.changes);
+        }
+    }
+    if (!ahead.empty() && replica::kHlcMax - ceiling < ahead.size())
+        throw Error(Errc::invalid_argument, "the server's clock is too far ahead to stamp this device's changes after it");
+    const Mutation mutation(*this);
+    std::uint64_t stamp = ceiling;
+    for (const auto& entry : ahead) {
+        ++stamp;
+        db.cached("UPDATE lindra_outbox SET hlc = ? WHERE seq = ?")
+            ->bind(1, static_cast<std::int64_t>(stamp))
+            .bind(2, entry.seq)
+            .run();
+        if (entry.changes.empty()) continue;
+        const Change& first = entry.changes.front();
+        const EntityDef* e = find_entity(first.entity);
+        if (!e) continue;
+        // A field whose clock is still this entry's took its value from
+        // it: the value stays, stamped as the server will have it.
+        model::RowState st = load(*e, first.row);
+        bool changed = false;
+        for (const auto& c : entry.changes) {
+            const FieldDef* f = e->field(c.field);
+            if (!f) continue;
+            auto& fs = st.fields[e->index_of(*f)];
+            if (fs.clock != Clock{c.hlc, device}) continue;
+            fs.clock.hlc = stamp;
+            changed = true;
+        }
+        if (changed) model::row_store(*e).save(db, first.row, st);
+    }
+    persist_clock(stamp);
+    clock.rewind(stamp);
+    return stamp;
 }
 
 std::vector<Change> Core::field_changes(const EntityDef& e, const Id& row, std::span<const std::uint16_t> tags) {
@@ -614,9 +688,13 @@ void Core::acknowledge(std::int64_t seq) {
     check_writable();
     if (seq >= next_seq_)
         throw Error(Errc::invalid_argument, "seq " + std::to_string(seq) + " was never issued by this replica");
-    // The outbox holds the latest local hlc; keep it in the replica state
-    // before the entries go, so the clock survives a restart.
-    persist_clock(clock.last());
+    // The outbox holds the latest local stamps; keep those the server now
+    // has in the replica state before the entries go, so the clock survives
+    // a restart. Not the clock itself: a stamp not pushed yet may still be
+    // ahead of the server's time, and the file's clock must not be.
+    db.cached("UPDATE lindra_replica SET hlc = max(hlc, coalesce((SELECT max(hlc) FROM lindra_outbox WHERE seq <= ?), 0))")
+        ->bind(1, seq)
+        .run();
     db.cached("UPDATE lindra_replica SET acked_seq = max(acked_seq, ?)")->bind(1, seq).run();
     db.cached("DELETE FROM lindra_outbox WHERE seq <= ?")->bind(1, seq).run();
 }

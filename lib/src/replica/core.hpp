@@ -87,15 +87,26 @@ class Core {
     // Merges a pulled batch and stores the cursor after it, together;
     // `complete`: the batch reached the server's head.
     void apply_pulled(std::span<const Change> changes, std::string_view next_cursor, bool complete);
-    // Welcome: never fall behind the server's clock; a new server id resets
-    // the pull cursor.
-    void adopt_server(const Id& server_id, std::uint64_t server_hlc);
+    // Welcome: a new server id resets the pull cursor.
+    void adopt_server(const Id& server_id);
     // Welcome: the server holds seqs up to `server_highest` from this device
     // (the entry at that seq has `server_highest_hlc`). If this file does not
     // know them (restored from a backup, commits lost to a power cut), move
     // the pending entries above, so no new change is taken for a duplicate;
     // the lost ones come back with the pull.
     void skip_ahead(std::int64_t server_highest, std::uint64_t server_highest_hlc);
+    // Welcome, after skip_ahead: the server's time. The clock comes back to
+    // it (in memory and in the file) if it ran ahead, and the entries after
+    // `server_highest`, which the server has never seen, are restamped if
+    // they are stamped later (restamp()). Returns the round's ceiling: no
+    // entry this device pushes in the round is stamped above it.
+    std::uint64_t adopt_server_time(std::uint64_t server_hlc, std::int64_t server_highest);
+    // From the first entry after `after_seq` stamped above `ceiling` on,
+    // each entry takes the next stamp above `ceiling`, in seq order, and so
+    // do the row clocks it set that no later change replaced (a device
+    // whose clock ran ahead). Returns the highest stamp now issued, at least
+    // `ceiling`; the clock comes back to it.
+    std::uint64_t restamp(std::uint64_t ceiling, std::int64_t after_seq);
     // The row's current state of the fields `tags` as changes (a counter as
     // one change per origin): what the server sends back for a refused
     // change. Fields never written are left out.

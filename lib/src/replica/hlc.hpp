@@ -5,6 +5,7 @@
 // Thread-safety: one thread at a time (its Core's mutex).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 
@@ -34,6 +35,10 @@ class HybridClock {
     std::uint64_t tick();
     // Another replica's time (at most kHlcMax) was seen: never issue one behind it.
     void observe(std::uint64_t remote) noexcept;
+    // Sets the clock to `to` (at most kHlcMax), backwards too: the clock as
+    // the file holds it, or the server's time when this device's clock ran
+    // ahead of it (Core::adopt_server_time).
+    void rewind(std::uint64_t to) noexcept { last_ = std::min(to, kHlcMax); }
     std::uint64_t last() const noexcept { return last_; }
     // A time for data (completion times): the wall clock, but never behind
     // the clock's own time, so a tablet whose clock fell back to 1970 does
