@@ -9,7 +9,12 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdint>
+#include <iterator>
 #include <random>
+#include <string>
+#include <utility>
+#include <vector>
 
 using namespace lindra;
 using model::Clock;
@@ -89,6 +94,30 @@ std::int64_t as_int(const Value& v) {
     return std::get<std::int64_t>(v);
 }
 
+// Any order, grouping or duplication of `changes` gives the same state.
+void check_laws(const FieldDef& f, const std::vector<FieldChange>& changes, std::mt19937_64& rng) {
+    const FieldState reference = fold(f, initial(f), changes);
+
+    // Commutative: any order.
+    auto shuffled = changes;
+    std::shuffle(shuffled.begin(), shuffled.end(), rng);
+    REQUIRE(fold(f, initial(f), shuffled) == reference);
+
+    // Idempotent: duplicates, and re-applying everything.
+    auto duplicated = shuffled;
+    for (const auto& c : changes)
+        if (rng() % 2) duplicated.insert(duplicated.begin() + static_cast<long>(rng() % duplicated.size()), c);
+    REQUIRE(fold(f, initial(f), duplicated) == reference);
+    REQUIRE(fold(f, reference, changes) == reference);
+
+    // Associative: merging prefixes on two replicas and then exchanging the
+    // rest gives the same as one pass.
+    const auto cut = changes.begin() + static_cast<long>(rng() % (changes.size() + 1));
+    const std::vector<FieldChange> left(changes.begin(), cut), right(cut, changes.end());
+    REQUIRE(fold(f, fold(f, initial(f), left), right) == reference);
+    REQUIRE(fold(f, fold(f, initial(f), right), left) == reference);
+}
+
 }  // namespace
 
 TEST_CASE("merge rules are commutative, associative and idempotent") {
@@ -97,31 +126,73 @@ TEST_CASE("merge rules are commutative, associative and idempotent") {
             for (std::uint64_t seed = 1; seed <= 300; ++seed) {
                 INFO("seed " << seed);
                 std::mt19937_64 rng(seed);
-                const auto changes = random_changes(rc.field, rng, 1 + static_cast<int>(rng() % 8));
-                const FieldState reference = fold(rc.field, initial(rc.field), changes);
-
-                // Commutative: any order.
-                auto shuffled = changes;
-                std::shuffle(shuffled.begin(), shuffled.end(), rng);
-                REQUIRE(fold(rc.field, initial(rc.field), shuffled) == reference);
-
-                // Idempotent: duplicates, and re-applying everything.
-                auto duplicated = shuffled;
-                for (const auto& c : changes)
-                    if (rng() % 2)
-                        duplicated.insert(duplicated.begin() + static_cast<long>(rng() % duplicated.size()), c);
-                REQUIRE(fold(rc.field, initial(rc.field), duplicated) == reference);
-                REQUIRE(fold(rc.field, reference, changes) == reference);
-
-                // Associative: merging prefixes on two replicas and then
-                // exchanging the rest gives the same as one pass.
-                const auto cut = changes.begin() + static_cast<long>(rng() % (changes.size() + 1));
-                const std::vector<FieldChange> left(changes.begin(), cut), right(cut, changes.end());
-                const FieldState a = fold(rc.field, fold(rc.field, initial(rc.field), left), right);
-                const FieldState b = fold(rc.field, fold(rc.field, initial(rc.field), right), left);
-                REQUIRE(a == reference);
-                REQUIRE(b == reference);
+                check_laws(rc.field, random_changes(rc.field, rng, 1 + static_cast<int>(rng() % 8)), rng);
             }
+        }
+    }
+}
+
+// The server validates a pushed change before it merges it, but a merge
+// rule must not depend on that: a value of the wrong type, no value, or a
+// number at the integer limits is merged without throwing or undefined
+// behaviour (the suite runs under UBSan), and the laws still hold. A
+// counter's pushed total of INT64_MAX once overflowed inside the server.
+TEST_CASE("merge rules keep their laws on values no validation let through") {
+    const Id origin = Id::random();
+    const std::vector<Value> hostile = {
+        Value{},          std::int64_t{INT64_MAX}, std::int64_t{INT64_MAX - 1}, std::int64_t{INT64_MIN},
+        std::int64_t{-1}, std::int64_t{0},         std::int64_t{600},          std::string(),
+        std::string("withdrawn"), std::string("x"), origin};
+    for (const auto& rc : kRules) {
+        SECTION(rc.rule) {
+            for (std::uint64_t seed = 1; seed <= 300; ++seed) {
+                INFO("seed " << seed);
+                std::mt19937_64 rng(seed);
+                auto changes = random_changes(rc.field, rng, 1 + static_cast<int>(rng() % 8));
+                for (auto& c : changes)
+                    if (rng() % 2) c.value = hostile[rng() % hostile.size()];
+                check_laws(rc.field, changes, rng);
+            }
+        }
+    }
+}
+
+TEST_CASE("a counter's total saturates at the integer limits, whatever the order") {
+    const auto& f = field_of("module_progress", "time_spent_s");
+    const Id a = Id::random(), b = Id::random(), c = Id::random();
+    auto merged = [&](std::vector<FieldChange> changes) {
+        std::sort(changes.begin(), changes.end(), [](const auto& x, const auto& y) { return x.clock < y.clock; });
+        const FieldState first = fold(f, initial(f), changes);
+        while (std::next_permutation(changes.begin(), changes.end(),
+                                     [](const auto& x, const auto& y) { return x.clock < y.clock; }))
+            REQUIRE(fold(f, initial(f), changes) == first);
+        return first;
+    };
+    // The case: a row holding 600 from one device, INT64_MAX pushed from another.
+    auto s = merged({{std::int64_t{600}, {1, a}}, {std::int64_t{INT64_MAX}, {2, b}}});
+    CHECK(as_int(s.value) == INT64_MAX);
+    CHECK(s.totals.size() == 2);
+
+    s = merged({{std::int64_t{INT64_MAX}, {1, a}}, {std::int64_t{INT64_MAX - 1}, {2, b}}, {std::int64_t{600}, {3, c}}});
+    CHECK(as_int(s.value) == INT64_MAX);
+    s = merged({{std::int64_t{INT64_MIN}, {1, a}}, {std::int64_t{INT64_MIN}, {2, b}}, {std::int64_t{-600}, {3, c}}});
+    CHECK(as_int(s.value) == INT64_MIN);
+    // Each origin's total is kept as it came (sorted by origin): only the sum saturates.
+    std::vector<std::pair<Id, std::int64_t>> totals = {{a, INT64_MIN}, {b, INT64_MIN}, {c, -600}};
+    std::sort(totals.begin(), totals.end());
+    CHECK(s.totals == totals);
+}
+
+TEST_CASE("a change whose value has the wrong type changes no number-ruled field") {
+    for (const char* name : {"time_spent_s", "best_score", "first_completed_at", "progress"}) {
+        INFO(name);
+        const auto& f = field_of("module_progress", name);
+        FieldState s = initial(f);
+        REQUIRE(model::merge_field(f, s, std::int64_t{5}, {3, Id::random()}));
+        const FieldState before = s;
+        for (const Value& v : {Value{}, Value{std::string("60")}, Value{Id::random()}}) {
+            CHECK_FALSE(model::merge_field(f, s, v, {9, Id::random()}));  // later, still no effect
+            CHECK(s == before);
         }
     }
 }

@@ -5,14 +5,18 @@
 // past backfilled (DESIGN §6, README "Security model").
 #include "client/session.hpp"
 #include "protocol/messages.hpp"
+#include "store/database.hpp"
 #include "support/db.hpp"
 #include "support/fixture.hpp"
 #include "support/sync_fixture.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <string>
+#include <vector>
 
 namespace lindra::test {
 namespace {
@@ -307,6 +311,47 @@ TEST_CASE("a candidate added to a group gets its past, and no one else's progres
     CHECK(tablet.count("gathering") == 3);    // planned long before she joined
     CHECK(tablet.person(g.ola()));            // her fellow members
     CHECK(tablet.count("module_progress") == 0);  // not Ola's progress
+}
+
+// Pushes go out two at a time (client/session.cpp). When the answer to one
+// refuses a write, a later write of the tablet to the same row is still
+// waiting for its own answer: the row goes back to the server's state with
+// the later write on top, as the server holds it once it takes that write.
+// Without it the tablet would keep the server's old value for good: its own
+// writes never come back in a pull.
+TEST_CASE("a refused write below a pending write to the same row keeps the later write") {
+    Group g;
+    Replica& tablet = g.w.tablet("ola");
+    const auto ola = g.token(Role::candidate, g.ola());
+    require_ok(g.w.sync(tablet, ola));
+    // Her name is hers to write, her profession only a coordinator's.
+    tablet.batch([&](Writes& w) { w.update("person", g.ola(), {{"display_name", "Ola A."}, {"profession", "nurse"}}); });
+    tablet.batch([&](Writes& w) { w.update("person", g.ola(), {{"display_name", "Ola B."}}); });
+    const auto outbox = tablet.outbox(SIZE_MAX);
+    REQUIRE(outbox.size() == 2);
+
+    SyncOptions options;
+    options.push_batch_changes = 1;  // one write per Push
+    const auto r = g.w.sync(tablet, ola, options);
+    require_ok(r);
+    REQUIRE(r.rejected.size() == 1);
+    CHECK(r.rejected[0].seq == outbox[0].seq);
+    CHECK(r.rejected[0].fields == std::vector<std::string>{"display_name", "profession"});
+    CHECK(tablet.outbox_size() == 0);
+    CHECK(tablet.person(g.ola())->display_name == "Ola B.");
+    CHECK(tablet.person(g.ola())->profession == Profession::health_care_worker);
+
+    // The tablet holds the row as the server does, clocks and all.
+    auto row = [&](const std::string& path) {
+        store::Database db(path);
+        auto st = db.prepare("SELECT quote(display_name), quote(profession), quote(lindra_clocks) FROM person WHERE id = ?");
+        st.bind(1, g.ola());
+        REQUIRE(st.step());
+        return st.text(0) + " " + st.text(1) + " " + st.text(2);
+    };
+    CHECK(row(tablet.path()) == row(g.w.server_db()));
+    require_ok(g.w.sync(tablet, ola));
+    CHECK(row(tablet.path()) == row(g.w.server_db()));
 }
 
 }  // namespace lindra::test

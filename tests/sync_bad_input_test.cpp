@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -411,6 +412,66 @@ TEST_CASE("an invalid value in a pushed write rejects that write only") {
         CHECK(ack->rejected[0].reason.find(std::string(bad.entity) + "." + bad.field) != std::string::npos);
         const std::int64_t applied = static_cast<std::int64_t>(push.entries.size()) - 1;
         CHECK(test::count_rows(w.server_db(), "lindra_log") == logged + applied);
+    }
+}
+
+// A candidate's tablet pushes a running total of her own time at or beyond
+// the integer limits, to her progress row that holds 600 s from the office's
+// tablet. The server once merged a pushed change before checking it: 600 +
+// INT64_MAX overflowed inside the server (UBSan aborted it) and the refusal
+// that came after quoted the value.
+TEST_CASE("a pushed counter total beyond its range is refused without touching the row") {
+    const FieldDef& time = *find_entity("module_progress")->field("time_spent_s");
+    for (const std::int64_t bad : {INT64_MAX, INT64_MIN, time.max + 1}) {
+        INFO("time_spent_s = " << bad);
+        SyncWorld w(plain_tcp());
+        Replica& office = w.tablet("office");
+        const Seeded s = test::seed_group(office);
+        office.add_time_spent(s.candidates[0], s.modules[0], s.group, 600);
+        require_ok(w.sync(office));
+        const Id row = Id::derive("module_progress", {s.candidates[0], s.modules[0], s.group});
+        auto time_spent = [&] {
+            store::Database db(w.server_db());
+            auto st = db.prepare("SELECT time_spent_s FROM module_progress WHERE id = ?");
+            st.bind(1, row);
+            REQUIRE(st.step());
+            return st.int64(0);
+        };
+        REQUIRE(time_spent() == 600);
+
+        Replica& ola = w.tablet("ola");
+        const std::string token = w.token({.user = "ola", .role = Role::candidate, .person = s.candidates[0]});
+        require_ok(w.sync(ola, token));
+        ola.add_time_spent(s.candidates[0], s.modules[0], s.group, 60);
+        const auto push = push_of(ola, [&](auto& entries) { set_value(entries, "module_progress", "time_spent_s", bad); });
+        REQUIRE(push.entries.size() == 1);
+        const auto before = dump(w.server_db(), Tables::domain) + dump_table(w.server_db(), "lindra_log");
+
+        RawClient c(w.port());
+        say_hello(c, ola, token);
+        REQUIRE(c.send_message(push));
+        const auto reply = c.read_message();
+        INFO(describe(reply));
+        const auto* m = std::get_if<protocol::ServerMessage>(&reply);
+        const auto* ack = m ? std::get_if<protocol::PushAck>(m) : nullptr;
+        REQUIRE(ack);
+        CHECK(ack->acked_seq == push.entries[0].seq);
+        REQUIRE(ack->rejected.size() == 1);
+        const auto& refused = ack->rejected[0];
+        CHECK(refused.code == ErrorCode::invalid_argument);
+        CHECK(refused.reason.find("module_progress.time_spent_s") != std::string::npos);
+        CHECK(refused.reason.find(std::to_string(bad)) == std::string::npos);
+        CHECK(time_spent() == 600);
+        CHECK(dump(w.server_db(), Tables::domain) + dump_table(w.server_db(), "lindra_log") == before);
+
+        // The server goes on serving, this connection and others.
+        REQUIRE(c.send_message(protocol::Ping{9}));
+        const auto pong = c.read_message();
+        m = std::get_if<protocol::ServerMessage>(&pong);
+        CHECK((m && std::holds_alternative<protocol::Pong>(*m)));
+        office.add_time_spent(s.candidates[0], s.modules[0], s.group, 30);
+        require_ok(w.sync(office));
+        CHECK(time_spent() == 630);
     }
 }
 
