@@ -424,7 +424,7 @@ private:
         const auto* push = std::get_if<protocol::Push>(&m);
         if (!push) return;
         for (const auto& e : push->entries) {
-            auto [it, fresh] = d.pushed.try_emplace(e.seq, e.changes.front().hlc);
+            const auto it = d.pushed.try_emplace(e.seq, e.changes.front().hlc).first;
             SIM_CHECK(it->second == e.changes.front().hlc,
                       d.name << ": entry " << e.seq << " pushed again with another stamp");
             d.writes.insert_or_assign(e.seq, e.changes);
@@ -453,7 +453,8 @@ private:
             for (const auto& e : push->entries) {
                 // Stamped by the server's time at the device's Welcome, plus
                 // logical ticks: never after the server's clock, however far
-                // ahead the device's ran.
+                // ahead the device's ran, so never refused for it (the
+                // server refuses stamps 24 h ahead).
                 const auto ahead_ms = static_cast<std::int64_t>(e.changes.front().hlc >> 16) - now_;
                 SIM_CHECK(ahead_ms <= 1'000, who << ": entry " << e.seq << " arrived stamped " << ahead_ms
                                                  << " ms after the server's clock");
