@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A tablet whose clock runs ahead, from the outside (issue 12, item 1): the
+# A tablet whose clock runs ahead, from the outside: the
 # real lindra-server and lindra-tablet over TLS, the tablet's clock moved by
 # Debian's faketime. Every write reaches the server, none is refused, and
 # once the clock is right the tablet stamps its writes right again.

@@ -1,4 +1,4 @@
-// Tablets whose clocks are wrong (DESIGN §9, issue 12 item 1): ahead by
+// Tablets whose clocks are wrong (DESIGN §9): ahead by
 // hours or a year, behind by 400 days, fixed between two writes. At Welcome
 // a tablet restamps its own unpushed changes that are stamped after the
 // server's time, so nothing it wrote is refused for its clock and its clock
