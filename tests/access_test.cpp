@@ -568,6 +568,27 @@ TEST_CASE("the server forgets refusals the device has heard, and keeps few in an
         }
     }
     CHECK(count_rows(s.db(), "lindra_refused") == server::ServerStore::kRefusalsKept);
+    // A retry of a write whose refusal was forgotten is judged anew, never
+    // acknowledged as if applied.
+    {
+        server::ServerSession session(s.context(), "test");
+        hello(session, 0);
+        const Id kari_progress = Id::derive("module_progress", {w.kari, w.module, w.group1});
+        const auto field = find_entity("module_progress")->field("best_score")->tag;
+        protocol::Push push;
+        push.entries.push_back(
+            {1, {{9, kari_progress, field, std::int64_t{1}, replica::hlc_make(static_cast<std::uint64_t>(now_ms()), 0), device}}});
+        const std::string body = protocol::encode(protocol::ClientMessage{push});
+        auto reply = session.on_frame({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
+        REQUIRE(reply.frames.size() == 1);
+        const auto& f = reply.frames.front();
+        const auto m = protocol::decode_server({reinterpret_cast<const std::uint8_t*>(f.data()), f.size()}, 1 << 20);
+        const auto* ack = std::get_if<protocol::PushAck>(&m);
+        REQUIRE(ack);
+        REQUIRE(ack->rejected.size() == 1);
+        CHECK(ack->rejected[0].seq == 1);
+        CHECK(ack->rejected[0].code == ErrorCode::permission_denied);
+    }
     // Its next Hello says it holds every answer: nothing is kept.
     server::ServerSession again(s.context(), "test");
     hello(again, kWrites);

@@ -187,14 +187,18 @@ public:
             const EntityDef& e = *find_entity(first.entity);  // the decoder checked it
             if (entry.seq <= before.highest_seq) {
                 // A retry: acknowledged again if it was applied, refused
-                // again if it was refused, with the row as it is now.
-                if (!logged(device, entry))
-                    if (auto r = refusal_of(device, entry.seq))
-                        out.rejected.push_back(rejected(access, e, core_.load(e, first.row), entry, r->first,
-                                                        std::move(r->second), refill));
-                continue;
+                // again if it was refused, with the row as it is now; judged
+                // anew if its refusal was forgotten (beyond kRefusalsKept),
+                // never acknowledged unjudged.
+                if (logged(device, entry)) continue;
+                if (auto r = refusal_of(device, entry.seq)) {
+                    out.rejected.push_back(rejected(access, e, core_.load(e, first.row), entry, r->first,
+                                                    std::move(r->second), refill));
+                    continue;
+                }
+            } else {
+                after = {entry.seq, first.hlc};
             }
-            after = {entry.seq, first.hlc};
             const auto row = core_.load(e, first.row);
             // A row the user may not read is judged as if it did not exist,
             // so the answer cannot tell them that it does (docs/decisions.md,
