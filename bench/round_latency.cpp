@@ -111,7 +111,8 @@ void print_round_latency(const RoundLatency& r, bool insecure) {
     std::printf("             nothing to do: p50 %.2f ms, p99 %.2f ms; 10 writes: p50 %.2f ms, p99 %.2f ms\n",
                 r.noop_p50_ms, r.noop_p99_ms, r.write10_p50_ms, r.write10_p99_ms);
     std::printf("             a no-op round on the wire: %llu bytes with the handshake (%llu bytes of frames)\n",
-                static_cast<unsigned long long>(r.noop_wire_bytes), static_cast<unsigned long long>(r.noop_frame_bytes));
+                static_cast<unsigned long long>(r.noop_wire_bytes),
+                static_cast<unsigned long long>(r.noop_frame_bytes));
 }
 
 std::string round_latency_json(const RoundLatency& r) {

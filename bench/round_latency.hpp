@@ -15,7 +15,7 @@ struct RoundLatency {
     int rounds = 0;  // of each kind
     double noop_p50_ms = 0, noop_p99_ms = 0;
     double write10_p50_ms = 0, write10_p99_ms = 0;
-    std::uint64_t noop_wire_bytes = 0;  // TCP payload both ways: TLS records, handshake and close_notify included
+    std::uint64_t noop_wire_bytes = 0;   // TCP payload both ways: TLS records, handshake and close_notify included
     std::uint64_t noop_frame_bytes = 0;  // lindra's frames alone, as SyncResult counts them
 };
 

@@ -53,9 +53,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kAttackerConnections = 600;
 constexpr int kTablets = 50;
-constexpr int kShare = 32;           // the server's default max_connections_per_address
+constexpr int kShare = 32;          // the server's default max_connections_per_address
 constexpr int kTabletsAtOnce = 16;  // a busy care home's worth at once, within that share
-constexpr auto kMinAttack = 15s;     // past the 10 s Hello deadline, so held connections are cut and reopened
+constexpr auto kMinAttack = 15s;    // past the 10 s Hello deadline, so held connections are cut and reopened
 constexpr auto kMaxAttack = 120s;
 // Before the cap the attacker's 512 connections cost about 40 MiB.
 constexpr long kRssGrowthBoundKib = 16 * 1024;
@@ -271,12 +271,13 @@ class Attacker {
 // Samples a process's VmRSS every 50 ms, keeping the highest.
 class RssWatch {
   public:
-    explicit RssWatch(pid_t pid) : thread_([this, pid] {
-        while (!stopping_) {
-            peak_ = std::max(peak_.load(), rss_kib(pid));
-            std::this_thread::sleep_for(50ms);
-        }
-    }) {}
+    explicit RssWatch(pid_t pid)
+        : thread_([this, pid] {
+              while (!stopping_) {
+                  peak_ = std::max(peak_.load(), rss_kib(pid));
+                  std::this_thread::sleep_for(50ms);
+              }
+          }) {}
     ~RssWatch() { stop(); }
     long stop() {
         stopping_ = true;
@@ -379,11 +380,11 @@ TEST_CASE("one peer holding 600 idle connections does not keep 50 tablets from s
 
     const auto held = attacker.held();
     const auto reopened = attacker.reopened();
-    std::printf("flood: %d tablet rounds over %.1f s while one peer held %d connections and reopened %llu;"
-                " server VmRSS %ld KiB before, at most %ld KiB during (+%ld KiB; bound +%ld KiB)\n",
-                rounds.load() - kTablets, std::chrono::duration<double>(attacked_for).count(), held,
-                static_cast<unsigned long long>(reopened), rss_before, rss_peak, rss_peak - rss_before,
-                kRssGrowthBoundKib);
+    std::printf(
+        "flood: %d tablet rounds over %.1f s while one peer held %d connections and reopened %llu;"
+        " server VmRSS %ld KiB before, at most %ld KiB during (+%ld KiB; bound +%ld KiB)\n",
+        rounds.load() - kTablets, std::chrono::duration<double>(attacked_for).count(), held,
+        static_cast<unsigned long long>(reopened), rss_before, rss_peak, rss_peak - rss_before, kRssGrowthBoundKib);
     {
         std::lock_guard lock(failures_mutex);
         INFO(failures.size() << " failed rounds, the first: " << (failures.empty() ? "" : failures.front()));
@@ -430,9 +431,9 @@ TEST_CASE("lindra-server's limit flags take effect, and bad values are refused")
         return more;
     };
     SECTION("a share of 2 and a Hello deadline of 300 ms") {
-        ServerProcess server(with({"--listen", "[::]:0", "--max-connections-per-address", "2", "--hello-timeout",
-                                   "300ms"}),
-                             dir.file("server.log"));
+        ServerProcess server(
+            with({"--listen", "[::]:0", "--max-connections-per-address", "2", "--hello-timeout", "300ms"}),
+            dir.file("server.log"));
         const auto port = server.wait_for_port();
         std::vector<int> fds;
         for (int i = 0; i < 3; ++i) {

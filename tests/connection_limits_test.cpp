@@ -44,7 +44,9 @@ std::function<void(ServerOptions&)> plain_dual_stack(std::function<void(ServerOp
     };
 }
 
-bool is_eof(const RawClient::Read& r) { return std::holds_alternative<RawClient::Eof>(r); }
+bool is_eof(const RawClient::Read& r) {
+    return std::holds_alternative<RawClient::Eof>(r);
+}
 
 template <class Message>
 bool is(const RawClient::Read& r) {
@@ -214,7 +216,8 @@ TEST_CASE("a peer must finish its Hello within the Hello deadline, however it sp
         CHECK(served(fine));
     }
     SECTION("the late ones are counted") {
-        { RawClient silent(w.port()); CHECK(is_eof(silent.read_message())); }
+        RawClient silent(w.port());
+        CHECK(is_eof(silent.read_message()));
         const auto lines = turnaway_lines(w);
         CHECK(total(lines, "no_hello_in_time") == 1);
     }
@@ -263,9 +266,11 @@ TEST_CASE("connection limits that make no sense are refused before the store is 
     };
     const Case cases[] = {
         {"no connections", [](ServerOptions& o) { o.max_connections = 0; }, "max_connections"},
-        {"none per address", [](ServerOptions& o) { o.max_connections_per_address = 0; }, "max_connections_per_address"},
+        {"none per address", [](ServerOptions& o) { o.max_connections_per_address = 0; },
+         "max_connections_per_address"},
         {"a rate of zero", [](ServerOptions& o) { o.min_frame_rate = 0; }, "min_frame_rate"},
         {"no time for Hello", [](ServerOptions& o) { o.hello_timeout = milliseconds(0); }, "hello_timeout"},
+        {"forever between frames", [](ServerOptions& o) { o.idle_timeout = milliseconds::max(); }, "idle_timeout"},
     };
     for (const auto& c : cases) {
         INFO(c.name);

@@ -148,7 +148,8 @@ void raise_file_limit(std::size_t max_connections) {
     constexpr rlim_t kSpare = 64;  // the store, the listener, a refused connection or two
     if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < max_connections + kSpare)
         std::cerr << "lindra-server: warning: the file descriptor limit (" << limit.rlim_cur
-                  << ") is too low for --max-connections " << max_connections << "; raise it (ulimit -n, LimitNOFILE=)\n";
+                  << ") is too low for --max-connections " << max_connections
+                  << "; raise it (ulimit -n, LimitNOFILE=)\n";
 }
 
 int gen_key(int argc, char** argv) {
@@ -248,12 +249,18 @@ int main(int argc, char** argv) {
     lindra::ServerOptions options;
     try {
         for (const auto& [flag, value] : limits) {
-            if (flag == "--max-connections") options.max_connections = parse_count(flag, value);
-            else if (flag == "--max-connections-per-address") options.max_connections_per_address = parse_count(flag, value);
-            else if (flag == "--min-frame-rate") options.min_frame_rate = parse_count(flag, value);
-            else if (flag == "--hello-timeout") options.hello_timeout = parse_duration(flag, value);
-            else if (flag == "--io-timeout") options.io_timeout = parse_duration(flag, value);
-            else if (flag == "--idle-timeout") options.idle_timeout = parse_duration(flag, value);
+            if (flag == "--max-connections")
+                options.max_connections = parse_count(flag, value);
+            else if (flag == "--max-connections-per-address")
+                options.max_connections_per_address = parse_count(flag, value);
+            else if (flag == "--min-frame-rate")
+                options.min_frame_rate = parse_count(flag, value);
+            else if (flag == "--hello-timeout")
+                options.hello_timeout = parse_duration(flag, value);
+            else if (flag == "--io-timeout")
+                options.io_timeout = parse_duration(flag, value);
+            else if (flag == "--idle-timeout")
+                options.idle_timeout = parse_duration(flag, value);
         }
     } catch (const UsageError& e) {
         return usage(e.what());

@@ -97,7 +97,7 @@ struct ServerOptions {
     // bytes must keep coming at that rate; a reply must leave within
     // io_timeout plus its size at that rate.
     std::chrono::milliseconds io_timeout{30'000};
-    std::size_t min_frame_rate = 16 * 1024;  // bytes per second
+    std::size_t min_frame_rate = 16 * 1024;          // bytes per second
     std::chrono::milliseconds idle_timeout{60'000};  // between frames
     // From connecting to a welcomed Hello, the TLS handshake included.
     std::chrono::milliseconds hello_timeout{10'000};

@@ -49,7 +49,7 @@ using Clock = asio::steady_timer::clock_type;
 struct Pace {
     milliseconds idle{60'000};  // for a frame to begin
     milliseconds floor{30'000};
-    std::size_t min_rate = 16 * 1024;  // bytes per second
+    std::size_t min_rate = 16 * 1024;                        // bytes per second
     Clock::time_point not_after = Clock::time_point::max();  // whatever the rest says (the Hello deadline)
 
     // When the next byte of a frame that began at `started` and has brought

@@ -19,8 +19,10 @@ void check_limits(const ServerOptions& o) {
     require(o.max_connections >= 1, "max_connections must be at least 1");
     require(o.max_connections_per_address >= 1, "max_connections_per_address must be at least 1");
     require(o.min_frame_rate >= 1, "min_frame_rate must be at least 1 byte per second");
-    require(o.io_timeout.count() > 0 && o.idle_timeout.count() > 0 && o.hello_timeout.count() > 0,
-            "io_timeout, idle_timeout and hello_timeout must be positive");
+    constexpr std::chrono::milliseconds kLongest = std::chrono::hours(24 * 366);  // deadlines stay far from overflow
+    for (const auto t : {o.io_timeout, o.idle_timeout, o.hello_timeout})
+        require(t.count() > 0 && t <= kLongest,
+                "io_timeout, idle_timeout and hello_timeout must be positive and at most a year");
 }
 
 // "connections turned away: per_address_cap=530 ...", counts only: lindra's
