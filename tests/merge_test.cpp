@@ -139,10 +139,17 @@ TEST_CASE("merge rules are commutative, associative and idempotent") {
 // counter's pushed total of INT64_MAX once overflowed inside the server.
 TEST_CASE("merge rules keep their laws on values no validation let through") {
     const Id origin = Id::random();
-    const std::vector<Value> hostile = {
-        Value{},          std::int64_t{INT64_MAX}, std::int64_t{INT64_MAX - 1}, std::int64_t{INT64_MIN},
-        std::int64_t{-1}, std::int64_t{0},         std::int64_t{600},          std::string(),
-        std::string("withdrawn"), std::string("x"), origin};
+    const std::vector<Value> hostile = {Value{},
+                                        std::int64_t{INT64_MAX},
+                                        std::int64_t{INT64_MAX - 1},
+                                        std::int64_t{INT64_MIN},
+                                        std::int64_t{-1},
+                                        std::int64_t{0},
+                                        std::int64_t{600},
+                                        std::string(),
+                                        std::string("withdrawn"),
+                                        std::string("x"),
+                                        origin};
     for (const auto& rc : kRules) {
         SECTION(rc.rule) {
             for (std::uint64_t seed = 1; seed <= 300; ++seed) {

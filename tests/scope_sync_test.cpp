@@ -325,7 +325,9 @@ TEST_CASE("a refused write below a pending write to the same row keeps the later
     const auto ola = g.token(Role::candidate, g.ola());
     require_ok(g.w.sync(tablet, ola));
     // Her name is hers to write, her profession only a coordinator's.
-    tablet.batch([&](Writes& w) { w.update("person", g.ola(), {{"display_name", "Ola A."}, {"profession", "nurse"}}); });
+    tablet.batch([&](Writes& w) {
+        w.update("person", g.ola(), {{"display_name", "Ola A."}, {"profession", "nurse"}});
+    });
     tablet.batch([&](Writes& w) { w.update("person", g.ola(), {{"display_name", "Ola B."}}); });
     const auto outbox = tablet.outbox(SIZE_MAX);
     REQUIRE(outbox.size() == 2);
@@ -344,7 +346,8 @@ TEST_CASE("a refused write below a pending write to the same row keeps the later
     // The tablet holds the row as the server does, clocks and all.
     auto row = [&](const std::string& path) {
         store::Database db(path);
-        auto st = db.prepare("SELECT quote(display_name), quote(profession), quote(lindra_clocks) FROM person WHERE id = ?");
+        auto st =
+            db.prepare("SELECT quote(display_name), quote(profession), quote(lindra_clocks) FROM person WHERE id = ?");
         st.bind(1, g.ola());
         REQUIRE(st.step());
         return st.text(0) + " " + st.text(1) + " " + st.text(2);

@@ -443,7 +443,8 @@ TEST_CASE("a pushed counter total beyond its range is refused without touching t
         const std::string token = w.token({.user = "ola", .role = Role::candidate, .person = s.candidates[0]});
         require_ok(w.sync(ola, token));
         ola.add_time_spent(s.candidates[0], s.modules[0], s.group, 60);
-        const auto push = push_of(ola, [&](auto& entries) { set_value(entries, "module_progress", "time_spent_s", bad); });
+        const auto push =
+            push_of(ola, [&](auto& entries) { set_value(entries, "module_progress", "time_spent_s", bad); });
         REQUIRE(push.entries.size() == 1);
         const auto before = dump(w.server_db(), Tables::domain) + dump_table(w.server_db(), "lindra_log");
 
