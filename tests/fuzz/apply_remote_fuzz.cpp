@@ -2,29 +2,35 @@
 // PullBatch is applied as a device applies it (its purges, then its changes
 // and cursor, in one transaction); a PushAck's rejected changes are put
 // back as the device puts them back. The replica holds the seed rows
-// (fuzz_world.hpp) and writes of its own still in its outbox; every input
-// starts from a fresh copy of it.
+// (fuzz_world.hpp) and writes of its own still in its outbox
+// (fuzz::unpushed_writes); every input starts from a fresh copy of it.
 //
 // Besides "no crash": decoding throws only ProtocolError and applying only
 // lindra::Error; a call that throws leaves every table as it was and the
 // transaction usable (the server applies each pushed entry this way and
 // goes on with the next); a batch applied twice changes nothing the second
 // time; its writes applied one by one in reverse order leave the same rows
-// (merging commutes), and the database passes integrity_check.
+// (merging commutes); a row a PushAck refused keeps the device's later
+// writes to it still pending, and refusals put back twice change nothing the
+// second time; and the database passes integrity_check.
 #include "fuzz/fuzz_world.hpp"
+#include "model/merge.hpp"
 #include "replica/core.hpp"
 #include "support/temp_dir.hpp"
 
 #include <lindra/replica.hpp>
 #include <lindra/schema.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -44,11 +50,7 @@ class World {
         const fuzz::Seed& s = fuzz::seed();
         Replica r(template_db(), kOptions);
         for (const auto& entry : s.entries) r.apply_remote(entry.changes);
-        r.batch([&](Writes& w) {
-            w.record_score(s.candidates[1], s.modules[0], s.group, 40);
-            w.add_time_spent(s.candidates[0], s.modules[0], s.group, 120);
-            w.write_reflection(s.candidates[1], s.group, {}, "Draft, not yet pushed.");
-        });
+        r.batch(fuzz::unpushed_writes);
     }
     std::string template_db() const { return dir_.file("template.db"); }
     std::string db() const { return dir_.file("replica.db"); }
@@ -115,13 +117,41 @@ void check_reverse_order(detail::Core& core, const protocol::PullBatch& batch, c
         finding("the batch's writes applied in reverse order left other rows");
 }
 
+// The refusals put back as the device puts them back: each row goes back to
+// the server's state with the device's later pending writes to it on top.
+// Then once more, which must change nothing.
 void revert(detail::Core& core, const protocol::PushAck& ack) {
-    detail::Core::WriteTransaction txn(core);
+    auto put_back = [&] {
+        detail::Core::WriteTransaction txn(core);
+        for (const auto& r : ack.rejected) {
+            const EntityDef& e = *find_entity(r.entity);  // the decoder checked it
+            applied(core, "revert", [&] { core.revert(e, r.row, r.seq, r.fields, r.current, r.drop_row); });
+        }
+        txn.commit();
+    };
+    put_back();
+    const std::string once = fuzz::dump(core.db);
+
+    // A row refused holds the device's writes to it still pending after
+    // the last refusal: merging them in again changes nothing.
+    std::map<std::pair<std::uint16_t, Id>, std::int64_t> refused;  // a row's last refused seq
     for (const auto& r : ack.rejected) {
-        const EntityDef& e = *find_entity(r.entity);  // the decoder checked it
-        applied(core, "revert", [&] { core.revert(e, r.row, r.seq, r.fields, r.current, r.drop_row); });
+        auto& seq = refused[{r.entity, r.row}];
+        seq = std::max(seq, r.seq);
     }
-    txn.commit();
+    for (const auto& entry : core.outbox(SIZE_MAX)) {
+        const Change& c = entry.changes.front();
+        const auto it = refused.find({c.entity, c.row});
+        if (it == refused.end() || entry.seq <= it->second) continue;
+        const EntityDef& e = *find_entity(c.entity);
+        const model::RowState row = core.load(e, c.row);
+        if (model::merged(e, row, entry.changes).fields != row.fields)
+            finding("a refused write's row lost the device's later write " + std::to_string(entry.seq) +
+                    ", still pending");
+    }
+
+    put_back();
+    if (fuzz::dump(core.db) != once) finding("putting back a PushAck's refusals twice changed rows the second time");
 }
 
 }  // namespace

@@ -111,6 +111,14 @@ std::vector<protocol::Entry> writes(const std::function<void(Writes&)>& fn, cons
     return out;
 }
 
+void unpushed_writes(Writes& w) {
+    const Seed& s = seed();
+    w.record_score(s.candidates[1], s.modules[0], s.group, 40);
+    w.add_time_spent(s.candidates[0], s.modules[0], s.group, 120);
+    w.write_reflection(s.candidates[1], s.group, {}, "Draft, not yet pushed.");
+    w.record_score(s.candidates[1], s.modules[0], s.group, 60);
+}
+
 const Seed& seed() {
     static const Seed s = make_seed();
     return s;

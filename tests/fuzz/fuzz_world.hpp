@@ -14,6 +14,7 @@
 #include <map>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lindra::fuzz {
@@ -42,6 +43,19 @@ struct User {
     Id device;
 };
 std::span<const User> users();
+
+// What server_session_fuzz reads in an input as a device would mean it (see
+// there): a Hello whose token is kUserToken and a user's index opens a new
+// connection as that user; a cursor of k bytes kHandedCursor is the k-th
+// latest cursor the server handed to the device (an unfinished varint: no
+// cursor the server makes).
+inline constexpr std::string_view kUserToken = "fuzz-user-";
+inline constexpr char kHandedCursor = '\x80';
+
+// The writes the apply_remote target's replica holds unpushed, after the
+// seed rows (seqs 1..4). The first and the last set one field of one row: a
+// refusal of the first finds a later write to it still pending.
+void unpushed_writes(Writes& w);
 
 // A fixed id, distinct for each `n` and `kind` (a few fixed bytes apart).
 Id fixed_id(std::uint8_t kind, std::uint16_t n);

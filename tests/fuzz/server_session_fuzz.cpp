@@ -1,10 +1,24 @@
-// The server's message handling after Hello: a ServerSession on a SQLite
+// The server's message handling after Hello: ServerSessions on a SQLite
 // server store that holds the seed rows (fuzz_world.hpp), with a real token
-// authenticator. The first input byte picks the user; the session gets that
+// authenticator. The first input byte picks the user; a session gets that
 // user's Hello with a valid token, then the rest of the input as the bytes
-// of a connection, frame by frame as net/ reads them. If the session is
-// still open after them, the device pulls everything as a sync round would
-// and applies it to a replica holding the seed rows.
+// of a connection, frame by frame as net/ reads them.
+//
+// Two things in the input are read as a device would mean them, not as
+// bytes, so that what the server hands out is used again:
+// - a Hello whose token is "fuzz-user-<n>" (fuzz::kUserToken) ends the
+//   connection and opens a new one, with user n's valid token and the
+//   Hello's own device id: another user, a second device, or the same
+//   device again later (e.g. after a coordinator has withdrawn its user);
+// - a cursor (in a Pull or a Hello) of k bytes 0x80 (fuzz::kHandedCursor)
+//   is the k-th latest cursor the server handed to the device (the first
+//   pull's, "", if there is none). No cursor the server makes is an
+//   unfinished varint.
+// So scope loss, purges, refills and backfill run under the fuzzer.
+// Every PullBatch is applied to its device's replica (one per device, from
+// the seed rows) as the device would apply it. If the last session is still
+// open at the end of the input, its device pulls on from its latest cursor
+// to the head, as its next sync round would.
 //
 // Every input starts from a fresh copy of the same store, so a finding
 // replays from its input alone.
@@ -13,9 +27,12 @@
 // kind the request calls for; an Error closes the connection, is never
 // `internal` (an unexpected exception or a storage failure) and commits
 // nothing; a push is acknowledged up to its last seq, and an entry refused
-// once is refused again when retried; the pull reaches the head and every
-// pulled change applies on the device; the store passes integrity_check
-// and foreign_key_check.
+// once is refused again when retried (unless the device said it heard the
+// answer, Hello.acked_seq, or more than kRefusalsKept came after it); a
+// Welcome's highest_seq is what the device's pushes left; a pull with a
+// cursor the server handed out is answered with a batch; every pulled batch
+// applies on the device; the store passes integrity_check and
+// foreign_key_check.
 #include "fuzz/fuzz_world.hpp"
 #include "protocol/frame.hpp"
 #include "replica/core.hpp"
@@ -29,12 +46,14 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -139,23 +158,34 @@ class World {
     std::vector<std::string> tokens_;
 };
 
-// One input's session and what it checks.
+// The user a Hello's token names (fuzz::kUserToken), if it names one.
+std::optional<std::size_t> user_of(const protocol::Hello& hello) {
+    for (std::size_t u = 0; u < fuzz::users().size(); ++u)
+        if (hello.token == std::string(fuzz::kUserToken) + std::to_string(u)) return u;
+    return std::nullopt;
+}
+
+// How many cursors back `cursor` names (fuzz::kHandedCursor), or 0 if it is one of its own.
+std::size_t cursors_back(std::string_view cursor) {
+    if (cursor.empty() || cursor.size() > 8) return 0;
+    return std::all_of(cursor.begin(), cursor.end(), [](char c) { return c == fuzz::kHandedCursor; }) ? cursor.size()
+                                                                                                      : 0;
+}
+
+// One input's connections, the devices behind them, and what they check.
 class Run {
   public:
     Run(const World& world, std::size_t user)
-        : user_(fuzz::users()[user]),
+        : world_(world),
           store_(fresh_store(world)),
           observer_(world.server_db()),
-          context_(world.context(*store_, mutex_)),
-          session_(context_, "fuzz") {
-        const auto welcome = reply(
-            session_.on_frame(bytes_of(protocol::encode(World::hello(user_.device, world.token(user))))), kPullBudget);
-        if (!std::holds_alternative<protocol::Welcome>(welcome)) finding("Hello refused: " + describe(welcome));
-        highest_seq_ = std::get<protocol::Welcome>(welcome).highest_seq;
+          context_(world.context(*store_, mutex_)) {
+        const auto m = connect(user, World::hello(fuzz::users()[user].device, {}));
+        if (!std::holds_alternative<protocol::Welcome>(m)) finding("Hello refused: " + describe(m));
     }
 
     bool closed() const { return closed_; }
-    std::size_t max_frame() const { return session_.max_frame(); }
+    std::size_t max_frame() const { return closed_ ? kLimits.max_frame_bytes : session_->max_frame(); }
 
     // One frame of the input.
     void frame(std::span<const std::uint8_t> body) {
@@ -163,14 +193,30 @@ class Run {
         std::optional<protocol::ClientMessage> request;
         std::optional<protocol::ProtocolError> malformed;
         try {
-            request = protocol::decode_client(body, user_.device, kLimits.max_push_changes);
+            request = protocol::decode_client(body, device_, kLimits.max_push_changes);
         } catch (const protocol::ProtocolError& e) {
             malformed = e;
+        }
+        if (const auto* hello = request ? std::get_if<protocol::Hello>(&*request) : nullptr)
+            if (const auto user = user_of(*hello)) {
+                connect(*user, *hello);
+                return;
+            }
+        if (closed_) return;      // nothing reaches a closed connection but a new one
+        std::string substituted;  // the body with a cursor handed out, if it names one
+        bool handed_out = false;
+        if (auto* pull = request ? std::get_if<protocol::Pull>(&*request) : nullptr) {
+            if (const std::size_t back = cursors_back(pull->cursor)) {
+                pull->cursor = cursor(device_, back);
+                substituted = protocol::encode(*request);
+                body = bytes_of(substituted);
+            }
+            handed_out = pull->cursor.empty() || !substituted.empty();
         }
         const auto* push = request ? std::get_if<protocol::Push>(&*request) : nullptr;
 
         const std::int64_t version = data_version();
-        const auto m = reply(session_.on_frame(body), push ? push_budget(*push) : kPullBudget);
+        const auto m = reply(session_->on_frame(body), push ? push_budget(*push) : kPullBudget);
         fuzz::trace("frame of " + std::to_string(body.size()) + " bytes: " + describe(m));
         const auto* error = std::get_if<protocol::ErrorMessage>(&m);
         if (error && data_version() != version) finding("a refused message committed: " + describe(m));
@@ -185,51 +231,107 @@ class Run {
             if (!pong || pong->nonce != ping->nonce) finding("a Ping answered with " + describe(m));
         } else if (push) {
             check_push(*push, m);
-        } else if (!error && !std::holds_alternative<protocol::PullBatch>(m)) {
-            finding("a Pull answered with " + describe(m));
+        } else if (const auto* batch = std::get_if<protocol::PullBatch>(&m)) {
+            pulled(*batch);
+        } else if (!error || handed_out) {
+            finding("a Pull " + std::string(handed_out ? "with a cursor the server handed out " : "") +
+                    "answered with " + describe(m));
         }
     }
 
     // A frame the server cannot take (over the limit, a malformed length).
     void bad_frame(const protocol::ProtocolError& e) {
-        const auto m = reply(session_.on_bad_frame(e), kPullBudget);
+        if (closed_) return;
+        const auto m = reply(session_->on_bad_frame(e), kPullBudget);
         if (!std::holds_alternative<protocol::ErrorMessage>(m)) finding("a bad frame answered with " + describe(m));
     }
 
-    // What a sync round does last: pull until the head, applying each batch.
-    void pull_everything(const World& world) {
-        fuzz::copy_database(world.replica_template(), world.replica_db());
-        detail::Core device(world.replica_db(), kReplicaOptions);
-        std::string cursor;
+    // What the device's next sync round does last: pull from its latest
+    // cursor until the head, applying each batch.
+    void pull_to_head() {
         for (int round = 0; round < 1'000; ++round) {
             const auto m =
-                reply(session_.on_frame(bytes_of(protocol::encode(protocol::Pull{cursor, 50, true}))), kPullBudget);
+                reply(session_->on_frame(bytes_of(protocol::encode(protocol::Pull{cursor(device_, 1), 50, true}))),
+                      kPullBudget);
             const auto* batch = std::get_if<protocol::PullBatch>(&m);
-            if (batch) fuzz::trace("pulled " + std::to_string(batch->changes.size()) + " changes");
             if (!batch) finding("a pull with the server's own cursor answered with " + describe(m));
-            try {
-                detail::Core::WriteTransaction txn(device);
-                for (const auto& p : batch->purges) device.purge(p.rows);
-                device.apply_pulled(batch->changes, batch->next_cursor, !batch->has_more);
-                txn.commit();
-            } catch (const Error& e) {
-                finding(std::string("a device cannot apply what the server handed out: ") + e.what());
-            }
+            pulled(*batch);
             if (!batch->has_more) return;
-            cursor = batch->next_cursor;
         }
         finding("1000 pulls did not reach the head");
     }
 
     void finish() {
-        session_.on_close("the input ended");
+        if (!closed_) session_->on_close("the input ended");
         fuzz::check_integrity(observer_);
     }
 
   private:
+    // What the harness knows of one device, across its connections.
+    struct Device {
+        std::optional<std::int64_t> highest_seq;  // as its pushes left it, once a Welcome told
+        std::set<std::int64_t> refused;           // the seqs the server refused and still remembers
+        std::vector<std::string> cursors;         // handed out to it, the latest last
+        std::unique_ptr<detail::Core> replica;
+    };
+
     static std::unique_ptr<server::ServerStore> fresh_store(const World& world) {
         fuzz::copy_database(world.server_template(), world.server_db());
         return server::open_sqlite_store(world.server_db(), kStoreOptions);
+    }
+
+    // Ends the connection, if open, and says `hello` on a new one as `user`.
+    protocol::ServerMessage connect(std::size_t user, protocol::Hello hello) {
+        if (session_ && !closed_) session_->on_close("the device reconnected");
+        session_ = std::make_unique<server::ServerSession>(context_, "fuzz");
+        closed_ = false;
+        device_ = hello.device;
+        hello.token = world_.token(user);
+        if (const std::size_t back = cursors_back(hello.cursor)) hello.cursor = cursor(device_, back);
+        const std::int64_t version = data_version();
+        const auto m = reply(session_->on_frame(bytes_of(protocol::encode(hello))), kPullBudget);
+        fuzz::trace("connected as " + fuzz::users()[user].claims.user + ": " + describe(m));
+        if (!std::holds_alternative<protocol::Welcome>(m)) {
+            if (data_version() != version) finding("a refused Hello committed: " + describe(m));
+            return m;
+        }
+        Device& d = devices_[device_];
+        const std::int64_t highest = std::get<protocol::Welcome>(m).highest_seq;
+        if (d.highest_seq && *d.highest_seq != highest)
+            finding("Welcome says highest seq " + std::to_string(highest) + ", the device's pushes left " +
+                    std::to_string(*d.highest_seq));
+        d.highest_seq = highest;
+        d.refused.erase(d.refused.begin(), d.refused.upper_bound(hello.acked_seq));
+        return m;
+    }
+
+    // The `back`-th latest cursor handed to `device`, or "" if it had fewer.
+    std::string cursor(const Id& device, std::size_t back) {
+        const auto& cursors = devices_[device].cursors;
+        return back <= cursors.size() ? cursors[cursors.size() - back] : std::string();
+    }
+
+    // A batch the server handed out, applied as its device applies it.
+    void pulled(const protocol::PullBatch& batch) {
+        Device& d = devices_[device_];
+        d.cursors.push_back(batch.next_cursor);
+        std::size_t purged = 0;
+        for (const auto& p : batch.purges) purged += p.rows.size();
+        fuzz::trace("pulled " + std::to_string(batch.changes.size()) + " changes, purged " + std::to_string(purged) +
+                    " rows");
+        if (!d.replica) {
+            const std::string path = world_.replica_db() + "-" + std::to_string(++replicas_);
+            fuzz::copy_database(world_.replica_template(), path);
+            d.replica = std::make_unique<detail::Core>(path, kReplicaOptions);
+        }
+        try {
+            detail::Core::WriteTransaction txn(*d.replica);
+            for (const auto& p : batch.purges) d.replica->purge(p.rows);
+            d.replica->apply_pulled(batch.changes, batch.next_cursor, !batch.has_more);
+            txn.commit();
+        } catch (const Error& e) {
+            finding(std::string("a device cannot apply what the server handed out: ") + e.what());
+        }
     }
 
     // A reply's one frame, decoded as a device would.
@@ -254,7 +356,9 @@ class Run {
         if (std::holds_alternative<protocol::ErrorMessage>(m)) return;  // nothing committed: checked above
         const auto* ack = std::get_if<protocol::PushAck>(&m);
         if (!ack) finding("a Push answered with " + describe(m));
-        const std::int64_t highest = std::max(highest_seq_, push.entries.back().seq);
+        Device& d = devices_[device_];
+        const std::int64_t before = d.highest_seq.value_or(0);
+        const std::int64_t highest = std::max(before, push.entries.back().seq);
         if (ack->acked_seq != highest)
             finding("acked seq " + std::to_string(ack->acked_seq) + ", expected " + std::to_string(highest));
         // Refused: new entries, and retries of entries refused before (and only those).
@@ -262,15 +366,17 @@ class Run {
         for (const auto& r : ack->rejected) {
             const bool pushed = std::any_of(push.entries.begin(), push.entries.end(),
                                             [&](const protocol::Entry& e) { return e.seq == r.seq; });
-            if (!pushed || (r.seq <= highest_seq_ && !refused_.contains(r.seq)))
+            if (!pushed || (r.seq <= before && !d.refused.contains(r.seq)))
                 finding("refused seq " + std::to_string(r.seq) + ", which was not pushed or was applied before");
             refused.insert(r.seq);
         }
         for (const auto& e : push.entries)
-            if (e.seq <= highest_seq_ && refused_.contains(e.seq) && !refused.contains(e.seq))
+            if (e.seq <= before && d.refused.contains(e.seq) && !refused.contains(e.seq))
                 finding("seq " + std::to_string(e.seq) + " was refused, but not when retried");
-        refused_.merge(refused);
-        highest_seq_ = highest;
+        d.refused.merge(refused);
+        while (d.refused.size() > static_cast<std::size_t>(server::ServerStore::kRefusalsKept))
+            d.refused.erase(d.refused.begin());
+        d.highest_seq = highest;
     }
 
     std::int64_t data_version() {
@@ -279,14 +385,15 @@ class Run {
         return st.int64(0);
     }
 
-    const fuzz::User& user_;
+    const World& world_;
     std::unique_ptr<server::ServerStore> store_;
     store::Database observer_;  // another connection: sees what the store commits
     std::mutex mutex_;
     server::SessionContext context_;
-    server::ServerSession session_;
-    std::int64_t highest_seq_ = 0;
-    std::set<std::int64_t> refused_;  // the seqs the server refused
+    std::map<Id, Device> devices_;
+    int replicas_ = 0;                                // the files of devices_' replicas: replica.db-1, -2, ...
+    std::unique_ptr<server::ServerSession> session_;  // the connection open now, or the last one
+    Id device_;                                       // its device
     bool closed_ = false;
 };
 
@@ -297,7 +404,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0) return 0;
     Run run(world, data[0] % fuzz::users().size());
     std::span<const std::uint8_t> rest(data + 1, size - 1);
-    while (!rest.empty() && !run.closed()) {
+    while (!rest.empty()) {
         std::optional<protocol::FrameHeader> header;
         try {
             header = protocol::parse_frame_header(rest, run.max_frame());
@@ -309,7 +416,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         run.frame(rest.subspan(header->header_size, header->body_size));
         rest = rest.subspan(header->header_size + header->body_size);
     }
-    if (!run.closed()) run.pull_everything(world);
+    if (!run.closed()) run.pull_to_head();
     run.finish();
     return 0;
 }
