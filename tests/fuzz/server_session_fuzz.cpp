@@ -28,7 +28,8 @@
 // `internal` (an unexpected exception or a storage failure) and commits
 // nothing; a push is acknowledged up to its last seq, and an entry refused
 // once is refused again when retried (unless the device said it heard the
-// answer, Hello.acked_seq, or more than kRefusalsKept came after it); a
+// answer, Hello.acked_seq, or more than kRefusalsKept came after it: then
+// it is judged anew), and an entry applied is never refused on retry; a
 // Welcome's highest_seq is what the device's pushes left; a pull with a
 // cursor the server handed out is answered with a batch; every pulled batch
 // applies on the device; the store passes integrity_check and
@@ -271,6 +272,7 @@ class Run {
     struct Device {
         std::optional<std::int64_t> highest_seq;  // as its pushes left it, once a Welcome told
         std::set<std::int64_t> refused;           // the seqs the server refused and still remembers
+        std::set<std::int64_t> forgotten;         // refused, then forgotten: a retry is judged anew
         std::vector<std::string> cursors;         // handed out to it, the latest last
         std::unique_ptr<detail::Core> replica;
     };
@@ -301,7 +303,9 @@ class Run {
             finding("Welcome says highest seq " + std::to_string(highest) + ", the device's pushes left " +
                     std::to_string(*d.highest_seq));
         d.highest_seq = highest;
-        d.refused.erase(d.refused.begin(), d.refused.upper_bound(hello.acked_seq));
+        const auto heard = d.refused.upper_bound(hello.acked_seq);
+        d.forgotten.insert(d.refused.begin(), heard);
+        d.refused.erase(d.refused.begin(), heard);
         return m;
     }
 
@@ -366,7 +370,7 @@ class Run {
         for (const auto& r : ack->rejected) {
             const bool pushed = std::any_of(push.entries.begin(), push.entries.end(),
                                             [&](const protocol::Entry& e) { return e.seq == r.seq; });
-            if (!pushed || (r.seq <= before && !d.refused.contains(r.seq)))
+            if (!pushed || (r.seq <= before && !d.refused.contains(r.seq) && !d.forgotten.contains(r.seq)))
                 finding("refused seq " + std::to_string(r.seq) + ", which was not pushed or was applied before");
             refused.insert(r.seq);
         }
@@ -374,8 +378,10 @@ class Run {
             if (e.seq <= before && d.refused.contains(e.seq) && !refused.contains(e.seq))
                 finding("seq " + std::to_string(e.seq) + " was refused, but not when retried");
         d.refused.merge(refused);
-        while (d.refused.size() > static_cast<std::size_t>(server::ServerStore::kRefusalsKept))
+        while (d.refused.size() > static_cast<std::size_t>(server::ServerStore::kRefusalsKept)) {
+            d.forgotten.insert(*d.refused.begin());
             d.refused.erase(d.refused.begin());
+        }
         d.highest_seq = highest;
     }
 
