@@ -40,6 +40,15 @@ struct World {
     Id ola_progress, ola_reflection;
 };
 
+// One message to a session and its one reply, through the codec both ways.
+protocol::ServerMessage exchange(server::ServerSession& session, const protocol::ClientMessage& m) {
+    const std::string body = protocol::encode(m);
+    auto reply = session.on_frame({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
+    REQUIRE(reply.frames.size() == 1);
+    const auto& f = reply.frames.front();
+    return protocol::decode_server({reinterpret_cast<const std::uint8_t*>(f.data()), f.size()}, 64 << 20);
+}
+
 // One device talking to the server's session directly: frames in, frames out.
 class Device {
 public:
@@ -52,13 +61,7 @@ public:
     const protocol::ServerMessage& welcome() const { return welcome_; }
     const Id& id() const { return device_; }
 
-    protocol::ServerMessage send(const protocol::ClientMessage& m) {
-        const std::string body = protocol::encode(m);
-        auto reply = session_.on_frame({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
-        REQUIRE(reply.frames.size() == 1);
-        const auto& f = reply.frames.front();
-        return protocol::decode_server({reinterpret_cast<const std::uint8_t*>(f.data()), f.size()}, 1'000'000);
-    }
+    protocol::ServerMessage send(const protocol::ClientMessage& m) { return exchange(session_, m); }
 
     // Pushes one write: `fields` of `entity` row `row`, stamped now.
     protocol::ServerMessage push(std::string_view entity, const Id& row, const std::vector<FieldValue>& fields) {
@@ -431,12 +434,7 @@ std::vector<std::string> observe(Server& s, const std::string& token, const std:
     // A second session of the same device: Welcome says whether a pull is
     // needed.
     server::ServerSession again(s.context(), "test");
-    protocol::Hello h{{protocol::kVersion}, d.id(), token, schema_version(), "access_test", cursor};
-    const std::string body = protocol::encode(protocol::ClientMessage{h});
-    auto reply = again.on_frame({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
-    REQUIRE(reply.frames.size() == 1);
-    const auto& f = reply.frames.front();
-    record(protocol::decode_server({reinterpret_cast<const std::uint8_t*>(f.data()), f.size()}, 1'000'000));
+    record(exchange(again, protocol::Hello{{protocol::kVersion}, d.id(), token, schema_version(), "access_test", cursor}));
     return seen;
 }
 
@@ -538,10 +536,21 @@ TEST_CASE("the server forgets refusals the device has heard, and keeps few in an
     const std::string token = token_for(s, w, self);
     const Id device = Id::random();
     auto hello = [&](server::ServerSession& session, std::int64_t acked_seq) {
-        protocol::Hello h{{protocol::kVersion}, device, token, schema_version(), "access_test", {}, acked_seq};
-        const std::string body = protocol::encode(protocol::ClientMessage{h});
-        auto reply = session.on_frame({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
-        REQUIRE(reply.frames.size() == 1);
+        exchange(session, protocol::Hello{{protocol::kVersion}, device, token, schema_version(), "access_test", {}, acked_seq});
+    };
+    // A push of Ola's writes `seqs` to Kari's progress, which she may not make.
+    const Id kari_progress = Id::derive("module_progress", {w.kari, w.module, w.group1});
+    const auto field = find_entity("module_progress")->field("best_score")->tag;
+    auto push = [&](server::ServerSession& session, std::int64_t first, std::int64_t count) {
+        protocol::Push p;
+        for (std::int64_t seq = first; seq < first + count; ++seq)
+            p.entries.push_back({seq,
+                                 {{9, kari_progress, field, std::int64_t{seq % 100},
+                                   replica::hlc_make(static_cast<std::uint64_t>(now_ms()), 0), device}}});
+        const auto m = exchange(session, p);
+        const auto* ack = std::get_if<protocol::PushAck>(&m);
+        REQUIRE(ack);
+        return ack->rejected;
     };
     // 100,000 writes to Kari's progress, which Ola may not make, in pushes
     // of 25,000 (the device hears none of the answers).
@@ -549,23 +558,8 @@ TEST_CASE("the server forgets refusals the device has heard, and keeps few in an
     {
         server::ServerSession session(s.context(), "test");
         hello(session, 0);
-        const Id kari_progress = Id::derive("module_progress", {w.kari, w.module, w.group1});
-        const auto field = find_entity("module_progress")->field("best_score")->tag;
-        for (std::int64_t first = 1; first <= kWrites; first += kPerPush) {
-            protocol::Push push;
-            for (std::int64_t seq = first; seq < first + kPerPush; ++seq)
-                push.entries.push_back({seq,
-                                        {{9, kari_progress, field, std::int64_t{seq % 100},
-                                          replica::hlc_make(static_cast<std::uint64_t>(now_ms()), 0), device}}});
-            const std::string body = protocol::encode(protocol::ClientMessage{push});
-            auto reply = session.on_frame({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
-            REQUIRE(reply.frames.size() == 1);
-            const auto& f = reply.frames.front();
-            const auto m = protocol::decode_server({reinterpret_cast<const std::uint8_t*>(f.data()), f.size()}, 64 << 20);
-            const auto* ack = std::get_if<protocol::PushAck>(&m);
-            REQUIRE(ack);
-            CHECK(ack->rejected.size() == static_cast<std::size_t>(kPerPush));
-        }
+        for (std::int64_t first = 1; first <= kWrites; first += kPerPush)
+            CHECK(push(session, first, kPerPush).size() == static_cast<std::size_t>(kPerPush));
     }
     CHECK(count_rows(s.db(), "lindra_refused") == server::ServerStore::kRefusalsKept);
     // A retry of a write whose refusal was forgotten is judged anew, never
@@ -573,21 +567,10 @@ TEST_CASE("the server forgets refusals the device has heard, and keeps few in an
     {
         server::ServerSession session(s.context(), "test");
         hello(session, 0);
-        const Id kari_progress = Id::derive("module_progress", {w.kari, w.module, w.group1});
-        const auto field = find_entity("module_progress")->field("best_score")->tag;
-        protocol::Push push;
-        push.entries.push_back(
-            {1, {{9, kari_progress, field, std::int64_t{1}, replica::hlc_make(static_cast<std::uint64_t>(now_ms()), 0), device}}});
-        const std::string body = protocol::encode(protocol::ClientMessage{push});
-        auto reply = session.on_frame({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
-        REQUIRE(reply.frames.size() == 1);
-        const auto& f = reply.frames.front();
-        const auto m = protocol::decode_server({reinterpret_cast<const std::uint8_t*>(f.data()), f.size()}, 1 << 20);
-        const auto* ack = std::get_if<protocol::PushAck>(&m);
-        REQUIRE(ack);
-        REQUIRE(ack->rejected.size() == 1);
-        CHECK(ack->rejected[0].seq == 1);
-        CHECK(ack->rejected[0].code == ErrorCode::permission_denied);
+        const auto rejected = push(session, 1, 1);
+        REQUIRE(rejected.size() == 1);
+        CHECK(rejected[0].seq == 1);
+        CHECK(rejected[0].code == ErrorCode::permission_denied);
     }
     // Its next Hello says it holds every answer: nothing is kept.
     server::ServerSession again(s.context(), "test");

@@ -66,10 +66,11 @@ bool merge_counter(FieldState& cur, const Value& value, const Clock& clock) {
         changed = true;
     }
     if (changed) {
-        std::int64_t sum = 0;
-        for (const auto& [o, t] : cur.totals)
-            if (__builtin_add_overflow(sum, t, &sum)) sum = t < 0 ? INT64_MIN : INT64_MAX;
-        cur.value = sum;
+        // Summed wide, then clamped: exact for any totals a peer sends.
+        __extension__ using Wide = __int128;  // GCC and clang; -Wpedantic knows it is not ISO
+        Wide sum = 0;
+        for (const auto& [o, t] : cur.totals) sum += t;
+        cur.value = static_cast<std::int64_t>(std::clamp<Wide>(sum, INT64_MIN, INT64_MAX));
     }
     return changed;
 }

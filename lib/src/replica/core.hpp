@@ -13,6 +13,7 @@
 
 #include <lindra/replica.hpp>
 
+#include <exception>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -155,7 +156,17 @@ class Core {
     // Rolls the transaction back at its end when a write failed after it
     // had changed something (e.g. the row was saved, then the outbox insert
     // hit a full disk), even if the app caught the error.
-    class Mutation;
+    class Mutation {
+      public:
+        explicit Mutation(Core& core) : core_(core), exceptions_(std::uncaught_exceptions()) {}
+        ~Mutation() {
+            if (std::uncaught_exceptions() > exceptions_) core_.failed_midway_ = true;
+        }
+
+      private:
+        Core& core_;
+        int exceptions_;
+    };
     // Deletes the row from every domain table, with its clocks.
     void erase(const Id& row);
     void reload_counters();
