@@ -156,5 +156,19 @@ else
     pass "the server's log never holds what was typed"
 fi
 
+# The server, too, refuses a file that is another program's database, and
+# leaves it as it was.
+other="$work/other.sqlite"
+sqlite3 "$other" "CREATE TABLE notes (x); INSERT INTO notes VALUES ('private');"
+sum=$(sha256sum <"$other")
+rc=0
+out=$(timeout 10 "$server_bin" --db "$other" --listen 127.0.0.1:0 --token-key "$work/token.key" --insecure 2>&1) || rc=$?
+if [[ $rc -ne 0 && $rc -ne 124 ]] && grep -q "database of another program" <<<"$out" &&
+    [[ "$(sha256sum <"$other")" == "$sum" && -z "$(compgen -G "$other-*")" ]]; then
+    pass "the server refuses another program's database and leaves it as it was"
+else
+    fail "the server refuses another program's database and leaves it as it was"
+fi
+
 echo "tablet_refused_test: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
