@@ -555,7 +555,8 @@ private:
     }
 
     void check_device_equals_server(Device& d) {
-        server::Access access(*server_db_, d.who);
+        auto snapshot = store_->storage().read();
+        server::Access access(*snapshot, d.who);
         for (const auto& e : entities()) {
             const auto& rows = model::row_store(e);
             std::set<Id> expected;
@@ -651,7 +652,8 @@ private:
         std::set<Id> pending;
         for (const auto& e : d.replica->outbox(SIZE_MAX))
             for (const auto& c : e.changes) pending.insert(c.row);
-        server::Access access(*server_db_, d.who);
+        auto snapshot = store_->storage().read();
+        server::Access access(*snapshot, d.who);
         for (const auto& e : entities()) {
             const auto& rows = model::row_store(e);
             for (const auto& id : row_ids(*d.reader, e)) {

@@ -303,19 +303,9 @@ void Core::apply(std::span<const Change> changes) {
     std::vector<std::tuple<const EntityDef*, Id, model::RowState>> merged;
     for (const auto& [key, row_changes] : by_row) {
         const EntityDef& e = *find_entity(key.first);
-        model::RowState st = load(e, key.second);
-        bool changed = false, keys_set = false;
-        for (const Change* c : row_changes) {
-            const FieldDef& f = *e.field(c->field);
-            auto& fs = st.fields[e.index_of(f)];
-            check_key_change(e, f, fs, c->value);
-            const bool did = model::merge_field(f, fs, c->value, Clock{c->hlc, c->origin});
-            changed |= did;
-            keys_set |= did && f.key;
-        }
-        if (!changed) continue;
-        if (keys_set) check_identity(e, key.second, st);
-        merged.emplace_back(&e, key.second, std::move(st));
+        bool changed = false;
+        auto st = merge_checked(e, key.second, load(e, key.second), row_changes, changed);
+        if (changed) merged.emplace_back(&e, key.second, std::move(st));
     }
     const Mutation mutation(*this);
     for (const auto& [e, row, st] : merged) model::row_store(*e).save(db, row, st);
@@ -325,6 +315,23 @@ void Core::apply(std::span<const Change> changes) {
         clock.observe(max_hlc);
         persist_clock(max_hlc);
     }
+}
+
+model::RowState Core::merge_checked(const EntityDef& e, const Id& row, model::RowState st,
+                                    std::span<const Change* const> changes, bool& changed) {
+    bool keys_set = false;
+    changed = false;
+    for (const Change* c : changes) {
+        const FieldDef& f = *e.field(c->field);
+        auto& fs = st.fields[e.index_of(f)];
+        check_key_change(e, f, fs, c->value);
+        const bool did = model::merge_field(f, fs, c->value, model::Clock{c->hlc, c->origin});
+        changed |= did;
+        keys_set |= did && f.key;
+    }
+    if (keys_set) check_identity(e, row, st);
+    st.exists = true;
+    return st;
 }
 
 Value Core::get(const EntityDef& e, const Id& row, std::string_view name) {

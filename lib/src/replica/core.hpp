@@ -76,6 +76,13 @@ class Core {
     // Rows identified by other rows: the row's id must be the one its key
     // fields derive, once they are all set.
     static void check_identity(const EntityDef& e, const Id& row, const model::RowState& st);
+    // `st`, the state of `row` of `e`, with `changes` (all to that row,
+    // each check()ed) merged in, each by its field's rule. Throws
+    // lindra::Error if one would move the row's identity, or the group or
+    // person that scope it. `changed`: whether any field took its change.
+    // The one merge of client and server.
+    static model::RowState merge_checked(const EntityDef& e, const Id& row, model::RowState st,
+                                         std::span<const Change* const> changes, bool& changed);
     // Checks every change, then merges them. Needs an open WriteTransaction.
     void apply(std::span<const Change> changes);
 
@@ -111,7 +118,8 @@ class Core {
     // The row's current state of the fields `tags` as changes (a counter as
     // one change per origin): what the server sends back for a refused
     // change. Fields never written are left out.
-    std::vector<Change> field_changes(const EntityDef& e, const Id& row, std::span<const std::uint16_t> tags);
+    static std::vector<Change> field_changes(const EntityDef& e, const Id& row, const model::RowState& st,
+                                             std::span<const std::uint16_t> tags);
     // The server refused change `seq` of this device: the fields `tags` of
     // the row become exactly `server_state` (the others keep theirs). With
     // `drop_row` the server has no such row this user may see: the row goes,

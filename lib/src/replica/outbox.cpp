@@ -178,9 +178,9 @@ std::uint64_t Core::restamp(std::uint64_t ceiling, std::int64_t after_seq) {
     return stamp;
 }
 
-std::vector<Change> Core::field_changes(const EntityDef& e, const Id& row, std::span<const std::uint16_t> tags) {
+std::vector<Change> Core::field_changes(const EntityDef& e, const Id& row, const model::RowState& st,
+                                        std::span<const std::uint16_t> tags) {
     std::vector<Change> out;
-    const model::RowState st = load(e, row);
     if (!st.exists) return out;
     for (const auto tag : tags) {
         const FieldDef* f = e.field(tag);

@@ -52,42 +52,66 @@ std::string scope_of(const EntityDef& e, const Id& row, const model::RowState& s
     return {};
 }
 
+namespace {
+
+bool is_live(const EntityDef& e, const model::RowState& st) {
+    return st.exists && st.fields[e.index_of(*e.field(kDeletedField))].value != Value{std::int64_t{1}};
+}
+
+const Value& value_of(const EntityDef& e, const model::RowState& st, std::string_view field) {
+    return st.fields[e.index_of(*e.field(field))].value;
+}
+
+bool withdrawn(const EntityDef& membership, const model::RowState& st) {
+    return value_of(membership, st, "status") == Value{std::string("withdrawn")};
+}
+
+}  // namespace
+
 Access::Member Access::member(const Id& group, const Id& person) {
     if (person.is_nil()) return Member::none;
-    auto st = db_.cached("SELECT role FROM membership WHERE id = ? AND deleted = 0 AND status <> 'withdrawn'");
-    st->bind(1, Id::derive("membership", {group, person}));
-    if (!st->step()) return Member::none;
-    return st->text(0) == "mentor" ? Member::mentor : Member::candidate;
+    const EntityDef& e = *find_entity("membership");
+    const auto st = rows_.load(e, Id::derive("membership", {group, person}));
+    if (!is_live(e, st) || withdrawn(e, st)) return Member::none;
+    return value_of(e, st, "role") == Value{std::string("mentor")} ? Member::mentor : Member::candidate;
 }
 
 std::optional<Id> Access::ref_of(std::string_view table, std::string_view column, const Id& row) {
-    auto st = db_.cached("SELECT " + std::string(column) + " FROM " + std::string(table) +
-                         " WHERE id = ? AND deleted = 0");
-    st->bind(1, row);
-    if (!st->step() || st->is_null(0)) return std::nullopt;
-    return st->id(0);
+    const EntityDef& e = *find_entity(table);
+    const auto st = rows_.load(e, row);
+    if (!is_live(e, st)) return std::nullopt;
+    return id_field(e, st, column);
+}
+
+std::vector<model::RowState> Access::live_referring(std::string_view table, std::string_view column,
+                                                    const Id& target, bool with_withdrawn) {
+    const EntityDef& e = *find_entity(table);
+    std::vector<model::RowState> out;
+    for (const Id& id : rows_.referring(e, column, target)) {
+        auto st = rows_.load(e, id);
+        // The source may list a row whose field has changed since (a
+        // push's staged rows): judged on the row as it is.
+        if (!is_live(e, st) || id_field(e, st, column) != target) continue;
+        if (table == "membership" && !with_withdrawn && withdrawn(e, st)) continue;
+        out.push_back(std::move(st));
+    }
+    return out;
 }
 
 const std::set<std::string>& Access::readable() {
     if (readable_) return *readable_;
+    const EntityDef& membership = *find_entity("membership");
+    auto id_of = [&](const model::RowState& st, std::string_view f) { return *id_field(membership, st, f); };
     std::set<std::string> r{"c"};
     const Id& self = who_.person;
     if (!self.is_nil()) r.insert(key('p', {self}));
     if (!self.is_nil() && who_.role != Role::admin) {
-        std::vector<std::pair<Id, bool>> groups;  // (group, as mentor)
-        {
-            auto st = db_.cached(
-                "SELECT group_id, role FROM membership WHERE person_id = ? AND deleted = 0 AND status <> 'withdrawn'");
-            st->bind(1, self);
-            while (st->step()) groups.emplace_back(st->id(0), st->text(1) == "mentor");
-        }
-        for (const auto& [g, mentor] : groups) {
+        for (const auto& mine : live_referring("membership", "person_id", self)) {
+            const Id g = id_of(mine, "group_id");
+            const bool mentor = value_of(membership, mine, "role") == Value{std::string("mentor")};
             r.insert(key('g', {g}));
-            auto st = db_.cached(
-                "SELECT person_id FROM membership WHERE group_id = ? AND deleted = 0 AND status <> 'withdrawn'");
-            st->bind(1, g);
-            while (st->step()) {
-                const Id m = st->id(0);
+            for (const auto& other : live_referring("membership", "group_id", g)) {
+                const Id m = id_of(other, "person_id");
                 r.insert(key('p', {m}));
                 if (mentor || m == self) {
                     r.insert(key('q', {g, m}));
@@ -99,24 +123,21 @@ const std::set<std::string>& Access::readable() {
     if (who_.role == Role::coordinator && !who_.organization.is_nil()) {
         // Every group of the organization with all its members, withdrawn
         // ones too (coordinators follow completion); never reflections.
-        std::vector<Id> groups;
-        {
-            auto st = db_.cached("SELECT id FROM mentor_group WHERE organization_id = ? AND deleted = 0");
-            st->bind(1, who_.organization);
-            while (st->step()) groups.push_back(st->id(0));
-        }
-        for (const auto& g : groups) {
+        const EntityDef& group = *find_entity("mentor_group");
+        for (const Id& g : rows_.referring(group, "organization_id", who_.organization)) {
+            const auto st = rows_.load(group, g);
+            if (!is_live(group, st) || id_field(group, st, "organization_id") != who_.organization) continue;
             r.insert(key('g', {g}));
-            auto st = db_.cached("SELECT person_id FROM membership WHERE group_id = ? AND deleted = 0");
-            st->bind(1, g);
-            while (st->step()) {
-                r.insert(key('p', {st->id(0)}));
-                r.insert(key('q', {g, st->id(0)}));
+            for (const auto& m : live_referring("membership", "group_id", g, /*withdrawn=*/true)) {
+                r.insert(key('p', {id_of(m, "person_id")}));
+                r.insert(key('q', {g, id_of(m, "person_id")}));
             }
         }
-        auto st = db_.cached("SELECT id FROM person WHERE organization_id = ?");
-        st->bind(1, who_.organization);
-        while (st->step()) r.insert(key('p', {st->id(0)}));
+        // Every person of the organization, deleted ones too.
+        const EntityDef& person = *find_entity("person");
+        for (const Id& p : rows_.referring(person, "organization_id", who_.organization))
+            if (id_field(person, rows_.load(person, p), "organization_id") == who_.organization)
+                r.insert(key('p', {p}));
     }
     readable_ = std::move(r);
     return *readable_;

@@ -5,7 +5,7 @@
 
 #include "model/row.hpp"
 #include "server/auth.hpp"
-#include "store/database.hpp"
+#include "server/storage.hpp"
 
 #include <lindra/change.hpp>
 #include <lindra/schema.hpp>
@@ -22,11 +22,11 @@ namespace lindra::server {
 // the group or person that scope it.
 std::string scope_of(const EntityDef& e, const Id& row, const model::RowState& st);
 
-// One identity's rights, against the store's rows. Thread-safety: as the
-// Database.
+// One identity's rights, against the rows of `rows` (the store's, with a
+// push's staged rows over them). Thread-safety: one thread at a time.
 class Access {
 public:
-    Access(store::Database& db, Identity who) : db_(db), who_(std::move(who)) {}
+    Access(RowSource& rows, Identity who) : rows_(rows), who_(std::move(who)) {}
 
     const Identity& who() const noexcept { return who_; }
     bool reads_everything() const noexcept { return who_.role == Role::admin; }
@@ -45,10 +45,14 @@ private:
     enum class Member { none, candidate, mentor };
     Member member(const Id& group, const Id& person);
     std::optional<Id> ref_of(std::string_view table, std::string_view column, const Id& row);
+    // The rows of `table` whose `column` is `target`, not deleted (and, for
+    // memberships, not withdrawn unless `withdrawn`), with their state.
+    std::vector<model::RowState> live_referring(std::string_view table, std::string_view column, const Id& target,
+                                                bool withdrawn = false);
     std::optional<std::string> coordinator_refusal(const EntityDef& e, const Id& row, const model::RowState& before,
                                                    const model::RowState& after, const Id& group);
 
-    store::Database& db_;
+    RowSource& rows_;
     Identity who_;
     std::optional<std::set<std::string>> readable_;
 };

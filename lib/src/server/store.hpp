@@ -1,28 +1,21 @@
-// Where the server keeps its state (DESIGN §6), behind one interface: the
-// SQLite implementation now; PostgreSQL (many stateless server processes on
-// one database) later.
+// The server's store (DESIGN §6): its rules, written once (push.cpp,
+// pull.cpp, grants.cpp), over the primitives of a backend (storage.hpp:
+// SQLite, PostgreSQL).
 #pragma once
 
 #include "protocol/messages.hpp"
 #include "server/auth.hpp"
+#include "server/storage.hpp"
 
 #include <lindra/replica.hpp>
 
-#include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 
 namespace lindra::server {
-
-struct DeviceState {
-    std::int64_t highest_seq = 0;   // the highest outbox seq applied from the device
-    std::uint64_t highest_hlc = 0;  // the hlc of that entry
-    std::string user{};             // who pushed from it; empty if nobody yet
-};
 
 struct PushOutcome {
     std::int64_t acked_seq = 0;
@@ -38,23 +31,19 @@ struct PullOutcome {
     std::uint64_t remaining = 0;  // log entries after this batch
 };
 
-struct StoreOptions {
-    std::chrono::milliseconds max_clock_ahead{std::chrono::hours(24)};
-    std::function<std::int64_t()> wall_clock_ms{};
-};
-
-// Thread-safety: one thread at a time (SyncServer serialises sessions' calls).
+// Thread-safety: safe from any thread; pulls run in parallel with the one
+// writer.
 class ServerStore {
 public:
-    virtual ~ServerStore() = default;
+    ServerStore(std::unique_ptr<Storage> storage, StoreOptions options);
 
-    virtual Id server_id() = 0;
+    Id server_id() { return storage_->server_id(); }
     // A fresh server time for Welcome; clients never fall behind it.
-    virtual std::uint64_t tick() = 0;
-    virtual DeviceState device(const Id& device) = 0;
+    std::uint64_t tick() { return storage_->tick(); }
+    DeviceState device(const Id& device);
     // Whether a pull from `cursor` has anything for `who`: entries after it,
     // or scopes gained or lost since.
-    virtual bool has_changes_after(const Id& device, const Identity& who, std::string_view cursor) = 0;
+    bool has_changes_after(const Id& device, const Identity& who, std::string_view cursor);
     // Applies the entries above the device's highest applied seq, each in
     // turn, with the replica's merge code, logs them and records the new
     // highest seq, all in one transaction. An entry `who` may not write
@@ -63,14 +52,14 @@ public:
     // back; the others are applied. An entry at or below the highest seq is
     // a retry: acknowledged, not applied, if the log holds the same change
     // under that seq; refused again, for the same reason, if it was refused
-    // (the PushAck saying so was lost). Throws lindra::Error (nothing applied) if a retried
-    // seq holds another change (two devices share one id: a copied
-    // database file).
-    virtual PushOutcome push(const Id& device, const Identity& who, std::span<const protocol::Entry> entries) = 0;
+    // (the PushAck saying so was lost). Throws lindra::Error (nothing
+    // applied) if a retried seq holds another change (two devices share one
+    // id: a copied database file).
+    PushOutcome push(const Id& device, const Identity& who, std::span<const protocol::Entry> entries);
     // The device holds the answers to its entries up to `seq` (Hello): their
     // refusals need not be remembered any longer. Besides, at most
     // kRefusalsKept per device are kept, the latest.
-    virtual void forget_refusals(const Id& device, std::int64_t seq) = 0;
+    void forget_refusals(const Id& device, std::int64_t seq);
     static constexpr std::int64_t kRefusalsKept = 1000;
     // Log entries after `cursor` in the scopes `who` may read, whole
     // entries, until `max_changes` or about `max_bytes` of values are
@@ -78,10 +67,34 @@ public:
     // backfilled from the log first; rows of scopes lost come as purges.
     // The device's own entries are skipped unless `include_own`. Throws
     // lindra::Error(invalid_argument) for a cursor it never handed out.
-    virtual PullOutcome pull(const Id& device, const Identity& who, bool include_own, std::string_view cursor,
-                             std::size_t max_changes, std::size_t max_bytes) = 0;
+    PullOutcome pull(const Id& device, const Identity& who, bool include_own, std::string_view cursor,
+                     std::size_t max_changes, std::size_t max_bytes);
+
+    Storage& storage() noexcept { return *storage_; }
+
+private:
+    // Runs `attempt`, a whole transaction, again while it conflicts with
+    // another server's, a bounded number of times: each attempt locks the
+    // device first, so a retry sees what won.
+    template <class F>
+    static auto retrying(F&& attempt) {
+        for (int n = 1;; ++n) {
+            try {
+                return attempt();
+            } catch (const Conflict&) {
+                if (n == 5) throw;
+            }
+        }
+    }
+    PushOutcome push_once(const Id& device, const Identity& who, std::span<const protocol::Entry> entries);
+
+    std::unique_ptr<Storage> storage_;
+    StoreOptions options_;
 };
 
+// A path opens (or creates) a SQLite store; "postgresql://..." or a libpq
+// keyword string ("host=... dbname=...") a PostgreSQL one.
+std::unique_ptr<ServerStore> open_store(const std::string& db, const StoreOptions& options);
 std::unique_ptr<ServerStore> open_sqlite_store(const std::string& path, const StoreOptions& options);
 
 }  // namespace lindra::server

@@ -1,0 +1,152 @@
+// The primitives each backend of the server's store implements (DESIGN §6,
+// "Policy above, storage below"; LiteCore's KeyStore is the model): rows,
+// the log, device state, grants and refusals. No rule lives here. Which
+// change is accepted, what a pull carries and when a grant changes are
+// decided once, for every backend, in push.cpp, pull.cpp and grants.cpp.
+#pragma once
+
+#include "model/row.hpp"
+#include "protocol/messages.hpp"
+
+#include <lindra/error.hpp>
+#include <lindra/schema.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace lindra::server {
+
+struct DeviceState {
+    std::int64_t highest_seq = 0;   // the highest outbox seq applied from the device
+    std::uint64_t highest_hlc = 0;  // the hlc of that entry
+    std::string user{};             // who pushed from it; empty if nobody yet
+    bool has_refusals = false;      // refusals of its entries are remembered
+};
+
+// One log entry: an outbox entry of a device, accepted. Its changes all
+// touch one row.
+struct LogEntry {
+    std::int64_t pos = 0;  // assigned by append_log
+    std::uint16_t entity = 0;
+    Id row{};
+    std::uint64_t hlc = 0;
+    Id origin{};
+    std::int64_t seq = 0;  // the origin's outbox seq: retries are checked against it
+    std::string fields{};  // codec::encode_fields of its changes
+    std::string scope{};   // who may read it (access.hpp)
+};
+
+// The scopes a device holds rows of, as of one cursor generation (pull.cpp,
+// grants.cpp).
+struct Grant {
+    std::set<std::string> scopes{};
+    std::vector<std::string> backfill{};  // the scopes still to send from the log, up to backfill_to
+    std::int64_t backfill_to = 0;
+};
+
+struct Refusal {
+    protocol::ErrorCode code = protocol::ErrorCode::permission_denied;
+    std::string reason{};
+};
+
+struct StagedRow {
+    const EntityDef* entity = nullptr;
+    Id row{};
+    model::RowState state{};
+};
+
+// Rows as the access rules read them.
+class RowSource {
+  public:
+    virtual ~RowSource() = default;
+    virtual model::RowState load(const EntityDef& e, const Id& row) = 0;
+    // The ids of rows of `e` whose ref field `field` holds `target`,
+    // deleted ones included (the caller loads and judges them).
+    virtual std::vector<Id> referring(const EntityDef& e, std::string_view field, const Id& target) = 0;
+};
+
+// A backend found the transaction in conflict with another (a deadlock, a
+// serialization failure, a unique key taken meanwhile): nothing of it was
+// kept, and running it again from the start will do. The policy retries a
+// bounded number of times.
+class Conflict : public Error {
+  public:
+    explicit Conflict(const std::string& message) : Error(Errc::busy, message) {}
+};
+
+// One transaction. Destroying it without commit() rolls back and never
+// throws. Thread-safety: one thread at a time.
+class StorageTxn : public RowSource {
+  public:
+    // ---- reads
+    virtual DeviceState device(const Id& device) = 0;
+    // The position of the last log entry; every position up to it is
+    // committed and visible to this transaction (positions never skip).
+    virtual std::int64_t head() = 0;
+    // The entry the log holds for the device's outbox `seq`, if any.
+    virtual std::optional<LogEntry> logged(const Id& origin, std::int64_t seq) = 0;
+    // Entries with after < pos <= upto in position order, only those of
+    // `scope` if given, at most `limit` of them, until `each` returns false.
+    // Entries from `scan` come without `scope` unless `scope` is null.
+    virtual void scan(std::int64_t after, std::int64_t upto, const std::string* scope, std::size_t limit,
+                      const std::function<bool(const LogEntry&)>& each) = 0;
+    // The scopes of the entries `origin` pushed, each once.
+    virtual std::vector<std::string> scopes_written_by(const Id& origin) = 0;
+    // The ids of the rows the log holds in `scope`, each once.
+    virtual std::vector<Id> rows_in_scope(const std::string& scope) = 0;
+    virtual std::optional<Refusal> refusal(const Id& device, std::int64_t seq) = 0;
+    virtual std::optional<Grant> grant(const Id& device, std::int64_t gen) = 0;
+    virtual std::vector<std::pair<std::int64_t, Grant>> grants(const Id& device) = 0;
+
+    // ---- writes (a write transaction only)
+    virtual void save_rows(std::span<const StagedRow> rows) = 0;
+    virtual void set_device(const Id& device, const DeviceState& state, std::int64_t now_ms) = 0;
+    // Remembers the refusals, then forgets all but the device's latest `keep`.
+    virtual void remember_refusals(const Id& device, std::span<const std::pair<std::int64_t, Refusal>> refused,
+                                   std::int64_t keep) = 0;
+    virtual void forget_refusals(const Id& device, std::int64_t up_to_seq) = 0;
+    // A new generation of the device's grant, numbered after its latest.
+    virtual std::int64_t add_grant(const Id& device, const Grant& grant) = 0;
+    virtual void update_grant(const Id& device, std::int64_t gen, const Grant& grant) = 0;
+    virtual void drop_grants_before(const Id& device, std::int64_t gen) = 0;
+    // Appends the entries at the next positions, in order, and moves the
+    // server's clock past their stamps. The last write of a push: positions
+    // are taken in commit order (docs/decisions.md, "Positions").
+    virtual void append_log(std::span<LogEntry> entries) = 0;
+    virtual void commit() = 0;
+};
+
+// Thread-safety: safe from any thread; each transaction from one at a time.
+class Storage {
+  public:
+    virtual ~Storage() = default;
+    // Shared by every server process on this store; cursors are valid
+    // across them, and a restored store gets a new one.
+    virtual Id server_id() = 0;
+    // A fresh server time for Welcome: past every stamp in the log.
+    virtual std::uint64_t tick() = 0;
+    // Wall-clock milliseconds (the clock bound; tests set it).
+    virtual std::int64_t wall_ms() = 0;
+    // A write transaction for a push or a grant change by `device`: the
+    // device's row is locked first, so two servers never run one device's
+    // pushes at once.
+    virtual std::unique_ptr<StorageTxn> write(const Id& device) = 0;
+    // A read-only transaction on one snapshot, in parallel with the writer.
+    virtual std::unique_ptr<StorageTxn> read() = 0;
+};
+
+struct StoreOptions {
+    std::chrono::milliseconds max_clock_ahead{std::chrono::hours(24)};
+    std::function<std::int64_t()> wall_clock_ms{};
+};
+
+std::unique_ptr<Storage> open_sqlite_storage(const std::string& path, const StoreOptions& options);
+
+}  // namespace lindra::server
