@@ -107,7 +107,7 @@ public:
         tokens.key_pem = key_;
         auth_ = server::token_authenticator(tokens);
         store_ = server::open_sqlite_store(dir_.file("server.db"), {});
-        context_.emplace(server::SessionContext{*store_, mutex_, *auth_, protocol::Limits{},
+        context_.emplace(server::SessionContext{*store_, *auth_, protocol::Limits{},
                                                 [this](std::string_view line) { log_.emplace_back(line); }, now_ms});
     }
 
@@ -181,7 +181,6 @@ private:
     std::string key_ = generate_token_key();
     std::unique_ptr<server::Authenticator> auth_;
     std::unique_ptr<server::ServerStore> store_;
-    std::mutex mutex_;
     std::vector<std::string> log_;
     std::optional<server::SessionContext> context_;
 };

@@ -124,7 +124,7 @@ public:
                                                 return now_;
                                             }});
         auth_ = server::token_authenticator({.key_pem = token_key_});
-        context_.emplace(server::SessionContext{*store_, store_mutex_, *auth_,
+        context_.emplace(server::SessionContext{*store_, *auth_,
                                                 {.max_push_changes = 25, .max_pull_changes = 25}, {},
                                                 [this] { return now_; }});
         server_db_ = std::make_unique<store::Database>(dir_.file("server.db"));
@@ -671,7 +671,6 @@ private:
     std::int64_t now_ = 0;
     std::string token_key_;
     std::unique_ptr<server::ServerStore> store_;
-    std::mutex store_mutex_;
     std::unique_ptr<server::Authenticator> auth_;
     std::optional<server::SessionContext> context_;
     std::unique_ptr<store::Database> server_db_;

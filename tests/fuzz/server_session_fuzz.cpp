@@ -49,7 +49,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <span>
@@ -108,8 +107,7 @@ class World {
         // The server: the seed device pushes the seed rows as an admin.
         {
             auto store = server::open_sqlite_store(server_template(), kStoreOptions);
-            std::mutex mutex;
-            server::SessionContext context = this->context(*store, mutex);
+            server::SessionContext context = this->context(*store);
             server::ServerSession session(context, "seed");
             const fuzz::Seed& seed = fuzz::seed();
             const std::string token =
@@ -131,8 +129,8 @@ class World {
     std::string replica_db() const { return dir_.file("replica.db"); }
     const std::string& token(std::size_t user) const { return tokens_[user]; }
 
-    server::SessionContext context(server::ServerStore& store, std::mutex& mutex) const {
-        return {store, mutex, *auth_, kLimits, {}, [] { return fuzz::kNowMs; }};
+    server::SessionContext context(server::ServerStore& store) const {
+        return {store, *auth_, kLimits, {}, [] { return fuzz::kNowMs; }};
     }
 
     static protocol::Hello hello(const Id& device, const std::string& token) {
@@ -180,7 +178,7 @@ class Run {
         : world_(world),
           store_(fresh_store(world)),
           observer_(world.server_db()),
-          context_(world.context(*store_, mutex_)) {
+          context_(world.context(*store_)) {
         const auto m = connect(user, World::hello(fuzz::users()[user].device, {}));
         if (!std::holds_alternative<protocol::Welcome>(m)) finding("Hello refused: " + describe(m));
     }
@@ -394,7 +392,6 @@ class Run {
     const World& world_;
     std::unique_ptr<server::ServerStore> store_;
     store::Database observer_;  // another connection: sees what the store commits
-    std::mutex mutex_;
     server::SessionContext context_;
     std::map<Id, Device> devices_;
     int replicas_ = 0;                                // the files of devices_' replicas: replica.db-1, -2, ...

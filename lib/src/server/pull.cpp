@@ -39,14 +39,32 @@ struct Batch {
 // makes harmless, rather than skip the entries that will take those
 // positions.
 bool ServerStore::has_changes_after(const Id& device, const Identity& who, std::string_view cursor) {
+    return has_changes_after(*storage_->read(), device, who, cursor);
+}
+
+bool ServerStore::has_changes_after(StorageTxn& txn, const Id& device, const Identity& who,
+                                    std::string_view cursor) {
     const Cursor c = decode_cursor(cursor);
-    auto txn = storage_->read();
-    if (c.pos != txn->head()) return true;
-    Access access(*txn, who);
+    if (c.pos != txn.head()) return true;
+    Access access(txn, who);
     if (access.reads_everything()) return false;
-    std::optional<Grant> grant = c.gen ? txn->grant(device, c.gen) : std::nullopt;
+    std::optional<Grant> grant = c.gen ? txn.grant(device, c.gen) : std::nullopt;
     return !grant || grant->scopes != access.readable() ||
            c.backfill_scope < static_cast<std::int64_t>(grant->backfill.size());
+}
+
+ServerStore::Hello ServerStore::hello(const Id& device, const Identity& who, std::string_view cursor,
+                                      std::int64_t acked_seq) {
+    Hello out;
+    {
+        auto txn = storage_->read();
+        out.device = txn->device(device);
+        if (!out.device.user.empty() && out.device.user != who.user) return out;
+        out.pull_needed = has_changes_after(*txn, device, who, cursor);
+    }
+    out.server_hlc = storage_->tick();
+    if (acked_seq > 0 && out.device.has_refusals) forget_refusals(device, acked_seq);
+    return out;
 }
 
 PullOutcome ServerStore::pull(const Id& device, const Identity& who, bool include_own, std::string_view cursor,

@@ -12,7 +12,6 @@
 #include <lindra/server.hpp>
 
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 
@@ -36,7 +35,6 @@ public:
 
 private:
     std::unique_ptr<ServerStore> store_;
-    std::mutex store_mutex_;
     std::unique_ptr<Authenticator> auth_;
     std::optional<SessionContext> context_;
     SessionWrapper wrap_;

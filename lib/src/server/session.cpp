@@ -78,22 +78,18 @@ net::Reply ServerSession::hello(const protocol::Hello& m) {
     w.user = identity_->user;
     w.roles = {std::string(to_string(identity_->role))};
     w.limits = context_.limits;
-    {
-        std::lock_guard lock(context_.store_mutex);
-        const auto state = context_.store.device(device_);
-        // A device's id is bound to the user who first pushed from it: no
-        // one else may push under it, or claim its seqs.
-        if (!state.user.empty() && state.user != identity_->user) {
-            identity_.reset();
-            return refuse(ErrorCode::permission_denied, "this device is registered to another user");
-        }
-        w.server_id = context_.store.server_id();
-        w.server_hlc = context_.store.tick();
-        w.highest_seq = state.highest_seq;
-        w.highest_hlc = state.highest_hlc;
-        w.pull_needed = context_.store.has_changes_after(device_, *identity_, m.cursor);
-        if (m.acked_seq > 0) context_.store.forget_refusals(device_, m.acked_seq);
+    const auto state = context_.store.hello(device_, *identity_, m.cursor, m.acked_seq);
+    // A device's id is bound to the user who first pushed from it: no one
+    // else may push under it, or claim its seqs.
+    if (!state.device.user.empty() && state.device.user != identity_->user) {
+        identity_.reset();
+        return refuse(ErrorCode::permission_denied, "this device is registered to another user");
     }
+    w.server_id = context_.store.server_id();
+    w.server_hlc = state.server_hlc;
+    w.highest_seq = state.device.highest_seq;
+    w.highest_hlc = state.device.highest_hlc;
+    w.pull_needed = state.pull_needed;
     return reply(w);
 }
 
@@ -104,11 +100,7 @@ net::Reply ServerSession::push(const protocol::Push& m) {
         return refuse(ErrorCode::invalid_argument, "a push of " + std::to_string(changes) +
                                                        " changes is over the limit of " +
                                                        std::to_string(context_.limits.max_push_changes));
-    PushOutcome outcome;
-    {
-        std::lock_guard lock(context_.store_mutex);
-        outcome = context_.store.push(device_, *identity_, m.entries);
-    }
+    auto outcome = context_.store.push(device_, *identity_, m.entries);
     pushed_ += outcome.applied_changes;
     rejected_ += outcome.rejected.size();
     return reply(protocol::PushAck{outcome.acked_seq, std::move(outcome.rejected)});
@@ -117,13 +109,9 @@ net::Reply ServerSession::push(const protocol::Push& m) {
 net::Reply ServerSession::pull(const protocol::Pull& m) {
     const std::size_t max_changes =
         std::clamp<std::size_t>(m.max_changes, 1, context_.limits.max_pull_changes);
-    PullOutcome outcome;
-    {
-        std::lock_guard lock(context_.store_mutex);
-        // Half the frame limit for values leaves room for ids and framing.
-        outcome = context_.store.pull(device_, *identity_, m.include_own, m.cursor, max_changes,
-                                      context_.limits.max_frame_bytes / 2);
-    }
+    // Half the frame limit for values leaves room for ids and framing.
+    auto outcome = context_.store.pull(device_, *identity_, m.include_own, m.cursor, max_changes,
+                                       context_.limits.max_frame_bytes / 2);
     pulled_ += outcome.changes.size();
     for (const auto& p : outcome.purges) purged_ += p.rows.size();
     protocol::PullBatch batch;

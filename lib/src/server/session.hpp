@@ -8,7 +8,6 @@
 #include "server/store.hpp"
 
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 
@@ -16,8 +15,7 @@ namespace lindra::server {
 
 // What all sessions of one server share.
 struct SessionContext {
-    ServerStore& store;
-    std::mutex& store_mutex;  // guards store
+    ServerStore& store;  // safe from any thread
     const Authenticator& auth;
     protocol::Limits limits;
     std::function<void(std::string_view)> log;  // may be empty

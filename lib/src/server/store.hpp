@@ -44,6 +44,16 @@ public:
     // Whether a pull from `cursor` has anything for `who`: entries after it,
     // or scopes gained or lost since.
     bool has_changes_after(const Id& device, const Identity& who, std::string_view cursor);
+    // What a Welcome tells `device` of `who`, read on one snapshot. Unless
+    // the device is another user's (then only `device` is set), the
+    // refusals of its entries up to `acked_seq` are forgotten
+    // (forget_refusals).
+    struct Hello {
+        DeviceState device;
+        std::uint64_t server_hlc = 0;
+        bool pull_needed = false;
+    };
+    Hello hello(const Id& device, const Identity& who, std::string_view cursor, std::int64_t acked_seq);
     // Applies the entries above the device's highest applied seq, each in
     // turn, with the replica's merge code, logs them and records the new
     // highest seq, all in one transaction. An entry `who` may not write
@@ -86,6 +96,7 @@ private:
             }
         }
     }
+    bool has_changes_after(StorageTxn& txn, const Id& device, const Identity& who, std::string_view cursor);
     PushOutcome push_once(const Id& device, const Identity& who, std::span<const protocol::Entry> entries);
 
     std::unique_ptr<Storage> storage_;

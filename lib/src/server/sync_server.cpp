@@ -60,7 +60,7 @@ Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(w
             .count();
     };
     context_.emplace(
-        SessionContext{*store_, store_mutex_, *auth_, limits, std::move(options.log), std::move(wall_clock_ms)});
+        SessionContext{*store_, *auth_, limits, std::move(options.log), std::move(wall_clock_ms)});
     net::ServerConfig config;
     config.host = options.host;
     config.port = options.port;
