@@ -127,7 +127,6 @@ public:
         context_.emplace(server::SessionContext{*store_, *auth_,
                                                 {.max_push_changes = 25, .max_pull_changes = 25}, {},
                                                 [this] { return now_; }});
-        server_db_ = std::make_unique<store::Database>(dir_.file("server.db"));
         seed_course();
     }
 
@@ -527,6 +526,19 @@ private:
         }
     }
 
+    // Every row id of `e` the server holds, read through its storage, so
+    // the checks hold for every backend: each row came with a log entry.
+    std::vector<Id> server_row_ids(const EntityDef& e) {
+        std::set<Id> ids;
+        auto txn = store_->storage().read();
+        txn->scan(0, txn->head(), nullptr, SIZE_MAX, [&](const server::LogEntry& entry) {
+            if (entry.entity == e.tag) ids.insert(entry.row);
+            return true;
+        });
+        return {ids.begin(), ids.end()};
+    }
+    model::RowState server_row(const EntityDef& e, const Id& row) { return store_->storage().read()->load(e, row); }
+
     // Every row id of `e` in the file behind `db`.
     static std::vector<Id> row_ids(store::Database& db, const EntityDef& e) {
         std::vector<Id> ids;
@@ -560,8 +572,8 @@ private:
         for (const auto& e : entities()) {
             const auto& rows = model::row_store(e);
             std::set<Id> expected;
-            for (const auto& id : row_ids(*server_db_, e)) {
-                const auto st = rows.load(*server_db_, id);
+            for (const auto& id : server_row_ids(e)) {
+                const auto st = snapshot->load(e, id);
                 if (access.may_read(server::scope_of(e, id, st))) expected.insert(id);
             }
             const auto held = row_ids(*d.reader, e);
@@ -571,7 +583,7 @@ private:
             SIM_CHECK(odd.empty(), d.name << " holds " << held.size() << " " << e.name << " rows, the server grants "
                                           << expected.size() << ", e.g. not " << odd.front().to_string());
             for (const auto& id : held) {
-                const auto mine = rows.load(*d.reader, id), theirs = rows.load(*server_db_, id);
+                const auto mine = rows.load(*d.reader, id), theirs = snapshot->load(e, id);
                 SIM_CHECK(same(mine, theirs), d.name << ": " << e.name << " " << id.to_string()
                                                      << " differs from the server's" << difference(e, mine, theirs));
             }
@@ -584,7 +596,7 @@ private:
         for (const auto& [seq, changes] : d.writes) {
             if (d.rejected.contains(seq) || changes.empty()) continue;
             const auto& e = *find_entity(changes.front().entity);
-            const auto st = model::row_store(e).load(*server_db_, changes.front().row);
+            const auto st = server_row(e, changes.front().row);
             const auto merged = model::merged(e, st, changes);
             SIM_CHECK(same(merged, st), d.name << ": write " << seq << " to " << e.name
                                                << " was acknowledged and lost" << difference(e, merged, st));
@@ -605,7 +617,7 @@ private:
         const auto& e = entity("module_progress");
         const auto field = field_index(e, "time_spent_s");
         for (const auto& [row, bounds] : expected) {
-            const auto st = model::row_store(e).load(*server_db_, row);
+            const auto st = server_row(e, row);
             std::int64_t got = 0;
             for (const auto& [origin, t] : st.fields[field].totals)
                 if (origin == d.replica->device_id()) got = t;
@@ -617,16 +629,15 @@ private:
 
     // ---- invariants checked along the way ----
 
-    std::int64_t progress_of(store::Database& db, const Id& row) {
+    static std::int64_t progress_of(const model::RowState& st) {
         const auto& e = entity("module_progress");
-        const auto st = model::row_store(e).load(db, row);
         const auto& v = st.fields[field_index(e, "progress")].value;
         return std::holds_alternative<std::int64_t>(v) ? std::get<std::int64_t>(v) : 0;
     }
 
     void check_server_progress() {
-        for (const auto& row : row_ids(*server_db_, entity("module_progress"))) {
-            const auto p = progress_of(*server_db_, row);
+        for (const auto& row : server_row_ids(entity("module_progress"))) {
+            const auto p = progress_of(server_row(entity("module_progress"), row));
             auto [it, fresh] = server_progress_.try_emplace(row, p);
             SIM_CHECK(fresh || p >= it->second, "the server's progress of " << row.to_string() << " went back");
             it->second = p;
@@ -636,7 +647,7 @@ private:
     void check_device_progress(Device& d, const std::set<Id>& rolled_back) {
         std::map<Id, std::int64_t> now;
         for (const auto& row : row_ids(*d.reader, entity("module_progress"))) {
-            const auto p = progress_of(*d.reader, row);
+            const auto p = progress_of(model::row_store(entity("module_progress")).load(*d.reader, row));
             const auto it = d.progress.find(row);
             SIM_CHECK(it == d.progress.end() || p >= it->second || rolled_back.contains(row),
                       d.name << ": progress of " << row.to_string() << " went back");
@@ -658,7 +669,7 @@ private:
             const auto& rows = model::row_store(e);
             for (const auto& id : row_ids(*d.reader, e)) {
                 if (pending.contains(id)) continue;
-                auto st = rows.load(*server_db_, id);
+                auto st = snapshot->load(e, id);
                 if (!st.exists) st = rows.load(*d.reader, id);
                 SIM_CHECK(access.may_read(server::scope_of(e, id, st)),
                           d.name << " holds " << e.name << " " << id.to_string() << " it may not read");
@@ -673,7 +684,6 @@ private:
     std::unique_ptr<server::ServerStore> store_;
     std::unique_ptr<server::Authenticator> auth_;
     std::optional<server::SessionContext> context_;
-    std::unique_ptr<store::Database> server_db_;
     std::vector<std::unique_ptr<Device>> devices_;
     std::vector<Zombie> zombies_;
     std::uint64_t epoch_ = 0;  // membership changes the server has handled

@@ -35,6 +35,7 @@ class Reader {
   public:
     explicit Reader(std::span<const std::uint8_t> in) : in_(in) {}
     bool done() const noexcept { return pos_ == in_.size(); }
+    std::size_t remaining() const noexcept { return in_.size() - pos_; }
     std::uint64_t varint();
     std::int64_t svarint() {
         const auto u = varint();

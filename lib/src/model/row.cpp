@@ -91,6 +91,28 @@ void RowStore::save(store::Database& db, const Id& row, const RowState& state) c
     st->run();
 }
 
+std::string RowStore::encode_row(const EntityDef& e, const RowState& state) {
+    codec::Writer w;
+    for (std::size_t i = 0; i < e.fields.size(); ++i) w.value(state.fields[i].value);
+    w.bytes(codec::bytes_of(encode_clocks(e, state)));
+    return w.take();
+}
+
+RowState RowStore::decode_row(const EntityDef& e, std::span<const std::uint8_t> blob) {
+    RowState s = row_store(e).empty();
+    s.exists = true;
+    codec::Reader r(blob);
+    std::size_t used = 0;
+    try {
+        for (auto& f : s.fields) f.value = r.value();
+        used = blob.size() - r.remaining();
+    } catch (const Error&) {
+        throw Error(Errc::corrupt, "malformed row of " + std::string(e.name));
+    }
+    decode_clocks(e, blob.subspan(used), s);
+    return s;
+}
+
 // Layout (all counts and indexes varints):
 //   origins:  count, then 16 bytes each, sorted
 //   clocks:   count of distinct clocks, then per clock in (hlc, origin)

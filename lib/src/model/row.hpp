@@ -51,6 +51,11 @@ class RowStore {
     RowState load(store::Database& db, const Id& row) const;
     void save(store::Database& db, const Id& row, const RowState& state) const;
 
+    // A whole row (values, then clocks) as one canonical blob, for stores
+    // that keep rows of every entity in one table (the server's PostgreSQL
+    // backend). decode_row throws Errc::corrupt for a malformed blob.
+    static std::string encode_row(const EntityDef& e, const RowState& state);
+    static RowState decode_row(const EntityDef& e, std::span<const std::uint8_t> blob);
     static std::string encode_clocks(const EntityDef& e, const RowState& state);
     static void decode_clocks(const EntityDef& e, std::span<const std::uint8_t> blob, RowState& state);
 

@@ -152,6 +152,14 @@ PushOutcome ServerStore::push_once(const Id& device, const Identity& who, std::s
     auto txn = storage_->write(device);
     Staging rows(*txn);
     Access access(rows, who);
+    {
+        std::vector<std::pair<std::uint16_t, Id>> keys;
+        for (const auto& entry : entries)
+            if (!entry.changes.empty()) keys.emplace_back(entry.changes.front().entity, entry.changes.front().row);
+        std::sort(keys.begin(), keys.end());
+        keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+        txn->lock_rows(keys);
+    }
     const DeviceState before = txn->device(device);
     PushOutcome out;
     DeviceState after = before;
@@ -224,6 +232,7 @@ std::unique_ptr<ServerStore> open_sqlite_store(const std::string& path, const St
 }
 
 std::unique_ptr<ServerStore> open_store(const std::string& db, const StoreOptions& options) {
+    if (is_postgres(db)) return std::make_unique<ServerStore>(open_postgres_storage(db, options), options);
     return open_sqlite_store(db, options);
 }
 

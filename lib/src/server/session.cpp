@@ -26,6 +26,9 @@ net::Reply ServerSession::refuse(ErrorCode code, const std::string& message) {
     return reply(protocol::ErrorMessage{code, message, 0}, true);
 }
 
+// How long a device waits before it tries again when the store is unavailable.
+constexpr std::uint32_t kRetryAfterMs = 2'000;
+
 // A Hello is a few hundred bytes; until one has authenticated the peer, a
 // declared length must not make the server hold megabytes for it.
 constexpr std::size_t kFrameBeforeHello = 64 * 1024;
@@ -49,6 +52,14 @@ net::Reply ServerSession::on_frame(std::span<const std::uint8_t> body) {
     } catch (const protocol::ProtocolError& e) {
         return refuse(e.code(), e.what());
     } catch (const Error& e) {
+        // The store is down or busy (a database restarting, a lock held
+        // too long): nothing was applied, and the device tries again soon.
+        if (e.errc() == Errc::unavailable || e.errc() == Errc::busy) {
+            refused_ = "unavailable: " + std::string(e.what());
+            return reply(protocol::ErrorMessage{ErrorCode::internal,
+                                                "the server's store is unavailable for now; try again", kRetryAfterMs},
+                         true);
+        }
         // Bad values in a change, an unknown cursor: nothing was applied.
         return refuse(e.storage_failure() ? ErrorCode::internal : ErrorCode::invalid_argument, e.what());
     } catch (const std::exception& e) {

@@ -62,26 +62,6 @@ CREATE TABLE IF NOT EXISTS lindra_refused (
 ) WITHOUT ROWID;
 )sql";
 
-template <class Scopes>
-std::string encode_scopes(const Scopes& scopes) {
-    codec::Writer w;
-    for (const auto& s : scopes) {
-        w.varint(s.size());
-        w.bytes(codec::bytes_of(s));
-    }
-    return w.take();
-}
-
-std::vector<std::string> decode_scopes(std::span<const std::uint8_t> blob) {
-    std::vector<std::string> out;
-    codec::Reader r(blob);
-    while (!r.done()) {
-        const auto b = r.bytes(r.varint());
-        out.emplace_back(reinterpret_cast<const char*>(b.data()), b.size());
-    }
-    return out;
-}
-
 std::string text_of(std::span<const std::uint8_t> blob) {
     return {reinterpret_cast<const char*>(blob.data()), blob.size()};
 }
@@ -194,6 +174,9 @@ class SqliteTxn : public StorageTxn {
         return out;
     }
 
+    // The one writer holds the file's write lock already.
+    void lock_rows(std::span<const std::pair<std::uint16_t, Id>>) override {}
+
     void save_rows(std::span<const StagedRow> rows) override {
         for (const auto& r : rows) model::row_store(*r.entity).save(db_, r.row, r.state);
     }
@@ -264,13 +247,13 @@ class SqliteTxn : public StorageTxn {
         db_.cached("DELETE FROM lindra_grant WHERE device_id = ? AND gen < ?")->bind(1, device).bind(2, gen).run();
     }
 
-    void append_log(std::span<LogEntry> entries) override {
+    void append_log(std::span<const LogEntry> entries) override {
         // The single writer assigns positions in commit order.
         std::uint64_t max_hlc = 0;
-        for (auto& entry : entries) {
+        for (const auto& entry : entries) {
             auto st = db_.cached(
                 "INSERT INTO lindra_log (entity, row_id, hlc, origin, seq, fields, scope)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING pos");
+                " VALUES (?, ?, ?, ?, ?, ?, ?)");
             st->bind(1, entry.entity)
                 .bind(2, entry.row)
                 .bind(3, static_cast<std::int64_t>(entry.hlc))
@@ -278,8 +261,7 @@ class SqliteTxn : public StorageTxn {
                 .bind(5, entry.seq)
                 .bind(6, codec::bytes_of(entry.fields))
                 .bind(7, codec::bytes_of(entry.scope));
-            st->step();
-            entry.pos = st->int64(0);
+            st->run();
             max_hlc = std::max(max_hlc, entry.hlc);
         }
         if (max_hlc) {

@@ -33,7 +33,7 @@ struct DeviceState {
 // One log entry: an outbox entry of a device, accepted. Its changes all
 // touch one row.
 struct LogEntry {
-    std::int64_t pos = 0;  // assigned by append_log
+    std::int64_t pos = 0;
     std::uint16_t entity = 0;
     Id row{};
     std::uint64_t hlc = 0;
@@ -50,6 +50,11 @@ struct Grant {
     std::vector<std::string> backfill{};  // the scopes still to send from the log, up to backfill_to
     std::int64_t backfill_to = 0;
 };
+
+// The blob form of a grant's scope lists, as backends store them.
+std::string encode_scopes(std::span<const std::string> scopes);
+std::string encode_scopes(const std::set<std::string>& scopes);
+std::vector<std::string> decode_scopes(std::span<const std::uint8_t> blob);
 
 struct Refusal {
     protocol::ErrorCode code = protocol::ErrorCode::permission_denied;
@@ -106,6 +111,11 @@ class StorageTxn : public RowSource {
     virtual std::vector<std::pair<std::int64_t, Grant>> grants(const Id& device) = 0;
 
     // ---- writes (a write transaction only)
+    // Locks the rows of `keys` (entity tag, row id; sorted, so two pushes
+    // never wait on each other in a cycle) that exist, before a push reads
+    // them; they may be read ahead. A row absent now that another
+    // transaction creates first makes save_rows throw Conflict.
+    virtual void lock_rows(std::span<const std::pair<std::uint16_t, Id>> keys) = 0;
     virtual void save_rows(std::span<const StagedRow> rows) = 0;
     virtual void set_device(const Id& device, const DeviceState& state, std::int64_t now_ms) = 0;
     // Remembers the refusals, then forgets all but the device's latest `keep`.
@@ -118,8 +128,9 @@ class StorageTxn : public RowSource {
     virtual void drop_grants_before(const Id& device, std::int64_t gen) = 0;
     // Appends the entries at the next positions, in order, and moves the
     // server's clock past their stamps. The last write of a push: positions
-    // are taken in commit order (docs/decisions.md, "Positions").
-    virtual void append_log(std::span<LogEntry> entries) = 0;
+    // are taken in commit order (docs/decisions.md, "Positions"). `pos` of
+    // the entries is not set.
+    virtual void append_log(std::span<const LogEntry> entries) = 0;
     virtual void commit() = 0;
 };
 
@@ -145,8 +156,14 @@ class Storage {
 struct StoreOptions {
     std::chrono::milliseconds max_clock_ahead{std::chrono::hours(24)};
     std::function<std::int64_t()> wall_clock_ms{};
+    std::size_t pool_size = 0;  // PostgreSQL connections; 0: twice the cores, plus two
 };
 
 std::unique_ptr<Storage> open_sqlite_storage(const std::string& path, const StoreOptions& options);
+// `conninfo`: a libpq URI or keyword string. Throws lindra::Error
+// (Errc::unavailable) naming the target if the database cannot be reached.
+std::unique_ptr<Storage> open_postgres_storage(const std::string& conninfo, const StoreOptions& options);
+// Whether `db` names a PostgreSQL database rather than a file.
+bool is_postgres(std::string_view db);
 
 }  // namespace lindra::server
