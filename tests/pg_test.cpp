@@ -358,6 +358,24 @@ TEST_CASE("an error aborts the rest of the pipeline and rolls it back", "[pg]") 
     CHECK(c.query("SELECT 1").int64(0, 0) == 1);
 }
 
+TEST_CASE("a pipeline on a lost connection fails as lost, without hanging", "[pg]") {
+    PgDatabase db;
+    Connection admin(db.conninfo());
+    Connection c(db.conninfo());
+    const Statement one{"lost_one", "SELECT $1"};
+    c.query(one, {1});
+    CHECK(terminate_others(admin) == 1);
+    const auto e = pg_error_of([&] {
+        Pipeline p(c);
+        p.send(one, {2});
+        p.send("SELECT 3");
+        p.sync();
+    });
+    INFO(e.what());
+    CHECK(e.connection_lost());
+    CHECK_FALSE(c.ok());
+}
+
 TEST_CASE("the pool hands out connections and replaces lost ones", "[pg]") {
     PgDatabase db;
     Connection admin(db.conninfo());

@@ -514,7 +514,8 @@ std::vector<Result> Pipeline::sync() {
     std::string first_what;
     for (const Entry& e : queue) {
         // Each statement's results end with a null; a lost connection gives
-        // an error and then nulls, so this ends too.
+        // an error and then nulls, and ends the reading here too.
+        if (PQstatus(c) != CONNECTION_OK) break;
         Result kept;
         bool ok = false;
         while (PGresult* r = PQgetResult(c)) {
@@ -535,7 +536,7 @@ std::vector<Result> Pipeline::sync() {
             results.push_back(std::move(kept));
         }
     }
-    PGresult* end = PQgetResult(c);
+    PGresult* end = PQstatus(c) == CONNECTION_OK ? PQgetResult(c) : nullptr;
     const bool synced = end && PQresultStatus(end) == PGRES_PIPELINE_SYNC;
     if (end) PQclear(end);
     if (first_error) conn_.fail(first_error, first_what);
@@ -552,10 +553,10 @@ void Pipeline::drain() noexcept {
         conn_.discard();
         return;
     }
-    for (std::size_t i = 0; i < queue_.size(); ++i)
+    for (std::size_t i = 0; i < queue_.size() && PQstatus(c) == CONNECTION_OK; ++i)
         while (PGresult* r = PQgetResult(c)) PQclear(r);
     queue_.clear();
-    PGresult* end = PQgetResult(c);
+    PGresult* end = PQstatus(c) == CONNECTION_OK ? PQgetResult(c) : nullptr;
     if (!end || PQresultStatus(end) != PGRES_PIPELINE_SYNC) conn_.discard();
     if (end) PQclear(end);
 }
