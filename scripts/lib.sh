@@ -5,7 +5,8 @@ set -euo pipefail
 LINDRA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LINDRA_BUILD="${LINDRA_BUILD:-$LINDRA_ROOT/build}"
 # sqlite3 (the shell): tests/tablet_cli_test.sh makes another program's database with it.
-LINDRA_PACKAGES=(cmake g++ ninja-build pkg-config libsqlite3-dev libboost-dev libprotobuf-dev protobuf-compiler catch2 libssl-dev openssl python3-protobuf sqlite3 faketime)
+# libpq-dev: the server's PostgreSQL backend; postgresql: the tests' throw-away cluster (scripts/pg.sh).
+LINDRA_PACKAGES=(cmake g++ ninja-build pkg-config libsqlite3-dev libboost-dev libprotobuf-dev protobuf-compiler catch2 libssl-dev openssl python3-protobuf sqlite3 faketime libpq-dev postgresql)
 
 lindra_install_deps() {
     local missing=()

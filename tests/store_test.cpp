@@ -261,7 +261,8 @@ TEST_CASE("Errc is an error_code enum with messages and conditions", "[store][er
     const Errc all[] = {Errc::ok,         Errc::invalid_argument, Errc::unknown_entity, Errc::unknown_field,
                         Errc::wrong_type, Errc::bad_enum_value,   Errc::out_of_range,   Errc::too_long,
                         Errc::not_found,  Errc::ambiguous,        Errc::storage,        Errc::busy,
-                        Errc::corrupt,    Errc::schema_too_new,   Errc::read_only,      Errc::not_a_replica};
+                        Errc::corrupt,    Errc::schema_too_new,   Errc::read_only,      Errc::not_a_replica,
+                        Errc::unavailable};
     std::set<std::string> messages;
     for (const auto e : all) {
         const std::error_code ec = e;

@@ -32,6 +32,10 @@ enum class Errc {
     // The file holds another program's data, or is not a database at all:
     // lindra left it exactly as it was. Another path helps, retrying not.
     not_a_replica,
+    // The database server cannot be reached, or the connection to it was
+    // lost (PostgreSQL). Nothing is known to have been written; retrying
+    // later helps once the server is back.
+    unavailable,
 };
 
 const std::error_category& error_category() noexcept;
@@ -56,7 +60,8 @@ class Error : public std::system_error {
     // retrying later may help, changing the input will not.
     bool storage_failure() const noexcept {
         const Errc e = errc();
-        return e == Errc::storage || e == Errc::busy || e == Errc::corrupt || e == Errc::read_only;
+        return e == Errc::storage || e == Errc::busy || e == Errc::corrupt || e == Errc::read_only ||
+               e == Errc::unavailable;
     }
     // SQLite's extended result code (e.g. SQLITE_CONSTRAINT_UNIQUE), 0 if the
     // error did not come from SQLite.

@@ -75,6 +75,8 @@ typedef enum lindra_errc LINDRA_ENUM {
     /* The file is another program's database or no database at all; it was
      * left as it was. Another path helps, retrying does not. */
     LINDRA_ERR_NOT_A_REPLICA = 105,
+    /* The database server cannot be reached (a server's PostgreSQL). */
+    LINDRA_ERR_UNAVAILABLE = 106,
     /* The batch callback returned false: the batch was rolled back. */
     LINDRA_ERR_ABORTED = 200,
     LINDRA_ERR_OUT_OF_MEMORY = 900,

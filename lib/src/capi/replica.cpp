@@ -18,7 +18,8 @@ lindra::Writes& lindra_replica::writes() {
 // are safe while these hold.
 static_assert(static_cast<int>(Errc::ambiguous) == LINDRA_ERR_AMBIGUOUS &&
               static_cast<int>(Errc::read_only) == LINDRA_ERR_READ_ONLY &&
-              static_cast<int>(Errc::not_a_replica) == LINDRA_ERR_NOT_A_REPLICA);
+              static_cast<int>(Errc::not_a_replica) == LINDRA_ERR_NOT_A_REPLICA &&
+              static_cast<int>(Errc::unavailable) == LINDRA_ERR_UNAVAILABLE);
 static_assert(static_cast<int>(OrganizationKind::care_unit) == LINDRA_ORGANIZATION_CARE_UNIT);
 static_assert(static_cast<int>(Profession::other) == LINDRA_PROFESSION_OTHER);
 static_assert(static_cast<int>(ModuleKind::practice) == LINDRA_MODULE_PRACTICE);

@@ -40,6 +40,8 @@ class Category final : public std::error_category {
                 return "database is read-only";
             case Errc::not_a_replica:
                 return "file is not a lindra replica";
+            case Errc::unavailable:
+                return "database server unavailable";
         }
         return "unknown lindra error";
     }
