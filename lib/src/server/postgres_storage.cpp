@@ -191,7 +191,6 @@ Id id_of(const pg::Result& r, int row, int col) {
     return id;
 }
 
-pg::Bytes bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
 
 // PostgreSQL's word that running the transaction again will do becomes
 // Conflict, which the policy retries; anything else passes as it is.
