@@ -546,6 +546,8 @@ class Fleet {
     bool exactly_once_ = false, converged_ = false;
     std::vector<std::string> check_lines_;
     std::size_t check_differences_ = 0;
+    std::size_t rows_compared_ = 0, tablets_compared_ = 0;
+    std::int64_t writes_checked_ = 0;
 };
 
 void Fleet::start_servers() {
@@ -867,6 +869,7 @@ bool Fleet::check_exactly_once() {
     if (importer_) all.push_back(importer_.get());
     std::size_t bad = 0;
     for (const Tablet* t : all) {
+        writes_checked_ += t->writes;
         const auto it = counts.find(t->replica->device_id());
         const OriginCount c = it == counts.end() ? OriginCount{} : it->second;
         if (c.entries != t->writes || c.distinct_seqs != t->writes) {
@@ -895,11 +898,12 @@ bool Fleet::check_convergence() {
     };
     for (auto& t : tablets_) views.push_back(view(*t));
     views.push_back(view(*bystander_));
-    std::size_t total = 0;
-    auto lines = compare_with_reference(reference_path_, views, 10, total);
-    for (auto& l : lines) check_lines_.push_back("converged: " + l);
-    check_differences_ += total;
-    return total == 0;
+    const auto c = compare_with_reference(reference_path_, views, 10);
+    for (const auto& l : c.lines) check_lines_.push_back("converged: " + l);
+    check_differences_ += c.differences;
+    rows_compared_ = c.rows;
+    tablets_compared_ = views.size();
+    return c.differences == 0;
 }
 
 void Fleet::report(const Summary& s) const {
@@ -920,8 +924,11 @@ void Fleet::report(const Summary& s) const {
             "  big push: %lld changes in %.2f s; the bystander's no-op rounds meanwhile: %zu, p50 %.1f ms, max %.1f "
             "ms\n",
             static_cast<long long>(big_push_changes_), big_push_s_, bystander_rounds_, bystander_p50_, bystander_max_);
-    std::printf("  checks: every write in the server's log exactly once: %s; every tablet converged: %s\n",
-                exactly_once_ ? "yes" : "NO", converged_ ? "yes" : "NO");
+    std::printf(
+        "  checks: each of %lld writes in the server's log exactly once: %s; %zu tablets hold exactly"
+        " their rows (%zu compared): %s\n",
+        static_cast<long long>(writes_checked_), exactly_once_ ? "yes" : "NO", tablets_compared_, rows_compared_,
+        converged_ ? "yes" : "NO");
     for (const auto& l : check_lines_) std::printf("    %s\n", l.c_str());
     if (round_errors_.count() > 0) {
         std::printf("  failed rounds: %zu; the first:\n", round_errors_.count());
@@ -946,12 +953,14 @@ void Fleet::report(const Summary& s) const {
         " \"load_average_start\": %s, \"load_average_end\": %s,"
         " \"big_push_changes\": %lld, \"big_push_s\": %.2f, \"bystander_rounds\": %zu,"
         " \"bystander_p50_ms\": %.1f, \"bystander_max_ms\": %.1f,"
-        " \"exactly_once\": %s, \"converged\": %s, \"errors\": %s, \"seed\": %llu}\n",
+        " \"writes_checked\": %lld, \"rows_compared\": %zu, \"exactly_once\": %s, \"converged\": %s,"
+        " \"errors\": %s, \"seed\": %llu}\n",
         a_.devices, a_.servers, json_string(a_.store).c_str(), a_.clients, a_.duration, a_.rate, s.achieved, s.ok,
         s.failed, s.late, s.scheduled, static_cast<long long>(s.writes), s.p50, s.p95, s.p99, s.max, s.service_p50,
         s.service_p99, server_cpu_ms_, server_peak_rss_mib_, bench_cpu_ms_, json_string(load_start_).c_str(),
         json_string(load_end_).c_str(), static_cast<long long>(big_push_changes_), big_push_s_, bystander_rounds_,
-        bystander_p50_, bystander_max_, exactly_once_ ? "true" : "false", converged_ ? "true" : "false", errors.c_str(),
+        bystander_p50_, bystander_max_, static_cast<long long>(writes_checked_), rows_compared_,
+        exactly_once_ ? "true" : "false", converged_ ? "true" : "false", errors.c_str(),
         static_cast<unsigned long long>(a_.seed));
 }
 

@@ -143,14 +143,12 @@ std::map<Id, OriginCount> log_counts_postgres(const std::string& connection) {
     return out;
 }
 
-std::vector<std::string> compare_with_reference(const std::string& reference_path,
-                                                const std::vector<TabletView>& tablets, std::size_t max_lines,
-                                                std::size_t& total) {
-    total = 0;
-    std::vector<std::string> lines;
+Comparison compare_with_reference(const std::string& reference_path, const std::vector<TabletView>& tablets,
+                                  std::size_t max_lines) {
+    Comparison out;
     auto report = [&](std::string line) {
-        if (lines.size() < max_lines) lines.push_back(std::move(line));
-        ++total;
+        if (out.lines.size() < max_lines) out.lines.push_back(std::move(line));
+        ++out.differences;
     };
     // The reference's rows, by entity, and of the scoped entities by group.
     const auto ref_db = open_read_only(reference_path);
@@ -208,6 +206,7 @@ std::vector<std::string> compare_with_reference(const std::string& reference_pat
                 else
                     ++matched;
             }
+            out.rows += matched;
             if (matched < expect.size())
                 for (const auto& [id, r] : expect) {
                     bool found = false;
@@ -218,7 +217,7 @@ std::vector<std::string> compare_with_reference(const std::string& reference_pat
                 }
         }
     }
-    return lines;
+    return out;
 }
 
 }  // namespace lindra::bench

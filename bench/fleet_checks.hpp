@@ -37,11 +37,15 @@ struct TabletView {
     bool mentor = false;
 };
 
-// The differences between each tablet's rows and what it should hold of
-// the reference; empty if every tablet converged. `total` gets how many
-// differences there were; at most `max_lines` are returned.
-std::vector<std::string> compare_with_reference(const std::string& reference_path,
-                                                const std::vector<TabletView>& tablets, std::size_t max_lines,
-                                                std::size_t& total);
+struct Comparison {
+    std::size_t rows = 0;            // tablet rows that matched the reference
+    std::size_t differences = 0;     // rows missing, extra or different
+    std::vector<std::string> lines;  // the first differences, in words
+};
+
+// Compares each tablet's rows with what it should hold of the reference
+// (every difference counts; at most `max_lines` are described).
+Comparison compare_with_reference(const std::string& reference_path, const std::vector<TabletView>& tablets,
+                                  std::size_t max_lines);
 
 }  // namespace lindra::bench
