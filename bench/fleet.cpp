@@ -539,7 +539,7 @@ class Fleet {
     Errors round_errors_;  // timed rounds that failed: a figure under load
     // Figures.
     std::string load_start_, load_end_;
-    double server_cpu_ms_ = 0, bench_cpu_ms_ = 0, server_peak_rss_mib_ = 0;
+    double server_cpu_ms_ = 0, bench_cpu_ms_ = 0, server_peak_rss_mib_ = 0, server_busy_pct_ = 0;
     std::int64_t big_push_changes_ = 0;
     double big_push_s_ = 0, bystander_p50_ = 0, bystander_max_ = 0;
     std::size_t bystander_rounds_ = 0;
@@ -670,7 +670,29 @@ Summary Fleet::timed_phase() {
     double cpu0 = 0;
     for (auto& p : servers_) cpu0 += p->cpu_ms();
     const double own0 = own_cpu_ms();
+    // How often the servers are busy (a thread running, runnable or in a
+    // disk wait): near 100% when they are the bottleneck.
+    std::atomic<bool> sampling{true};
+    std::size_t samples_busy = 0, samples_taken = 0;
+    std::thread sampler([&] {
+        while (sampling) {
+            for (auto& p : servers_) {
+                samples_busy += p->busy();
+                ++samples_taken;
+            }
+            std::this_thread::sleep_for(5ms);
+        }
+    });
+    struct StopSampler {
+        std::atomic<bool>& on;
+        std::thread& t;
+        ~StopSampler() {
+            on = false;
+            t.join();
+        }
+    };
     {
+        StopSampler stop_sampler{sampling, sampler};
         Pool pool(a_.clients);
         const auto t0 = Clock::now() + 50ms;
         last_end = t0;
@@ -717,6 +739,8 @@ Summary Fleet::timed_phase() {
         std::lock_guard lock(samples_mutex);
         s.achieved = samples.empty() ? 0 : static_cast<double>(samples.size()) / (ms_between(t0, last_end) / 1000.0);
     }
+    server_busy_pct_ =
+        samples_taken ? 100.0 * static_cast<double>(samples_busy) / static_cast<double>(samples_taken) : 0;
     double cpu1 = 0;
     for (auto& p : servers_) cpu1 += p->cpu_ms();
     bench_cpu_ms_ = own_cpu_ms() - own0;
@@ -916,8 +940,10 @@ void Fleet::report(const Summary& s) const {
         "  latency from the scheduled start: p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms"
         " (sync() alone: p50 %.1f ms, p99 %.1f ms)\n",
         s.p50, s.p95, s.p99, s.max, s.service_p50, s.service_p99);
-    std::printf("  server CPU %.2f ms a round, peak RSS %.1f MiB; the bench's own CPU %.2f ms a round\n",
-                server_cpu_ms_, server_peak_rss_mib_, bench_cpu_ms_);
+    std::printf(
+        "  server CPU %.2f ms a round, busy %.0f%% of the time, peak RSS %.1f MiB; the bench's own CPU %.2f ms"
+        " a round\n",
+        server_cpu_ms_, server_busy_pct_, server_peak_rss_mib_, bench_cpu_ms_);
     std::printf("  load average: %s at the start, %s at the end\n", load_start_.c_str(), load_end_.c_str());
     if (a_.big_push > 0)
         std::printf(
@@ -949,7 +975,8 @@ void Fleet::report(const Summary& s) const {
         " \"rounds_late\": %zu, \"rounds_due\": %zu, \"writes\": %lld,"
         " \"latency_p50_ms\": %.1f, \"latency_p95_ms\": %.1f, \"latency_p99_ms\": %.1f, \"latency_max_ms\": %.1f,"
         " \"sync_p50_ms\": %.1f, \"sync_p99_ms\": %.1f,"
-        " \"server_cpu_ms_per_round\": %.2f, \"server_peak_rss_mib\": %.1f, \"bench_cpu_ms_per_round\": %.2f,"
+        " \"server_cpu_ms_per_round\": %.2f, \"server_busy_pct\": %.1f, \"server_peak_rss_mib\": %.1f, "
+        "\"bench_cpu_ms_per_round\": %.2f,"
         " \"load_average_start\": %s, \"load_average_end\": %s,"
         " \"big_push_changes\": %lld, \"big_push_s\": %.2f, \"bystander_rounds\": %zu,"
         " \"bystander_p50_ms\": %.1f, \"bystander_max_ms\": %.1f,"
@@ -957,10 +984,10 @@ void Fleet::report(const Summary& s) const {
         " \"errors\": %s, \"seed\": %llu}\n",
         a_.devices, a_.servers, json_string(a_.store).c_str(), a_.clients, a_.duration, a_.rate, s.achieved, s.ok,
         s.failed, s.late, s.scheduled, static_cast<long long>(s.writes), s.p50, s.p95, s.p99, s.max, s.service_p50,
-        s.service_p99, server_cpu_ms_, server_peak_rss_mib_, bench_cpu_ms_, json_string(load_start_).c_str(),
-        json_string(load_end_).c_str(), static_cast<long long>(big_push_changes_), big_push_s_, bystander_rounds_,
-        bystander_p50_, bystander_max_, static_cast<long long>(writes_checked_), rows_compared_,
-        exactly_once_ ? "true" : "false", converged_ ? "true" : "false", errors.c_str(),
+        s.service_p99, server_cpu_ms_, server_busy_pct_, server_peak_rss_mib_, bench_cpu_ms_,
+        json_string(load_start_).c_str(), json_string(load_end_).c_str(), static_cast<long long>(big_push_changes_),
+        big_push_s_, bystander_rounds_, bystander_p50_, bystander_max_, static_cast<long long>(writes_checked_),
+        rows_compared_, exactly_once_ ? "true" : "false", converged_ ? "true" : "false", errors.c_str(),
         static_cast<unsigned long long>(a_.seed));
 }
 

@@ -104,6 +104,18 @@ double ServerProcess::cpu_ms() const {
     return static_cast<double>(utime + stime) * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
+bool ServerProcess::busy() const {
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
+        std::ifstream in(task.path() / "stat");
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const auto paren = text.rfind(')');
+        if (paren != std::string::npos && paren + 2 < text.size() && (text[paren + 2] == 'R' || text[paren + 2] == 'D'))
+            return true;
+    }
+    return false;
+}
+
 double ServerProcess::peak_rss_mib() const {
     std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
     for (std::string key; status >> key;) {

@@ -30,6 +30,9 @@ class ServerProcess {
     pid_t pid() const noexcept { return pid_; }
     // User plus system CPU time so far, in ms (utime + stime of /proc/PID/stat).
     double cpu_ms() const;
+    // Whether any of its threads is running, waiting for a CPU or for the
+    // disk right now (state R or D in /proc/PID/task/TID/stat).
+    bool busy() const;
     // Peak resident memory so far, in MiB (VmHWM).
     double peak_rss_mib() const;
     // SIGTERM, then its exit status; SIGKILL after `seconds`. Idempotent.
