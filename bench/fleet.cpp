@@ -540,6 +540,7 @@ class Fleet {
     // Figures.
     std::string load_start_, load_end_;
     double server_cpu_ms_ = 0, bench_cpu_ms_ = 0, server_peak_rss_mib_ = 0, server_busy_pct_ = 0;
+    double server_wait_ms_ = 0;  // waiting for a CPU, a round
     std::int64_t big_push_changes_ = 0;
     double big_push_s_ = 0, bystander_p50_ = 0, bystander_max_ = 0;
     std::size_t bystander_rounds_ = 0;
@@ -667,8 +668,11 @@ Summary Fleet::timed_phase() {
     Summary s;
 
     load_start_ = load_average();
-    double cpu0 = 0;
-    for (auto& p : servers_) cpu0 += p->cpu_ms();
+    double cpu0 = 0, wait0 = 0;
+    for (auto& p : servers_) {
+        cpu0 += p->cpu_ms();
+        wait0 += p->run_queue_wait_ms();
+    }
     const double own0 = own_cpu_ms();
     // How often the servers are busy (a thread running, runnable or in a
     // disk wait): near 100% when they are the bottleneck.
@@ -741,8 +745,11 @@ Summary Fleet::timed_phase() {
     }
     server_busy_pct_ =
         samples_taken ? 100.0 * static_cast<double>(samples_busy) / static_cast<double>(samples_taken) : 0;
-    double cpu1 = 0;
-    for (auto& p : servers_) cpu1 += p->cpu_ms();
+    double cpu1 = 0, wait1 = 0;
+    for (auto& p : servers_) {
+        cpu1 += p->cpu_ms();
+        wait1 += p->run_queue_wait_ms();
+    }
     bench_cpu_ms_ = own_cpu_ms() - own0;
     load_end_ = load_average();
 
@@ -763,6 +770,7 @@ Summary Fleet::timed_phase() {
     s.service_p50 = quantile(service, 0.50);
     s.service_p99 = quantile(service, 0.99);
     server_cpu_ms_ = s.ok ? (cpu1 - cpu0) / static_cast<double>(s.ok) : 0;
+    server_wait_ms_ = s.ok ? (wait1 - wait0) / static_cast<double>(s.ok) : 0;
     bench_cpu_ms_ = s.ok ? bench_cpu_ms_ / static_cast<double>(s.ok) : 0;
     return s;
 }
@@ -941,9 +949,9 @@ void Fleet::report(const Summary& s) const {
         " (sync() alone: p50 %.1f ms, p99 %.1f ms)\n",
         s.p50, s.p95, s.p99, s.max, s.service_p50, s.service_p99);
     std::printf(
-        "  server CPU %.2f ms a round, busy %.0f%% of the time, peak RSS %.1f MiB; the bench's own CPU %.2f ms"
-        " a round\n",
-        server_cpu_ms_, server_busy_pct_, server_peak_rss_mib_, bench_cpu_ms_);
+        "  server: CPU %.2f ms a round, and %.2f ms waiting for a CPU; busy %.0f%% of the time; peak RSS %.1f MiB\n"
+        "  the bench's own CPU: %.2f ms a round\n",
+        server_cpu_ms_, server_wait_ms_, server_busy_pct_, server_peak_rss_mib_, bench_cpu_ms_);
     std::printf("  load average: %s at the start, %s at the end\n", load_start_.c_str(), load_end_.c_str());
     if (a_.big_push > 0)
         std::printf(
@@ -975,7 +983,8 @@ void Fleet::report(const Summary& s) const {
         " \"rounds_late\": %zu, \"rounds_due\": %zu, \"writes\": %lld,"
         " \"latency_p50_ms\": %.1f, \"latency_p95_ms\": %.1f, \"latency_p99_ms\": %.1f, \"latency_max_ms\": %.1f,"
         " \"sync_p50_ms\": %.1f, \"sync_p99_ms\": %.1f,"
-        " \"server_cpu_ms_per_round\": %.2f, \"server_busy_pct\": %.1f, \"server_peak_rss_mib\": %.1f, "
+        " \"server_cpu_ms_per_round\": %.2f, \"server_cpu_wait_ms_per_round\": %.2f, \"server_busy_pct\": %.1f, "
+        "\"server_peak_rss_mib\": %.1f, "
         "\"bench_cpu_ms_per_round\": %.2f,"
         " \"load_average_start\": %s, \"load_average_end\": %s,"
         " \"big_push_changes\": %lld, \"big_push_s\": %.2f, \"bystander_rounds\": %zu,"
@@ -984,7 +993,7 @@ void Fleet::report(const Summary& s) const {
         " \"errors\": %s, \"seed\": %llu}\n",
         a_.devices, a_.servers, json_string(a_.store).c_str(), a_.clients, a_.duration, a_.rate, s.achieved, s.ok,
         s.failed, s.late, s.scheduled, static_cast<long long>(s.writes), s.p50, s.p95, s.p99, s.max, s.service_p50,
-        s.service_p99, server_cpu_ms_, server_busy_pct_, server_peak_rss_mib_, bench_cpu_ms_,
+        s.service_p99, server_cpu_ms_, server_wait_ms_, server_busy_pct_, server_peak_rss_mib_, bench_cpu_ms_,
         json_string(load_start_).c_str(), json_string(load_end_).c_str(), static_cast<long long>(big_push_changes_),
         big_push_s_, bystander_rounds_, bystander_p50_, bystander_max_, static_cast<long long>(writes_checked_),
         rows_compared_, exactly_once_ ? "true" : "false", converged_ ? "true" : "false", errors.c_str(),

@@ -104,6 +104,17 @@ double ServerProcess::cpu_ms() const {
     return static_cast<double>(utime + stime) * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
+double ServerProcess::run_queue_wait_ms() const {
+    std::error_code ec;
+    double ns = 0;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
+        std::ifstream in(task.path() / "schedstat");
+        double on_cpu = 0, waiting = 0;
+        if (in >> on_cpu >> waiting) ns += waiting;
+    }
+    return ns / 1e6;
+}
+
 bool ServerProcess::busy() const {
     std::error_code ec;
     for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {

@@ -30,6 +30,10 @@ class ServerProcess {
     pid_t pid() const noexcept { return pid_; }
     // User plus system CPU time so far, in ms (utime + stime of /proc/PID/stat).
     double cpu_ms() const;
+    // How long its threads have waited for a CPU while runnable so far, in ms
+    // (the second field of /proc/PID/task/TID/schedstat, summed): what other
+    // processes on the machine cost it.
+    double run_queue_wait_ms() const;
     // Whether any of its threads is running, waiting for a CPU or for the
     // disk right now (state R or D in /proc/PID/task/TID/stat).
     bool busy() const;

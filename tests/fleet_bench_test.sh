@@ -32,7 +32,7 @@ import json, sys
 figures = json.loads(sys.stdin.read())
 keys = """devices servers store client_threads duration_s offered_rounds_per_s achieved_rounds_per_s rounds_ok
 rounds_failed rounds_late rounds_due writes latency_p50_ms latency_p95_ms latency_p99_ms latency_max_ms sync_p50_ms
-sync_p99_ms server_cpu_ms_per_round server_busy_pct server_peak_rss_mib bench_cpu_ms_per_round load_average_start load_average_end
+sync_p99_ms server_cpu_ms_per_round server_cpu_wait_ms_per_round server_busy_pct server_peak_rss_mib bench_cpu_ms_per_round load_average_start load_average_end
 big_push_changes big_push_s bystander_rounds bystander_p50_ms bystander_max_ms writes_checked rows_compared
 exactly_once converged errors seed""".split()
 missing = [k for k in keys if k not in figures]
