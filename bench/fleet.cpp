@@ -803,29 +803,33 @@ void Fleet::big_push() {
     for (const auto& e : importer_->replica->outbox(static_cast<std::size_t>(importer_->writes)))
         big_push_changes_ += static_cast<std::int64_t>(e.changes.size());
 
+    // The push is over once the server has acknowledged every change (or
+    // the round has moved on), as the client reports it after each batch.
     std::atomic<bool> pushed{false};
+    std::atomic<Clock::rep> pushed_at{0};
+    auto push_over = [&pushed, &pushed_at] {
+        if (!pushed.exchange(true)) pushed_at = Clock::now().time_since_epoch().count();
+    };
     SyncOptions o;
-    o.on_progress = [&pushed](const SyncProgress& p) {
-        if (p.phase == SyncPhase::pulling || p.phase == SyncPhase::done) pushed = true;
+    o.on_progress = [push_over, total = big_push_changes_](const SyncProgress& p) {
+        if (p.changes_pushed >= total || p.phase == SyncPhase::pulling || p.phase == SyncPhase::done) push_over();
     };
     importer_->clients.clear();  // a client that says when the push is over
     SyncClient& importer_client = client_of(*importer_, 0, std::move(o));
     SyncResult result;
     const auto start = Clock::now();
-    std::atomic<bool> finished{false};
     std::thread importer([&] {
         result = importer_client.sync();
-        pushed = true;
-        finished = true;
+        push_over();
     });
-    Clock::time_point push_end{};
-    std::vector<double> lat;
+    // The bystander's no-op rounds, 20 ms apart, while the push runs.
+    std::vector<std::pair<Clock::time_point, double>> rounds;  // started, ms
     const auto deadline = start + 10min;
     try {
         do {
             const auto t = Clock::now();
             const auto r = round(*bystander_);
-            lat.push_back(ms_between(t, Clock::now()));
+            rounds.emplace_back(t, ms_between(t, Clock::now()));
             if (!r.ok()) errors_.add("bystander: " + std::string(to_string(r.outcome)) + ": " + r.message);
             if (r.changes_pushed != 0 || r.changes_pulled != 0)
                 errors_.add("bystander: a round that should have had nothing to do moved " +
@@ -836,16 +840,17 @@ void Fleet::big_push() {
         importer.join();
         throw;
     }
-    // The push ended when the round began to pull.
-    while (!pushed) std::this_thread::sleep_for(1ms);
-    push_end = Clock::now();
     importer.join();
     importer_->clients.clear();  // its on_progress points here
     if (!result.ok())
         errors_.add("big push: " + std::string(to_string(result.outcome)) + ": " + result.message);
     else if (!result.rejected.empty())
         errors_.add("big push: the server refused " + std::to_string(result.rejected.size()) + " writes");
+    const Clock::time_point push_end{Clock::duration(pushed_at.load())};
     big_push_s_ = ms_between(start, push_end) / 1000.0;
+    std::vector<double> lat;  // the rounds that began during the push (the first one always counts)
+    for (const auto& [t, ms] : rounds)
+        if (t < push_end || lat.empty()) lat.push_back(ms);
     std::sort(lat.begin(), lat.end());
     bystander_rounds_ = lat.size();
     bystander_p50_ = quantile(lat, 0.5);
