@@ -17,6 +17,9 @@ std::filesystem::path make_temp_dir();
 int local_writes(const Args& args);
 int sync(const Args& args);
 int rounds(const Args& args);
+// `lindra-bench fleet ...`: many tablets against lindra-server processes
+// (fleet.cpp); takes its own flags.
+int fleet(int argc, char** argv);
 // The device processes `lindra-bench sync` starts.
 int sync_device(int argc, char** argv);
 

@@ -24,11 +24,14 @@ namespace {
 int usage() {
     std::fprintf(stderr,
                  "usage: lindra-bench local-writes|sync|rounds [--json] [--count N] [--rounds N] [--insecure]\n"
+                 "       lindra-bench fleet [--devices N] [--rate R] [--servers K] [--store sqlite|postgres] ...\n"
                  "  local-writes  module-progress writes through the API vs raw SQLite inserts\n"
                  "  sync          writes on device A pushed and pulled to device B through a server,\n"
                  "                vs the same rows as an SQLite session changeset; then the rounds below\n"
                  "  rounds        how long a sync round takes against a running server, with nothing\n"
                  "                to do and with 10 writes to push; a no-op round's bytes on the wire\n"
+                 "  fleet         many tablets syncing at an offered rate with lindra-server processes\n"
+                 "                (lindra-bench fleet --help for its flags)\n"
                  "  --json        print one JSON object with the figures on the last line\n"
                  "  --count N     writes per mode (default 100000)\n"
                  "  --rounds N    timed rounds of each kind (default 500)\n"
@@ -41,6 +44,7 @@ int main(int argc, char** argv) {
     if (argc < 2) return usage();
     const std::string_view command = argv[1];
     if (command == "sync-device") return lindra::bench::sync_device(argc, argv);
+    if (command == "fleet") return lindra::bench::fleet(argc, argv);
     lindra::bench::Args args;
     for (int i = 2; i < argc; ++i) {
         const std::string_view a = argv[i];
