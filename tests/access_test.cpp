@@ -10,6 +10,7 @@
 #include "server/store.hpp"
 #include "support/db.hpp"
 #include "support/temp_dir.hpp"
+#include "support/test_store.hpp"
 
 #include <lindra/replica.hpp>
 #include <lindra/server.hpp>
@@ -106,13 +107,13 @@ public:
         TokenOptions tokens;
         tokens.key_pem = key_;
         auth_ = server::token_authenticator(tokens);
-        store_ = server::open_sqlite_store(dir_.file("server.db"), {});
+        store_ = server::open_store(test_store_.db(), {});
         context_.emplace(server::SessionContext{*store_, *auth_, protocol::Limits{},
                                                 [this](std::string_view line) { log_.emplace_back(line); }, now_ms});
     }
 
     server::SessionContext& context() { return *context_; }
-    std::string db() const { return dir_.file("server.db"); }
+    std::string db() const { return test_store_.db(); }
     const std::vector<std::string>& log() const { return log_; }
 
     std::string token(Role role, const Id& person, const Id& org = {}, std::chrono::seconds ttl = std::chrono::hours(1),
@@ -178,6 +179,7 @@ public:
 
 private:
     TempDir dir_;
+    TestStore test_store_{dir_};
     std::string key_ = generate_token_key();
     std::unique_ptr<server::Authenticator> auth_;
     std::unique_ptr<server::ServerStore> store_;

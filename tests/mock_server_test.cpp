@@ -219,7 +219,9 @@ TEST_CASE("plain TCP, and faults that are never due stay pending") {
 }
 
 TEST_CASE("a seed the server refuses is an error, not a silent gap") {
-    MockServer mock;
+    TempDir dir;
+    TestStore store(dir);
+    MockServer mock(MockCourse::on_test_store({}, store));
     // Certificates are the server's to issue, even to an admin.
     const auto issue = [](Writes& w) {
         w.create("certificate", {{"person_id", Id::random()},

@@ -25,6 +25,7 @@
 // `sim_test --seeds N [--first S]` runs other seeds; a failing seed prints
 // the command that replays it.
 #include "support/temp_dir.hpp"
+#include "support/test_store.hpp"
 
 #include "client/session.hpp"
 #include "model/merge.hpp"
@@ -119,7 +120,7 @@ public:
         now_ = 1'790'000'000'000 + static_cast<std::int64_t>(rng_() % (30 * 24 * kHour));
         ServerOptions o;
         token_key_ = generate_token_key();
-        store_ = server::open_sqlite_store(dir_.file("server.db"),
+        store_ = server::open_store(test_store_.db(),
                                            {.max_clock_ahead = std::chrono::hours(24), .wall_clock_ms = [this] {
                                                 return now_;
                                             }});
@@ -679,6 +680,7 @@ private:
 
     std::mt19937_64 rng_;
     TempDir dir_;
+    TestStore test_store_{dir_};
     std::int64_t now_ = 0;
     std::string token_key_;
     std::unique_ptr<server::ServerStore> store_;
@@ -719,6 +721,10 @@ int main(int argc, char* argv[]) {
                 Opt(lindra::test::g_first_seed, "S")["--first"]("the first seed (default 1)") |
                 Opt(lindra::test::g_trace)["--trace"]("print every write and round"));
     if (const int rc = session.applyCommandLine(argc, argv); rc != 0) return rc;
+    if (lindra::test::TestStore::postgres() && lindra::test::pg_server().empty()) {
+        std::fprintf(stderr, "SKIPPED: the simulation on PostgreSQL needs LINDRA_TEST_PG (scripts/test sets it)\n");
+        return lindra::test::kPgSkipReturnCode;
+    }
     // Sanitized builds run many times slower: scripts/test caps the seeds.
     if (const char* cap = std::getenv("LINDRA_SIM_MAX_SEEDS"))
         lindra::test::g_seeds = std::min<std::uint64_t>(lindra::test::g_seeds, std::strtoull(cap, nullptr, 10));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "support/temp_dir.hpp"
+#include "support/test_store.hpp"
 
 #include <lindra/testing/mock_server.hpp>
 
@@ -13,7 +14,7 @@
 namespace lindra::test {
 
 struct MockCourse {
-    explicit MockCourse(lindra::testing::MockServerOptions options = {}) : mock(std::move(options)) {
+    explicit MockCourse(lindra::testing::MockServerOptions options = {}) : mock(on_test_store(std::move(options), store)) {
         mock.seed([&](Writes& w) {
             org = w.register_organization("Fjordvik", OrganizationKind::municipality);
             course = w.register_course("Palliative care", "2026", "nb", 4);
@@ -37,10 +38,17 @@ struct MockCourse {
         return -1;
     }
 
+    // The server's store for this run (support/test_store.hpp).
+    static lindra::testing::MockServerOptions on_test_store(lindra::testing::MockServerOptions o, const TestStore& s) {
+        if (TestStore::postgres()) o.store = s.db();
+        return o;
+    }
+
+    TempDir dir;
+    TestStore store{dir};
     lindra::testing::MockServer mock;
     Id org, course, module, group, ola;
     std::string token;
-    TempDir dir;
     Replica tablet{dir.file("ola.db")};
 };
 

@@ -37,3 +37,14 @@ PgDatabase::~PgDatabase() {
 }
 
 }  // namespace lindra::test
+
+#include "support/test_store.hpp"
+
+namespace lindra::test {
+
+bool TestStore::postgres() {
+    const char* store = std::getenv("LINDRA_TEST_STORE");
+    return store && std::string_view(store) == "postgres";
+}
+
+}  // namespace lindra::test

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "support/temp_dir.hpp"
+#include "support/test_store.hpp"
 #include <lindra/testing/certs.hpp>
 
 #include <lindra/replica.hpp>
@@ -57,7 +58,8 @@ public:
     void stop_server() { server_.reset(); }
 
     std::uint16_t port() const { return server_->port(); }
-    std::string server_db() const { return dir_.file("server.db"); }
+    // The server's store: a file, or a PostgreSQL connection string.
+    std::string server_db() const { return store_.db(); }
     std::vector<std::string> log() const {
         std::lock_guard lock(log_mutex_);
         return log_;
@@ -110,7 +112,7 @@ public:
 private:
     void start_server() {
         ServerOptions o;
-        o.db_path = dir_.file("server.db");
+        o.db_path = store_.db();
         o.tokens.key_pem = token_key_;
         o.port = last_port_;
         o.tls = {server_certificate().certificate_pem, server_certificate().private_key_pem};
@@ -141,6 +143,7 @@ private:
     std::string token_key_ = generate_token_key();
     std::map<std::string, std::string> tokens_;  // the fixture's names -> signed tokens
     TempDir dir_;
+    TestStore store_{dir_};
     mutable std::mutex log_mutex_;
     std::vector<std::string> log_;  // guarded by log_mutex_
     std::uint16_t last_port_ = 0;

@@ -251,7 +251,7 @@ class PgTxn final : public StorageTxn {
 
     void scan(std::int64_t after, std::int64_t upto, const std::string* scope, std::size_t limit,
               const std::function<bool(const LogEntry&)>& each) override {
-        const auto n = static_cast<std::int64_t>(limit);
+        const auto n = static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX));
         const auto r = scope ? query(kScanScope, {pg::Param::bytea(*scope), after, upto, n})
                              : query(kScan, {after, upto, n});
         LogEntry entry;

@@ -302,9 +302,14 @@ struct MockServer::Impl {
         fs::remove_all(dir, ignored);
     }
 
+    void quiet(bool on) {
+        std::lock_guard lock(state->mutex);
+        state->quiet = on;
+    }
+
     void start() {
         ServerOptions o;
-        o.db_path = (dir / "server.db").string();
+        o.db_path = options.store.empty() ? (dir / "server.db").string() : options.store;
         o.port = port;
         o.tokens.key_pem = token_key;
         o.insecure = !options.tls;
@@ -365,10 +370,7 @@ void MockServer::seed(const std::function<void(Writes&)>& writes) {
                                    ReplicaOptions{.wall_clock_ms = impl_->options.wall_clock_ms});
     impl_->back_office->batch(writes);
     // Seeding is not under test: no fault fires on it, nothing is recorded.
-    const auto quiet = [&](bool on) {
-        std::lock_guard lock(impl_->state->mutex);
-        impl_->state->quiet = on;
-    };
+    const auto quiet = [&](bool on) { impl_->quiet(on); };
     quiet(true);
     SyncResult r;
     try {
@@ -385,7 +387,24 @@ void MockServer::seed(const std::function<void(Writes&)>& writes) {
 }
 
 const Replica& MockServer::rows() {
-    if (!impl_->view) impl_->view.emplace((impl_->dir / "server.db").string());
+    if (impl_->options.store.empty()) {
+        if (!impl_->view) impl_->view.emplace((impl_->dir / "server.db").string());
+        return *impl_->view;
+    }
+    if (!impl_->view) impl_->view.emplace((impl_->dir / "view.db").string());
+    // Reading is not under test either.
+    const auto quiet = [&](bool on) { impl_->quiet(on); };
+    quiet(true);
+    SyncResult r;
+    try {
+        SyncClient client(*impl_->view, client_options(admin_token()));
+        r = client.sync();
+    } catch (...) {
+        quiet(false);
+        throw;
+    }
+    quiet(false);
+    if (!r.ok()) throw Error(Errc::unavailable, "reading the mock server's rows failed: " + r.message);
     return *impl_->view;
 }
 

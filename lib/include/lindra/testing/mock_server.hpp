@@ -112,6 +112,10 @@ struct MockServerOptions {
     std::function<std::int64_t()> wall_clock_ms{};
     // Adjusts the real server's options (limits, timeouts) before each start.
     std::function<void(ServerOptions&)> tweak{};
+    // Where the server keeps its store: empty for a SQLite file in the
+    // mock's temporary folder, or a PostgreSQL connection string (a
+    // database of the app's test PostgreSQL, which the mock leaves behind).
+    std::string store{};
 };
 
 class MockServer {
@@ -141,7 +145,9 @@ public:
 
     // ---- inspection ----
     // The server's rows, through the typed queries of a read-only replica
-    // view of its store (writes belong to sync rounds and seed()).
+    // view of its store (writes belong to sync rounds and seed()). On
+    // PostgreSQL the view is a replica that pulls every row as an admin
+    // on each call.
     const Replica& rows();
     // Every write pushed to the server so far, in order of arrival; a
     // retried push appears twice (the server applied it once).
