@@ -1,6 +1,6 @@
 // lindra-server: the central sync server, and the tools for its tokens.
 //
-//   lindra-server --db PATH --listen HOST:PORT --token-key FILE (--cert FILE --key FILE | --insecure) [LIMITS]
+//   lindra-server --db PATH|postgresql://... --listen HOST:PORT --token-key FILE (--cert FILE --key FILE | --insecure) [LIMITS]
 //   lindra-server gen-key --out FILE
 //   lindra-server issue-token --key FILE --user NAME --role ROLE ...
 //
@@ -32,9 +32,11 @@ namespace {
 
 int usage(const char* why) {
     if (why) std::cerr << "lindra-server: " << why << "\n";
-    std::cerr << "usage: lindra-server --db PATH --listen HOST:PORT --token-key FILE [OIDC] [LIMITS]\n"
+    std::cerr << "usage: lindra-server --db PATH|postgresql://... --listen HOST:PORT --token-key FILE [OIDC] [LIMITS]\n"
                  "                     (--cert FILE --key FILE | --insecure)\n"
-                 "  --db PATH          the server's database (created if missing)\n"
+                 "  --db PATH          the server's SQLite database (created if missing), or\n"
+                 "  --db postgresql://USER@HOST:PORT/DB  a PostgreSQL database (a libpq URI or\n"
+                 "                     keyword string) that several lindra-server processes share\n"
                  "  --listen HOST:PORT address to listen on; port 0 picks a free one; [::]:PORT takes IPv4 and IPv6\n"
                  "  --cert FILE        the server's TLS certificate chain, PEM, its own certificate first\n"
                  "  --key FILE         the certificate's private key, PEM (unencrypted)\n"
