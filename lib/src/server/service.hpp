@@ -37,6 +37,7 @@ public:
 private:
     std::unique_ptr<ServerStore> store_;
     std::mutex store_mutex_;
+    std::mutex log_mutex_;  // held while the operator's log callback runs
     std::unique_ptr<Authenticator> auth_;
     std::optional<SessionContext> context_;
     SessionWrapper wrap_;
