@@ -430,10 +430,10 @@ TEST_CASE("lindra-server's limit flags take effect, and bad values are refused")
         more.insert(more.begin(), base.begin(), base.end());
         return more;
     };
-    SECTION("a share of 2 and a Hello deadline of 300 ms") {
-        ServerProcess server(
-            with({"--listen", "[::]:0", "--max-connections-per-address", "2", "--hello-timeout", "300ms"}),
-            dir.file("server.log"));
+    SECTION("a share of 2 and a Hello deadline of 300 ms, on 3 I/O threads and 2 workers") {
+        ServerProcess server(with({"--listen", "[::]:0", "--max-connections-per-address", "2", "--hello-timeout",
+                                   "300ms", "--io-threads", "3", "--worker-threads", "2"}),
+                             dir.file("server.log"));
         const auto port = server.wait_for_port();
         std::vector<int> fds;
         for (int i = 0; i < 3; ++i) {
@@ -469,6 +469,8 @@ TEST_CASE("lindra-server's limit flags take effect, and bad values are refused")
             {{"--max-connections-per-address", "0"}, "--max-connections-per-address wants a positive whole number"},
             {{"--max-connections", "many"}, "--max-connections wants a positive whole number"},
             {{"--min-frame-rate", "16k"}, "--min-frame-rate wants a positive whole number"},
+            {{"--io-threads", "0"}, "--io-threads wants a positive whole number"},
+            {{"--worker-threads", "two"}, "--worker-threads wants a positive whole number"},
         };
         for (const auto& [flags, says] : cases) {
             INFO(flags[0] << " " << flags[1]);

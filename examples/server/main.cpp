@@ -1,6 +1,7 @@
 // lindra-server: the central sync server, and the tools for its tokens.
 //
 //   lindra-server --db PATH|postgresql://... --listen HOST:PORT --token-key FILE (--cert FILE --key FILE | --insecure) [LIMITS]
+//                 [THREADS]
 //   lindra-server gen-key --out FILE
 //   lindra-server issue-token --key FILE --user NAME --role ROLE ...
 //
@@ -32,7 +33,7 @@ namespace {
 
 int usage(const char* why) {
     if (why) std::cerr << "lindra-server: " << why << "\n";
-    std::cerr << "usage: lindra-server --db PATH|postgresql://... --listen HOST:PORT --token-key FILE [OIDC] [LIMITS]\n"
+    std::cerr << "usage: lindra-server --db PATH|postgresql://... --listen HOST:PORT --token-key FILE [OIDC] [LIMITS] [THREADS]\n"
                  "                     (--cert FILE --key FILE | --insecure)\n"
                  "  --db PATH          the server's SQLite database (created if missing), or\n"
                  "  --db postgresql://USER@HOST:PORT/DB  a PostgreSQL database (a libpq URI or\n"
@@ -55,6 +56,9 @@ int usage(const char* why) {
                  "  --min-frame-rate BYTES_PER_S     how fast a frame's bytes must keep coming (16384)\n"
                  "  --idle-timeout DURATION          between frames (60s)\n"
                  "  DURATION is a number with ms, s, m or h: 500ms, 10s, 2m\n"
+                 "  THREADS (each at most 256; one per core when not given):\n"
+                 "  --io-threads N                   threads that move bytes: TLS, framing, timeouts\n"
+                 "  --worker-threads N               threads that handle the messages: the store work\n"
                  "\n"
                  "       lindra-server gen-key --out FILE\n"
                  "  writes a new Ed25519 token key (mode 0600; never overwrites)\n"
@@ -203,10 +207,11 @@ int main(int argc, char** argv) {
     bool insecure = false;
     lindra::OidcProvider oidc;
     std::string oidc_key, oidc_algs;
-    std::map<std::string, std::string> limits;  // flag -> value
+    std::map<std::string, std::string> limits;  // flag -> value, threads too
     static constexpr std::string_view kLimitFlags[] = {"--max-connections", "--max-connections-per-address",
                                                        "--hello-timeout",   "--io-timeout",
-                                                       "--min-frame-rate",  "--idle-timeout"};
+                                                       "--min-frame-rate",  "--idle-timeout",
+                                                       "--io-threads",      "--worker-threads"};
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--help" || arg == "-h") return usage(nullptr), 0;
@@ -263,6 +268,10 @@ int main(int argc, char** argv) {
                 options.io_timeout = parse_duration(flag, value);
             else if (flag == "--idle-timeout")
                 options.idle_timeout = parse_duration(flag, value);
+            else if (flag == "--io-threads")
+                options.io_threads = parse_count(flag, value);
+            else if (flag == "--worker-threads")
+                options.worker_threads = parse_count(flag, value);
         }
     } catch (const UsageError& e) {
         return usage(e.what());

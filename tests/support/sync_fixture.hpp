@@ -127,7 +127,7 @@ private:
                                                                         {"candidate-1-token", "cand-1"},
                                                                         {"candidate-2-token", "cand-2"}};
         for (const auto& [name, user] : names) tokens_[name] = token({.user = user, .role = Role::admin}, now_s);
-        o.log = [this](std::string_view line) {  // called from the server's thread
+        o.log = [this](std::string_view line) {  // from the server's worker threads
             std::lock_guard lock(log_mutex_);
             log_.emplace_back(line);
         };

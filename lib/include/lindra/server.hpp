@@ -3,7 +3,9 @@
 // The server is itself a lindra replica (the same merge code as the
 // tablets) plus a change log that devices pull from by cursor, and the
 // highest outbox seq applied per device, so a retried push is acknowledged
-// and never applied twice. It listens on its own thread.
+// and never applied twice. It runs on threads of its own: a few that move
+// bytes, and a pool that does the store work, so a large push never
+// stalls another tablet's handshake.
 //
 // Every connection is TLS unless `insecure` is set (local development).
 // Identity comes only from a verified token: lindra's own (Ed25519, issued
@@ -108,6 +110,11 @@ struct ServerOptions {
     // it. The tablets of a care home or a hospital behind one NAT share one
     // address: raise it for large sites.
     std::size_t max_connections_per_address = 32;
+    // Threads that move bytes (TLS, framing, timeouts), and threads that
+    // handle the messages (the store work): 0 is one per core, at most 256
+    // each. A session's messages are handled one at a time, in order.
+    std::size_t io_threads = 0;
+    std::size_t worker_threads = 0;
     // A pushed change stamped further ahead of the server's clock than this
     // is refused and reported in the PushAck, so a client whose clock runs
     // days ahead cannot win every conflict. A last resort: lindra's clients
@@ -119,7 +126,8 @@ struct ServerOptions {
     // and a line with the counts of connections the limits above turned
     // away (at once, then at most one a minute), with the last address over
     // its cap; never a token or personal data. Called from the server's
-    // thread.
+    // worker threads, one call at a time; a slow log holds back store work,
+    // never the network.
     std::function<void(std::string_view)> log{};
 };
 

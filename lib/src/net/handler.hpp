@@ -25,7 +25,11 @@ struct Reply {
     std::optional<std::size_t> cut_after_bytes{};
 };
 
-// One connection's protocol state. net/ calls it from one strand at a time.
+// One connection's protocol state. net/ calls it one call at a time, in the
+// order of the connection's frames, but not always from the same thread: a
+// server calls on_frame, on_bad_frame and on_close on its worker pool (they
+// may block on the store), max_frame and authenticated on the connection's
+// strand in between.
 class Session {
 public:
     virtual ~Session() = default;

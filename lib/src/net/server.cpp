@@ -9,11 +9,16 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <list>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
+#include <vector>
 
 namespace lindra::net {
 
@@ -54,16 +59,56 @@ std::string peer_name(const tcp::endpoint& e) {
     return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(e.port());
 }
 
+// A thread count from the config: 0 is one per core.
+std::size_t threads_for(std::size_t configured) {
+    if (configured > 0) return configured;
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
 }  // namespace
 
+// Threads. The io_context runs on config.io_threads threads. Each
+// connection's socket, timer and serve() coroutine live on a strand of their
+// own; the accept loop, the listener and the report timer on
+// `accept_strand`. Every Session call but the two getters (max_frame,
+// authenticated) runs on the worker pool while the connection's coroutine
+// waits for it, then resumes on the connection's strand: store work never
+// runs on an I/O thread, and one session's calls never overlap and keep the
+// order of its frames (the next frame is read only after the last reply was
+// written). The bookkeeping shared by the accept loop and every connection
+// (`live` and the counts below it) is guarded by `mutex`, held briefly and
+// never across an await or a call out.
 struct Server::Impl {
+    Impl(ServerConfig c, SessionFactory f)
+        : config(std::move(c)), factory(std::move(f)), io(static_cast<int>(threads_for(config.io_threads))) {}
+
     ServerConfig config;
     SessionFactory factory;
     std::optional<asio::ssl::context> tls;  // from config.tls
-    asio::io_context io{1};
-    tcp::acceptor acceptor{io};
+    asio::io_context io;
+    asio::strand<asio::io_context::executor_type> accept_strand{io.get_executor()};
+    tcp::acceptor acceptor{accept_strand};
     std::uint16_t port = 0;
-    std::thread thread;
+    std::vector<std::thread> threads;          // run io
+    std::optional<asio::thread_pool> workers;  // runs the sessions
+    std::atomic<bool> stopped{false};          // stop() has closed the connections
+
+    // Runs f() on the worker pool; the calling coroutine resumes on its own
+    // strand with f's result, or f's exception.
+    template <class F>
+    asio::awaitable<std::invoke_result_t<F&>> on_worker(F f) {
+        using T = std::invoke_result_t<F&>;
+        co_return co_await asio::co_spawn(
+            workers->get_executor(), [f = std::move(f)]() mutable -> asio::awaitable<T> { co_return f(); },
+            asio::use_awaitable);
+    }
+
+    // Hands a report to the operator's callback on the worker pool: it may
+    // write to a slow log, which must not hold an I/O thread.
+    void report(Turnaways t) {
+        if (!config.on_turnaways || t.total() == 0) return;
+        asio::post(*workers, [this, t = std::move(t)] { config.on_turnaways(t); });
+    }
 
     // A connection that has a session, oldest first.
     struct Live {
@@ -73,14 +118,14 @@ struct Server::Impl {
         bool shed = false;  // closed to make room, still ending
     };
 
-    std::mutex mutex;  // guards everything below
+    std::mutex mutex;  // guards everything below, report_timer included
     std::list<Live> live;
     std::unordered_map<std::string, std::size_t> per_address;  // live connections by address_key()
     std::size_t shedding = 0;                                  // entries of `live` with shed set
     bool stopping = false;
     Turnaways unreported;
     std::optional<Clock::time_point> last_report;
-    asio::steady_timer report_timer{io};
+    asio::steady_timer report_timer{accept_strand};
     bool report_armed = false;
 
     // What to report now, if anything (mutex held). Turnaways are reported
@@ -105,7 +150,7 @@ struct Server::Impl {
                     report_armed = false;
                     due = report_due();
                 }
-                if (due) config.on_turnaways(*due);
+                if (due) report(std::move(*due));
             });
         }
         return std::nullopt;
@@ -132,7 +177,7 @@ struct Server::Impl {
             co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
             if (ec) {
                 if (!acceptor.is_open()) co_return;  // closed by stop()
-                asio::steady_timer pause(io, kAcceptRetry);
+                asio::steady_timer pause(accept_strand, kAcceptRetry);
                 co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
                 continue;
             }
@@ -142,7 +187,7 @@ struct Server::Impl {
             std::shared_ptr<Connection> conn;
             std::unique_ptr<Session> session;
             std::list<Live>::iterator entry;
-            std::optional<Turnaways> report;
+            std::optional<Turnaways> due;
             {
                 std::lock_guard lock(mutex);
                 if (stopping) co_return;
@@ -164,9 +209,9 @@ struct Server::Impl {
                         ++per_address[address];
                     }
                 }
-                report = report_due();
+                due = report_due();
             }
-            if (report) config.on_turnaways(*report);
+            if (due) report(std::move(*due));
             if (!session) {  // refused: closed before the TLS handshake
                 if (conn)
                     conn->close();
@@ -198,14 +243,33 @@ struct Server::Impl {
             }
             for (bool close = false; !close;) {
                 Reply reply;
+                std::optional<protocol::ProtocolError> bad;
+                std::span<const std::uint8_t> body;
                 try {
-                    const auto body = co_await conn->read_frame(std::min(config.max_frame, session->max_frame()), pace);
-                    reply = session->on_frame(body);
+                    body = co_await conn->read_frame(std::min(config.max_frame, session->max_frame()), pace);
                 } catch (const protocol::ProtocolError& e) {
-                    reply = session->on_bad_frame(e);
-                    reply.close = true;
-                    reason = e.what();
+                    bad = e;
                 }
+                // No deadline runs while the session works: its time in the
+                // worker pool (queued behind other sessions' store work, or
+                // working) is the server's, not the peer's. The Hello
+                // deadline moves by as much, so a refused Hello's Error is
+                // still sent when the pool was slow. `body` stays valid:
+                // nothing reads from the connection until the reply is
+                // written.
+                const auto handed = Clock::now();
+                reply = co_await on_worker([&] {
+                    if (!bad) try {
+                            return session->on_frame(body);
+                        } catch (const protocol::ProtocolError& e) {
+                            bad = e;
+                        }
+                    auto r = session->on_bad_frame(*bad);
+                    r.close = true;
+                    return r;
+                });
+                if (bad) reason = bad->what();
+                if (pace.not_after != Clock::time_point::max()) pace.not_after += Clock::now() - handed;
                 if (!authenticated && session->authenticated()) {
                     authenticated = true;
                     pace.not_after = Clock::time_point::max();
@@ -222,17 +286,19 @@ struct Server::Impl {
             if (reason.empty()) reason = "closed by the server";
         } catch (const boost::system::system_error& e) {
             conn->disarm();
-            reason = conn->timed_out()                            ? "timed out"
-                     : is_peer_close(e.code())                    ? "closed by the peer"
-                     : e.code() == asio::error::operation_aborted ? "server stopping"
-                     : !handshaken                                ? conn->tls_failure(e.code())
-                                                                  : e.code().message();
+            // stop() closes the socket under a read (aborted), or under a
+            // session at work (the write that follows fails).
+            reason = conn->timed_out()                                       ? "timed out"
+                     : is_peer_close(e.code())                               ? "closed by the peer"
+                     : e.code() == asio::error::operation_aborted || stopped ? "server stopping"
+                     : !handshaken                                           ? conn->tls_failure(e.code())
+                                                                             : e.code().message();
             if (!handshaken) reason = "TLS handshake failed: " + reason;
         } catch (const std::exception& e) {
             reason = std::string("internal error: ") + e.what();
         }
         co_await conn->shutdown(std::min(config.io_timeout, kCloseNotifyWait));
-        std::optional<Turnaways> report;
+        std::optional<Turnaways> due;
         {
             std::lock_guard lock(mutex);
             if (entry->shed) {
@@ -240,19 +306,23 @@ struct Server::Impl {
                 reason = "closed before Hello to make room: the server is at its connection cap";
             } else if (conn->timed_out() && !authenticated) {
                 ++unreported.late_hello;
-                report = report_due();
+                due = report_due();
             }
             if (--per_address[entry->address] == 0) per_address.erase(entry->address);
             live.erase(entry);
         }
-        if (report) config.on_turnaways(*report);
-        session->on_close(reason);
+        if (due) report(std::move(*due));
+        // The session's last call (it logs the session's line) and its end,
+        // off the I/O threads too; stop() waits for both.
+        co_await on_worker([&] {
+            session->on_close(reason);
+            session.reset();
+        });
     }
 };
 
-Server::Server(ServerConfig config, SessionFactory factory) : impl_(std::make_unique<Impl>()) {
-    impl_->config = std::move(config);
-    impl_->factory = std::move(factory);
+Server::Server(ServerConfig config, SessionFactory factory)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(factory))) {
     if (impl_->config.tls) impl_->tls.emplace(impl_->config.tls->new_reference());
     try {
         const tcp::endpoint endpoint(asio::ip::make_address(impl_->config.host), impl_->config.port);
@@ -269,8 +339,10 @@ Server::Server(ServerConfig config, SessionFactory factory) : impl_(std::make_un
                     "cannot listen on " + impl_->config.host + ":" + std::to_string(impl_->config.port) + ": " +
                         e.code().message());
     }
-    asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
-    impl_->thread = std::thread([this] { impl_->io.run(); });
+    impl_->workers.emplace(threads_for(impl_->config.worker_threads));
+    asio::co_spawn(impl_->accept_strand, impl_->accept_loop(), asio::detached);
+    const std::size_t n = threads_for(impl_->config.io_threads);
+    for (std::size_t i = 0; i < n; ++i) impl_->threads.emplace_back([this] { impl_->io.run(); });
 }
 
 Server::~Server() { stop(); }
@@ -278,24 +350,30 @@ Server::~Server() { stop(); }
 std::uint16_t Server::port() const noexcept { return impl_->port; }
 
 void Server::stop() {
-    if (!impl_->thread.joinable()) return;
-    asio::post(impl_->io, [this] {
+    if (impl_->threads.empty()) return;
+    asio::post(impl_->accept_strand, [this] {
         boost::system::error_code ignored;
         impl_->acceptor.close(ignored);
+        impl_->stopped = true;
         Turnaways left;
         {
             std::lock_guard lock(impl_->mutex);
             impl_->stopping = true;
             impl_->report_timer.cancel();
             left = std::exchange(impl_->unreported, {});
-            // Closing makes each session's pending read fail; it then ends
-            // normally and reports on_close.
+            // Closing makes each session's pending read fail, or the write
+            // after its session's work; it then ends normally and reports
+            // on_close.
             for (const auto& c : impl_->live)
                 asio::post(c.conn->socket().get_executor(), [conn = c.conn] { conn->close(); });
         }
-        if (left.total() > 0 && impl_->config.on_turnaways) impl_->config.on_turnaways(left);
+        impl_->report(std::move(left));
     });
-    impl_->thread.join();  // run() returns once every coroutine has finished
+    // run() returns once every coroutine has finished, each having waited
+    // for its session's last call on the worker pool.
+    for (auto& t : impl_->threads) t.join();
+    impl_->threads.clear();
+    impl_->workers->join();  // the reports handed over last
 }
 
 }  // namespace lindra::net

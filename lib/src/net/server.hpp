@@ -1,11 +1,14 @@
 // A TCP server, TLS unless told otherwise, that runs one Session per
-// connection on its own thread, and keeps one peer from crowding out the
+// connection: its network work on I/O threads (one strand per connection),
+// its Session calls on a pool of worker threads (server.cpp, "Threads").
+// It keeps one peer from crowding out the
 // rest (DESIGN §9, exhaustion): a cap per peer address beside the global
 // one, a deadline for the TLS handshake and Hello, frames that must keep
 // arriving at a minimum rate, and, over the global cap, connections that
 // have not authenticated closed before any that have.
 //
-// Thread-safety: construct, port() and stop() from any one thread.
+// Thread-safety: construct, port() and stop() from any one thread, never
+// from a Session call or a callback of the server's (stop() joins them).
 #pragma once
 
 #include "net/handler.hpp"
@@ -38,19 +41,25 @@ struct ServerConfig {
     std::size_t min_frame_rate = 16 * 1024;           // bytes per second, once a frame has begun
     std::chrono::milliseconds idle_timeout{60'000};   // between frames
     std::chrono::milliseconds hello_timeout{10'000};  // from accepting to an authenticated session
+    // Threads that move bytes, and threads that run the sessions (their
+    // store work); 0: one per core.
+    std::size_t io_threads = 0;
+    std::size_t worker_threads = 0;
     std::size_t max_connections = 512;
     std::size_t max_connections_per_address = 32;  // an IPv4 address, or an IPv6 /64
     // The certificate and key; null: plain TCP (SyncServer allows that only
     // when told to be insecure).
     std::shared_ptr<const TlsContext> tls{};
     // Told what was turned away: at once for the first one, then at most
-    // once per `report_interval`, and at stop(). Runs on the server's thread.
+    // once per `report_interval`, and at stop(). Runs on a worker thread,
+    // possibly at the same time as a Session call.
     std::function<void(const Turnaways&)> on_turnaways{};
     std::chrono::milliseconds report_interval{60'000};
 };
 
 // Makes the Session of a new connection; `peer` is "address:port". Null
-// refuses the connection: it is closed before the TLS handshake.
+// refuses the connection: it is closed before the TLS handshake. Runs on an
+// I/O thread, one call at a time: it must not block.
 using SessionFactory = std::function<std::unique_ptr<Session>(const std::string& peer)>;
 
 class Server {
@@ -64,7 +73,8 @@ public:
 
     std::uint16_t port() const noexcept;
     // Stops accepting, closes every connection (each Session sees
-    // on_close), and joins the thread. Idempotent.
+    // on_close, after its call in progress if any), and joins the threads.
+    // Idempotent.
     void stop();
 
 private:

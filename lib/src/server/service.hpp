@@ -12,6 +12,7 @@
 #include <lindra/server.hpp>
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -35,6 +36,7 @@ public:
 
 private:
     std::unique_ptr<ServerStore> store_;
+    std::mutex log_mutex_;  // held while the operator's log callback runs
     std::unique_ptr<Authenticator> auth_;
     std::optional<SessionContext> context_;
     SessionWrapper wrap_;

@@ -19,6 +19,9 @@ void check_limits(const ServerOptions& o) {
     require(o.max_connections >= 1, "max_connections must be at least 1");
     require(o.max_connections_per_address >= 1, "max_connections_per_address must be at least 1");
     require(o.min_frame_rate >= 1, "min_frame_rate must be at least 1 byte per second");
+    constexpr std::size_t kMostThreads = 256;
+    require(o.io_threads <= kMostThreads, "io_threads must be at most 256 (0: one per core)");
+    require(o.worker_threads <= kMostThreads, "worker_threads must be at most 256 (0: one per core)");
     constexpr std::chrono::milliseconds kLongest = std::chrono::hours(24 * 366);  // deadlines stay far from overflow
     for (const auto t : {o.io_timeout, o.idle_timeout, o.hello_timeout})
         require(t.count() > 0 && t <= kLongest,
@@ -59,8 +62,15 @@ Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(w
                    std::chrono::system_clock::now().time_since_epoch())
             .count();
     };
-    context_.emplace(
-        SessionContext{*store_, *auth_, limits, std::move(options.log), std::move(wall_clock_ms)});
+    // Sessions end on several worker threads; the operator's log sees one
+    // line at a time, as it did when the server had one thread.
+    std::function<void(std::string_view)> log;
+    if (options.log)
+        log = [this, sink = std::move(options.log)](std::string_view line) {
+            std::lock_guard lock(log_mutex_);
+            sink(line);
+        };
+    context_.emplace(SessionContext{*store_, *auth_, limits, std::move(log), std::move(wall_clock_ms)});
     net::ServerConfig config;
     config.host = options.host;
     config.port = options.port;
@@ -71,6 +81,8 @@ Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(w
     config.hello_timeout = options.hello_timeout;
     config.max_connections = options.max_connections;
     config.max_connections_per_address = options.max_connections_per_address;
+    config.io_threads = options.io_threads;
+    config.worker_threads = options.worker_threads;
     config.on_turnaways = [this](const net::Turnaways& t) {
         if (context_->log) {
             std::string line = describe(t);

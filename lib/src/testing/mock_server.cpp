@@ -154,6 +154,10 @@ int FaultPlan::pending() const {
 
 namespace {
 
+// Runs where the server runs its sessions, on its worker pool: the plan's
+// state is under its mutex, and a fault is only ever a Reply (a delay is a
+// timer on the connection's strand, a cut is done by net/), so no fault
+// holds a worker.
 class FaultySession final : public net::Session {
 public:
     FaultySession(std::unique_ptr<net::Session> inner, std::shared_ptr<FaultPlan::State> state)
@@ -315,7 +319,7 @@ struct MockServer::Impl {
         o.insecure = !options.tls;
         if (options.tls) o.tls = {certificate.certificate_pem, certificate.private_key_pem};
         o.wall_clock_ms = options.wall_clock_ms;
-        o.log = [this](std::string_view line) {  // called from the server's thread
+        o.log = [this](std::string_view line) {  // from the server's worker threads
             std::lock_guard lock(log_mutex);
             log.emplace_back(line);
         };
