@@ -196,7 +196,7 @@ TEST_CASE("more text than fits in one frame goes in several pushes and pulls") {
     require_converged(w, {"ola", "mentor"});
 }
 
-TEST_CASE("a tablet whose cursor is past the head of a restored server pulls everything again") {
+TEST_CASE("a tablet whose cursor is past the head of a restored server pulls everything again", "[sqlite]") {
     SyncWorld w;
     Replica& coordinator = w.tablet("coordinator");
     const auto s = lindra::test::seed_group(coordinator);

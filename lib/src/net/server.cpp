@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <algorithm>
@@ -98,6 +99,10 @@ struct Server::Impl {
     template <class F>
     asio::awaitable<std::invoke_result_t<F&>> on_worker(F f) {
         using T = std::invoke_result_t<F&>;
+        // Outstanding work on the I/O context while the call is away: else
+        // its threads may run out of work and return (stop()), dropping
+        // this coroutine before the session's on_close.
+        const auto busy = asio::make_work_guard(io);
         co_return co_await asio::co_spawn(
             workers->get_executor(), [f = std::move(f)]() mutable -> asio::awaitable<T> { co_return f(); },
             asio::use_awaitable);
