@@ -307,7 +307,7 @@ def idle_in_transaction(db, office):
     statements: PostgreSQL ends its session after the idle-in-transaction
     timeout, and another server's pushes go on."""
     a, port_a = start_server(db, "server-a", ["--db-statement-timeout", "20s",
-                                              "--db-idle-in-transaction-timeout", "1s"])
+                                              "--db-idle-in-transaction-timeout", "2s"])
     b, port_b = start_server(db, "server-b", ["--db-statement-timeout", "20s"])
     clerk = token("clerk")
     tablet("clerk", "init")
@@ -330,7 +330,7 @@ def idle_in_transaction(db, office):
     a.send_signal(signal.SIGSTOP)
     try:
         release(locker)  # A's session takes the head and then idles: A is stopped
-        time.sleep(0.3)
+        time.sleep(0.2)
         idle = psql(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                         " AND state = 'idle in transaction'")
         check("server A's session holds the head, idle in a transaction", idle == "1", idle)
