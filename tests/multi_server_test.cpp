@@ -259,3 +259,53 @@ TEST_CASE("a push whose commit is held back is not skipped by a cursor taken mea
     require_log_sound(monitor);
     CHECK(scalar(monitor, "SELECT count(*) FROM lindra_log") == 4);
 }
+
+TEST_CASE("racing pushes through two stores: retries applied once, a new row created by both merged", "[pg][multi]") {
+    PgDatabase db;
+    auto one = server::open_store(db.conninfo(), {});
+    auto two = server::open_store(db.conninfo(), {});
+    const auto& person = *find_entity("person");
+    constexpr int kRaces = 30;
+    std::int64_t logged = 0;
+    for (int race = 0; race < kRaces; ++race) {
+        INFO("race " << race);
+        // The same device's push, sent to both at once (a retry racing its
+        // original).
+        const Id device = Id::random();
+        std::vector<protocol::Entry> entries;
+        for (std::int64_t seq = 1; seq <= 4; ++seq)
+            entries.push_back(person_entry(device, seq, Id::random(), "Racer " + std::to_string(seq)));
+        auto a = std::async(std::launch::async, [&] { return one->push(device, kAdmin, entries); });
+        auto b = std::async(std::launch::async, [&] { return two->push(device, kAdmin, entries); });
+        const auto ra = a.get(), rb = b.get();
+        CHECK(ra.acked_seq == 4);
+        CHECK(rb.acked_seq == 4);
+        CHECK(ra.applied_changes + rb.applied_changes == 4);
+        logged += 4;
+
+        // Two devices create one new row at once, each with a field of its
+        // own: one insert wins, the other push runs again and merges.
+        const Id row = Id::random(), d1 = Id::random(), d2 = Id::random();
+        const auto stamp = hlc_now();
+        const protocol::Entry e1{1, {{person.tag, row, person.field("display_name")->tag, std::string("Both"), stamp,
+                                      d1}}};
+        const protocol::Entry e2{1, {{person.tag, row, person.field("profession")->tag, std::string("nurse"),
+                                      stamp + 1, d2}}};
+        auto c1 = std::async(std::launch::async, [&] { return one->push(d1, kAdmin, {&e1, 1}); });
+        auto c2 = std::async(std::launch::async, [&] { return two->push(d2, kAdmin, {&e2, 1}); });
+        const auto r1 = c1.get(), r2 = c2.get();
+        CHECK(r1.rejected.empty());
+        CHECK(r2.rejected.empty());
+        CHECK(r1.applied_changes == 1);
+        CHECK(r2.applied_changes == 1);
+        logged += 2;
+        const auto pulled = one->pull(Id::random(), kAdmin, false, "", 100'000, 1 << 24);
+        std::size_t of_row = 0;
+        for (const auto& c : pulled.changes) of_row += c.row == row;
+        CHECK(of_row == 2);
+    }
+    pg::Connection c(db.conninfo());
+    require_log_sound(c);
+    CHECK(scalar(c, "SELECT count(*) FROM lindra_log") == logged);
+    CHECK(scalar(c, "SELECT count(*) FROM lindra_row") == kRaces * 5);
+}
