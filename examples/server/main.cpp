@@ -55,6 +55,11 @@ int usage(const char* why) {
                  "  --io-timeout DURATION            a frame's floor (30s), plus a second per MIN_RATE bytes\n"
                  "  --min-frame-rate BYTES_PER_S     how fast a frame's bytes must keep coming (16384)\n"
                  "  --idle-timeout DURATION          between frames (60s)\n"
+                 "  --db-statement-timeout DURATION  PostgreSQL: a store statement longer than this is\n"
+                 "                                   cancelled and the device told to retry (30s)\n"
+                 "  --db-idle-in-transaction-timeout DURATION\n"
+                 "                                   PostgreSQL: a store session idle inside a transaction\n"
+                 "                                   this long is ended, its locks released (60s)\n"
                  "  DURATION is a number with ms, s, m or h: 500ms, 10s, 2m\n"
                  "  THREADS (each at most 256; one per core when not given):\n"
                  "  --io-threads N                   threads that move bytes: TLS, framing, timeouts\n"
@@ -211,7 +216,10 @@ int main(int argc, char** argv) {
     static constexpr std::string_view kLimitFlags[] = {"--max-connections", "--max-connections-per-address",
                                                        "--hello-timeout",   "--io-timeout",
                                                        "--min-frame-rate",  "--idle-timeout",
-                                                       "--io-threads",      "--worker-threads"};
+                                                       "--io-threads",      "--worker-threads",
+
+                                                       "--db-statement-timeout",
+                                                       "--db-idle-in-transaction-timeout"};
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--help" || arg == "-h") return usage(nullptr), 0;
@@ -272,6 +280,10 @@ int main(int argc, char** argv) {
                 options.io_threads = parse_count(flag, value);
             else if (flag == "--worker-threads")
                 options.worker_threads = parse_count(flag, value);
+            else if (flag == "--db-statement-timeout")
+                options.db_statement_timeout = parse_duration(flag, value);
+            else if (flag == "--db-idle-in-transaction-timeout")
+                options.db_idle_in_transaction_timeout = parse_duration(flag, value);
         }
     } catch (const UsageError& e) {
         return usage(e.what());

@@ -350,8 +350,12 @@ void cmd_sync(Session& s) {
     };
     if (!result.ok()) {
         refusals();
+        // The server's word on when to come back (its store is down or busy).
+        const std::string retry = result.retry_after_ms > 0
+                                      ? "; retry after " + std::to_string(result.retry_after_ms) + " ms"
+                                      : std::string();
         throw std::runtime_error("sync failed (" + std::string(lindra::to_string(result.outcome)) + "): " +
-                                 result.message);
+                                 result.message + retry);
     }
     s.out() << "synced: pushed " << result.changes_pushed << " changes, pulled " << result.changes_pulled
             << " changes (" << result.bytes_sent << " bytes sent, " << result.bytes_received << " received)\n";

@@ -17,7 +17,7 @@ std::string pg_server() {
 }
 
 PgDatabase::PgDatabase() : server_(pg_server()) {
-    if (server_.empty()) throw std::runtime_error("LINDRA_TEST_PG is not set (support/pg_main.cpp skips first)");
+    if (server_.empty()) throw std::runtime_error("LINDRA_TEST_PG is not set (support/test_main.cpp skips first)");
     static std::atomic<int> counter{0};
     std::random_device rd;
     name_ = "lindra_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" +

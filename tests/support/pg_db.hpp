@@ -1,7 +1,7 @@
 // A throw-away PostgreSQL database for one test, on the server named by
 // LINDRA_TEST_PG (scripts/test starts one; see scripts/pg.sh).
 //
-// Test programs that need PostgreSQL link support/pg_main.cpp as their
+// Test programs that need PostgreSQL link support/test_main.cpp as their
 // main: without LINDRA_TEST_PG it says so and exits with
 // kPgSkipReturnCode, which ctest reports as "Skipped" (SKIP_RETURN_CODE).
 #pragma once

@@ -122,6 +122,15 @@ struct ServerOptions {
     // push one.
     std::chrono::milliseconds max_clock_ahead{std::chrono::hours(24)};
     std::function<std::int64_t()> wall_clock_ms{};
+    // A PostgreSQL store (db_path a connection string) only. A statement of
+    // the store's running longer than db_statement_timeout is cancelled (a
+    // lock held elsewhere, say): nothing of its push or pull is applied and
+    // the device is told to try again (ErrorMessage.retry_after_ms). A
+    // session of the store's left idle inside a transaction longer than
+    // db_idle_in_transaction_timeout is ended by PostgreSQL, so its locks
+    // (the device's, the log head's) are never held for ever.
+    std::chrono::milliseconds db_statement_timeout{30'000};
+    std::chrono::milliseconds db_idle_in_transaction_timeout{60'000};
     // One line per session (peer, user, device, what moved, how it ended),
     // and a line with the counts of connections the limits above turned
     // away (at once, then at most one a minute), with the last address over

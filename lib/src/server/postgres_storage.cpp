@@ -474,7 +474,8 @@ class PostgresStorage final : public Storage {
               return std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                   .count();
-          }) {
+          }),
+          listener_(conninfo, std::string(kChannel), connect_options(options)) {
         set_up();
         watcher_ = std::thread([this] { watch(); });
     }
@@ -510,6 +511,13 @@ class PostgresStorage final : public Storage {
     static pg::PoolOptions pool_options(const StoreOptions& options) {
         pg::PoolOptions o;
         o.size = options.pool_size ? options.pool_size : 2 * std::max(1u, std::thread::hardware_concurrency()) + 2;
+        o.connect = connect_options(options);
+        return o;
+    }
+    static pg::ConnectOptions connect_options(const StoreOptions& options) {
+        pg::ConnectOptions o;
+        o.statement_timeout = options.statement_timeout;
+        o.idle_in_transaction_timeout = options.idle_in_transaction_timeout;
         return o;
     }
 
@@ -566,7 +574,7 @@ class PostgresStorage final : public Storage {
     Id server_id_;
     std::mutex clock_mutex_;
     replica::HybridClock clock_;  // guarded by clock_mutex_
-    pg::Listener listener_{conninfo_, std::string(kChannel)};
+    pg::Listener listener_;
     std::atomic<bool> stopping_ = false;
     std::thread watcher_;
 };

@@ -157,6 +157,9 @@ struct StoreOptions {
     std::chrono::milliseconds max_clock_ahead{std::chrono::hours(24)};
     std::function<std::int64_t()> wall_clock_ms{};
     std::size_t pool_size = 0;  // PostgreSQL connections; 0: twice the cores, plus two
+    // PostgreSQL session settings (ServerOptions::db_statement_timeout).
+    std::chrono::milliseconds statement_timeout{30'000};
+    std::chrono::milliseconds idle_in_transaction_timeout{60'000};
 };
 
 std::unique_ptr<Storage> open_sqlite_storage(const std::string& path, const StoreOptions& options);

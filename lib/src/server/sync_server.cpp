@@ -51,8 +51,10 @@ Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(w
         tls = net::TlsContext::server(options.tls.certificate_chain_pem, options.tls.private_key_pem);
     }
     auth_ = token_authenticator(options.tokens);
-    store_ = open_store(options.db_path,
-                               {.max_clock_ahead = options.max_clock_ahead, .wall_clock_ms = options.wall_clock_ms});
+    store_ = open_store(options.db_path, {.max_clock_ahead = options.max_clock_ahead,
+                                          .wall_clock_ms = options.wall_clock_ms,
+                                          .statement_timeout = options.db_statement_timeout,
+                                          .idle_in_transaction_timeout = options.db_idle_in_transaction_timeout});
     protocol::Limits limits;
     limits.max_frame_bytes = static_cast<std::uint32_t>(options.max_frame_bytes);
     limits.max_push_changes = options.max_push_changes;

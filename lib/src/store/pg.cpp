@@ -279,12 +279,43 @@ Bytes Result::bytes(int row, int col) const {
 
 namespace {
 
+// The passwords a connection string libpq could not parse may hold: a
+// URI's "user:PASSWORD@", a "password=PASSWORD" keyword or URI parameter.
+// libpq's parse errors quote the string, or a part of it.
+std::vector<std::string> passwords_in(std::string_view conninfo) {
+    std::vector<std::string> out;
+    if (const auto scheme = conninfo.find("://"); scheme != std::string_view::npos) {
+        const auto rest = conninfo.substr(scheme + 3);
+        const auto at = rest.substr(0, rest.find('/')).rfind('@');
+        if (at != std::string_view::npos) {
+            const auto userinfo = rest.substr(0, at);
+            if (const auto colon = userinfo.find(':'); colon != std::string_view::npos)
+                out.emplace_back(userinfo.substr(colon + 1));
+        }
+    }
+    for (auto at = conninfo.find("password"); at != std::string_view::npos; at = conninfo.find("password", at + 1)) {
+        auto v = conninfo.substr(at + 8);
+        while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+        if (v.empty() || v.front() != '=') continue;
+        v.remove_prefix(1);
+        while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+        if (!v.empty() && v.front() == '\'') v.remove_prefix(1);
+        out.emplace_back(v.substr(0, v.find_first_of(" &'")));
+    }
+    std::erase_if(out, [](const std::string& p) { return p.empty(); });
+    return out;
+}
+
 PQconninfoOption* parse_conninfo(const std::string& conninfo) {
     char* parse_error = nullptr;
     PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), &parse_error);
     if (!parsed) {
         std::string why = parse_error ? one_line(parse_error) : "out of memory";
         if (parse_error) PQfreemem(parse_error);
+        // Never the password, even in a string that did not parse.
+        for (const auto& password : passwords_in(conninfo))
+            for (auto at = why.find(password); at != std::string::npos; at = why.find(password, at + 4))
+                why.replace(at, password.size(), "****");
         throw Error(Errc::invalid_argument, "invalid PostgreSQL connection string: " + why +
                                                 "; expected postgresql://user@host:port/dbname or "
                                                 "\"host=... port=... dbname=... user=...\"");
