@@ -293,11 +293,15 @@ struct Server::Impl {
             conn->disarm();
             // stop() closes the socket under a read (aborted), or under a
             // session at work (the write that follows fails).
-            reason = conn->timed_out()                                       ? "timed out"
-                     : is_peer_close(e.code())                               ? "closed by the peer"
-                     : e.code() == asio::error::operation_aborted || stopped ? "server stopping"
-                     : !handshaken                                           ? conn->tls_failure(e.code())
-                                                                             : e.code().message();
+            // A handshake's own failure is named even when stop() came
+            // meanwhile (its completion may run after): only an aborted
+            // operation is the stop's.
+            reason = conn->timed_out()                           ? "timed out"
+                     : is_peer_close(e.code())                   ? "closed by the peer"
+                     : e.code() == asio::error::operation_aborted ? "server stopping"
+                     : !handshaken                               ? conn->tls_failure(e.code())
+                     : stopped                                   ? "server stopping"
+                                                                 : e.code().message();
             if (!handshaken) reason = "TLS handshake failed: " + reason;
         } catch (const std::exception& e) {
             reason = std::string("internal error: ") + e.what();

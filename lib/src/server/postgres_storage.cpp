@@ -179,6 +179,9 @@ const pg::Statement kAppend{"lindra_append",
                             " FROM h, unnest($3::int2[], $4::bytea[], $5::int8[], $6::bytea[], $7::int8[],"
                             " $8::bytea[], $9::bytea[]) WITH ORDINALITY AS e(entity, row_id, hlc, origin, seq,"
                             " fields, scope, n)"};
+// For a database whose commits are not durable by default: a push is
+// acknowledged only after its commit is (docs/decisions.md).
+const pg::Statement kDurableCommit{"lindra_durable_commit", "SELECT set_config('synchronous_commit', 'on', true)"};
 const pg::Statement kNotify{"lindra_notify", "SELECT pg_notify('lindra_log', $1)"};
 
 pg::Param id_param(const Id& id) { return pg::Param(std::span<const std::uint8_t>(id.bytes)); }
@@ -208,11 +211,13 @@ class PostgresStorage;
 
 class PgTxn final : public StorageTxn {
   public:
-    PgTxn(pg::Pool& pool, bool write, std::function<void(std::uint64_t)> on_commit)
+    PgTxn(pg::Pool& pool, bool write, bool durable_commit, std::function<void(std::uint64_t)> on_commit)
         : lease_(pool.acquire()),
           txn_(*lease_, write ? pg::Transaction::Isolation::read_committed : pg::Transaction::Isolation::repeatable_read,
                !write),
-          on_commit_(std::move(on_commit)) {}
+          on_commit_(std::move(on_commit)) {
+        if (durable_commit) later(kDurableCommit, {});
+    }
 
     void lock_device(const Id& device) { query(kLockDevice, {id_param(device)}); }
 
@@ -497,14 +502,14 @@ class PostgresStorage final : public Storage {
 
     std::unique_ptr<StorageTxn> write(const Id& device) override {
         return guarded([&] {
-            auto txn = std::make_unique<PgTxn>(pool_, true, [this](std::uint64_t hlc) { observe(hlc); });
+            auto txn = std::make_unique<PgTxn>(pool_, true, force_durable_, [this](std::uint64_t hlc) { observe(hlc); });
             txn->lock_device(device);
             return txn;
         });
     }
 
     std::unique_ptr<StorageTxn> read() override {
-        return guarded([&] { return std::make_unique<PgTxn>(pool_, false, nullptr); });
+        return guarded([&] { return std::make_unique<PgTxn>(pool_, false, false, nullptr); });
     }
 
   private:
@@ -546,6 +551,13 @@ class PostgresStorage final : public Storage {
                         {kSchemaVersion, id_param(server_id_)});
         }
         observe(static_cast<std::uint64_t>(conn->query(kHead, {}).int64(0, 1)));
+        // A PostgreSQL crash must not take back a commit lindra has
+        // acknowledged: with synchronous_commit off, pushes turn it on for
+        // themselves (a stronger setting, say remote_apply, is kept).
+        force_durable_ = conn->exec("SHOW synchronous_commit").text(0, 0) == "off";
+        if (force_durable_)
+            detail::log(LogLevel::warning, "server",
+                        "PostgreSQL runs with synchronous_commit off; lindra's pushes turn it on for themselves");
         txn.commit();
     }
 
@@ -572,6 +584,7 @@ class PostgresStorage final : public Storage {
     const std::string conninfo_;
     pg::Pool pool_;
     Id server_id_;
+    bool force_durable_ = false;  // set by set_up()
     std::mutex clock_mutex_;
     replica::HybridClock clock_;  // guarded by clock_mutex_
     pg::Listener listener_;
