@@ -228,6 +228,44 @@ TEST_CASE("a tablet whose cursor is past the head of a restored server pulls eve
     CHECK(p[0].best_score == 88);
 }
 
+TEST_CASE("after a restore and renew_server_id, a tablet misses none of the positions handed out again", "[sqlite]") {
+    SyncWorld w;
+    Replica& coordinator = w.tablet("coordinator");
+    lindra::test::seed_group(coordinator);
+    require_ok(w.sync(coordinator));
+    const auto backup = w.server_db() + ".backup";
+    {
+        store::Database db(w.server_db());
+        db.exec("VACUUM INTO '" + backup + "'");
+    }
+    coordinator.register_person("Nils Nyansatt", Profession::assistant);
+    require_ok(w.sync(coordinator));
+    Replica& mentor = w.tablet("mentor");
+    require_ok(w.sync(mentor, "mentor-token"));  // its cursor: one position past what the backup holds
+
+    w.stop_server();  // the server is restored from the backup
+    std::filesystem::copy_file(backup, w.server_db(), std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::remove(w.server_db() + "-wal");
+    std::filesystem::remove(w.server_db() + "-shm");
+    const Id before = [&] {
+        store::Database db(w.server_db());
+        auto st = db.prepare("SELECT device_id FROM lindra_replica");
+        REQUIRE(st.step());
+        return st.id(0);
+    }();
+    CHECK(renew_server_id(w.server_db()) != before);
+    w.restart_server();
+
+    // Another tablet's writes take the positions the mentor was past, and more.
+    Replica& other = w.tablet("other");
+    std::vector<Id> people;
+    for (const char* name : {"Anne Aas", "Bjørn Berg", "Cato Dahl"})
+        people.push_back(other.register_person(name, Profession::nurse));
+    require_ok(w.sync(other, "candidate-2-token"));
+    require_ok(w.sync(mentor, "mentor-token"));
+    for (const auto& id : people) CHECK(mentor.person(id).has_value());
+}
+
 namespace {
 // A byte-for-byte copy of a tablet's file: the same device id and clock.
 Replica& copy_of(SyncWorld& w, const std::string& from, const std::string& to, ReplicaOptions options = {}) {

@@ -3,6 +3,7 @@
 //   lindra-server --db PATH|postgresql://... --listen HOST:PORT --token-key FILE (--cert FILE --key FILE | --insecure) [LIMITS]
 //                 [THREADS]
 //   lindra-server gen-key --out FILE
+//   lindra-server restored --db PATH|postgresql://...
 //   lindra-server issue-token --key FILE --user NAME --role ROLE ...
 //
 // PORT 0 picks a free port; the line "listening on HOST:PORT" tells which.
@@ -64,6 +65,10 @@ int usage(const char* why) {
                  "  THREADS (each at most 256; one per core when not given):\n"
                  "  --io-threads N                   threads that move bytes: TLS, framing, timeouts\n"
                  "  --worker-threads N               threads that handle the messages: the store work\n"
+                 "\n"
+                 "       lindra-server restored --db PATH|postgresql://...\n"
+                 "  after restoring the store from a backup, before starting any server on it:\n"
+                 "  a new server id, so every tablet pulls everything again at its next round\n"
                  "\n"
                  "       lindra-server gen-key --out FILE\n"
                  "  writes a new Ed25519 token key (mode 0600; never overwrites)\n"
@@ -175,6 +180,13 @@ int gen_key(int argc, char** argv) {
     return 0;
 }
 
+int restored(int argc, char** argv) {
+    const auto f = flags(argc, argv, {"--db"});
+    const auto id = lindra::renew_server_id(required(f, "--db"));
+    std::cout << "new server id " << id.to_string() << ": every tablet pulls everything again at its next round\n";
+    return 0;
+}
+
 int issue_token(int argc, char** argv) {
     const auto f = flags(argc, argv, {"--key", "--user", "--role", "--person", "--org", "--ttl"});
     lindra::TokenClaims claims;
@@ -196,9 +208,11 @@ int issue_token(int argc, char** argv) {
 
 int main(int argc, char** argv) {
     const std::string command = argc > 1 ? argv[1] : "";
-    if (command == "gen-key" || command == "issue-token") {
+    if (command == "gen-key" || command == "issue-token" || command == "restored") {
         try {
-            return command == "gen-key" ? gen_key(argc, argv) : issue_token(argc, argv);
+            return command == "gen-key"  ? gen_key(argc, argv)
+                   : command == "restored" ? restored(argc, argv)
+                                           : issue_token(argc, argv);
         } catch (const UsageError& e) {
             return usage(e.what());
         } catch (const std::exception& e) {

@@ -159,4 +159,12 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// After the server's store was restored from a backup, and before any
+// server runs on it: gives the store a new server id. Every tablet then
+// starts its pull over at its next round (merging what it holds is
+// harmless), rather than go on from a cursor whose positions the restored
+// log hands out again to other writes. `db` as ServerOptions::db_path.
+// Throws lindra::Error if the store cannot be opened.
+Id renew_server_id(const std::string& db);
+
 }  // namespace lindra

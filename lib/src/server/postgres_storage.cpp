@@ -491,7 +491,18 @@ class PostgresStorage final : public Storage {
         watcher_.join();
     }
 
-    Id server_id() override { return server_id_; }
+    Id server_id() override {
+        std::lock_guard lock(clock_mutex_);
+        return server_id_;
+    }
+
+    void renew_server_id() override {
+        const Id id = Id::random();
+        auto conn = pool_.acquire();
+        conn->query("UPDATE lindra_meta SET server_id = $1", {id_param(id)});
+        std::lock_guard lock(clock_mutex_);
+        server_id_ = id;
+    }
 
     std::uint64_t tick() override {
         std::lock_guard lock(clock_mutex_);
@@ -583,7 +594,7 @@ class PostgresStorage final : public Storage {
 
     const std::string conninfo_;
     pg::Pool pool_;
-    Id server_id_;
+    Id server_id_;  // guarded by clock_mutex_ once set_up() is done
     bool force_durable_ = false;  // set by set_up()
     std::mutex clock_mutex_;
     replica::HybridClock clock_;  // guarded by clock_mutex_

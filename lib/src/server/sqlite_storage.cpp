@@ -299,9 +299,27 @@ class SqliteStorage final : public Storage {
             Core::WriteTransaction load(core_);
         }
         clock_.observe(core_.clock.last());
+        server_id_ = core_.device;
     }
 
-    Id server_id() override { return core_.device; }
+    Id server_id() override {
+        std::lock_guard lock(clock_mutex_);
+        return server_id_;
+    }
+
+    // The server's id is its replica's device id.
+    void renew_server_id() override {
+        const Id id = Id::random();
+        {
+            std::lock_guard lock(writer_mutex_);
+            store::Transaction txn(core_.db);
+            core_.db.cached("UPDATE lindra_replica SET device_id = ?")->bind(1, id).run();
+            txn.commit();
+            core_.device = id;
+        }
+        std::lock_guard lock(clock_mutex_);
+        server_id_ = id;
+    }
 
     std::uint64_t tick() override {
         std::lock_guard lock(clock_mutex_);
@@ -375,6 +393,7 @@ class SqliteStorage final : public Storage {
     std::mutex writer_mutex_;
     std::mutex clock_mutex_;
     replica::HybridClock clock_;  // guarded by clock_mutex_
+    Id server_id_;                // guarded by clock_mutex_
     std::mutex readers_mutex_;
     std::vector<std::unique_ptr<store::Database>> readers_;  // idle reader connections; guarded by readers_mutex_
 };

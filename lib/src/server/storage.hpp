@@ -141,6 +141,10 @@ class Storage {
     // Shared by every server process on this store; cursors are valid
     // across them, and a restored store gets a new one.
     virtual Id server_id() = 0;
+    // Gives the store a new server id, after it was restored from a
+    // backup: every device then starts its pull over, as the positions it
+    // was past are handed out again. Only while no server runs on it.
+    virtual void renew_server_id() = 0;
     // A fresh server time for Welcome: past every stamp in the log.
     virtual std::uint64_t tick() = 0;
     // Wall-clock milliseconds (the clock bound; tests set it).

@@ -110,6 +110,12 @@ struct SyncServer::Impl {
     server::Service service;
 };
 
+Id renew_server_id(const std::string& db) {
+    auto store = server::open_store(db, {});
+    store->storage().renew_server_id();
+    return store->server_id();
+}
+
 SyncServer::SyncServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 SyncServer::~SyncServer() { stop(); }
