@@ -774,3 +774,15 @@ TEST_CASE("a missing directory, or a directory given as the file: the error says
     CHECK_THAT(e.what(), Catch::Contains(dir.path().string() + " is a directory"));
     CHECK(files_in(dir.path()).empty());
 }
+
+TEST_CASE("a server's store is PostgreSQL only for a libpq URI or keyword string", "[open]") {
+    using lindra::server::is_postgres;
+    CHECK(is_postgres("postgresql://lindra@db:5432/lindra"));
+    CHECK(is_postgres("postgres://db/lindra"));
+    CHECK(is_postgres("host=db port=5432 dbname=lindra"));
+    CHECK(is_postgres("dbname=lindra"));
+    CHECK_FALSE(is_postgres("server.db"));
+    CHECK_FALSE(is_postgres("/srv/a=b/server.db"));
+    CHECK_FALSE(is_postgres("./x=y.db"));
+    CHECK_FALSE(is_postgres(""));
+}

@@ -21,7 +21,13 @@ std::string encode_scopes(std::span<const std::string> scopes) { return encode(s
 std::string encode_scopes(const std::set<std::string>& scopes) { return encode(scopes); }
 
 bool is_postgres(std::string_view db) {
-    return db.starts_with("postgresql://") || db.starts_with("postgres://") || db.find('=') != std::string_view::npos;
+    if (db.starts_with("postgresql://") || db.starts_with("postgres://")) return true;
+    // A keyword string starts with a keyword and '=' ("host=db dbname=x");
+    // a path never does unless it is relative and named so, which libpq
+    // then refuses by name.
+    const auto eq = db.find('=');
+    return eq != std::string_view::npos && eq > 0 &&
+           db.substr(0, eq).find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string_view::npos;
 }
 
 std::vector<std::string> decode_scopes(std::span<const std::uint8_t> blob) {
