@@ -311,6 +311,18 @@ struct MockServer::Impl {
         state->quiet = on;
     }
 
+    // A round of the mock's own (seeding, reading rows back): not under
+    // test, so no fault fires on it and nothing is recorded.
+    SyncResult quiet_sync(Replica& replica, const SyncOptions& options) {
+        quiet(true);
+        struct Loud {
+            Impl& impl;
+            ~Loud() { impl.quiet(false); }
+        } loud{*this};
+        SyncClient client(replica, options);
+        return client.sync();
+    }
+
     void start() {
         ServerOptions o;
         o.db_path = options.store.empty() ? (dir / "server.db").string() : options.store;
@@ -373,18 +385,7 @@ void MockServer::seed(const std::function<void(Writes&)>& writes) {
         impl_->back_office.emplace((impl_->dir / "back-office.db").string(),
                                    ReplicaOptions{.wall_clock_ms = impl_->options.wall_clock_ms});
     impl_->back_office->batch(writes);
-    // Seeding is not under test: no fault fires on it, nothing is recorded.
-    const auto quiet = [&](bool on) { impl_->quiet(on); };
-    quiet(true);
-    SyncResult r;
-    try {
-        SyncClient client(*impl_->back_office, client_options(admin_token()));
-        r = client.sync();
-    } catch (...) {
-        quiet(false);
-        throw;
-    }
-    quiet(false);
+    const auto r = impl_->quiet_sync(*impl_->back_office, client_options(admin_token()));
     if (!r.ok()) throw Error(Errc::invalid_argument, "seeding the mock server failed: " + r.message);
     if (!r.rejected.empty())
         throw Error(Errc::invalid_argument, "the mock server refused a seeded write: " + r.rejected.front().reason);
@@ -396,18 +397,7 @@ const Replica& MockServer::rows() {
         return *impl_->view;
     }
     if (!impl_->view) impl_->view.emplace((impl_->dir / "view.db").string());
-    // Reading is not under test either.
-    const auto quiet = [&](bool on) { impl_->quiet(on); };
-    quiet(true);
-    SyncResult r;
-    try {
-        SyncClient client(*impl_->view, client_options(admin_token()));
-        r = client.sync();
-    } catch (...) {
-        quiet(false);
-        throw;
-    }
-    quiet(false);
+    const auto r = impl_->quiet_sync(*impl_->view, client_options(admin_token()));
     if (!r.ok()) throw Error(Errc::unavailable, "reading the mock server's rows failed: " + r.message);
     return *impl_->view;
 }
