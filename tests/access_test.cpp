@@ -52,7 +52,7 @@ protocol::ServerMessage exchange(server::ServerSession& session, const protocol:
 
 // One device talking to the server's session directly: frames in, frames out.
 class Device {
-public:
+  public:
     Device(server::SessionContext& context, std::string token) : session_(context, "test"), device_(Id::random()) {
         protocol::Hello h{{protocol::kVersion}, device_, std::move(token), schema_version(), "access_test", {}};
         welcome_ = send(h);
@@ -94,7 +94,7 @@ public:
         return rows;
     }
 
-private:
+  private:
     server::ServerSession session_;
     Id device_;
     std::int64_t seq_ = 0;
@@ -102,7 +102,7 @@ private:
 };
 
 class Server {
-public:
+  public:
     Server() {
         TokenOptions tokens;
         tokens.key_pem = key_;
@@ -118,8 +118,12 @@ public:
 
     std::string token(Role role, const Id& person, const Id& org = {}, std::chrono::seconds ttl = std::chrono::hours(1),
                       std::int64_t now_s = 0) {
-        return issue_token(key_, {.user = "u-" + person.to_string().substr(0, 8), .role = role, .person = person,
-                                  .organization = org, .ttl = ttl},
+        return issue_token(key_,
+                           {.user = "u-" + person.to_string().substr(0, 8),
+                            .role = role,
+                            .person = person,
+                            .organization = org,
+                            .ttl = ttl},
                            "lindra", "lindra", now_s);
     }
     std::string admin_token() { return issue_token(key_, {.user = "seed", .role = Role::admin}); }
@@ -177,7 +181,7 @@ public:
         return w;
     }
 
-private:
+  private:
     TempDir dir_;
     TestStore test_store_{dir_};
     std::string key_ = generate_token_key();
@@ -188,24 +192,31 @@ private:
 };
 
 enum Who { self, other_candidate, own_mentor, other_mentor, coordinator, other_coordinator, withdrawn, expired };
-constexpr Who kEveryone[] = {self,       other_candidate,   own_mentor, other_mentor,
+constexpr Who kEveryone[] = {self,        other_candidate,   own_mentor, other_mentor,
                              coordinator, other_coordinator, withdrawn,  expired};
 const char* name_of(Who w) {
-    constexpr const char* names[] = {"candidate (self)", "other candidate",         "own mentor",
-                                     "other group's mentor", "coordinator", "other org's coordinator",
-                                     "withdrawn member", "expired token"};
+    constexpr const char* names[] = {"candidate (self)",     "other candidate", "own mentor",
+                                     "other group's mentor", "coordinator",     "other org's coordinator",
+                                     "withdrawn member",     "expired token"};
     return names[w];
 }
 
 std::string token_for(Server& s, const World& w, Who who) {
     switch (who) {
-        case self: return s.token(Role::candidate, w.ola);
-        case other_candidate: return s.token(Role::candidate, w.kari);
-        case own_mentor: return s.token(Role::mentor, w.mona);
-        case other_mentor: return s.token(Role::mentor, w.per);
-        case coordinator: return s.token(Role::coordinator, w.cora, w.org1);
-        case other_coordinator: return s.token(Role::coordinator, w.conrad, w.org2);
-        case withdrawn: return s.token(Role::candidate, w.wenche);
+        case self:
+            return s.token(Role::candidate, w.ola);
+        case other_candidate:
+            return s.token(Role::candidate, w.kari);
+        case own_mentor:
+            return s.token(Role::mentor, w.mona);
+        case other_mentor:
+            return s.token(Role::mentor, w.per);
+        case coordinator:
+            return s.token(Role::coordinator, w.cora, w.org1);
+        case other_coordinator:
+            return s.token(Role::coordinator, w.conrad, w.org2);
+        case withdrawn:
+            return s.token(Role::candidate, w.wenche);
         case expired:  // the candidate's own token, two hours old with a one-hour life
             return s.token(Role::candidate, w.ola, {}, std::chrono::hours(1), now_ms() / 1000 - 7200);
     }
@@ -232,28 +243,40 @@ TEST_CASE("authorization matrix: who may push which change") {
     const std::vector<PushCase> cases = {
         {"organization: a new care unit under the first organization",
          [](Device& d, const World& w, Who) {
-             d.push("organization", Id::random(), V{{"name", "Care unit"}, {"kind", "care_unit"}, {"parent_id", w.org1}});
+             d.push("organization", Id::random(),
+                    V{{"name", "Care unit"}, {"kind", "care_unit"}, {"parent_id", w.org1}});
          },
          {coordinator}},
         {"course: retitle (the shared catalog)",
-         [](Device& d, const World& w, Who) { d.push("course", w.course, V{{"title", "Palliative care 2"}}); },
+         [](Device& d, const World& w, Who) {
+             d.push("course", w.course, V{{"title", "Palliative care 2"}});
+         },
          {coordinator, other_coordinator}},
         {"module: new pass score",
-         [](Device& d, const World& w, Who) { d.push("module", w.module, V{{"pass_score", std::int64_t{70}}}); },
+         [](Device& d, const World& w, Who) {
+             d.push("module", w.module, V{{"pass_score", std::int64_t{70}}});
+         },
          {coordinator, other_coordinator}},
         {"person: Ola's display name",
-         [](Device& d, const World& w, Who) { d.push("person", w.ola, V{{"display_name", "Ola N."}}); },
+         [](Device& d, const World& w, Who) {
+             d.push("person", w.ola, V{{"display_name", "Ola N."}});
+         },
          {self, coordinator}},
         {"person: Ola's profession",
-         [](Device& d, const World& w, Who) { d.push("person", w.ola, V{{"profession", "assistant"}}); },
+         [](Device& d, const World& w, Who) {
+             d.push("person", w.ola, V{{"profession", "assistant"}});
+         },
          {coordinator}},
         {"mentor_group: rename group 1",
-         [](Device& d, const World& w, Who) { d.push("mentor_group", w.group1, V{{"name", "Fjellvik A"}}); },
+         [](Device& d, const World& w, Who) {
+             d.push("mentor_group", w.group1, V{{"name", "Fjellvik A"}});
+         },
          {coordinator}},
         {"membership: register a new candidate in group 1",
          [&](Device& d, const World& w, Who) {
-             d.push("membership", Id::derive("membership", {w.group1, new_person}),
-                    V{{"group_id", w.group1}, {"person_id", new_person}, {"role", "candidate"}, {"status", "registered"}});
+             d.push(
+                 "membership", Id::derive("membership", {w.group1, new_person}),
+                 V{{"group_id", w.group1}, {"person_id", new_person}, {"role", "candidate"}, {"status", "registered"}});
          },
          {coordinator}},
         {"membership: withdraw Kari",
@@ -262,7 +285,9 @@ TEST_CASE("authorization matrix: who may push which change") {
          },
          {coordinator}},
         {"gathering: hold group 1's gathering",
-         [](Device& d, const World& w, Who) { d.push("gathering", w.gathering1, V{{"status", "held"}}); },
+         [](Device& d, const World& w, Who) {
+             d.push("gathering", w.gathering1, V{{"status", "held"}});
+         },
          {own_mentor}},
         {"gathering: plan one in group 2",
          [](Device& d, const World& w, Who) {
@@ -273,19 +298,27 @@ TEST_CASE("authorization matrix: who may push which change") {
         {"attendance: Ola present at group 1's gathering",
          [](Device& d, const World& w, Who) {
              d.push("attendance", Id::derive("attendance", {w.gathering1, w.ola}),
-                    V{{"gathering_id", w.gathering1}, {"person_id", w.ola}, {"group_id", w.group1}, {"status", "present"}});
+                    V{{"gathering_id", w.gathering1},
+                      {"person_id", w.ola},
+                      {"group_id", w.group1},
+                      {"status", "present"}});
          },
          {own_mentor}},
         {"attendance: group 2's gathering filed under group 1",
          [](Device& d, const World& w, Who) {
              d.push("attendance", Id::derive("attendance", {w.gathering2, w.ola}),
-                    V{{"gathering_id", w.gathering2}, {"person_id", w.ola}, {"group_id", w.group1}, {"status", "present"}});
+                    V{{"gathering_id", w.gathering2},
+                      {"person_id", w.ola},
+                      {"group_id", w.group1},
+                      {"status", "present"}});
          },
          {}},
         {"mentor_confirmation: confirm Ola",
          [](Device& d, const World& w, Who) {
              d.push("mentor_confirmation", Id::derive("mentor_confirmation", {w.group1, w.ola}),
-                    V{{"group_id", w.group1}, {"person_id", w.ola}, {"mentor_id", w.mona},
+                    V{{"group_id", w.group1},
+                      {"person_id", w.ola},
+                      {"mentor_id", w.mona},
                       {"confirmed_at", std::int64_t{1'790'000'000'000}}});
          },
          {own_mentor}},
@@ -298,22 +331,31 @@ TEST_CASE("authorization matrix: who may push which change") {
          [](Device& d, const World& w, Who who) {
              const Id p = person_of(w, who);
              d.push("module_progress", Id::derive("module_progress", {p, w.module, w.group1}),
-                    V{{"person_id", p}, {"module_id", w.module}, {"group_id", w.group1}, {"best_score", std::int64_t{50}}});
+                    V{{"person_id", p},
+                      {"module_id", w.module},
+                      {"group_id", w.group1},
+                      {"best_score", std::int64_t{50}}});
          },
          {self, other_candidate, own_mentor}},
         {"reflection: Ola's text",
-         [](Device& d, const World& w, Who) { d.push("reflection", w.ola_reflection, V{{"text", "Rewritten"}}); },
+         [](Device& d, const World& w, Who) {
+             d.push("reflection", w.ola_reflection, V{{"text", "Rewritten"}});
+         },
          {self}},
         {"reflection: a new one of their own in group 1",
          [](Device& d, const World& w, Who who) {
-             d.push("reflection", Id::random(), V{{"person_id", person_of(w, who)}, {"group_id", w.group1}, {"text", "Mine"}});
+             d.push("reflection", Id::random(),
+                    V{{"person_id", person_of(w, who)}, {"group_id", w.group1}, {"text", "Mine"}});
          },
          {self, other_candidate, own_mentor}},
         {"certificate: Ola's",
          [](Device& d, const World& w, Who) {
              d.push("certificate", Id::derive("certificate", {w.ola, w.course, w.group1}),
-                    V{{"person_id", w.ola}, {"course_id", w.course}, {"group_id", w.group1},
-                      {"issued_at", std::int64_t{1'790'000'000'000}}, {"serial", "X-1"}});
+                    V{{"person_id", w.ola},
+                      {"course_id", w.course},
+                      {"group_id", w.group1},
+                      {"issued_at", std::int64_t{1'790'000'000'000}},
+                      {"serial", "X-1"}});
          },
          {}},
     };
@@ -362,7 +404,8 @@ TEST_CASE("authorization matrix: which rows a pull gives whom") {
         std::set<Who> readers;
     };
     const std::vector<Row> rows = {
-        {"the course (catalog)", w.course,
+        {"the course (catalog)",
+         w.course,
          {self, other_candidate, own_mentor, other_mentor, coordinator, other_coordinator, withdrawn}},
         {"group 1", w.group1, {self, other_candidate, own_mentor, coordinator}},
         {"group 1's gathering", w.gathering1, {self, other_candidate, own_mentor, coordinator}},
@@ -386,6 +429,66 @@ TEST_CASE("authorization matrix: which rows a pull gives whom") {
             CHECK(got.contains(r.id) == r.readers.contains(who));
         }
     }
+}
+
+// A pull reads the log through its scopes: what the rest of the fleet wrote
+// since the cursor costs it nothing, and no batch comes back empty with
+// "more to come" while the device's own scopes are quiet.
+TEST_CASE("a pull carries its scopes' entries in order, past any number of others' entries") {
+    Server s;
+    const World w = s.seed();
+    Device ola(s.context(), token_for(s, w, self));
+    Device mona(s.context(), token_for(s, w, own_mentor));
+    Device per(s.context(), token_for(s, w, other_mentor));
+    REQUIRE((ola.welcomed() && mona.welcomed() && per.welcomed()));
+    ola.pull_all();
+    std::string cursor;
+    for (int round = 0; round < 10; ++round) {
+        const auto m = ola.send(protocol::Pull{cursor, 50'000, false});
+        cursor = std::get<protocol::PullBatch>(m).next_cursor;
+        if (!std::get<protocol::PullBatch>(m).has_more) break;
+    }
+    auto others_write = [&](int n) {
+        for (int i = 0; i < n; ++i)
+            REQUIRE(
+                std::get<protocol::PushAck>(per.push("gathering", w.gathering2, {{"title", "G" + std::to_string(i)}}))
+                    .rejected.empty());
+    };
+    auto pull = [&](std::uint32_t max_changes) {
+        const auto m = ola.send(protocol::Pull{cursor, max_changes, false});
+        const auto& batch = std::get<protocol::PullBatch>(m);
+        cursor = batch.next_cursor;
+        return batch;
+    };
+
+    others_write(300);
+    const auto quiet = pull(10);
+    CHECK(quiet.changes.empty());
+    CHECK_FALSE(quiet.has_more);  // one batch, not 300 entries / 40 a batch
+    CHECK(quiet.remaining == 0);
+
+    for (const char* title : {"A", "B", "C"}) {
+        others_write(100);
+        REQUIRE(std::get<protocol::PushAck>(mona.push("gathering", w.gathering1, {{"title", title}})).rejected.empty());
+    }
+    others_write(100);
+    std::vector<std::string> titles;
+    for (int round = 0; round < 10; ++round) {
+        const auto batch = pull(2);
+        REQUIRE(batch.changes.size() <= 2);
+        for (const auto& c : batch.changes) {
+            CHECK(c.row == w.gathering1);
+            titles.push_back(std::get<std::string>(c.value));
+        }
+        if (!batch.has_more) break;
+    }
+    CHECK(titles == std::vector<std::string>{"A", "B", "C"});
+    // The cursor is at the head: nothing left for a new session either.
+    server::ServerSession again(s.context(), "test");
+    const auto welcome = exchange(
+        again, protocol::Hello{
+                   {protocol::kVersion}, ola.id(), token_for(s, w, self), schema_version(), "access_test", cursor});
+    CHECK_FALSE(std::get<protocol::Welcome>(welcome).pull_needed);
 }
 
 namespace {
@@ -435,7 +538,8 @@ std::vector<std::string> observe(Server& s, const std::string& token, const std:
     // A second session of the same device: Welcome says whether a pull is
     // needed.
     server::ServerSession again(s.context(), "test");
-    record(exchange(again, protocol::Hello{{protocol::kVersion}, d.id(), token, schema_version(), "access_test", cursor}));
+    record(
+        exchange(again, protocol::Hello{{protocol::kVersion}, d.id(), token, schema_version(), "access_test", cursor}));
     return seen;
 }
 
@@ -461,41 +565,54 @@ TEST_CASE("a refusal tells nothing of whether the row exists") {
              return std::pair{Id::derive("module_progress", {w.kari, w.module, w.group1}),
                               Id::derive("module_progress", {w.kari, w.module2, w.group1})};
          },
-         [](const World&, const Id&) { return V{{"best_score", std::int64_t{1}}}; },
+         [](const World&, const Id&) {
+             return V{{"best_score", std::int64_t{1}}};
+         },
          {self, other_mentor, other_coordinator, withdrawn}},
         {"module_progress: with its keys",
          [](const World& w) {
              return std::pair{Id::derive("module_progress", {w.kari, w.module, w.group1}),
                               Id::derive("module_progress", {w.kari, w.module2, w.group1})};
          },
-         [](const World&, const Id&) { return V{{"best_score", std::int64_t{1}}}; },
+         [](const World&, const Id&) {
+             return V{{"best_score", std::int64_t{1}}};
+         },
          {self, other_mentor, withdrawn}},
         {"module_progress: a time near the integer limit",
          [](const World& w) {
              return std::pair{Id::derive("module_progress", {w.kari, w.module, w.group1}),
                               Id::derive("module_progress", {w.kari, w.module2, w.group1})};
          },
-         [](const World&, const Id&) { return V{{"time_spent_s", std::int64_t{INT64_MAX}}}; },
+         [](const World&, const Id&) {
+             return V{{"time_spent_s", std::int64_t{INT64_MAX}}};
+         },
          {self, other_mentor}},
         {"attendance: status",
          [](const World& w) {
              return std::pair{Id::derive("attendance", {w.gathering1, w.kari}),
                               Id::derive("attendance", {w.gathering1, w.ola})};
          },
-         [](const World&, const Id&) { return V{{"status", "absent"}}; },
+         [](const World&, const Id&) {
+             return V{{"status", "absent"}};
+         },
          {other_mentor, other_coordinator, withdrawn}},
         {"mentor_confirmation: statement",
          [](const World& w) {
              return std::pair{Id::derive("mentor_confirmation", {w.group1, w.kari}),
                               Id::derive("mentor_confirmation", {w.group1, w.ola})};
          },
-         [](const World&, const Id&) { return V{{"statement", "Well done"}}; },
+         [](const World&, const Id&) {
+             return V{{"statement", "Well done"}};
+         },
          {other_mentor, other_coordinator, withdrawn}},
         {"membership: status",
          [](const World& w) {
-             return std::pair{Id::derive("membership", {w.group1, w.kari}), Id::derive("membership", {w.group1, w.per})};
+             return std::pair{Id::derive("membership", {w.group1, w.kari}),
+                              Id::derive("membership", {w.group1, w.per})};
          },
-         [](const World&, const Id&) { return V{{"status", "active"}}; },
+         [](const World&, const Id&) {
+             return V{{"status", "active"}};
+         },
          {other_mentor, other_coordinator}},
     };
     for (const auto& p : probes) {
@@ -509,7 +626,8 @@ TEST_CASE("a refusal tells nothing of whether the row exists") {
                     V fields = p.fields(w, w.kari);
                     if (std::string_view(p.what).ends_with("with its keys")) {
                         const Id module = row == existing ? w.module : w.module2;
-                        fields.insert(fields.begin(), {{"person_id", w.kari}, {"module_id", module}, {"group_id", w.group1}});
+                        fields.insert(fields.begin(),
+                                      {{"person_id", w.kari}, {"module_id", module}, {"group_id", w.group1}});
                     }
                     d.push(std::string(p.what).substr(0, std::string(p.what).find(':')), row, fields);
                 };
@@ -537,7 +655,8 @@ TEST_CASE("the server forgets refusals the device has heard, and keeps few in an
     const std::string token = token_for(s, w, self);
     const Id device = Id::random();
     auto hello = [&](server::ServerSession& session, std::int64_t acked_seq) {
-        exchange(session, protocol::Hello{{protocol::kVersion}, device, token, schema_version(), "access_test", {}, acked_seq});
+        exchange(session,
+                 protocol::Hello{{protocol::kVersion}, device, token, schema_version(), "access_test", {}, acked_seq});
     };
     // A push of Ola's writes `seqs` to Kari's progress, which she may not make.
     const Id kari_progress = Id::derive("module_progress", {w.kari, w.module, w.group1});

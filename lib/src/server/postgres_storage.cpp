@@ -125,9 +125,9 @@ const pg::Statement kHead{"lindra_head", "SELECT pos, hlc FROM lindra_head"};
 const pg::Statement kLogged{"lindra_logged",
                             "SELECT pos, entity, row_id, hlc, fields, scope FROM lindra_log"
                             " WHERE origin = $1 AND seq = $2"};
-const pg::Statement kScanScope{"lindra_scan_scope",
-                               "SELECT pos, entity, row_id, hlc, origin, seq, fields FROM lindra_log"
-                               " WHERE scope = $1 AND pos > $2 AND pos <= $3 ORDER BY pos LIMIT $4"};
+const pg::Statement kScanScopes{"lindra_scan_scopes",
+                                "SELECT pos, entity, row_id, hlc, origin, seq, fields, scope FROM lindra_log"
+                                " WHERE scope = ANY($1) AND pos > $2 AND pos <= $3 ORDER BY pos LIMIT $4"};
 const pg::Statement kScan{"lindra_scan",
                           "SELECT pos, entity, row_id, hlc, origin, seq, fields, scope FROM lindra_log"
                           " WHERE pos > $1 AND pos <= $2 ORDER BY pos LIMIT $3"};
@@ -155,10 +155,11 @@ const pg::Statement kInsertRefs{"lindra_insert_refs",
 const pg::Statement kSetDevice{"lindra_set_device",
                                "UPDATE lindra_device SET user_id = $2, highest_seq = $3, highest_hlc = $4,"
                                " last_push_at = $5 WHERE device_id = $1"};
-const pg::Statement kRemember{"lindra_remember",
-                              "INSERT INTO lindra_refused (device_id, seq, code, reason)"
-                              " SELECT $1, * FROM unnest($2::int8[], $3::int2[], $4::text[])"
-                              " ON CONFLICT (device_id, seq) DO UPDATE SET code = excluded.code, reason = excluded.reason"};
+const pg::Statement kRemember{
+    "lindra_remember",
+    "INSERT INTO lindra_refused (device_id, seq, code, reason)"
+    " SELECT $1, * FROM unnest($2::int8[], $3::int2[], $4::text[])"
+    " ON CONFLICT (device_id, seq) DO UPDATE SET code = excluded.code, reason = excluded.reason"};
 const pg::Statement kTrimRefusals{"lindra_trim_refusals",
                                   "DELETE FROM lindra_refused WHERE device_id = $1 AND seq <= (SELECT seq"
                                   " FROM lindra_refused WHERE device_id = $1 ORDER BY seq DESC OFFSET $2 LIMIT 1)"};
@@ -167,8 +168,8 @@ const pg::Statement kAddGrant{"lindra_add_grant",
                               "INSERT INTO lindra_grant (device_id, gen, scopes, backfill, backfill_to)"
                               " SELECT $1, coalesce(max(gen), 0) + 1, $2, $3, $4 FROM lindra_grant"
                               " WHERE device_id = $1 RETURNING gen"};
-const pg::Statement kUpdateGrant{"lindra_update_grant",
-                                 "UPDATE lindra_grant SET scopes = $3, backfill = $4 WHERE device_id = $1 AND gen = $2"};
+const pg::Statement kUpdateGrant{
+    "lindra_update_grant", "UPDATE lindra_grant SET scopes = $3, backfill = $4 WHERE device_id = $1 AND gen = $2"};
 const pg::Statement kDropGrants{"lindra_drop_grants", "DELETE FROM lindra_grant WHERE device_id = $1 AND gen < $2"};
 // Positions: the head row is locked from here to the commit, so positions
 // are handed out in commit order.
@@ -184,7 +185,9 @@ const pg::Statement kAppend{"lindra_append",
 const pg::Statement kDurableCommit{"lindra_durable_commit", "SELECT set_config('synchronous_commit', 'on', true)"};
 const pg::Statement kNotify{"lindra_notify", "SELECT pg_notify('lindra_log', $1)"};
 
-pg::Param id_param(const Id& id) { return pg::Param(std::span<const std::uint8_t>(id.bytes)); }
+pg::Param id_param(const Id& id) {
+    return pg::Param(std::span<const std::uint8_t>(id.bytes));
+}
 
 Id id_of(const pg::Result& r, int row, int col) {
     const auto b = r.bytea(row, col);
@@ -193,7 +196,6 @@ Id id_of(const pg::Result& r, int row, int col) {
     std::copy(b.begin(), b.end(), id.bytes.begin());
     return id;
 }
-
 
 // PostgreSQL's word that running the transaction again will do becomes
 // Conflict, which the policy retries; anything else passes as it is.
@@ -213,7 +215,8 @@ class PgTxn final : public StorageTxn {
   public:
     PgTxn(pg::Pool& pool, bool write, bool durable_commit, std::function<void(std::uint64_t)> on_commit)
         : lease_(pool.acquire()),
-          txn_(*lease_, write ? pg::Transaction::Isolation::read_committed : pg::Transaction::Isolation::repeatable_read,
+          txn_(*lease_,
+               write ? pg::Transaction::Isolation::read_committed : pg::Transaction::Isolation::repeatable_read,
                !write),
           on_commit_(std::move(on_commit)) {
         if (durable_commit) later(kDurableCommit, {});
@@ -231,9 +234,9 @@ class PgTxn final : public StorageTxn {
     }
 
     std::vector<Id> referring(const EntityDef& e, std::string_view field, const Id& target) override {
-        const auto r = query(kReferring, {pg::Param::int2(static_cast<std::int16_t>(e.tag)),
-                                          pg::Param::int2(static_cast<std::int16_t>(e.field(field)->tag)),
-                                          id_param(target)});
+        const auto r =
+            query(kReferring, {pg::Param::int2(static_cast<std::int16_t>(e.tag)),
+                               pg::Param::int2(static_cast<std::int16_t>(e.field(field)->tag)), id_param(target)});
         std::vector<Id> out;
         for (int i = 0; i < r.rows(); ++i) out.push_back(id_of(r, i, 0));
         return out;
@@ -250,15 +253,17 @@ class PgTxn final : public StorageTxn {
     std::optional<LogEntry> logged(const Id& origin, std::int64_t seq) override {
         const auto r = query(kLogged, {id_param(origin), seq});
         if (r.rows() == 0) return std::nullopt;
-        return LogEntry{r.int64(0, 0), static_cast<std::uint16_t>(r.int64(0, 1)), id_of(r, 0, 2),
-                        static_cast<std::uint64_t>(r.int64(0, 3)), origin, seq, r.bytea(0, 4), r.bytea(0, 5)};
+        return LogEntry{r.int64(0, 0),  static_cast<std::uint16_t>(r.int64(0, 1)),
+                        id_of(r, 0, 2), static_cast<std::uint64_t>(r.int64(0, 3)),
+                        origin,         seq,
+                        r.bytea(0, 4),  r.bytea(0, 5)};
     }
 
-    void scan(std::int64_t after, std::int64_t upto, const std::string* scope, std::size_t limit,
+    void scan(std::int64_t after, std::int64_t upto, const std::vector<std::string>* scopes, std::size_t limit,
               const std::function<bool(const LogEntry&)>& each) override {
         const auto n = static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX));
-        const auto r = scope ? query(kScanScope, {pg::Param::bytea(*scope), after, upto, n})
-                             : query(kScan, {after, upto, n});
+        const auto r = scopes ? query(kScanScopes, {pg::Param::bytea_array(*scopes), after, upto, n})
+                              : query(kScan, {after, upto, n});
         LogEntry entry;
         for (int i = 0; i < r.rows(); ++i) {
             entry.pos = r.int64(i, 0);
@@ -268,7 +273,7 @@ class PgTxn final : public StorageTxn {
             entry.origin = id_of(r, i, 4);
             entry.seq = r.int64(i, 5);
             entry.fields = r.bytea(i, 6);
-            if (!scope) entry.scope = r.bytea(i, 7);
+            entry.scope = r.bytea(i, 7);
             if (!each(entry)) return;
         }
     }
@@ -350,8 +355,8 @@ class PgTxn final : public StorageTxn {
         }
         auto send = [&](const pg::Statement& st, const Batch& b) {
             if (b.ids.empty()) return;
-            later(st, {pg::Param::int2_array(b.entities), pg::Param::bytea_array(b.ids),
-                       pg::Param::bytea_array(b.states)});
+            later(st,
+                  {pg::Param::int2_array(b.entities), pg::Param::bytea_array(b.ids), pg::Param::bytea_array(b.states)});
         };
         send(kInsertRows, inserts);
         send(kUpdateRows, updates);
@@ -363,8 +368,8 @@ class PgTxn final : public StorageTxn {
     }
 
     void set_device(const Id& device, const DeviceState& state, std::int64_t now_ms) override {
-        later(kSetDevice, {id_param(device), state.user, state.highest_seq,
-                           static_cast<std::int64_t>(state.highest_hlc), now_ms});
+        later(kSetDevice,
+              {id_param(device), state.user, state.highest_seq, static_cast<std::int64_t>(state.highest_hlc), now_ms});
     }
 
     void remember_refusals(const Id& device, std::span<const std::pair<std::int64_t, Refusal>> refused,
@@ -420,8 +425,8 @@ class PgTxn final : public StorageTxn {
         }
         later(kAppend, {static_cast<std::int64_t>(entries.size()), static_cast<std::int64_t>(max_hlc),
                         pg::Param::int2_array(entities), pg::Param::bytea_array(rows), pg::Param::int8_array(hlcs),
-                        pg::Param::bytea_array(origins), pg::Param::int8_array(seqs),
-                        pg::Param::bytea_array(fields), pg::Param::bytea_array(scopes)});
+                        pg::Param::bytea_array(origins), pg::Param::int8_array(seqs), pg::Param::bytea_array(fields),
+                        pg::Param::bytea_array(scopes)});
         later(kNotify, {std::to_string(max_hlc)});
         observed_ = std::max(observed_, max_hlc);
     }
@@ -458,7 +463,8 @@ class PgTxn final : public StorageTxn {
 
     static Grant grant_of(const pg::Result& r, int row, int col) {
         const auto scopes = decode_scopes(codec::bytes_of(r.bytea(row, col)));
-        return Grant{{scopes.begin(), scopes.end()}, decode_scopes(codec::bytes_of(r.bytea(row, col + 1))),
+        return Grant{{scopes.begin(), scopes.end()},
+                     decode_scopes(codec::bytes_of(r.bytea(row, col + 1))),
                      r.int64(row, col + 2)};
     }
 
@@ -513,7 +519,8 @@ class PostgresStorage final : public Storage {
 
     std::unique_ptr<StorageTxn> write(const Id& device) override {
         return guarded([&] {
-            auto txn = std::make_unique<PgTxn>(pool_, true, force_durable_, [this](std::uint64_t hlc) { observe(hlc); });
+            auto txn =
+                std::make_unique<PgTxn>(pool_, true, force_durable_, [this](std::uint64_t hlc) { observe(hlc); });
             txn->lock_device(device);
             return txn;
         });
@@ -594,7 +601,7 @@ class PostgresStorage final : public Storage {
 
     const std::string conninfo_;
     pg::Pool pool_;
-    Id server_id_;  // guarded by clock_mutex_ once set_up() is done
+    Id server_id_;                // guarded by clock_mutex_ once set_up() is done
     bool force_durable_ = false;  // set by set_up()
     std::mutex clock_mutex_;
     replica::HybridClock clock_;  // guarded by clock_mutex_

@@ -42,8 +42,7 @@ bool ServerStore::has_changes_after(const Id& device, const Identity& who, std::
     return has_changes_after(*storage_->read(), device, who, cursor);
 }
 
-bool ServerStore::has_changes_after(StorageTxn& txn, const Id& device, const Identity& who,
-                                    std::string_view cursor) {
+bool ServerStore::has_changes_after(StorageTxn& txn, const Id& device, const Identity& who, std::string_view cursor) {
     const Cursor c = decode_cursor(cursor);
     if (c.pos != txn.head()) return true;
     Access access(txn, who);
@@ -91,16 +90,16 @@ PullOutcome ServerStore::pull(const Id& device, const Identity& who, bool includ
                 const std::size_t limit = max_changes + 1;
                 std::size_t seen = 0;
                 bool exhausted = true;
-                txn->scan(c.backfill_pos, grant.backfill_to, &grant.backfill[static_cast<std::size_t>(c.backfill_scope)],
-                          limit, [&](const LogEntry& entry) {
-                              if (batch.full() || !batch.add(entry)) {
-                                  exhausted = false;
-                                  return false;
-                              }
-                              c.backfill_pos = entry.pos;
-                              ++seen;
-                              return true;
-                          });
+                const std::vector<std::string> scope{grant.backfill[static_cast<std::size_t>(c.backfill_scope)]};
+                txn->scan(c.backfill_pos, grant.backfill_to, &scope, limit, [&](const LogEntry& entry) {
+                    if (batch.full() || !batch.add(entry)) {
+                        exhausted = false;
+                        return false;
+                    }
+                    c.backfill_pos = entry.pos;
+                    ++seen;
+                    return true;
+                });
                 if (!exhausted || seen == limit) continue;  // the scope has more, if the batch has room
                 ++c.backfill_scope;
                 c.backfill_pos = 0;
@@ -108,17 +107,30 @@ PullOutcome ServerStore::pull(const Id& device, const Identity& who, bool includ
         }
         const bool backfilling = c.backfill_scope < static_cast<std::int64_t>(regranted.grant.backfill.size());
         if (!backfilling) {
-            // Entries skipped (the device's own, scopes it may not read)
-            // count against the batch too, so one pull never scans the whole
-            // log while others wait.
-            txn->scan(c.pos, max_pos, nullptr, 4 * max_changes, [&](const LogEntry& entry) {
-                if (batch.full()) return false;
+            // Through the scope index when the device reads few scopes and
+            // the fleet wrote more than that since its cursor; else the log
+            // in order, skipping what it may not read. Entries skipped (the
+            // device's own, other scopes) count against the batch too, so
+            // one pull never scans the whole log while others wait.
+            std::optional<std::vector<std::string>> scopes;
+            if (readable && readable->size() <= StorageTxn::kMaxScanScopes &&
+                max_pos - c.pos > static_cast<std::int64_t>(readable->size()))
+                scopes.emplace(readable->begin(), readable->end());
+            const std::size_t limit = 4 * max_changes;
+            std::size_t seen = 0;
+            bool stopped = false;
+            txn->scan(c.pos, max_pos, scopes ? &*scopes : nullptr, limit, [&](const LogEntry& entry) {
+                ++seen;
                 const bool visible = !readable || readable->contains(entry.scope);
                 const bool own = !include_own && entry.origin == device;
-                if (visible && !own && !batch.add(entry)) return false;
+                if (batch.full() || (visible && !own && !batch.add(entry))) {
+                    stopped = true;
+                    return false;
+                }
                 c.pos = entry.pos;
                 return true;
             });
+            if (!stopped && seen < limit) c.pos = max_pos;  // nothing more up to the head
         }
         out.has_more = backfilling || c.pos < max_pos;
         out.remaining = static_cast<std::uint64_t>(max_pos - c.pos);

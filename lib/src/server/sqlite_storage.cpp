@@ -7,6 +7,7 @@
 #include "core/codec.hpp"
 #include "replica/core.hpp"
 
+#include <bit>
 #include <mutex>
 
 namespace lindra::server {
@@ -97,27 +98,46 @@ class SqliteTxn : public StorageTxn {
     }
 
     std::optional<LogEntry> logged(const Id& origin, std::int64_t seq) override {
-        auto st = db_.cached("SELECT pos, entity, row_id, hlc, fields, scope FROM lindra_log WHERE origin = ? AND seq = ?");
+        auto st =
+            db_.cached("SELECT pos, entity, row_id, hlc, fields, scope FROM lindra_log WHERE origin = ? AND seq = ?");
         st->bind(1, origin).bind(2, seq);
         if (!st->step()) return std::nullopt;
-        return LogEntry{st->int64(0), static_cast<std::uint16_t>(st->int64(1)), st->id(2),
-                        static_cast<std::uint64_t>(st->int64(3)), origin, seq, text_of(st->blob(4)),
+        return LogEntry{st->int64(0),
+                        static_cast<std::uint16_t>(st->int64(1)),
+                        st->id(2),
+                        static_cast<std::uint64_t>(st->int64(3)),
+                        origin,
+                        seq,
+                        text_of(st->blob(4)),
                         text_of(st->blob(5))};
     }
 
-    void scan(std::int64_t after, std::int64_t upto, const std::string* scope, std::size_t limit,
+    void scan(std::int64_t after, std::int64_t upto, const std::vector<std::string>* scopes, std::size_t limit,
               const std::function<bool(const LogEntry&)>& each) override {
-        auto st = scope ? db_.cached(
-                              "SELECT pos, entity, row_id, hlc, origin, seq, fields FROM lindra_log"
-                              " WHERE scope = ? AND pos > ? AND pos <= ? ORDER BY pos LIMIT ?")
-                        : db_.cached(
-                              "SELECT pos, entity, row_id, hlc, origin, seq, fields, scope FROM lindra_log"
-                              " WHERE ?1 IS NULL AND pos > ? AND pos <= ? ORDER BY pos LIMIT ?");
-        if (scope)
-            st->bind(1, codec::bytes_of(*scope));
-        else
-            st->bind(1, Value{});
-        st->bind(2, after).bind(3, upto).bind(4, static_cast<std::int64_t>(limit));
+        if (scopes && scopes->empty()) return;
+        if (scopes && scopes->size() > kMaxScanScopes)
+            throw Error(Errc::invalid_argument,
+                        "a log scan takes at most " + std::to_string(kMaxScanScopes) + " scopes");
+        // Placeholders for the scopes in powers of two, the last repeated,
+        // so a few cached statements serve every count.
+        std::size_t slots = 0;
+        std::string sql = "SELECT pos, entity, row_id, hlc, origin, seq, fields, scope FROM lindra_log";
+        if (scopes) {
+            slots = std::bit_ceil(scopes->size());
+            sql += " INDEXED BY lindra_log_scope WHERE scope IN (?";
+            for (std::size_t i = 1; i < slots; ++i) sql += ",?";
+            sql += ") AND";
+        } else {
+            sql += " WHERE";
+        }
+        sql += " pos > ? AND pos <= ? ORDER BY pos LIMIT ?";
+        auto st = db_.cached(sql);
+        int i = 1;
+        for (std::size_t k = 0; k < slots; ++k)
+            st->bind(i++, codec::bytes_of((*scopes)[std::min(k, scopes->size() - 1)]));
+        st->bind(i, after)
+            .bind(i + 1, upto)
+            .bind(i + 2, static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
         LogEntry entry;
         while (st->step()) {
             entry.pos = st->int64(0);
@@ -127,7 +147,7 @@ class SqliteTxn : public StorageTxn {
             entry.origin = st->id(4);
             entry.seq = st->int64(5);
             entry.fields = text_of(st->blob(6));
-            if (!scope) entry.scope = text_of(st->blob(7));
+            entry.scope = text_of(st->blob(7));
             if (!each(entry)) return;
         }
     }
@@ -169,7 +189,8 @@ class SqliteTxn : public StorageTxn {
         std::vector<std::pair<std::int64_t, Grant>> out;
         while (st->step()) {
             const auto scopes = decode_scopes(st->blob(1));
-            out.emplace_back(st->int64(0), Grant{{scopes.begin(), scopes.end()}, decode_scopes(st->blob(2)), st->int64(3)});
+            out.emplace_back(st->int64(0),
+                             Grant{{scopes.begin(), scopes.end()}, decode_scopes(st->blob(2)), st->int64(3)});
         }
         return out;
     }
@@ -213,7 +234,10 @@ class SqliteTxn : public StorageTxn {
     }
 
     void forget_refusals(const Id& device, std::int64_t up_to_seq) override {
-        db_.cached("DELETE FROM lindra_refused WHERE device_id = ? AND seq <= ?")->bind(1, device).bind(2, up_to_seq).run();
+        db_.cached("DELETE FROM lindra_refused WHERE device_id = ? AND seq <= ?")
+            ->bind(1, device)
+            .bind(2, up_to_seq)
+            .run();
     }
 
     std::int64_t add_grant(const Id& device, const Grant& grant) override {
@@ -265,7 +289,9 @@ class SqliteTxn : public StorageTxn {
             max_hlc = std::max(max_hlc, entry.hlc);
         }
         if (max_hlc) {
-            db_.cached("UPDATE lindra_replica SET hlc = max(hlc, ?)")->bind(1, static_cast<std::int64_t>(max_hlc)).run();
+            db_.cached("UPDATE lindra_replica SET hlc = max(hlc, ?)")
+                ->bind(1, static_cast<std::int64_t>(max_hlc))
+                .run();
             observed_ = max_hlc;
         }
     }
@@ -289,15 +315,14 @@ class SqliteStorage final : public Storage {
         try {
             core_.db.prepare("SELECT scope FROM lindra_log LIMIT 0");
         } catch (const Error&) {
-            throw Error(Errc::corrupt, path + " was written by a pre-release lindra server without access scopes;"
-                                              " start the server on a new file (tablets then pull everything again)");
+            throw Error(Errc::corrupt, path +
+                                           " was written by a pre-release lindra server without access scopes;"
+                                           " start the server on a new file (tablets then pull everything again)");
         }
         txn.commit();
         // The replica's clock as the file holds it; from here on the
         // storage's own, which Welcome reads while a push writes.
-        {
-            Core::WriteTransaction load(core_);
-        }
+        { Core::WriteTransaction load(core_); }
         clock_.observe(core_.clock.last());
         server_id_ = core_.device;
     }
@@ -363,7 +388,10 @@ class SqliteStorage final : public Storage {
 
       private:
         Reader(SqliteStorage& s, std::unique_ptr<store::Database> db)
-            : SqliteTxn(*db), s_(s), db_owned_(std::move(db)), txn_(std::in_place, *db_owned_, store::Transaction::Mode::read) {}
+            : SqliteTxn(*db),
+              s_(s),
+              db_owned_(std::move(db)),
+              txn_(std::in_place, *db_owned_, store::Transaction::Mode::read) {}
         SqliteStorage& s_;
         std::unique_ptr<store::Database> db_owned_;
         std::optional<store::Transaction> txn_;

@@ -97,10 +97,13 @@ class StorageTxn : public RowSource {
     virtual std::int64_t head() = 0;
     // The entry the log holds for the device's outbox `seq`, if any.
     virtual std::optional<LogEntry> logged(const Id& origin, std::int64_t seq) = 0;
-    // Entries with after < pos <= upto in position order, only those of
-    // `scope` if given, at most `limit` of them, until `each` returns false.
-    // Entries from `scan` come without `scope` unless `scope` is null.
-    virtual void scan(std::int64_t after, std::int64_t upto, const std::string* scope, std::size_t limit,
+    // Entries with after < pos <= upto in position order, at most `limit`
+    // of them, until `each` returns false. Only those of `scopes` if given
+    // (at most kMaxScanScopes of them): a backend reads them through its
+    // (scope, pos) index, so a pull costs what it carries, not what the
+    // whole fleet wrote since.
+    static constexpr std::size_t kMaxScanScopes = 256;
+    virtual void scan(std::int64_t after, std::int64_t upto, const std::vector<std::string>* scopes, std::size_t limit,
                       const std::function<bool(const LogEntry&)>& each) = 0;
     // The scopes of the entries `origin` pushed, each once.
     virtual std::vector<std::string> scopes_written_by(const Id& origin) = 0;
