@@ -4,12 +4,12 @@
 // refused server learns nothing: the tablet sends no Hello, so no token and
 // no change leave it. The server takes TLS 1.2 or later only, and a peer that
 // does not speak TLS at all costs it nothing but that connection.
+#include <lindra/testing/certs.hpp>
 #include "support/db.hpp"
 #include "support/fixture.hpp"
 #include "support/raw_client.hpp"
 #include "support/sync_fixture.hpp"
 #include "support/temp_dir.hpp"
-#include <lindra/testing/certs.hpp>
 
 #include <lindra/server.hpp>
 #include <lindra/sync.hpp>
@@ -41,7 +41,9 @@ using lindra::test::Tables;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+}
 
 // Whether any line of the server's log contains `part`; stops the server
 // first, so every session has logged its line.
@@ -59,7 +61,9 @@ std::function<void(ServerOptions&)> serving(const testing::Leaf& leaf) {
     return [leaf](ServerOptions& o) { o.tls = {leaf.certificate_pem, leaf.private_key_pem}; };
 }
 
-testing::LeafSpec loopback_names() { return {.dns_names = {"localhost"}, .ip_addresses = {"127.0.0.1"}}; }
+testing::LeafSpec loopback_names() {
+    return {.dns_names = {"localhost"}, .ip_addresses = {"127.0.0.1"}};
+}
 
 // A world whose server holds the seeded group, a tablet that has pulled it
 // and made one more write it has not pushed.
@@ -205,12 +209,56 @@ TEST_CASE("a pinned tablet takes the server's key as primary or as backup pin") 
     CHECK(scene.tablet.outbox_size() == 0);
 }
 
+// A tablet's next round resumes its TLS session: no certificate again, a
+// fresh key exchange still. Only the server process that issued the ticket
+// can take it, so a restarted server, or one with another key, gets a full
+// handshake with every check: a changed key still meets the pin.
+TEST_CASE("a tablet resumes its TLS session in the next round, and only with the server that issued it") {
+    Scene scene;
+    const auto server_pin = testing::spki_pin(scene.w.server_certificate().certificate_pem);
+    SyncOptions pinned;
+    pinned.tls.pins = {server_pin};
+    SyncClient client(scene.tablet, scene.w.options_for("coordinator-token", pinned));
+
+    const auto first = client.sync();
+    require_ok(first);
+    CHECK_FALSE(first.tls_resumed);
+    scene.tablet.add_time_spent(scene.s.candidates[1], scene.s.modules[0], scene.s.group, 30);
+    const auto second = client.sync();
+    require_ok(second);
+    CHECK(second.tls_resumed);
+    CHECK(scene.tablet.outbox_size() == 0);
+    CHECK(client.sync().tls_resumed);
+
+    // Another client of the same tablet has no session of its own.
+    SyncClient other(scene.tablet, scene.w.options_for("coordinator-token", pinned));
+    CHECK_FALSE(other.sync().tls_resumed);
+
+    scene.w.restart_server();  // the ticket's key died with the old server
+    const auto after_restart = client.sync();
+    require_ok(after_restart);
+    CHECK_FALSE(after_restart.tls_resumed);
+    CHECK(client.sync().tls_resumed);
+
+    // The server now holds another key: the session is not taken, and the pin refuses it.
+    scene.w.restart_server(serving(testing::issue_leaf(scene.w.ca(), loopback_names())));
+    const auto outbox = scene.tablet.outbox_size();
+    scene.tablet.add_time_spent(scene.s.candidates[2], scene.s.modules[0], scene.s.group, 30);
+    const auto refused = client.sync();
+    INFO(to_string(refused.outcome) << ": " << refused.message);
+    CHECK(refused.outcome == SyncOutcome::tls_failed);
+    CHECK(contains(refused.message, "the server's key matches no pin"));
+    CHECK(refused.bytes_sent == 0);
+    CHECK(scene.tablet.outbox_size() == outbox + 1);
+}
+
 TEST_CASE("a pin that is not sha256/BASE64 is the tablet's own error, found before connecting") {
     SyncWorld w;
     Replica& tablet = w.tablet("tablet");
     const auto good = testing::spki_pin(w.server_certificate().certificate_pem);
-    for (const std::string& bad : {std::string("sha1/") + good.substr(7), good.substr(7), good.substr(0, good.size() - 2),
-                                  good.substr(0, good.size() - 1) + "!", std::string("sha256/") + std::string(44, 'A')}) {
+    for (const std::string& bad :
+         {std::string("sha1/") + good.substr(7), good.substr(7), good.substr(0, good.size() - 2),
+          good.substr(0, good.size() - 1) + "!", std::string("sha256/") + std::string(44, 'A')}) {
         INFO("pin: " << bad);
         SyncOptions o;
         o.tls.pins = {good, bad};

@@ -3,9 +3,9 @@
 // certificate from a throw-away CA, unless a test's tweak sets insecure.
 #pragma once
 
+#include <lindra/testing/certs.hpp>
 #include "support/temp_dir.hpp"
 #include "support/test_store.hpp"
-#include <lindra/testing/certs.hpp>
 
 #include <lindra/replica.hpp>
 #include <lindra/server.hpp>
@@ -46,11 +46,16 @@ inline const TestPki& test_pki() {
 }
 
 class SyncWorld {
-public:
+  public:
     // `tweak` adjusts the server's options (limits, timeouts) before it starts.
     explicit SyncWorld(std::function<void(ServerOptions&)> tweak = {}) : tweak_(std::move(tweak)) { start_server(); }
 
     // Stops the server and starts a new one on the same store (a restart).
+    // On the same port; with `tweak`, changed by it from here on.
+    void restart_server(std::function<void(ServerOptions&)> tweak) {
+        tweak_ = std::move(tweak);
+        restart_server();
+    }
     void restart_server() {
         server_.reset();
         start_server();
@@ -79,8 +84,10 @@ public:
     // Plain TCP if the server is insecure; otherwise, unless the caller
     // chose plain TCP or CAs of its own, TLS trusting ca().
     void set_transport(SyncOptions& o) const {
-        if (insecure_) o.insecure = true;
-        else if (!o.insecure && o.tls.ca_pem.empty()) o.tls.ca_pem = ca().certificate_pem;
+        if (insecure_)
+            o.insecure = true;
+        else if (!o.insecure && o.tls.ca_pem.empty())
+            o.tls.ca_pem = ca().certificate_pem;
     }
 
     // The world's Ed25519 token key (PEM); its server verifies tokens with it.
@@ -100,16 +107,20 @@ public:
 
     // `token` is one of the fixture's names, or a token (see token_for).
     SyncResult sync(Replica& r, const std::string& token = "coordinator-token", SyncOptions options = {}) {
+        SyncClient client(r, options_for(token, std::move(options)));
+        return client.sync();
+    }
+    // The options sync() gives its client, for a test that keeps one.
+    SyncOptions options_for(const std::string& token = "coordinator-token", SyncOptions options = {}) {
         options.port = server_ ? server_->port() : last_port_;
         options.token = token_for(token);
         options.connect_timeout = std::chrono::milliseconds(2'000);
         options.io_timeout = std::chrono::milliseconds(10'000);
         set_transport(options);
-        SyncClient client(r, options);
-        return client.sync();
+        return options;
     }
 
-private:
+  private:
     void start_server() {
         ServerOptions o;
         o.db_path = store_.db();

@@ -141,6 +141,11 @@ struct SyncResult {
     std::int64_t rows_purged = 0;
     std::uint64_t bytes_sent = 0;
     std::uint64_t bytes_received = 0;
+    // The TLS handshake resumed this client's session of an earlier round
+    // with the server (no certificate sent or checked again; README,
+    // Performance). False for a client's first round, a restarted server,
+    // or another server behind the same address.
+    bool tls_resumed = false;
     // This device's writes refused in this round, whatever its outcome
     // (a round may refuse writes and then lose the connection): rolled
     // back, and kept in Replica::refused_writes() until dismissed.

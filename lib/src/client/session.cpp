@@ -301,6 +301,7 @@ SyncResult SyncSession::result(const net::ClientOutcome& outcome) const {
     }
     r.bytes_sent = std::max(r.bytes_sent, outcome.counters.bytes_sent);
     r.bytes_received = std::max(r.bytes_received, outcome.counters.bytes_received);
+    r.tls_resumed = outcome.tls_resumed;
     return r;
 }
 

@@ -87,6 +87,7 @@ struct SyncClient::Impl {
     SyncStatus status;
     // Made by the first round, from options.tls; null while insecure.
     std::shared_ptr<const net::TlsContext> tls;
+    std::shared_ptr<net::TlsSessions> tls_sessions;  // the last round's, resumed by the next
     std::vector<net::SpkiDigest> pins;
 
     // Changes the status and tells the app (never under `mutex`).
@@ -107,8 +108,10 @@ struct SyncClient::Impl {
         if (!tls) {
             pins = net::parse_pins(options.tls.pins);
             tls = net::TlsContext::client(options.tls.ca_pem);
+            tls_sessions = std::make_shared<net::TlsSessions>();
         }
         config.tls = tls;
+        config.sessions = tls_sessions;
         config.server_name = options.tls.server_name;
         config.pins = pins;
     }

@@ -3,9 +3,9 @@
 #include "net/connection.hpp"
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <thread>
@@ -33,7 +33,7 @@ std::shared_ptr<Connection> make_connection(const asio::strand<asio::io_context:
 }
 
 class ClientConnectionImpl final : public ClientConnection, public std::enable_shared_from_this<ClientConnectionImpl> {
-public:
+  public:
     ClientConnectionImpl(asio::io_context& io, ClientConfig config, ClientSession& session,
                          std::function<void(ClientOutcome)> finished)
         : strand_(asio::make_strand(io)),
@@ -56,7 +56,7 @@ public:
         });
     }
 
-private:
+  private:
     asio::awaitable<void> body(std::shared_ptr<ClientConnectionImpl> self) {
         ClientOutcome out;
         out.end = ClientEnd::connect_failed;
@@ -73,15 +73,17 @@ private:
                 // Within the connect deadline: a server that accepts and
                 // stalls is as unreachable as one that does not answer.
                 try {
-                    expect_server(tls->native_handle(), config_.server_name.empty() ? config_.host : config_.server_name);
+                    expect_server(tls->native_handle(), server_name());
                 } catch (const std::exception& e) {
                     throw TlsRefused(e.what());
                 }
+                if (config_.sessions) config_.sessions->offer(tls->native_handle(), peer());
                 handshaking = true;
                 co_await conn_->handshake(asio::ssl::stream_base::client);
                 handshaking = false;
                 if (!matches_pin(tls->native_handle(), config_.pins))
                     throw TlsRefused("the server's key matches no pin");
+                out.tls_resumed = TlsSessions::resumed(tls->native_handle());
             }
             conn_->disarm();
             out.end = ClientEnd::broken;
@@ -97,6 +99,8 @@ private:
             out.end = session_.done() ? ClientEnd::done : ClientEnd::broken;
             reason = session_.done() ? "done" : "closed by the client";
             clean = true;
+            // The session's ticket came after the handshake, so by now.
+            if (auto* tls = conn_->tls(); tls && config_.sessions) config_.sessions->keep(tls->native_handle(), peer());
         } catch (const protocol::ProtocolError& e) {
             // A server that closes mid-frame broke the connection; it did not
             // send anything unreadable.
@@ -137,6 +141,10 @@ private:
         (void)self;
     }
 
+    const std::string& server_name() const { return config_.server_name.empty() ? config_.host : config_.server_name; }
+    // Whom a TLS session was made with: a session is resumed with no other.
+    std::string peer() const { return config_.host + ":" + std::to_string(config_.port) + " " + server_name(); }
+
     asio::strand<asio::io_context::executor_type> strand_;
     ClientConfig config_;
     ClientSession& session_;
@@ -171,8 +179,12 @@ IoThread::~IoThread() {
     impl_->thread.join();
 }
 
-asio::io_context& IoThread::io() noexcept { return impl_->io; }
+asio::io_context& IoThread::io() noexcept {
+    return impl_->io;
+}
 
-bool running_in(asio::io_context& io) noexcept { return io.get_executor().running_in_this_thread(); }
+bool running_in(asio::io_context& io) noexcept {
+    return io.get_executor().running_in_this_thread();
+}
 
 }  // namespace lindra::net

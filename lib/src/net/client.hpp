@@ -28,13 +28,15 @@ struct ClientConfig {
     std::chrono::milliseconds io_timeout{30'000};
     // The CAs to trust; null: plain TCP.
     std::shared_ptr<const TlsContext> tls{};
-    std::string server_name{};         // what the certificate must name; empty: host
-    std::vector<SpkiDigest> pins{};    // if any, the server's key must match one
+    std::string server_name{};       // what the certificate must name; empty: host
+    std::vector<SpkiDigest> pins{};  // if any, the server's key must match one
+    // The session to resume and keep, shared by the rounds of one client; null: none.
+    std::shared_ptr<TlsSessions> sessions{};
 };
 
 // A client Session also says what to send first and when it is done.
 class ClientSession : public Session {
-public:
+  public:
     virtual std::vector<std::string> first_frames() = 0;
     // True once the exchange is complete; the connection is then closed.
     virtual bool done() const = 0;
@@ -52,29 +54,29 @@ struct ClientOutcome {
     ClientEnd end = ClientEnd::done;
     std::string message{};
     Counters counters{};
+    bool tls_resumed = false;  // the handshake resumed a session of an earlier round
 };
 
 class ClientConnection {
-public:
+  public:
     // Starts on `io`; `finished` runs once, on `io`, when it ends. The
     // session must outlive the connection's end.
     static std::shared_ptr<ClientConnection> start(boost::asio::io_context& io, ClientConfig config,
-                                                   ClientSession& session,
-                                                   std::function<void(ClientOutcome)> finished);
+                                                   ClientSession& session, std::function<void(ClientOutcome)> finished);
     virtual ~ClientConnection() = default;
     virtual void cancel() = 0;
 };
 
 // An io_context run by a thread of its own, for clients that bring none.
 class IoThread {
-public:
+  public:
     IoThread();
     ~IoThread();  // stops and joins
     IoThread(const IoThread&) = delete;
     IoThread& operator=(const IoThread&) = delete;
     boost::asio::io_context& io() noexcept;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -26,7 +26,9 @@ std::string openssl_reason() {
     return reason ? reason : "unknown OpenSSL error";
 }
 
-[[noreturn]] void fail(const std::string& what) { throw Error(Errc::invalid_argument, what); }
+[[noreturn]] void fail(const std::string& what) {
+    throw Error(Errc::invalid_argument, what);
+}
 
 BioPtr read_bio(std::string_view pem) {
     BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
@@ -43,7 +45,9 @@ bool pem_ended() {
 }
 
 // Never prompts on a terminal for an encrypted key's password.
-int no_password(char*, int, int, void*) { return 0; }
+int no_password(char*, int, int, void*) {
+    return 0;
+}
 
 CtxPtr make_context(const SSL_METHOD* method) {
     CtxPtr ctx(SSL_CTX_new(method), &SSL_CTX_free);
@@ -70,7 +74,9 @@ SpkiDigest spki_digest(EVP_PKEY* key) {
 
 }  // namespace
 
-TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
+TlsContext::~TlsContext() {
+    SSL_CTX_free(ctx_);
+}
 
 ssl_ctx_st* TlsContext::new_reference() const {
     SSL_CTX_up_ref(ctx_);
@@ -78,14 +84,15 @@ ssl_ctx_st* TlsContext::new_reference() const {
 }
 
 std::shared_ptr<const TlsContext> TlsContext::server(std::string_view chain_pem, std::string_view key_pem) {
-    if (chain_pem.empty() || key_pem.empty())
-        fail("TLS needs the server's certificate chain and private key (PEM)");
+    if (chain_pem.empty() || key_pem.empty()) fail("TLS needs the server's certificate chain and private key (PEM)");
     auto ctx = make_context(TLS_server_method());
-    // Tablets connect afresh for each round and keep no sessions: tickets
-    // would be bytes and work for nothing.
-    SSL_CTX_set_num_tickets(ctx.get(), 0);
-    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+    // A tablet connects afresh for each round and resumes its last session
+    // (TlsSessions): one stateless ticket per handshake, under the context's
+    // own random key, so nothing is cached here and a restart, or another
+    // server process, just means a full handshake.
+    SSL_CTX_set_num_tickets(ctx.get(), 1);
     SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_timeout(ctx.get(), kTicketLifetimeSeconds);
 
     auto chain = read_bio(chain_pem);
     X509Ptr leaf(PEM_read_bio_X509(chain.get(), nullptr, no_password, nullptr), &X509_free);
@@ -132,6 +139,31 @@ std::shared_ptr<const TlsContext> TlsContext::client(std::string_view ca_pem) {
         if (!pem_ended() || added == 0) fail("the TLS CA list (ca_pem) holds something that is not a PEM certificate");
     }
     return std::shared_ptr<const TlsContext>(new TlsContext(ctx.release()));
+}
+
+TlsSessions::~TlsSessions() {
+    SSL_SESSION_free(session_);
+}
+
+void TlsSessions::offer(ssl_st* ssl, const std::string& peer) {
+    std::lock_guard lock(mutex_);
+    if (session_ && peer_ == peer && SSL_set_session(ssl, session_) != 1) ERR_clear_error();
+}
+
+void TlsSessions::keep(ssl_st* ssl, const std::string& peer) {
+    SSL_SESSION* s = SSL_get1_session(ssl);
+    if (s && SSL_SESSION_is_resumable(s) != 1) {
+        SSL_SESSION_free(s);
+        s = nullptr;
+    }
+    std::lock_guard lock(mutex_);
+    SSL_SESSION_free(session_);
+    session_ = s;
+    peer_ = peer;
+}
+
+bool TlsSessions::resumed(ssl_st* ssl) {
+    return SSL_session_reused(ssl) == 1;
 }
 
 std::vector<SpkiDigest> parse_pins(const std::vector<std::string>& pins) {

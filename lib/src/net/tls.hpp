@@ -11,19 +11,23 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 struct ssl_ctx_st;
 struct ssl_st;
+struct ssl_session_st;
 
 namespace lindra::net {
 
 // An OpenSSL SSL_CTX: TLS 1.2 or later, OpenSSL's default ciphers at
-// security level 2 or above, no renegotiation, no session tickets.
+// security level 2 or above, no renegotiation, no 0-RTT data. A server's
+// issues one session ticket per handshake, valid kTicketLifetime, under a
+// key of its own that dies with it (TlsSessions).
 class TlsContext {
-public:
+  public:
     // A server's: the certificate chain (leaf first) and its private key.
     // Throws lindra::Error(invalid_argument) saying what is wrong with them.
     static std::shared_ptr<const TlsContext> server(std::string_view certificate_chain_pem,
@@ -37,13 +41,42 @@ public:
     TlsContext(const TlsContext&) = delete;
     TlsContext& operator=(const TlsContext&) = delete;
 
+    static constexpr long kTicketLifetimeSeconds = 2 * 3600;
+
     // A new reference to the SSL_CTX; the caller frees it (asio::ssl::context
     // takes it over).
     ssl_ctx_st* new_reference() const;
 
-private:
+  private:
     explicit TlsContext(ssl_ctx_st* ctx) : ctx_(ctx) {}
     ssl_ctx_st* ctx_;
+};
+
+// A client's last TLS session with its server, to resume in the next round.
+// A resumed TLS 1.3 handshake (still with a fresh key exchange) skips the
+// certificate, its parsing and its checks, which cost a tablet and the
+// server more than a round's own work (README, Performance). The server's
+// chain, name and pins were checked when the session was made; a session is
+// offered only to the peer it was made with, and only a round that ended
+// well keeps one. Thread-safe.
+class TlsSessions {
+  public:
+    TlsSessions() = default;
+    ~TlsSessions();
+    TlsSessions(const TlsSessions&) = delete;
+    TlsSessions& operator=(const TlsSessions&) = delete;
+
+    // Before the handshake: offers the kept session if it was made with `peer`.
+    void offer(ssl_st* ssl, const std::string& peer);
+    // After a round that ended well: keeps its session if it can be resumed.
+    void keep(ssl_st* ssl, const std::string& peer);
+    // Whether the connection's handshake resumed a session.
+    static bool resumed(ssl_st* ssl);
+
+  private:
+    std::mutex mutex_;
+    ssl_session_st* session_ = nullptr;  // guarded by mutex_
+    std::string peer_;                   // guarded by mutex_
 };
 
 // SHA-256 of a DER SubjectPublicKeyInfo.
