@@ -6,7 +6,8 @@ LINDRA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LINDRA_BUILD="${LINDRA_BUILD:-$LINDRA_ROOT/build}"
 # sqlite3 (the shell): tests/tablet_cli_test.sh makes another program's database with it.
 # libpq-dev: the server's PostgreSQL backend; postgresql: the tests' throw-away cluster (scripts/pg.sh).
-LINDRA_PACKAGES=(cmake g++ ninja-build pkg-config libsqlite3-dev libboost-dev libprotobuf-dev protobuf-compiler catch2 libssl-dev openssl python3-protobuf sqlite3 faketime libpq-dev postgresql)
+# nlohmann-json3-dev: certificates (Open Badges credentials are JSON).
+LINDRA_PACKAGES=(cmake g++ ninja-build pkg-config libsqlite3-dev libboost-dev libprotobuf-dev protobuf-compiler catch2 libssl-dev openssl python3-protobuf sqlite3 faketime libpq-dev postgresql nlohmann-json3-dev)
 
 lindra_install_deps() {
     local missing=()

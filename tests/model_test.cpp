@@ -42,7 +42,7 @@ TEST_CASE("the schema table is well formed") {
         if (!e.group_field.empty()) CHECK(e.field(e.group_field) != nullptr);
         if (!e.person_field.empty()) CHECK(e.field(e.person_field) != nullptr);
     }
-    CHECK(entities().size() == 12);
+    CHECK(entities().size() == 14);
 }
 
 TEST_CASE("typed enums match the schema's value lists in order") {
@@ -68,19 +68,34 @@ TEST_CASE("typed enums match the schema's value lists in order") {
     check(ProgressStatus::passed, "module_progress", "progress");
 }
 
-TEST_CASE("the DDL of schema version 1 creates one table per entity with its clocks") {
-    const auto ddl = model::domain_ddl(1);
-    for (const auto& e : entities()) {
-        const auto create = "CREATE TABLE " + std::string(e.name) + " (";
-        const auto it =
-            std::find_if(ddl.begin(), ddl.end(), [&](const std::string& s) { return s.starts_with(create); });
-        REQUIRE(it != ddl.end());
-        CHECK(it->find("lindra_clocks BLOB NOT NULL") != std::string::npos);
-        CHECK(it->ends_with("WITHOUT ROWID"));
-        for (const auto& f : e.fields)
-            for (const auto& c : model::columns_of(f)) CHECK(it->find(c) != std::string::npos);
+TEST_CASE("the DDL of each schema version creates its entities' tables and adds its fields") {
+    for (std::uint16_t version = 1; version <= schema_version(); ++version) {
+        const auto ddl = model::domain_ddl(version);
+        for (const auto& e : entities()) {
+            INFO("version " << version << ", " << e.name);
+            const auto create = "CREATE TABLE " + std::string(e.name) + " (";
+            const auto it =
+                std::find_if(ddl.begin(), ddl.end(), [&](const std::string& s) { return s.starts_with(create); });
+            if (e.since != version) {  // made by another version
+                CHECK(it == ddl.end());
+                for (const auto& f : e.fields) {
+                    const auto alter =
+                        "ALTER TABLE " + std::string(e.name) + " ADD COLUMN " + std::string(f.name) + " ";
+                    const bool added =
+                        std::any_of(ddl.begin(), ddl.end(), [&](const std::string& s) { return s.starts_with(alter); });
+                    CHECK(added == (e.since < version && f.since == version));
+                }
+                continue;
+            }
+            REQUIRE(it != ddl.end());
+            CHECK(it->find("lindra_clocks BLOB NOT NULL") != std::string::npos);
+            CHECK(it->ends_with("WITHOUT ROWID"));
+            for (const auto& f : e.fields)
+                for (const auto& c : model::columns_of(f))
+                    CHECK((it->find(" " + c + " ") != std::string::npos) == (f.since <= version));
+        }
     }
-    CHECK(model::domain_ddl(2).empty());  // nothing was added in a version 2 yet
+    CHECK(model::domain_ddl(schema_version() + 1).empty());
 }
 
 TEST_CASE("codec round-trips values and varints and rejects truncated input") {

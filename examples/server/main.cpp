@@ -3,6 +3,7 @@
 //   lindra-server --db PATH|postgresql://... --listen HOST:PORT --token-key FILE (--cert FILE --key FILE | --insecure) [LIMITS]
 //                 [THREADS]
 //   lindra-server gen-key --out FILE
+//   lindra-server gen-issuer-key --out FILE
 //   lindra-server restored --db PATH|postgresql://...
 //   lindra-server issue-token --key FILE --user NAME --role ROLE ...
 //
@@ -47,6 +48,11 @@ int usage(const char* why) {
                  "  --token-key FILE   PEM key that verifies lindra's tokens (from gen-key, or its public half)\n"
                  "  OIDC: also take JWTs from an OpenID Connect provider (--token-key is then optional):\n"
                  "  --oidc-issuer URL --oidc-audience AUD --oidc-key PEM_FILE [--oidc-algs ES256,RS256]\n"
+                 "  CERTIFICATES: the server issues course certificates when it has a key to sign them:\n"
+                 "  --issuer-key FILE  an Ed25519 key from gen-issuer-key; give it again for each older key,\n"
+                 "                     oldest first: the last signs, all stay verifiable on tablets\n"
+                 "  --issuer-id URI    the issuer in the certificates, say https://kurs.example.no\n"
+                 "  --issuer-name TEXT the issuer's name in the certificates (lindra)\n"
                  "  LIMITS: what keeps one client from crowding out the rest (README, \"Connection limits\"):\n"
                  "  --max-connections N              connections at once (512); over it a new connection\n"
                  "                                   closes the oldest one that has not said Hello\n"
@@ -72,6 +78,9 @@ int usage(const char* why) {
                  "\n"
                  "       lindra-server gen-key --out FILE\n"
                  "  writes a new Ed25519 token key (mode 0600; never overwrites)\n"
+                 "\n"
+                 "       lindra-server gen-issuer-key --out FILE\n"
+                 "  writes a new Ed25519 key that signs course certificates (mode 0600; never overwrites)\n"
                  "\n"
                  "       lindra-server issue-token --key FILE --user NAME --role ROLE [--person UUID] [--org UUID]\n"
                  "                                 [--ttl 12h|30m|3600s]\n"
@@ -168,11 +177,13 @@ void raise_file_limit(std::size_t max_connections) {
                   << "; raise it (ulimit -n, LimitNOFILE=)\n";
 }
 
-int gen_key(int argc, char** argv) {
+// gen-key and gen-issuer-key: a new Ed25519 key in a new file.
+int gen_key(int argc, char** argv, bool issuer) {
     const auto f = flags(argc, argv, {"--out"});
     const auto path = required(f, "--out");
-    const std::string pem = lindra::generate_token_key();
-    // O_EXCL: replacing a key would invalidate every token issued with it.
+    const std::string pem = issuer ? lindra::generate_issuer_key() : lindra::generate_token_key();
+    // O_EXCL: replacing a key would invalidate every token, or leave
+    // unverifiable every certificate, signed with it.
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) throw std::runtime_error("cannot create " + path + ": " + std::strerror(errno));
     const bool written = ::write(fd, pem.data(), pem.size()) == static_cast<ssize_t>(pem.size());
@@ -208,9 +219,10 @@ int issue_token(int argc, char** argv) {
 
 int main(int argc, char** argv) {
     const std::string command = argc > 1 ? argv[1] : "";
-    if (command == "gen-key" || command == "issue-token" || command == "restored") {
+    if (command == "gen-key" || command == "gen-issuer-key" || command == "issue-token" || command == "restored") {
         try {
-            return command == "gen-key"  ? gen_key(argc, argv)
+            return command == "gen-key"          ? gen_key(argc, argv, false)
+                   : command == "gen-issuer-key" ? gen_key(argc, argv, true)
                    : command == "restored" ? restored(argc, argv)
                                            : issue_token(argc, argv);
         } catch (const UsageError& e) {
@@ -226,7 +238,9 @@ int main(int argc, char** argv) {
     bool insecure = false;
     lindra::OidcProvider oidc;
     std::string oidc_key, oidc_algs;
+    std::vector<std::string> issuer_keys;  // files, oldest first
     std::map<std::string, std::string> limits;  // flag -> value, threads too
+    lindra::ServerOptions options;
     static constexpr std::string_view kLimitFlags[] = {"--max-connections", "--max-connections-per-address",
                                                        "--hello-timeout",   "--io-timeout",
                                                        "--min-frame-rate",  "--idle-timeout",
@@ -251,6 +265,9 @@ int main(int argc, char** argv) {
         else if (arg == "--oidc-audience") oidc.audience = argv[++i];
         else if (arg == "--oidc-key") oidc_key = argv[++i];
         else if (arg == "--oidc-algs") oidc_algs = argv[++i];
+        else if (arg == "--issuer-key") issuer_keys.push_back(argv[++i]);
+        else if (arg == "--issuer-id") options.issuer.id = argv[++i];
+        else if (arg == "--issuer-name") options.issuer.name = argv[++i];
         else if (std::find(std::begin(kLimitFlags), std::end(kLimitFlags), arg) != std::end(kLimitFlags))
             limits[arg] = argv[++i];
         else return usage(("unknown option " + arg).c_str());
@@ -275,7 +292,6 @@ int main(int argc, char** argv) {
     std::string host = listen.substr(0, colon);
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
 
-    lindra::ServerOptions options;
     try {
         for (const auto& [flag, value] : limits) {
             if (flag == "--max-connections")
@@ -318,6 +334,7 @@ int main(int argc, char** argv) {
         options.insecure = insecure;
         if (!insecure) options.tls = {read_file(cert), read_file(key)};
         if (!token_key.empty()) options.tokens.key_pem = read_file(token_key);
+        for (const auto& file : issuer_keys) options.issuer.keys_pem.push_back(read_file(file));
         if (with_oidc) {
             oidc.public_key_pem = read_file(oidc_key);
             if (!oidc_algs.empty()) {

@@ -104,7 +104,10 @@ int flush(File& f, int flags) {
     if (auto& cache = f.inode->cache) {
         const auto size = static_cast<sqlite3_int64>(cache->size());
         if (const int rc = real->pMethods->xTruncate(real, size); rc != SQLITE_OK) return rc;
-        constexpr sqlite3_int64 chunk = 1 << 20;
+        // At most 64 KiB a write: SQLite's unix VFS writes at most 128 KiB
+        // at once (seekAndWrite masks the count) and calls a longer one a
+        // full disk.
+        constexpr sqlite3_int64 chunk = 1 << 16;
         for (sqlite3_int64 off = 0; off < size; off += chunk) {
             const int n = static_cast<int>(std::min(chunk, size - off));
             if (const int rc = real->pMethods->xWrite(real, cache->data() + off, n, off); rc != SQLITE_OK) return rc;

@@ -281,6 +281,29 @@ struct ReplicaOptions {
     int busy_timeout_ms = 5000;
 };
 
+// What a tablet makes of a course certificate with no network
+// (Replica::verify_certificate; README, "Course completion and
+// certificates").
+enum class CertificateStatus {
+    valid,          // signed by a key of the server's, for this row, in force
+    revoked,        // valid, but the server has revoked it
+    bad_signature,  // the credential or the row was changed, or is not a credential at all
+    unknown_key,    // signed by a key this tablet has not received
+    not_yet_valid,  // its validFrom lies ahead of this tablet's clock
+};
+std::string_view to_string(CertificateStatus v);
+
+struct CertificateCheck {
+    CertificateStatus status = CertificateStatus::bad_signature;
+    std::string reason{};  // the status in words, with what was wrong
+    // What the signed credential says (empty unless its signature verified).
+    std::string serial{}, person_name{}, course_title{}, issuer{}, kid{};
+    std::int64_t valid_from_ms = 0;
+    // How long ago the server signed this tablet's revocation list; nothing
+    // if the tablet has none yet (it cannot know of a revocation).
+    std::optional<std::int64_t> revocation_list_age_ms{};
+};
+
 class Replica : public Writes {
   public:
     // Opens (creating if needed) the replica at `path`, runs forward
@@ -321,6 +344,15 @@ class Replica : public Writes {
     // "M1: Basics" but not "M10: ..."). nullopt if none; Errc::ambiguous if
     // several match.
     std::optional<Id> find(std::string_view entity, std::string_view name) const;
+
+    // ---- certificates ----
+    // The certificates this device holds for `person`, oldest first.
+    std::vector<Id> certificates_of(const Id& person) const;
+    // Checks the certificate's signed credential against the server's keys
+    // this device holds, with no network: the signature, that it is this
+    // row's (its person, course and group), its validFrom, and revocation.
+    // Errc::not_found if the device holds no such certificate.
+    CertificateCheck verify_certificate(const Id& certificate) const;
 
     // ---- refused writes (see RefusedWrite) ----
     // Every refused write kept on this device, oldest first.

@@ -78,8 +78,26 @@ struct TlsServerOptions {
     std::string private_key_pem{};
 };
 
+// The server as the issuer of course certificates (README, "Course
+// completion and certificates").
+struct IssuerOptions {
+    // Ed25519 private keys in PEM (generate_issuer_key), oldest first: the
+    // last signs new certificates; all are published to tablets, so those
+    // signed with an older one still verify. None: the server issues no
+    // certificates.
+    std::vector<std::string> keys_pem{};
+    // Open Badges' issuer.id, a URI (say the course provider's https URL);
+    // empty: a urn:uuid derived from the first key.
+    std::string id{};
+    std::string name = "lindra";
+};
+
+// A new Ed25519 issuer key, PEM.
+std::string generate_issuer_key();
+
 struct ServerOptions {
     std::string db_path{};
+    IssuerOptions issuer{};
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;  // 0: any free port, see SyncServer::port()
     TokenOptions tokens{};

@@ -19,6 +19,8 @@ constexpr std::int64_t kNoteMax = 2000;  // attendance notes, confirmation state
 constexpr std::int64_t kReflectionMax = 4000;
 constexpr std::int64_t kTimestampMax = std::int64_t{1} << 47;  // ms, year 6429
 constexpr std::int64_t kSecondsMax = 1'000'000'000;
+constexpr std::int64_t kCredentialMax = 64 * 1024;  // a signed credential, ASCII
+constexpr std::int64_t kStatusListBits = 1 << 20;  // 128 KiB of bits, a few hundred bytes compressed
 
 // Field builders keep the table below one line per field.
 constexpr FieldDef deleted() {
@@ -167,6 +169,10 @@ constexpr FieldDef kMentorConfirmation[] = {
     required(timestamp(5, "confirmed_at")),
     text(6, "statement", kNoteMax),
 };
+constexpr FieldDef since(std::uint16_t version, FieldDef f) {
+    f.since = version;
+    return f;
+}
 constexpr FieldDef kCertificate[] = {
     deleted(),
     key(ref(2, "person_id", "person")),
@@ -174,7 +180,27 @@ constexpr FieldDef kCertificate[] = {
     key(ref(4, "group_id", "mentor_group")),
     required(timestamp(5, "issued_at")),
     required(text(6, "serial", 64)),
-    text(7, "signature", 1024),
+    text(7, "signature", 1024),  // unused: the signature is the credential's
+    // The Open Badges 3.0 credential as a compact JWS (README, "Course
+    // completion and certificates").
+    since(2, text(8, "credential", kCredentialMax)),
+    since(2, integer(9, "status_index", 0, kStatusListBits - 1)),  // its bit in the revocation list
+    since(2, timestamp(10, "revoked_at")),
+    since(2, text(11, "revocation_reason", kNoteMax)),
+};
+// The server's public keys for certificates, by kid (the row's id).
+constexpr FieldDef kIssuerKey[] = {
+    deleted(),
+    since(2, required(text(2, "kid", 64))),  // its JWK thumbprint (RFC 7638)
+    since(2, required(text(3, "public_jwk", 1000))),  // an Ed25519 JWK (RFC 8037)
+    since(2, required(timestamp(4, "added_at"))),
+};
+// The signed revocation list (W3C Bitstring Status List), one per server.
+constexpr FieldDef kStatusList[] = {
+    deleted(),
+    since(2, text(2, "credential", kCredentialMax)),
+    since(2, timestamp(3, "issued_at")),
+    since(2, integer(4, "allocated", 0, kStatusListBits)),  // the bits certificates hold so far
 };
 
 using S = ScopeKind;
@@ -193,6 +219,8 @@ constexpr EntityDef kEntities[] = {
     {10, "reflection", S::personal, W::self, kReflection, {}, "group_id", "person_id"},
     {11, "mentor_confirmation", S::group, W::group_mentor, kMentorConfirmation, {}, "group_id", "person_id", true},
     {12, "certificate", S::person_in_group, W::server, kCertificate, {}, "group_id", "person_id", true},
+    {13, "issuer_key", S::catalog, W::server, kIssuerKey, {}, {}, {}, false, 2},
+    {14, "status_list", S::catalog, W::server, kStatusList, {}, {}, {}, false, 2},
 };
 
 }  // namespace
@@ -215,7 +243,7 @@ const FieldDef* EntityDef::field(std::uint16_t t) const noexcept {
 }
 
 std::uint16_t schema_version() noexcept {
-    return 1;
+    return 2;
 }
 
 std::span<const EntityDef> entities() noexcept {

@@ -78,6 +78,9 @@ std::span<const store::Migration> replica_migrations() {
          }},
         {2, [](store::Database& db) { db.exec(kLibraryTablesV2); }},
         {3, [](store::Database& db) { db.exec(kLibraryTablesV3); }},
+        // Data model 2: certificates carry their signed credential; issuer
+        // keys and the revocation list.
+        {4, [](store::Database& db) { create_domain_tables(db, 2); }},
     };
     return steps;
 }

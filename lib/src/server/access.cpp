@@ -54,12 +54,10 @@ std::string scope_of(const EntityDef& e, const Id& row, const model::RowState& s
 
 namespace {
 
-bool is_live(const EntityDef& e, const model::RowState& st) {
-    return st.exists && st.fields[e.index_of(*e.field(kDeletedField))].value != Value{std::int64_t{1}};
-}
+using model::is_live;
 
 const Value& value_of(const EntityDef& e, const model::RowState& st, std::string_view field) {
-    return st.fields[e.index_of(*e.field(field))].value;
+    return model::field_value(e, st, field);
 }
 
 bool withdrawn(const EntityDef& membership, const model::RowState& st) {

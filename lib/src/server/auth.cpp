@@ -58,6 +58,10 @@ std::string generate_token_key() {
     return server::generate_private_key_pem("EdDSA");
 }
 
+std::string generate_issuer_key() {
+    return server::generate_private_key_pem("EdDSA");
+}
+
 std::string issue_token(std::string_view key_pem, const TokenClaims& claims, std::string_view issuer,
                         std::string_view audience, std::int64_t now_s) {
     const std::string role(to_string(claims.role));

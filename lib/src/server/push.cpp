@@ -9,6 +9,7 @@
 #include "replica/core.hpp"
 #include "replica/hlc.hpp"
 #include "server/access.hpp"
+#include "server/certificates.hpp"
 #include "server/grants.hpp"
 
 #include <algorithm>
@@ -130,10 +131,33 @@ void check_same(const LogEntry& logged, const protocol::Entry& entry) {
                     " (was this database file copied from another tablet?)");
 }
 
+void stage(Staging& rows, ServerWrites& server, std::vector<LogEntry>& log) {
+    for (auto& w : server.writes()) {
+        rows.stage(*w.row.entity, w.row.row, std::move(w.row.state));
+        log.push_back(std::move(w.entry));
+    }
+}
+
 }  // namespace
 
 ServerStore::ServerStore(std::unique_ptr<Storage> storage, StoreOptions options)
-    : storage_(std::move(storage)), options_(std::move(options)) {}
+    : storage_(std::move(storage)), options_(std::move(options)) {
+    if (!options_.issuer) return;
+    // The issuer's public keys and its status list, for every tablet.
+    retrying([&] {
+        const Id server = storage_->server_id();
+        auto txn = storage_->write(server);
+        Staging rows(*txn);
+        ServerWrites writes(rows, server, [this] { return storage_->tick(); });
+        publish_issuer(rows, *options_.issuer, storage_->wall_ms(), writes);
+        if (writes.writes().empty()) return;
+        std::vector<LogEntry> log;
+        stage(rows, writes, log);
+        txn->save_rows(rows.rows());
+        txn->append_log(log);
+        txn->commit();
+    });
+}
 
 DeviceState ServerStore::device(const Id& device) { return storage_->read()->device(device); }
 
@@ -214,6 +238,13 @@ PushOutcome ServerStore::push_once(const Id& device, const Identity& who, std::s
                        codec::encode_fields(entry.changes), std::move(scope)});
         out.applied_changes += entry.changes.size();
         written.insert(log.back().scope);
+    }
+    if (options_.issuer && !log.empty()) {
+        // The certificates these entries complete, in this transaction.
+        txn->lock_rows(certificate_locks(rows, rows.rows()));
+        ServerWrites server(rows, storage_->server_id(), [this] { return storage_->tick(); });
+        issue_certificates(rows, rows.rows(), *options_.issuer, now, server);
+        stage(rows, server, log);
     }
     txn->save_rows(rows.rows());
     if (!access.reads_everything()) hold(*txn, device, written, refill);

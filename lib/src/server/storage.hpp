@@ -6,6 +6,7 @@
 #pragma once
 
 #include "model/row.hpp"
+#include "model/row_source.hpp"
 #include "protocol/messages.hpp"
 
 #include <lindra/error.hpp>
@@ -67,15 +68,7 @@ struct StagedRow {
     model::RowState state{};
 };
 
-// Rows as the access rules read them.
-class RowSource {
-  public:
-    virtual ~RowSource() = default;
-    virtual model::RowState load(const EntityDef& e, const Id& row) = 0;
-    // The ids of rows of `e` whose ref field `field` holds `target`,
-    // deleted ones included (the caller loads and judges them).
-    virtual std::vector<Id> referring(const EntityDef& e, std::string_view field, const Id& target) = 0;
-};
+using RowSource = model::RowSource;
 
 // A backend found the transaction in conflict with another (a deadlock, a
 // serialization failure, a unique key taken meanwhile): nothing of it was
@@ -160,8 +153,12 @@ class Storage {
     virtual std::unique_ptr<StorageTxn> read() = 0;
 };
 
+class Issuer;
+
 struct StoreOptions {
     std::chrono::milliseconds max_clock_ahead{std::chrono::hours(24)};
+    // Issues course certificates with it (certificates.hpp); null: none.
+    std::shared_ptr<const Issuer> issuer{};
     std::function<std::int64_t()> wall_clock_ms{};
     std::size_t pool_size = 0;  // PostgreSQL connections; 0: twice the cores, plus two
     // PostgreSQL session settings (ServerOptions::db_statement_timeout).

@@ -1,3 +1,4 @@
+#include "server/certificates.hpp"
 #include "server/service.hpp"
 
 #include "core/log.hpp"
@@ -51,7 +52,11 @@ Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(w
         tls = net::TlsContext::server(options.tls.certificate_chain_pem, options.tls.private_key_pem);
     }
     auth_ = token_authenticator(options.tokens);
+    std::shared_ptr<const Issuer> issuer;
+    if (!options.issuer.keys_pem.empty())
+        issuer = std::make_shared<const Issuer>(options.issuer.keys_pem, options.issuer.id, options.issuer.name);
     store_ = open_store(options.db_path, {.max_clock_ahead = options.max_clock_ahead,
+                                          .issuer = std::move(issuer),
                                           .wall_clock_ms = options.wall_clock_ms,
                                           .statement_timeout = options.db_statement_timeout,
                                           .idle_in_transaction_timeout = options.db_idle_in_transaction_timeout});

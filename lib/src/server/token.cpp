@@ -1,5 +1,7 @@
 #include "server/token.hpp"
 
+#include "core/jws.hpp"
+
 #include <lindra/error.hpp>
 
 #include <openssl/bio.h>
@@ -28,19 +30,6 @@ const unsigned char* bytes(std::string_view s) {
 }
 unsigned char* bytes(std::string& s) {
     return reinterpret_cast<unsigned char*>(s.data());
-}
-
-// ---- base64url ----
-
-constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-int sextet(char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;  // '=' padding included: JWS never pads
 }
 
 // ---- JSON ----
@@ -395,42 +384,13 @@ std::string es256_raw(std::string_view der) {
 // ---- base64url ----
 
 std::string base64url_encode(std::string_view in) {
-    std::string out;
-    out.reserve((in.size() * 4 + 2) / 3);
-    std::uint32_t acc = 0;
-    int bits = 0;
-    for (const unsigned char b : in) {
-        acc = acc << 8 | b;
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            out += kAlphabet[(acc >> bits) & 63];
-        }
-    }
-    if (bits > 0) out += kAlphabet[(acc << (6 - bits)) & 63];
-    return out;
+    return jws::base64url_encode(in);
 }
 
 std::string base64url_decode(std::string_view text) {
-    if (text.size() % 4 == 1) malformed("it is not canonical base64url");
-    std::string out;
-    out.reserve(text.size() * 3 / 4);
-    std::uint32_t acc = 0;
-    int bits = 0;
-    for (const char c : text) {
-        const int v = sextet(c);
-        if (v < 0) malformed("it is not canonical base64url");
-        acc = acc << 6 | static_cast<std::uint32_t>(v);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out += static_cast<char>((acc >> bits) & 0xFF);
-        }
-    }
-    // The 2 or 4 bits left over must be zero, or several texts would
-    // decode to the same bytes.
-    if ((acc & ((1u << bits) - 1)) != 0) malformed("it is not canonical base64url");
-    return out;
+    auto out = jws::base64url_decode(text);
+    if (!out) malformed("it is not canonical base64url");
+    return std::move(*out);
 }
 
 // ---- JSON ----

@@ -280,6 +280,7 @@ struct MockServer::Impl {
     MockServerOptions options;
     fs::path dir;
     std::string token_key = generate_token_key();
+    std::string issuer_key = generate_issuer_key();  // the mock issues certificates, as the real one with a key
     std::string ca_pem;
     Leaf certificate;
     std::shared_ptr<FaultPlan::State> state = std::make_shared<FaultPlan::State>();
@@ -328,6 +329,7 @@ struct MockServer::Impl {
         o.db_path = options.store.empty() ? (dir / "server.db").string() : options.store;
         o.port = port;
         o.tokens.key_pem = token_key;
+        o.issuer.keys_pem = {issuer_key};
         o.insecure = !options.tls;
         if (options.tls) o.tls = {certificate.certificate_pem, certificate.private_key_pem};
         o.wall_clock_ms = options.wall_clock_ms;

@@ -1,0 +1,142 @@
+// Verifying a course certificate on the tablet, with no network: the
+// signed credential against the issuer keys the server sent as catalog
+// rows (server/certificates.hpp makes both).
+#include "core/jws.hpp"
+#include "model/completion.hpp"
+#include "replica/core.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace lindra {
+
+using detail::Core;
+
+namespace {
+
+using Json = nlohmann::json;
+
+const EntityDef& entity(std::string_view name) {
+    return *find_entity(name);
+}
+
+template <class T>
+std::optional<T> get(const EntityDef& e, const model::RowState& st, std::string_view field) {
+    if (const T* v = std::get_if<T>(&model::field_value(e, st, field))) return *v;
+    return std::nullopt;
+}
+
+std::string urn(const Id& id) {
+    return "urn:uuid:" + id.to_string();
+}
+
+std::string text_at(const Json& j, const Json::json_pointer& at) {
+    return j.contains(at) && j.at(at).is_string() ? j.at(at).get<std::string>() : std::string();
+}
+
+CertificateCheck bad(std::string why) {
+    CertificateCheck c;
+    c.status = CertificateStatus::bad_signature;
+    c.reason = std::move(why);
+    return c;
+}
+
+}  // namespace
+
+std::string_view to_string(CertificateStatus v) {
+    switch (v) {
+        case CertificateStatus::valid:
+            return "valid";
+        case CertificateStatus::revoked:
+            return "revoked";
+        case CertificateStatus::bad_signature:
+            return "bad signature";
+        case CertificateStatus::unknown_key:
+            return "unknown key";
+        case CertificateStatus::not_yet_valid:
+            return "not yet valid";
+    }
+    return "?";
+}
+
+std::vector<Id> Replica::certificates_of(const Id& person) const {
+    std::lock_guard lock(core_->mutex);
+    auto s = core_->db.cached("SELECT id FROM certificate WHERE person_id = ? AND deleted = 0 ORDER BY issued_at, id");
+    s->bind(1, person);
+    std::vector<Id> out;
+    while (s->step()) out.push_back(s->id(0));
+    return out;
+}
+
+CertificateCheck Replica::verify_certificate(const Id& id) const {
+    std::lock_guard lock(core_->mutex);
+    const EntityDef& certificates = entity("certificate");
+    const auto row = model::row_store(certificates).load(core_->db, id);
+    if (!model::is_live(certificates, row))
+        throw Error(Errc::not_found, "this device holds no certificate " + id.to_string());
+
+    CertificateCheck out;
+    const auto list = model::row_store(entity("status_list")).load(core_->db, model::status_list_id());
+    if (const auto at = get<std::int64_t>(entity("status_list"), list, "issued_at"))
+        out.revocation_list_age_ms = core_->clock.now_ms() - *at;
+
+    const auto credential = get<std::string>(certificates, row, "credential");
+    if (!credential) return bad("the certificate carries no signed credential");
+    const auto jws = jws::split_compact(*credential);
+    if (!jws) return bad("the credential is not a compact JWS");
+    const Json header = Json::parse(jws->header, nullptr, false);
+    if (!header.is_object() || header.value("alg", "") != "EdDSA" || !header.contains("kid") ||
+        !header["kid"].is_string())
+        return bad("the credential's header is not EdDSA with a kid");
+    out.kid = header["kid"].get<std::string>();
+
+    const EntityDef& keys = entity("issuer_key");
+    const auto key = model::row_store(keys).load(core_->db, model::issuer_key_id(out.kid));
+    const Json jwk = Json::parse(get<std::string>(keys, key, "public_jwk").value_or(""), nullptr, false);
+    if (!model::is_live(keys, key) || !jwk.is_object() || get<std::string>(keys, key, "kid") != out.kid) {
+        out.status = CertificateStatus::unknown_key;
+        out.reason = "signed with key " + out.kid + ", which this device has not received; sync, then check again";
+        out.kid.clear();
+        return out;
+    }
+    const auto public_key = jws::base64url_decode(jwk.value("x", ""));
+    if (!public_key || !jws::ed25519_verify(*public_key, jws->signing_input, jws->signature))
+        return bad("the signature does not match the credential: it was changed after the server signed it");
+
+    // The signature holds: the credential is the server's. Now it must be
+    // this row's, whose fields a tablet could have changed.
+    const Json vc = Json::parse(jws->payload, nullptr, false);
+    if (!vc.is_object()) return bad("the signed payload is not a JSON object");
+    const auto person = get<Id>(certificates, row, "person_id");
+    const auto course = get<Id>(certificates, row, "course_id");
+    const auto group = get<Id>(certificates, row, "group_id");
+    if (!person || !course || !group || Id::derive("certificate", {*person, *course, *group}) != id ||
+        vc.value("jti", "") != urn(id) || text_at(vc, "/credentialSubject/id"_json_pointer) != urn(*person) ||
+        text_at(vc, "/credentialSubject/achievement/id"_json_pointer) != urn(*course))
+        return bad("the certificate row does not match its signed credential: it was changed on a device");
+
+    const auto nbf = vc.contains("nbf") && vc["nbf"].is_number_integer() ? vc["nbf"].get<std::int64_t>() : 0;
+    out.valid_from_ms = nbf * 1000;
+    out.serial = get<std::string>(certificates, row, "serial").value_or("");
+    out.course_title = text_at(vc, "/credentialSubject/achievement/name"_json_pointer);
+    out.issuer = text_at(vc, "/issuer/name"_json_pointer);
+    for (const auto& identity : vc.contains("/credentialSubject/identifier"_json_pointer)
+                                    ? vc.at("/credentialSubject/identifier"_json_pointer)
+                                    : Json::array())
+        if (identity.is_object() && identity.value("identityType", "") == "name")
+            out.person_name = identity.value("identityHash", "");
+    if (out.valid_from_ms > core_->clock.now_ms()) {
+        out.status = CertificateStatus::not_yet_valid;
+        out.reason = "valid from a time this device's clock has not reached; check the date and time";
+        return out;
+    }
+    if (get<std::int64_t>(certificates, row, "revoked_at")) {
+        out.status = CertificateStatus::revoked;
+        out.reason = "revoked: " + get<std::string>(certificates, row, "revocation_reason").value_or("no reason given");
+        return out;
+    }
+    out.status = CertificateStatus::valid;
+    out.reason = "signed by the server's key " + out.kid;
+    return out;
+}
+
+}  // namespace lindra

@@ -1,0 +1,201 @@
+// Course certificates end to end: the server issues one by the rule, in
+// the push that completes it, whoever pushed it and in whatever order the
+// pieces came, exactly once; a tablet verifies it with no network, and a
+// certificate changed on a device verifies as bad.
+#include "support/db.hpp"
+#include "support/fixture.hpp"
+#include "support/sync_fixture.hpp"
+
+#include <lindra/server.hpp>
+
+#include <sqlite3.h>
+
+#include <catch2/catch.hpp>
+
+using namespace lindra;
+using lindra::test::require_ok;
+using lindra::test::SyncWorld;
+
+namespace {
+
+std::function<void(ServerOptions&)> issuing(std::vector<std::string> keys) {
+    return [keys = std::move(keys)](ServerOptions& o) {
+        o.issuer.keys_pem = keys;
+        o.issuer.id = "https://kurs.example.no";
+        o.issuer.name = "Kompetansesenteret";
+    };
+}
+
+// Runs `sql` on the replica file behind lindra's back, as a user with the
+// file and a SQLite shell could.
+void tamper(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    INFO((err ? err : ""));
+    sqlite3_free(err);
+    sqlite3_close(db);
+    REQUIRE(rc == SQLITE_OK);
+}
+
+struct Course {
+    SyncWorld w;
+    Replica& office = w.tablet("office");  // the coordinator's, the mentor's and the candidates' writes alike
+    lindra::test::Seeded s = lindra::test::seed_group(office);
+    Id ola = s.candidates[0];
+
+    explicit Course(std::vector<std::string> keys = {generate_issuer_key()}) : w(issuing(std::move(keys))) {
+        require_ok(w.sync(office));
+    }
+    void sync() { require_ok(w.sync(office)); }
+    void pass_modules(const Id& who, int m1_score = 85) {
+        office.batch([&](Writes& x) {
+            x.complete_module(who, s.modules[0], s.group, m1_score);
+            x.complete_module(who, s.modules[1], s.group, std::nullopt);
+            x.complete_module(who, s.modules[2], s.group, std::nullopt);
+        });
+    }
+    void attend(const Id& who, int gatherings = 2) {
+        office.batch([&](Writes& x) {
+            for (int i = 0; i < gatherings; ++i) {
+                x.hold_gathering(s.gatherings[static_cast<std::size_t>(i)]);
+                x.record_attendance(s.gatherings[static_cast<std::size_t>(i)], who, AttendanceStatus::present);
+            }
+        });
+    }
+    void confirm(const Id& who) { office.confirm_candidate(s.group, who, s.mentor); }
+    std::int64_t certificates() { return lindra::test::count_rows(w.server_db(), "certificate"); }
+};
+
+}  // namespace
+
+TEST_CASE("the server issues a certificate in the push that completes the rule, in any order, once") {
+    Course c;
+    const std::vector<std::string> orders[] = {{"modules", "attendance", "confirmation"},
+                                               {"confirmation", "attendance", "modules"},
+                                               {"attendance", "confirmation", "modules"}};
+    for (const auto& order : orders) {
+        Course fresh;
+        std::int64_t before = 0;
+        for (const auto& step : order) {
+            CHECK(fresh.certificates() == before);
+            if (step == "modules") fresh.pass_modules(fresh.ola);
+            if (step == "attendance") fresh.attend(fresh.ola);
+            if (step == "confirmation") fresh.confirm(fresh.ola);
+            fresh.sync();
+        }
+        CHECK(fresh.certificates() == 1);
+        // The tablet that completed it holds it after the same round's pull.
+        const auto held = fresh.office.certificates_of(fresh.ola);
+        REQUIRE(held.size() == 1);
+        const auto check = fresh.office.verify_certificate(held[0]);
+        INFO(check.reason);
+        CHECK(check.status == CertificateStatus::valid);
+        CHECK(check.person_name == "Ola Nordmann");
+        CHECK(check.course_title == "Palliative care basics");
+        CHECK(check.issuer == "Kompetansesenteret");
+        CHECK(check.serial.size() == 14);
+        // Nothing more completes it again: it stays one.
+        fresh.attend(fresh.ola, 3);
+        fresh.confirm(fresh.ola);
+        fresh.sync();
+        CHECK(fresh.certificates() == 1);
+    }
+}
+
+TEST_CASE("all pieces in one push issue one certificate, and a candidate who misses the rule gets none") {
+    Course c;
+    const Id kari = c.s.candidates[1];
+    c.pass_modules(c.ola);
+    c.pass_modules(kari, 70);  // M1 needs 80
+    c.attend(c.ola);
+    c.attend(kari);
+    c.confirm(c.ola);
+    c.confirm(kari);
+    c.sync();
+    CHECK(c.certificates() == 1);
+    CHECK(c.office.certificates_of(kari).empty());
+    // Kari retakes M1 and passes: her certificate comes with that change.
+    c.office.record_score(kari, c.s.modules[0], c.s.group, 92);
+    c.sync();
+    CHECK(c.certificates() == 2);
+    CHECK(c.office.certificates_of(kari).size() == 1);
+}
+
+TEST_CASE("a certificate is never taken back by a later change") {
+    Course c;
+    c.pass_modules(c.ola);
+    c.attend(c.ola);
+    c.confirm(c.ola);
+    c.sync();
+    REQUIRE(c.certificates() == 1);
+    c.office.reset_module(c.ola, c.s.modules[0], c.s.group);
+    c.office.withdraw_member(c.s.group, c.ola);
+    c.sync();
+    CHECK(c.certificates() == 1);
+    // Still there, and still valid, on the tablet that pulled the changes.
+    const auto held = c.office.certificates_of(c.ola);
+    REQUIRE(held.size() == 1);
+    CHECK(c.office.verify_certificate(held[0]).status == CertificateStatus::valid);
+}
+
+TEST_CASE("a certificate changed on a tablet verifies as bad; one signed with a key it lacks, as unknown") {
+    Course c;
+    c.pass_modules(c.ola);
+    c.attend(c.ola);
+    c.confirm(c.ola);
+    c.sync();
+    const auto id = c.office.certificates_of(c.ola).at(0);
+    const std::string file = c.w.path("office");
+    auto status = [&] {
+        Replica again(file);
+        return again.verify_certificate(id).status;
+    };
+    REQUIRE(status() == CertificateStatus::valid);
+
+    SECTION("one byte of the signed payload changed") {
+        tamper(file,
+               "UPDATE certificate SET credential = substr(credential, 1, 100) || "
+               "(CASE substr(credential, 101, 1) WHEN 'A' THEN 'B' ELSE 'A' END) || substr(credential, 102)");
+        CHECK(status() == CertificateStatus::bad_signature);
+    }
+    SECTION("the certificate given to another person") {
+        tamper(file, "UPDATE certificate SET person_id = (SELECT id FROM person WHERE display_name = 'Kari Hansen')");
+        CHECK(status() == CertificateStatus::bad_signature);
+    }
+    SECTION("another certificate's credential copied over") {
+        tamper(file, "UPDATE certificate SET credential = 'eyJhbGciOiJFZERTQSJ9.e30.AAAA'");
+        CHECK(status() == CertificateStatus::bad_signature);
+    }
+    SECTION("the issuer's key never arrived") {
+        tamper(file, "DELETE FROM issuer_key");
+        CHECK(status() == CertificateStatus::unknown_key);
+    }
+    SECTION("no such certificate") {
+        Replica again(file);
+        CHECK(lindra::test::error_of([&] { again.verify_certificate(Id::random()); }).errc() == Errc::not_found);
+    }
+}
+
+TEST_CASE("after the server takes a new issuer key, certificates signed with the old one still verify") {
+    const std::string old_key = generate_issuer_key();
+    Course c({old_key});
+    c.pass_modules(c.ola);
+    c.attend(c.ola);
+    c.confirm(c.ola);
+    c.sync();
+    const std::string new_key = generate_issuer_key();
+    c.w.restart_server(issuing({old_key, new_key}));
+    const Id kari = c.s.candidates[1];
+    c.pass_modules(kari);
+    c.attend(kari);
+    c.confirm(kari);
+    c.sync();
+    const auto ola = c.office.verify_certificate(c.office.certificates_of(c.ola).at(0));
+    const auto karis = c.office.verify_certificate(c.office.certificates_of(kari).at(0));
+    CHECK(ola.status == CertificateStatus::valid);
+    CHECK(karis.status == CertificateStatus::valid);
+    CHECK(ola.kid != karis.kid);
+    CHECK(lindra::test::count_rows(c.office.path(), "issuer_key") == 2);
+}
