@@ -6,6 +6,7 @@
 #include "protocol/messages.hpp"
 #include "replica/hlc.hpp"
 #include "server/auth.hpp"
+#include "server/certificates.hpp"
 #include "server/session.hpp"
 #include "server/store.hpp"
 #include "support/db.hpp"
@@ -53,8 +54,9 @@ protocol::ServerMessage exchange(server::ServerSession& session, const protocol:
 // One device talking to the server's session directly: frames in, frames out.
 class Device {
   public:
-    Device(server::SessionContext& context, std::string token) : session_(context, "test"), device_(Id::random()) {
-        protocol::Hello h{{protocol::kVersion}, device_, std::move(token), schema_version(), "access_test", {}};
+    Device(server::SessionContext& context, std::string token, std::uint16_t schema = schema_version())
+        : session_(context, "test"), device_(Id::random()) {
+        protocol::Hello h{{protocol::kVersion}, device_, std::move(token), schema, "access_test", {}};
         welcome_ = send(h);
     }
 
@@ -107,7 +109,9 @@ class Server {
         TokenOptions tokens;
         tokens.key_pem = key_;
         auth_ = server::token_authenticator(tokens);
-        store_ = server::open_store(test_store_.db(), {});
+        // An issuer: its keys and status list are catalog rows of data model 2.
+        store_ = server::open_store(test_store_.db(), {.issuer = std::make_shared<const server::Issuer>(
+                                                           std::vector{generate_issuer_key()}, "", "lindra")});
         context_.emplace(server::SessionContext{*store_, *auth_, protocol::Limits{},
                                                 [this](std::string_view line) { log_.emplace_back(line); }, now_ms});
     }
@@ -489,6 +493,41 @@ TEST_CASE("a pull carries its scopes' entries in order, past any number of other
         again, protocol::Hello{
                    {protocol::kVersion}, ola.id(), token_for(s, w, self), schema_version(), "access_test", cursor});
     CHECK_FALSE(std::get<protocol::Welcome>(welcome).pull_needed);
+}
+
+// A tablet of an older data model gets only the entities and fields it
+// knows: its decoder would refuse the rest (and it pulls everything again
+// when it migrates).
+TEST_CASE("a device of data model 1 pulls none of model 2's entities and fields") {
+    Server s;
+    const World w = s.seed();
+    auto entities_pulled = [&](std::uint16_t schema) {
+        Device d(s.context(), token_for(s, w, self), schema);
+        REQUIRE(d.welcomed());
+        std::set<std::string> names;
+        std::string cursor;
+        for (int round = 0; round < 100; ++round) {
+            const auto m = d.send(protocol::Pull{cursor, 50'000, false});
+            const auto& batch = std::get<protocol::PullBatch>(m);
+            for (const auto& c : batch.changes) {
+                const EntityDef* e = find_entity(c.entity);
+                REQUIRE(e);
+                REQUIRE(e->field(c.field));
+                CHECK(std::max(e->since, e->field(c.field)->since) <= schema);
+                names.insert(std::string(e->name));
+            }
+            cursor = batch.next_cursor;
+            if (!batch.has_more) break;
+        }
+        return names;
+    };
+    const auto now = entities_pulled(schema_version());
+    CHECK(now.contains("issuer_key"));
+    CHECK(now.contains("status_list"));
+    const auto old = entities_pulled(1);
+    CHECK_FALSE(old.contains("issuer_key"));
+    CHECK_FALSE(old.contains("status_list"));
+    CHECK(old.contains("course"));
 }
 
 namespace {

@@ -79,8 +79,13 @@ std::span<const store::Migration> replica_migrations() {
         {2, [](store::Database& db) { db.exec(kLibraryTablesV2); }},
         {3, [](store::Database& db) { db.exec(kLibraryTablesV3); }},
         // Data model 2: certificates carry their signed credential; issuer
-        // keys and the revocation list.
-        {4, [](store::Database& db) { create_domain_tables(db, 2); }},
+        // keys and the revocation list. The server left those out of what it
+        // sent a device of model 1, so the device pulls everything again.
+        {4,
+         [](store::Database& db) {
+             create_domain_tables(db, 2);
+             db.exec("UPDATE lindra_replica SET pull_cursor = x''");
+         }},
     };
     return steps;
 }

@@ -18,8 +18,7 @@ net::Reply reply(const Message& m, bool close = false) {
 
 }  // namespace
 
-ServerSession::ServerSession(SessionContext& context, std::string peer)
-    : context_(context), peer_(std::move(peer)) {}
+ServerSession::ServerSession(SessionContext& context, std::string peer) : context_(context), peer_(std::move(peer)) {}
 
 net::Reply ServerSession::refuse(ErrorCode code, const std::string& message) {
     refused_ = std::string(protocol::to_string(code)) + ": " + message;
@@ -73,9 +72,9 @@ net::Reply ServerSession::hello(const protocol::Hello& m) {
         return refuse(ErrorCode::unsupported_version,
                       "this server speaks protocol version " + std::to_string(protocol::kVersion));
     if (m.schema_version > schema_version())
-        return refuse(ErrorCode::unsupported_version, "the device's data model (version " +
-                                                          std::to_string(m.schema_version) +
-                                                          ") is newer than the server's");
+        return refuse(
+            ErrorCode::unsupported_version,
+            "the device's data model (version " + std::to_string(m.schema_version) + ") is newer than the server's");
     if (m.device.is_nil()) return refuse(ErrorCode::invalid_argument, "the device id is missing");
     try {
         identity_ = context_.auth.authenticate(m.token, context_.wall_clock_ms() / 1000);
@@ -83,6 +82,7 @@ net::Reply ServerSession::hello(const protocol::Hello& m) {
         return refuse(ErrorCode::unauthenticated, e.what());
     }
     device_ = m.device;
+    schema_ = static_cast<std::uint16_t>(std::max<std::uint32_t>(m.schema_version, 1));  // 0: unsaid, the first
 
     protocol::Welcome w;
     w.version = protocol::kVersion;
@@ -118,11 +118,18 @@ net::Reply ServerSession::push(const protocol::Push& m) {
 }
 
 net::Reply ServerSession::pull(const protocol::Pull& m) {
-    const std::size_t max_changes =
-        std::clamp<std::size_t>(m.max_changes, 1, context_.limits.max_pull_changes);
+    const std::size_t max_changes = std::clamp<std::size_t>(m.max_changes, 1, context_.limits.max_pull_changes);
     // Half the frame limit for values leaves room for ids and framing.
     auto outcome = context_.store.pull(device_, *identity_, m.include_own, m.cursor, max_changes,
                                        context_.limits.max_frame_bytes / 2);
+    // A device of an older data model gets only what it knows; it pulls
+    // everything again once it migrates (replica/core.cpp).
+    if (schema_ < schema_version())
+        std::erase_if(outcome.changes, [this](const Change& c) {
+            const EntityDef* e = find_entity(c.entity);
+            const FieldDef* f = e ? e->field(c.field) : nullptr;
+            return !f || e->since > schema_ || f->since > schema_;
+        });
     pulled_ += outcome.changes.size();
     for (const auto& p : outcome.purges) purged_ += p.rows.size();
     protocol::PullBatch batch;

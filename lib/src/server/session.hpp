@@ -42,6 +42,7 @@ private:
     SessionContext& context_;
     std::string peer_;
     std::optional<Identity> identity_;  // set by a successful Hello
+    std::uint16_t schema_ = 0;          // the device's data model, from its Hello
     Id device_{};
     std::size_t pushed_ = 0, pulled_ = 0, rejected_ = 0, purged_ = 0;
     std::string refused_;  // why the session was refused, for the log
