@@ -24,6 +24,21 @@ lindra_install_deps() {
     fi
 }
 
+# Node and the pinned npm packages of the tests that check lindra against
+# implementations it did not write (tests/credential: jose).
+lindra_install_node_deps() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        local sudo=()
+        [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+        echo "lindra: installing nodejs and npm" >&2
+        "${sudo[@]}" apt-get install -y --no-upgrade nodejs npm || {
+            "${sudo[@]}" apt-get update
+            "${sudo[@]}" apt-get install -y --no-upgrade nodejs npm
+        }
+    fi
+    (cd "$LINDRA_ROOT/tests/credential" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 lindra_build() {
     lindra_install_deps
     if [ ! -f "$LINDRA_BUILD/build.ninja" ]; then

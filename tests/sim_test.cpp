@@ -28,9 +28,11 @@
 #include "support/test_store.hpp"
 
 #include "client/session.hpp"
+#include "model/completion.hpp"
 #include "model/merge.hpp"
 #include "replica/core.hpp"
 #include "server/access.hpp"
+#include "server/certificates.hpp"
 #include "server/session.hpp"
 #include "server/store.hpp"
 
@@ -58,6 +60,7 @@ namespace {
 
 std::uint64_t g_first_seed = 1;
 std::uint64_t g_seeds = 2000;
+std::uint64_t g_certificates_due = 0, g_certificates_issued = 0;  // over every seed
 bool g_trace = false;  // --trace: print every write and round, to follow a failing seed
 
 constexpr std::int64_t kHour = 3'600'000;
@@ -67,17 +70,21 @@ struct SimFailure : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-#define SIM_CHECK(cond, what)                                                                  \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            std::ostringstream os_;                                                            \
-            os_ << what;                                                                       \
-            throw SimFailure(os_.str());                                                       \
-        }                                                                                      \
+#define SIM_CHECK(cond, what)            \
+    do {                                 \
+        if (!(cond)) {                   \
+            std::ostringstream os_;      \
+            os_ << what;                 \
+            throw SimFailure(os_.str()); \
+        }                                \
     } while (0)
 
-const EntityDef& entity(std::string_view name) { return *find_entity(name); }
-std::size_t field_index(const EntityDef& e, std::string_view name) { return e.index_of(*e.field(name)); }
+const EntityDef& entity(std::string_view name) {
+    return *find_entity(name);
+}
+std::size_t field_index(const EntityDef& e, std::string_view name) {
+    return e.index_of(*e.field(name));
+}
 
 // One connection: the tablet's session, the server's, and the frames
 // between them.
@@ -86,8 +93,8 @@ struct Round {
     std::unique_ptr<client::SyncSession> client;
     std::unique_ptr<server::ServerSession> server;
     std::deque<std::string> to_server, to_client;
-    std::string hello;              // the first frame, for duplicates to say
-    bool server_closed = false;     // the server sent its last frame
+    std::string hello;             // the first frame, for duplicates to say
+    bool server_closed = false;    // the server sent its last frame
     std::uint64_t epoch_seen = 0;  // the server's membership epoch at its last PullBatch
 };
 
@@ -106,7 +113,7 @@ struct Device {
     std::unique_ptr<Replica> replica;
     std::unique_ptr<store::Database> reader;  // the checks' own connection
     std::unique_ptr<Round> round;
-    std::map<std::int64_t, std::vector<Change>> writes;  // every outbox entry seen, by seq
+    std::map<std::int64_t, std::vector<Change>> writes;         // every outbox entry seen, by seq
     std::map<std::int64_t, std::pair<Id, std::int64_t>> added;  // seq -> (progress row, seconds added)
     std::set<std::int64_t> rejected;                            // seqs the server refused
     std::map<std::int64_t, std::uint64_t> pushed;               // seq -> the stamp it was pushed with
@@ -115,30 +122,33 @@ struct Device {
 };
 
 class Sim {
-public:
+  public:
     explicit Sim(std::uint64_t seed) : rng_(seed), dir_(true) {
         now_ = 1'790'000'000'000 + static_cast<std::int64_t>(rng_() % (30 * 24 * kHour));
         ServerOptions o;
         token_key_ = generate_token_key();
-        store_ = server::open_store(test_store_.db(),
-                                           {.max_clock_ahead = std::chrono::hours(24), .wall_clock_ms = [this] {
-                                                return now_;
-                                            }});
+        store_ = server::open_store(test_store_.db(), {.max_clock_ahead = std::chrono::hours(24),
+                                                       .issuer = std::make_shared<const server::Issuer>(
+                                                           std::vector{generate_issuer_key()}, "", "lindra"),
+                                                       .wall_clock_ms = [this] { return now_; }});
         auth_ = server::token_authenticator({.key_pem = token_key_});
-        context_.emplace(server::SessionContext{*store_, *auth_,
-                                                {.max_push_changes = 25, .max_pull_changes = 25}, {},
-                                                [this] { return now_; }});
+        context_.emplace(server::SessionContext{
+            *store_, *auth_, {.max_push_changes = 25, .max_pull_changes = 25}, {}, [this] { return now_; }});
         seed_course();
     }
 
     void run() {
         const int steps = 80 + static_cast<int>(rng_() % 160);
-        for (int i = 0; i < steps; ++i) step();
+        const int rule_at = chance(0.7) ? static_cast<int>(rng_() % static_cast<std::uint64_t>(steps)) : -1;
+        for (int i = 0; i < steps; ++i) {
+            if (i == rule_at) write_a_rule();
+            step();
+        }
         quiesce();
         check_final();
     }
 
-private:
+  private:
     // ---- setup ----
 
     Device& add_device(const std::string& name, Role role, Id person, Id org) {
@@ -153,8 +163,8 @@ private:
         d->token = issue_token(token_key_, claims, "lindra", "lindra", now_ / 1000);
         d->who = auth_->authenticate(d->token, now_ / 1000);
         Device* raw = d.get();
-        d->replica = std::make_unique<Replica>(dir_.file(name + ".db"),
-                                               ReplicaOptions{.wall_clock_ms = [this, raw] { return now_ + raw->skew; }});
+        d->replica = std::make_unique<Replica>(
+            dir_.file(name + ".db"), ReplicaOptions{.wall_clock_ms = [this, raw] { return now_ + raw->skew; }});
         d->reader = std::make_unique<store::Database>(dir_.file(name + ".db"));
         devices_.push_back(std::move(d));
         return *devices_.back();
@@ -165,7 +175,8 @@ private:
         office.skew = 0;
         office.replica->batch([&](Writes& w) {
             org_ = w.register_organization("Fjordvik", OrganizationKind::municipality);
-            const auto course = w.register_course("Palliative care", "2026", "nb", 4);
+            // Two gatherings: within a run, some candidates meet the rule.
+            const auto course = w.register_course("Palliative care", "2026", "nb", 2);
             for (int i = 1; i <= 3; ++i)
                 modules_.push_back(w.register_module(
                     {.course = course, .ordinal = i, .title = "M" + std::to_string(i), .pass_score = 60}));
@@ -200,9 +211,12 @@ private:
     // A device's clock: right, a little off, or off by up to 400 days.
     std::int64_t random_skew() {
         switch (rng_() % 3) {
-        case 0: return 0;
-        case 1: return uniform(-72 * kHour, 72 * kHour);
-        default: return uniform(-kMaxSkew, kMaxSkew);
+            case 0:
+                return 0;
+            case 1:
+                return uniform(-72 * kHour, 72 * kHour);
+            default:
+                return uniform(-kMaxSkew, kMaxSkew);
         }
     }
     bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
@@ -234,6 +248,33 @@ private:
 
     Device& pick_device() { return *devices_[rng_() % devices_.size()]; }
 
+    // Every piece of one candidate's certificate rule, each on the device
+    // of whoever writes it; the rounds bring them to the server in any
+    // order, with the faults of the rest of the run.
+    void write_a_rule() {
+        const bool ola = chance(0.5);
+        const Id& person = candidates_[ola ? 0 : 2];
+        const Id& group = groups_[ola ? 0 : 1];
+        auto device = [&](std::string_view name) -> Device& {
+            for (auto& d : devices_)
+                if (d->name == name) return *d;
+            throw std::logic_error("no device " + std::string(name));
+        };
+        Device& candidate = device(ola ? (chance(0.5) ? "ola.1" : "ola.2") : "nils");
+        Device& mentor = device("mentor");
+        try {
+            for (const auto& m : modules_) candidate.replica->complete_module(person, m, group, 90, 0);
+            for (int i = 1; i <= 2; ++i) {
+                const Id g = mentor.replica->plan_gathering({.group = group, .ordinal = 10 + i, .title = "Rule"});
+                mentor.replica->hold_gathering(g);
+                mentor.replica->record_attendance(g, person, AttendanceStatus::present);
+            }
+            mentor.replica->confirm_candidate(group, person, mentor_);
+        } catch (const Error&) {
+            // A device that has not pulled the group yet: the rule stays unmet.
+        }
+    }
+
     void local_write(Device& d) {
         const Id& group = pick(groups_);
         const Id& module = pick(modules_);
@@ -243,70 +284,71 @@ private:
         };
         try {
             switch (d.who.role) {
-            case Role::candidate: {
-                const Id& me = d.who.person;
-                switch (rng_() % 5) {
-                case 0:
-                    d.replica->start_module(me, module, group);
-                    break;
-                case 1: {
-                    const auto seconds = uniform(0, 900);
-                    d.replica->complete_module(me, module, group, static_cast<int>(uniform(0, 100)), seconds);
-                    if (seconds > 0) added.emplace(progress_row(me), seconds);
+                case Role::candidate: {
+                    const Id& me = d.who.person;
+                    switch (rng_() % 5) {
+                        case 0:
+                            d.replica->start_module(me, module, group);
+                            break;
+                        case 1: {
+                            const auto seconds = uniform(0, 900);
+                            d.replica->complete_module(me, module, group, static_cast<int>(uniform(0, 100)), seconds);
+                            if (seconds > 0) added.emplace(progress_row(me), seconds);
+                            break;
+                        }
+                        case 2: {
+                            const auto seconds = uniform(1, 600);
+                            d.replica->add_time_spent(me, module, group, seconds);
+                            added.emplace(progress_row(me), seconds);
+                            break;
+                        }
+                        case 3:
+                            d.replica->record_score(me, module, group, static_cast<int>(uniform(0, 100)));
+                            break;
+                        default:
+                            d.replica->write_reflection(me, group, module, "thoughts " + std::to_string(rng_() % 1000));
+                    }
                     break;
                 }
-                case 2: {
-                    const auto seconds = uniform(1, 600);
-                    d.replica->add_time_spent(me, module, group, seconds);
-                    added.emplace(progress_row(me), seconds);
+                case Role::mentor: {
+                    const auto gatherings = d.replica->gatherings(group);
+                    switch (rng_() % 4) {
+                        case 0:
+                            d.replica->plan_gathering({.group = group,
+                                                       .ordinal = static_cast<int>(uniform(1, 6)),
+                                                       .title = "G" + std::to_string(rng_() % 100)});
+                            break;
+                        case 1:
+                            if (!gatherings.empty()) d.replica->hold_gathering(pick(gatherings).id);
+                            break;
+                        case 2:
+                            if (!gatherings.empty())
+                                d.replica->record_attendance(
+                                    pick(gatherings).id, pick(candidates_),
+                                    chance(0.7) ? AttendanceStatus::present : AttendanceStatus::absent);
+                            break;
+                        default:
+                            d.replica->confirm_candidate(group, pick(candidates_), d.who.person);
+                    }
                     break;
                 }
-                case 3:
-                    d.replica->record_score(me, module, group, static_cast<int>(uniform(0, 100)));
-                    break;
-                default:
-                    d.replica->write_reflection(me, group, module, "thoughts " + std::to_string(rng_() % 1000));
+                default: {  // the coordinator
+                    const Id& person = pick(candidates_);
+                    switch (rng_() % 4) {
+                        case 0:
+                            d.replica->add_member(group, person, MemberRole::candidate);
+                            break;
+                        case 1:
+                            d.replica->withdraw_member(group, person);
+                            break;
+                        case 2:
+                            d.replica->reset_module(person, module, group);
+                            break;
+                        default:
+                            d.replica->update("person", person,
+                                              {{"display_name", "Renamed " + std::to_string(rng_() % 100)}});
+                    }
                 }
-                break;
-            }
-            case Role::mentor: {
-                const auto gatherings = d.replica->gatherings(group);
-                switch (rng_() % 4) {
-                case 0:
-                    d.replica->plan_gathering({.group = group,
-                                               .ordinal = static_cast<int>(uniform(1, 6)),
-                                               .title = "G" + std::to_string(rng_() % 100)});
-                    break;
-                case 1:
-                    if (!gatherings.empty()) d.replica->hold_gathering(pick(gatherings).id);
-                    break;
-                case 2:
-                    if (!gatherings.empty())
-                        d.replica->record_attendance(pick(gatherings).id, pick(candidates_),
-                                                     chance(0.7) ? AttendanceStatus::present
-                                                                 : AttendanceStatus::absent);
-                    break;
-                default:
-                    d.replica->confirm_candidate(group, pick(candidates_), d.who.person);
-                }
-                break;
-            }
-            default: {  // the coordinator
-                const Id& person = pick(candidates_);
-                switch (rng_() % 4) {
-                case 0:
-                    d.replica->add_member(group, person, MemberRole::candidate);
-                    break;
-                case 1:
-                    d.replica->withdraw_member(group, person);
-                    break;
-                case 2:
-                    d.replica->reset_module(person, module, group);
-                    break;
-                default:
-                    d.replica->update("person", person, {{"display_name", "Renamed " + std::to_string(rng_() % 100)}});
-                }
-            }
             }
         } catch (const Error& e) {
             // Bad input for this device's state (an unknown gathering, a
@@ -362,8 +404,7 @@ private:
             return end_round(d, net::ClientEnd::broken, "closed by the server");
         }
         if (faults && chance(0.03)) {  // the connection breaks
-            if (!r.to_server.empty() && chance(0.5))
-                zombies_.push_back({std::move(r.server), std::move(r.to_server)});
+            if (!r.to_server.empty() && chance(0.5)) zombies_.push_back({std::move(r.server), std::move(r.to_server)});
             return end_round(d, net::ClientEnd::broken, "connection lost");
         }
         if (faults && chance(0.04)) now_ += uniform(1'000, 600'000);  // a slow frame
@@ -412,8 +453,7 @@ private:
     }
     static bool is_pull_batch(const net::Reply& reply) {
         for (const auto& f : reply.frames)
-            if (std::holds_alternative<protocol::PullBatch>(protocol::decode_server(bytes(f), SIZE_MAX)))
-                return true;
+            if (std::holds_alternative<protocol::PullBatch>(protocol::decode_server(bytes(f), SIZE_MAX))) return true;
         return false;
     }
 
@@ -525,6 +565,39 @@ private:
             check_writes_kept(*d);
             check_counters(*d);
         }
+        check_certificates();
+    }
+
+    // Every (person, group) whose rule the final state meets holds its
+    // certificate, each issued once (one log entry). One issued for a rule
+    // met earlier and undone since stays: nothing takes it back.
+    void check_certificates() {
+        const EntityDef& certificate = *find_entity("certificate");
+        const EntityDef& membership = *find_entity("membership");
+        std::map<Id, int> issued;  // certificate -> its log entries
+        {
+            auto txn = store_->storage().read();
+            txn->scan(0, txn->head(), nullptr, SIZE_MAX, [&](const server::LogEntry& entry) {
+                if (entry.entity == certificate.tag) ++issued[entry.row];
+                return true;
+            });
+        }
+        for (const auto& [id, entries] : issued)
+            SIM_CHECK(entries == 1, "certificate " << id.to_string() << " was written " << entries << " times");
+        auto snapshot = store_->storage().read();
+        for (const Id& m : server_row_ids(membership)) {
+            const auto st = snapshot->load(membership, m);
+            const auto* person = std::get_if<Id>(&model::field_value(membership, st, "person_id"));
+            const auto* group = std::get_if<Id>(&model::field_value(membership, st, "group_id"));
+            if (!person || !group) continue;
+            const auto c = model::completion(*snapshot, *person, *group);
+            if (!c || !c->met()) continue;
+            ++g_certificates_due;
+            SIM_CHECK(issued.contains(Id::derive("certificate", {*person, c->course, *group})),
+                      "the rule is met for person " << person->to_string() << " in group " << group->to_string()
+                                                    << ", but no certificate was issued");
+        }
+        g_certificates_issued += issued.size();
     }
 
     // Every row id of `e` the server holds, read through its storage, so
@@ -599,8 +672,8 @@ private:
             const auto& e = *find_entity(changes.front().entity);
             const auto st = server_row(e, changes.front().row);
             const auto merged = model::merged(e, st, changes);
-            SIM_CHECK(same(merged, st), d.name << ": write " << seq << " to " << e.name
-                                               << " was acknowledged and lost" << difference(e, merged, st));
+            SIM_CHECK(same(merged, st), d.name << ": write " << seq << " to " << e.name << " was acknowledged and lost"
+                                               << difference(e, merged, st));
         }
     }
 
@@ -623,8 +696,8 @@ private:
             for (const auto& [origin, t] : st.fields[field].totals)
                 if (origin == d.replica->device_id()) got = t;
             SIM_CHECK(got >= bounds.first && got <= bounds.second,
-                      d.name << ": the server counts " << got << " s of time spent; the device added "
-                             << bounds.first << " s in accepted writes, " << bounds.second << " s in all");
+                      d.name << ": the server counts " << got << " s of time spent; the device added " << bounds.first
+                             << " s in accepted writes, " << bounds.second << " s in all");
         }
     }
 
@@ -698,6 +771,7 @@ private:
 
 TEST_CASE("simulated devices, faults and clocks: nothing lost, nothing counted twice, nothing leaked") {
     int failed = 0;
+    g_certificates_due = g_certificates_issued = 0;
     for (std::uint64_t seed = g_first_seed; seed < g_first_seed + g_seeds; ++seed) {
         try {
             Sim(seed).run();
@@ -709,6 +783,10 @@ TEST_CASE("simulated devices, faults and clocks: nothing lost, nothing counted t
         }
     }
     CHECK(failed == 0);
+    // The certificate check must have had something to check.
+    std::printf("certificates: %llu due at the end, %llu issued\n", static_cast<unsigned long long>(g_certificates_due),
+                static_cast<unsigned long long>(g_certificates_issued));
+    if (g_seeds >= 100) CHECK(g_certificates_due > 0);
 }
 
 }  // namespace lindra::test

@@ -10,13 +10,13 @@
 
 #include <algorithm>
 #include <charconv>
-#include <stdexcept>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <optional>
 #include <ostream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -190,8 +190,7 @@ void cmd_attend(Session& s) {
     const auto [row, group] = find_gathering(r, gathering);
     const auto who = person_name(r, person);
     const auto roster = r.roster(group.id);
-    if (!member(roster, person))
-        throw Error(Errc::invalid_argument, who + " is not a member of group " + group.name);
+    if (!member(roster, person)) throw Error(Errc::invalid_argument, who + " is not a member of group " + group.name);
 
     r.record_attendance(gathering, person, status, s.option("--note").value_or(""));
     s.out() << row.title << ": " << who << " " << to_string(status) << '\n';
@@ -292,6 +291,45 @@ void cmd_count(Session& s) {
     s.out() << s.replica().count(s.operand(0)) << '\n';
 }
 
+// PERSON's certificates, each verified on this device with no network;
+// --jws prints the signed credentials only, one a line, for a verifier
+// that is not lindra (with issuer-keys).
+void cmd_certificate(Session& s) {
+    const auto& r = s.replica();
+    const Id person = resolve(r, "person", s.operand(0));
+    const auto ids = r.certificates_of(person);
+    if (s.flag("--jws")) {
+        for (const auto& id : ids) s.out() << r.verify_certificate(id).credential << '\n';
+        return;
+    }
+    if (ids.empty()) {
+        s.out() << "no certificate for " << s.operand(0) << " on this device\n";
+        return;
+    }
+    bool all_valid = true;
+    for (const auto& id : ids) {
+        const auto c = r.verify_certificate(id);
+        all_valid = all_valid && c.status == lindra::CertificateStatus::valid;
+        s.out() << (c.serial.empty() ? id.to_string() : c.serial) << "  " << to_string(c.status) << ": " << c.reason
+                << '\n';
+        if (c.status == lindra::CertificateStatus::bad_signature || c.status == lindra::CertificateStatus::unknown_key)
+            continue;
+        s.out() << "  " << c.course_title << ", " << c.person_name << ", issued by " << c.issuer << ", valid from "
+                << local_datetime(c.valid_from_ms) << '\n'
+                << "  revocation list: "
+                << (c.revocation_list_age_ms
+                        ? "signed " + std::to_string(*c.revocation_list_age_ms / 3'600'000) + " h ago"
+                        : std::string("none on this device yet: a revocation would not show"))
+                << '\n';
+    }
+    if (!all_valid) throw Error(Errc::invalid_argument, "a certificate did not verify as valid");
+}
+
+// The server's certificate keys this device holds, as a JWK Set.
+void cmd_issuer_keys(Session& s) {
+    s.out() << s.replica().issuer_jwks() << '\n';
+}
+
 void cmd_gathering_rename(Session& s) {
     auto& r = s.replica();
     const Id gathering = resolve(r, "gathering", s.operand(0));
@@ -337,8 +375,7 @@ void cmd_sync(Session& s) {
         s.out() << "refused by the server (" << r.code << "): " << r.entity << " change "
                 << (r.row_removed ? "undone, the row removed" : "undone, the server's value restored") << ": "
                 << r.reason << '\n';
-    if (result.rows_purged > 0)
-        s.out() << "removed " << result.rows_purged << " rows this user may no longer see\n";
+    if (result.rows_purged > 0) s.out() << "removed " << result.rows_purged << " rows this user may no longer see\n";
     // Refusals may come in a round that fails later: they are news either
     // way, and what was refused is kept either way.
     const auto refusals = [&] {
@@ -354,8 +391,8 @@ void cmd_sync(Session& s) {
         const std::string retry = result.retry_after_ms > 0
                                       ? "; retry after " + std::to_string(result.retry_after_ms) + " ms"
                                       : std::string();
-        throw std::runtime_error("sync failed (" + std::string(lindra::to_string(result.outcome)) + "): " +
-                                 result.message + retry);
+        throw std::runtime_error("sync failed (" + std::string(lindra::to_string(result.outcome)) +
+                                 "): " + result.message + retry);
     }
     s.out() << "synced: pushed " << result.changes_pushed << " changes, pulled " << result.changes_pulled
             << " changes (" << result.bytes_sent << " bytes sent, " << result.bytes_received << " received)\n";
@@ -422,9 +459,11 @@ void cmd_refused_dismiss(Session& s) {
     std::int64_t n = 0;
     const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
     if (ec != std::errc{} || end != digits.data() + digits.size() || digits.empty())
-        throw UsageError("refused dismiss: \"" + *id + "\" is not a refused write's number (see lindra-tablet refused)");
+        throw UsageError("refused dismiss: \"" + *id +
+                         "\" is not a refused write's number (see lindra-tablet refused)");
     if (!r.dismiss_refused(n))
-        throw Error(Errc::not_found, "no refused write #" + std::to_string(n) + " on this device (see lindra-tablet refused)");
+        throw Error(Errc::not_found,
+                    "no refused write #" + std::to_string(n) + " on this device (see lindra-tablet refused)");
     s.out() << "dismissed refused write #" << n << '\n';
 }
 
@@ -468,8 +507,18 @@ std::span<const Command> commands() {
         {"outbox", "", {}, "how many local changes wait for the server", cmd_outbox},
         {"id", "person|group|module|gathering NAME", {}, "print the id a name stands for", cmd_id},
         {"count", "ENTITY", {}, "how many rows of ENTITY (gathering, reflection, ...) this device holds", cmd_count},
+        {"certificate",
+         "PERSON",
+         {"--jws"},
+         "PERSON's course certificates, verified on this device with no network\n"
+         "      (--jws: the signed credentials only, one a line, for another verifier)",
+         cmd_certificate},
+        {"issuer-keys", "", {}, "the server's certificate keys this device holds, as a JWK Set", cmd_issuer_keys},
         {"refused", "", {}, "this user's writes the server refused, with what was written", cmd_refused},
-        {"refused dismiss", "[ID]", {"--all"}, "forget refused write ID (from refused), or all of them",
+        {"refused dismiss",
+         "[ID]",
+         {"--all"},
+         "forget refused write ID (from refused), or all of them",
          cmd_refused_dismiss},
         {"sync",
          "",

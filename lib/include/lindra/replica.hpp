@@ -298,6 +298,7 @@ struct CertificateCheck {
     std::string reason{};  // the status in words, with what was wrong
     // What the signed credential says (empty unless its signature verified).
     std::string serial{}, person_name{}, course_title{}, issuer{}, kid{};
+    std::string credential{};  // the compact JWS as the device holds it, for verifying elsewhere
     std::int64_t valid_from_ms = 0;
     // How long ago the server signed this tablet's revocation list; nothing
     // if the tablet has none yet (it cannot know of a revocation).
@@ -353,6 +354,9 @@ class Replica : public Writes {
     // row's (its person, course and group), its validFrom, and revocation.
     // Errc::not_found if the device holds no such certificate.
     CertificateCheck verify_certificate(const Id& certificate) const;
+    // The server's certificate keys this device holds, as a JWK Set
+    // (RFC 7517): what any JOSE library verifies a credential with.
+    std::string issuer_jwks() const;
 
     // ---- refused writes (see RefusedWrite) ----
     // Every refused write kept on this device, oldest first.

@@ -33,8 +33,7 @@ std::string text_at(const Json& j, const Json::json_pointer& at) {
     return j.contains(at) && j.at(at).is_string() ? j.at(at).get<std::string>() : std::string();
 }
 
-CertificateCheck bad(std::string why) {
-    CertificateCheck c;
+CertificateCheck& bad(CertificateCheck& c, std::string why) {
     c.status = CertificateStatus::bad_signature;
     c.reason = std::move(why);
     return c;
@@ -56,6 +55,21 @@ std::string_view to_string(CertificateStatus v) {
             return "not yet valid";
     }
     return "?";
+}
+
+std::string Replica::issuer_jwks() const {
+    std::lock_guard lock(core_->mutex);
+    Json keys = Json::array();
+    auto s = core_->db.cached("SELECT kid, public_jwk FROM issuer_key WHERE deleted = 0 ORDER BY added_at, kid");
+    while (s->step()) {
+        Json jwk = Json::parse(s->text(1), nullptr, false);
+        if (!jwk.is_object()) continue;
+        jwk["kid"] = s->text(0);
+        jwk["alg"] = "EdDSA";
+        jwk["use"] = "sig";
+        keys.push_back(std::move(jwk));
+    }
+    return Json{{"keys", keys}}.dump();
 }
 
 std::vector<Id> Replica::certificates_of(const Id& person) const {
@@ -80,13 +94,14 @@ CertificateCheck Replica::verify_certificate(const Id& id) const {
         out.revocation_list_age_ms = core_->clock.now_ms() - *at;
 
     const auto credential = get<std::string>(certificates, row, "credential");
-    if (!credential) return bad("the certificate carries no signed credential");
+    if (!credential) return bad(out, "the certificate carries no signed credential");
+    out.credential = *credential;
     const auto jws = jws::split_compact(*credential);
-    if (!jws) return bad("the credential is not a compact JWS");
+    if (!jws) return bad(out, "the credential is not a compact JWS");
     const Json header = Json::parse(jws->header, nullptr, false);
     if (!header.is_object() || header.value("alg", "") != "EdDSA" || !header.contains("kid") ||
         !header["kid"].is_string())
-        return bad("the credential's header is not EdDSA with a kid");
+        return bad(out, "the credential's header is not EdDSA with a kid");
     out.kid = header["kid"].get<std::string>();
 
     const EntityDef& keys = entity("issuer_key");
@@ -100,19 +115,19 @@ CertificateCheck Replica::verify_certificate(const Id& id) const {
     }
     const auto public_key = jws::base64url_decode(jwk.value("x", ""));
     if (!public_key || !jws::ed25519_verify(*public_key, jws->signing_input, jws->signature))
-        return bad("the signature does not match the credential: it was changed after the server signed it");
+        return bad(out, "the signature does not match the credential: it was changed after the server signed it");
 
     // The signature holds: the credential is the server's. Now it must be
     // this row's, whose fields a tablet could have changed.
     const Json vc = Json::parse(jws->payload, nullptr, false);
-    if (!vc.is_object()) return bad("the signed payload is not a JSON object");
+    if (!vc.is_object()) return bad(out, "the signed payload is not a JSON object");
     const auto person = get<Id>(certificates, row, "person_id");
     const auto course = get<Id>(certificates, row, "course_id");
     const auto group = get<Id>(certificates, row, "group_id");
     if (!person || !course || !group || Id::derive("certificate", {*person, *course, *group}) != id ||
         vc.value("jti", "") != urn(id) || text_at(vc, "/credentialSubject/id"_json_pointer) != urn(*person) ||
         text_at(vc, "/credentialSubject/achievement/id"_json_pointer) != urn(*course))
-        return bad("the certificate row does not match its signed credential: it was changed on a device");
+        return bad(out, "the certificate row does not match its signed credential: it was changed on a device");
 
     const auto nbf = vc.contains("nbf") && vc["nbf"].is_number_integer() ? vc["nbf"].get<std::int64_t>() : 0;
     out.valid_from_ms = nbf * 1000;

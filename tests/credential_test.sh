@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# A course certificate checked by an implementation lindra did not write:
+# the real lindra-server issues it when Ola's rule is met, lindra-tablet
+# hands out the signed credential and the server's keys, and Node's `jose`
+# (tests/credential, pinned in its lockfile) verifies the JWS and the Open
+# Badges 3.0 fields. A credential with one byte changed must fail there too.
+# Plain TCP on 127.0.0.1.
+# Usage: tests/credential_test.sh PATH_TO_lindra-server PATH_TO_lindra-tablet
+# Prints PASS/FAIL per check; exits 1 if any check failed, 77 (skipped) if
+# Node or its packages are missing.
+set -u
+
+if [[ $# -ne 2 ]]; then
+    echo "usage: $0 PATH_TO_lindra-server PATH_TO_lindra-tablet" >&2
+    exit 2
+fi
+server_bin=$1
+cli=$2
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if ! command -v node >/dev/null || [[ ! -d $here/credential/node_modules/jose ]]; then
+    echo "SKIP: node or tests/credential/node_modules missing (scripts/test installs them: npm ci in tests/credential)" >&2
+    exit 77
+fi
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+    if [[ -n $server_pid ]]; then
+        kill -TERM "$server_pid" 2>/dev/null
+        wait "$server_pid" 2>/dev/null
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+passed=0
+failed=0
+out=""
+rc=0
+run() {
+    local who=$1
+    shift
+    out=$("$cli" --db "$work/$who.db" "$@" 2>&1)
+    rc=$?
+}
+sync_as() { run "$1" sync --server "127.0.0.1:$port" --insecure --token "$(cat "$work/$1.token")"; }
+pass() {
+    echo "PASS: $1"
+    passed=$((passed + 1))
+}
+fail() {
+    echo "FAIL: $1 (exit $rc)"
+    printf '%s\n' "$out" | head -n 20 | sed 's/^/    /'
+    failed=$((failed + 1))
+}
+check() {
+    if [[ $rc -eq $2 ]] && grep -qE -- "$3" <<<"$out"; then pass "$1"; else fail "$1"; fi
+}
+verify() { # verify CREDENTIAL_FILE: jose's verdict in $out, its exit in $rc
+    out=$(cd "$here/credential" && node verify.mjs "$1" "$work/jwks.json" 2>&1)
+    rc=$?
+}
+
+"$server_bin" gen-key --out "$work/token.key" || exit 1
+"$server_bin" gen-issuer-key --out "$work/issuer.key" || exit 1
+"$server_bin" --db "$work/server.db" --listen 127.0.0.1:0 --token-key "$work/token.key" --insecure \
+    --issuer-key "$work/issuer.key" --issuer-id https://kurs.example.no --issuer-name "Kompetansesenteret" \
+    > "$work/server.log" 2>&1 &
+server_pid=$!
+port=
+for _ in $(seq 1 100); do # up to 10 s
+    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/server.log")
+    [[ -n $port ]] && break
+    sleep 0.1
+done
+if [[ -z $port ]]; then
+    echo "FAIL: the server did not start" >&2
+    cat "$work/server.log" >&2
+    exit 1
+fi
+
+"$server_bin" issue-token --key "$work/token.key" --ttl 1h --user office --role admin > "$work/office.token"
+run office init
+run office seed-demo
+# Ola meets the rule: every required module passed, three gatherings
+# attended, the mentor's confirmation.
+for m in m1 m2 m3 m4 m5 m6 m7; do run office progress ola "$m" complete --score 90; done
+for g in g1 g2 g3; do
+    run office gathering hold "$g"
+    run office attend "$g" ola present
+done
+run office confirm ola --mentor mia
+sync_as office
+check "the office's writes sync" 0 "^synced: pushed [1-9]"
+sync_as office
+run office certificate ola
+check "the tablet verifies Ola's certificate offline" 0 "^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}  valid: "
+run office certificate kari
+check "Kari, who did not meet the rule, has none" 0 "^no certificate for kari"
+
+"$cli" --db "$work/office.db" certificate ola --jws > "$work/ola.jws"
+"$cli" --db "$work/office.db" issuer-keys > "$work/jwks.json"
+verify "$work/ola.jws"
+check "jose verifies the credential and its Open Badges 3.0 fields" 0 "^VALID: .* for Ola Nordmann from Kompetansesenteret$"
+
+# One byte of the payload changed, then the signature's last character.
+python3 - "$work/ola.jws" "$work/tampered.jws" "$work/resigned.jws" <<'PY'
+import sys
+jws = open(sys.argv[1]).read().strip()
+header, payload, sig = jws.split(".")
+i = len(header) + 1 + len(payload) // 2
+c = jws[i]
+open(sys.argv[2], "w").write(jws[:i] + ("A" if c != "A" else "B") + jws[i + 1:])
+open(sys.argv[3], "w").write(jws[:-1] + ("A" if jws[-1] != "A" else "Q"))
+PY
+verify "$work/tampered.jws"
+check "jose refuses a credential with one byte changed" 1 "^INVALID: ERR_JWS_SIGNATURE_VERIFICATION_FAILED"
+verify "$work/resigned.jws"
+check "jose refuses a changed signature" 1 "^INVALID: "
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
