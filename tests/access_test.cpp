@@ -331,6 +331,15 @@ TEST_CASE("authorization matrix: who may push which change") {
              d.push("module_progress", w.ola_progress, V{{"best_score", std::int64_t{90}}});
          },
          {self}},
+        // reset_module: a new attempt is the person's own, like all
+        // their progress; a coordinator's reset is refused (README, "The
+        // C++ API").
+        {"module_progress: a new attempt of Ola's module (reset_module)",
+         [](Device& d, const World& w, Who) {
+             d.push("module_progress", w.ola_progress,
+                    V{{"progress", progress_value(1, static_cast<int>(ProgressStatus::not_started))}});
+         },
+         {self}},
         {"module_progress: their own, in group 1",
          [](Device& d, const World& w, Who who) {
              const Id p = person_of(w, who);

@@ -262,6 +262,7 @@ LINDRA_API bool lindra_replica_record_score(lindra_replica* replica, const lindr
 LINDRA_API bool lindra_replica_add_time_spent(lindra_replica* replica, const lindra_id* person,
                                               const lindra_id* module, const lindra_id* group, int64_t seconds,
                                               lindra_error* error) LINDRA_NOEXCEPT;
+/* A new attempt, not started: the person's own, like all their progress. */
 LINDRA_API bool lindra_replica_reset_module(lindra_replica* replica, const lindra_id* person, const lindra_id* module,
                                             const lindra_id* group, lindra_error* error) LINDRA_NOEXCEPT;
 

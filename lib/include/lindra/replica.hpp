@@ -248,7 +248,9 @@ class Writes {
                          std::int64_t seconds_spent = 0);
     void record_score(const Id& person, const Id& module, const Id& group, int score);
     void add_time_spent(const Id& person, const Id& module, const Id& group, std::int64_t seconds);
-    // A new attempt, not started (the coordinator's "reset").
+    // A new attempt, not started: the person's own decision, like all their
+    // module progress (the server refuses anyone else's, a coordinator's
+    // included). A certificate already issued stays.
     void reset_module(const Id& person, const Id& module, const Id& group);
 
     // Gatherings and attendance (the mentor).
