@@ -3,6 +3,7 @@
 // retried at a second server while the first still commits is applied
 // once; a push whose commit is held back is never skipped by a cursor.
 // Needs LINDRA_TEST_PG (support/test_main.cpp skips without it).
+#include "server/certificates.hpp"
 #include "server/store.hpp"
 #include "store/pg.hpp"
 #include "support/db.hpp"
@@ -36,7 +37,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::int64_t scalar(pg::Connection& c, const std::string& sql) { return c.exec(sql).int64(0, 0); }
+std::int64_t scalar(pg::Connection& c, const std::string& sql) {
+    return c.exec(sql).int64(0, 0);
+}
 
 // Sessions of this database waiting for a lock (a row, a transaction).
 std::int64_t waiting(pg::Connection& monitor) {
@@ -56,8 +59,9 @@ void await_waiting(pg::Connection& monitor, std::int64_t n) {
 
 // The log holds each (origin, seq) once, at dense positions 1..N.
 void require_log_sound(pg::Connection& c) {
-    CHECK(scalar(c, "SELECT count(*) FROM (SELECT origin, seq FROM lindra_log GROUP BY 1, 2"
-                    " HAVING count(*) > 1) d") == 0);
+    CHECK(scalar(c,
+                 "SELECT count(*) FROM (SELECT origin, seq FROM lindra_log GROUP BY 1, 2"
+                 " HAVING count(*) > 1) d") == 0);
     const auto n = scalar(c, "SELECT count(*) FROM lindra_log");
     CHECK(scalar(c, "SELECT coalesce(min(pos), 1) FROM lindra_log") == 1);
     CHECK(scalar(c, "SELECT coalesce(max(pos), 0) FROM lindra_log") == n);
@@ -65,25 +69,25 @@ void require_log_sound(pg::Connection& c) {
 }
 
 std::uint64_t hlc_now() {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     return static_cast<std::uint64_t>(ms) << 16;
 }
 
 // A person row named `name`, as outbox entry `seq` of `device`.
 protocol::Entry person_entry(const Id& device, std::int64_t seq, const Id& row, const std::string& name) {
     const auto& person = *find_entity("person");
-    return protocol::Entry{seq, {{person.tag, row, person.field("display_name")->tag, name,
-                                  hlc_now() + static_cast<std::uint64_t>(seq), device}}};
+    return protocol::Entry{seq,
+                           {{person.tag, row, person.field("display_name")->tag, name,
+                             hlc_now() + static_cast<std::uint64_t>(seq), device}}};
 }
 
 const server::Identity kAdmin{"importer", Role::admin, {}, {}};
 
 }  // namespace
 
-TEST_CASE("tablets moving between three servers on one database converge, each write logged once",
-          "[pg][multi]") {
+TEST_CASE("tablets moving between three servers on one database converge, each write logged once", "[pg][multi]") {
     PgDatabase db;
     TempDir dir;
     const std::string key = generate_token_key();
@@ -170,10 +174,12 @@ TEST_CASE("tablets moving between three servers on one database converge, each w
     require_log_sound(c);
     // Every entry every device wrote is in the log: nothing refused, nothing
     // lost, nothing twice.
-    CHECK(scalar(c, "SELECT count(*) FROM lindra_log") == scalar(c, "SELECT sum(highest_seq)::int8 FROM lindra_device"));
+    CHECK(scalar(c, "SELECT count(*) FROM lindra_log") ==
+          scalar(c, "SELECT sum(highest_seq)::int8 FROM lindra_device"));
     CHECK(scalar(c, "SELECT count(*) FROM lindra_device") == kTablets);
-    CHECK(scalar(c, "SELECT count(*) FROM (SELECT origin FROM lindra_log GROUP BY origin"
-                    " HAVING count(*) <> max(seq) OR min(seq) <> 1) d") == 0);
+    CHECK(scalar(c,
+                 "SELECT count(*) FROM (SELECT origin FROM lindra_log GROUP BY origin"
+                 " HAVING count(*) <> max(seq) OR min(seq) <> 1) d") == 0);
 }
 
 TEST_CASE("a push retried at a second server while the first still commits is applied once", "[pg][multi]") {
@@ -287,10 +293,10 @@ TEST_CASE("racing pushes through two stores: retries applied once, a new row cre
         // own: one insert wins, the other push runs again and merges.
         const Id row = Id::random(), d1 = Id::random(), d2 = Id::random();
         const auto stamp = hlc_now();
-        const protocol::Entry e1{1, {{person.tag, row, person.field("display_name")->tag, std::string("Both"), stamp,
-                                      d1}}};
-        const protocol::Entry e2{1, {{person.tag, row, person.field("profession")->tag, std::string("nurse"),
-                                      stamp + 1, d2}}};
+        const protocol::Entry e1{
+            1, {{person.tag, row, person.field("display_name")->tag, std::string("Both"), stamp, d1}}};
+        const protocol::Entry e2{
+            1, {{person.tag, row, person.field("profession")->tag, std::string("nurse"), stamp + 1, d2}}};
         auto c1 = std::async(std::launch::async, [&] { return one->push(d1, kAdmin, {&e1, 1}); });
         auto c2 = std::async(std::launch::async, [&] { return two->push(d2, kAdmin, {&e2, 1}); });
         const auto r1 = c1.get(), r2 = c2.get();
@@ -308,4 +314,65 @@ TEST_CASE("racing pushes through two stores: retries applied once, a new row cre
     require_log_sound(c);
     CHECK(scalar(c, "SELECT count(*) FROM lindra_log") == logged);
     CHECK(scalar(c, "SELECT count(*) FROM lindra_row") == kRaces * 5);
+}
+
+// Two halves of one candidate's rule, each the last piece from where its
+// server stands, pushed through two servers at once: each push locks the
+// membership before it reads the rule, so the second sees the first's
+// commit and exactly one certificate is issued, never none, never two.
+TEST_CASE("two halves of one rule pushed through two servers at once issue exactly one certificate", "[pg][multi]") {
+    PgDatabase db;
+    const auto issuer = std::make_shared<const server::Issuer>(std::vector{generate_issuer_key()}, "", "lindra");
+    auto one = server::open_store(db.conninfo(), {.issuer = issuer});
+    auto two = server::open_store(db.conninfo(), {.issuer = issuer});
+    TempDir dir;
+    Replica office(dir.file("office.db"));
+    constexpr int kRaces = 12;
+    Id course, group, m1, m2, mentor;
+    std::vector<Id> candidates;
+    office.batch([&](Writes& w) {
+        const Id org = w.register_organization("Fjellvik kommune", OrganizationKind::municipality);
+        course = w.register_course("Palliative care basics", "1", "nb", 0);
+        m1 = w.register_module({.course = course, .ordinal = 1, .title = "M1"});
+        m2 = w.register_module({.course = course, .ordinal = 2, .title = "M2"});
+        group = w.create_group({.course = course, .organization = org, .name = "Fjellvik 1"});
+        mentor = w.register_person("Mia Mentor", Profession::nurse, org);
+        w.add_member(group, mentor, MemberRole::mentor);
+        for (int i = 0; i < kRaces; ++i) {
+            candidates.push_back(w.register_person("Racer " + std::to_string(i), Profession::assistant, org));
+            w.add_member(group, candidates.back(), MemberRole::candidate);
+            w.confirm_candidate(group, candidates.back(), mentor);
+        }
+    });
+    std::vector<protocol::Entry> seed;
+    for (auto& e : office.outbox(SIZE_MAX)) seed.push_back({e.seq, std::move(e.changes)});
+    REQUIRE(one->push(office.device_id(), kAdmin, seed).rejected.empty());
+
+    const auto& progress = *find_entity("module_progress");
+    auto completed = [&](const Id& device, const Id& person, const Id& module) {
+        const Id row = Id::derive("module_progress", {person, module, group});
+        const auto stamp = hlc_now();
+        std::vector<Change> changes;
+        for (const auto& [field, value] : std::vector<std::pair<std::string_view, Value>>{
+                 {"person_id", person}, {"module_id", module}, {"group_id", group}, {"progress", progress_value(0, 2)}})
+            changes.push_back({progress.tag, row, progress.field(field)->tag, value, stamp, device});
+        return protocol::Entry{1, std::move(changes)};
+    };
+    for (const Id& person : candidates) {
+        const Id d1 = Id::random(), d2 = Id::random();
+        const auto e1 = completed(d1, person, m1), e2 = completed(d2, person, m2);
+        auto a = std::async(std::launch::async, [&] { return one->push(d1, kAdmin, {&e1, 1}); });
+        auto b = std::async(std::launch::async, [&] { return two->push(d2, kAdmin, {&e2, 1}); });
+        CHECK(a.get().rejected.empty());
+        CHECK(b.get().rejected.empty());
+    }
+    pg::Connection c(db.conninfo());
+    require_log_sound(c);
+    const auto& certificate = *find_entity("certificate");
+    for (const Id& person : candidates) {
+        const Id id = Id::derive("certificate", {person, course, group});
+        INFO("candidate " << person.to_string());
+        CHECK(scalar(c, "SELECT count(*) FROM lindra_log WHERE entity = " + std::to_string(certificate.tag) +
+                            " AND row_id = decode(replace('" + id.to_string() + "', '-', ''), 'hex')") == 1);
+    }
 }

@@ -265,23 +265,19 @@ std::string certificate_serial(const Id& certificate) {
     return out;
 }
 
-std::vector<std::pair<std::uint16_t, Id>> certificate_locks(RowSource& rows, std::span<const StagedRow> staged) {
-    std::vector<std::pair<std::uint16_t, Id>> keys;
+void issue_certificates(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer,
+                        std::int64_t now_ms, ServerWrites& out) {
     const auto pairs = touched(rows, staged);
-    if (pairs.empty()) return keys;
-    const EntityDef& membership = entity("membership");
-    for (const auto& [person, group] : pairs)
-        keys.emplace_back(membership.tag, Id::derive("membership", {group, person}));
-    keys.emplace_back(entity("status_list").tag, model::status_list_id());
-    std::sort(keys.begin(), keys.end());
-    return keys;
-}
-
-void issue_certificates(RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer, std::int64_t now_ms,
-                        ServerWrites& out) {
+    if (pairs.empty()) return;
     const EntityDef& certificate = entity("certificate");
     const EntityDef& list = entity("status_list");
-    for (const auto& [person, group] : touched(rows, staged)) {
+    const EntityDef& membership = entity("membership");
+    std::vector<std::pair<std::uint16_t, Id>> locks{{list.tag, model::status_list_id()}};
+    for (const auto& [person, group] : pairs)
+        locks.emplace_back(membership.tag, Id::derive("membership", {group, person}));
+    std::sort(locks.begin(), locks.end());
+    txn.lock_rows(locks);
+    for (const auto& [person, group] : pairs) {
         const auto c = model::completion(rows, person, group);
         if (!c || !c->met()) continue;
         const Id id = Id::derive("certificate", {person, c->course, group});

@@ -68,17 +68,13 @@ class ServerWrites {
     std::vector<ServerWrite> writes_;
 };
 
-// The ids of the rows a push that stages `staged` must lock before the
-// certificate rule reads (PostgreSQL, READ COMMITTED: two pushes that each
-// complete half of one person's rule must not both read the other's half as
-// missing): the memberships whose rule the staged rows touch, and the
-// status list.
-std::vector<std::pair<std::uint16_t, Id>> certificate_locks(RowSource& rows, std::span<const StagedRow> staged);
-
 // Issues the certificate of every (person, group) whose rule the staged
-// rows (over `rows`) may complete and that has none, through `out`.
-void issue_certificates(RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer, std::int64_t now_ms,
-                        ServerWrites& out);
+// rows (over `rows`) may complete and that has none, through `out`. First
+// it locks those memberships and the status list (PostgreSQL, READ
+// COMMITTED: two pushes that each bring half of one person's rule must not
+// both read the other's half as missing).
+void issue_certificates(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer,
+                        std::int64_t now_ms, ServerWrites& out);
 
 // Publishes the issuer's keys not yet published, and the status list if
 // there is none, through `out`.

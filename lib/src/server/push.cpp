@@ -241,9 +241,8 @@ PushOutcome ServerStore::push_once(const Id& device, const Identity& who, std::s
     }
     if (options_.issuer && !log.empty()) {
         // The certificates these entries complete, in this transaction.
-        txn->lock_rows(certificate_locks(rows, rows.rows()));
         ServerWrites server(rows, storage_->server_id(), [this] { return storage_->tick(); });
-        issue_certificates(rows, rows.rows(), *options_.issuer, now, server);
+        issue_certificates(*txn, rows, rows.rows(), *options_.issuer, now, server);
         stage(rows, server, log);
     }
     txn->save_rows(rows.rows());
