@@ -234,6 +234,14 @@ int main(void) {
     unknown.bytes[0] = 7;
     MUST(lindra_replica_person(tablet, &unknown, &person, &err));
     CHECK(person == NULL);
+    /* No certificate yet: an empty list, and a clear not-found. */
+    lindra_id_list* certificates = NULL;
+    MUST(lindra_replica_certificates_of(tablet, &ola, &certificates, &err));
+    CHECK(certificates && certificates->count == 0);
+    lindra_id_list_free(certificates);
+    lindra_certificate_check* check = NULL;
+    CHECK(!lindra_replica_verify_certificate(tablet, &unknown, &check, &err));
+    CHECK(err.code == LINDRA_ERR_NOT_FOUND && check == NULL);
     char text[37];
     lindra_id parsed;
     lindra_id_format(&ola, text);

@@ -457,6 +457,45 @@ LINDRA_API bool lindra_replica_dismiss_refused(lindra_replica* replica, int64_t 
 LINDRA_API bool lindra_replica_dismiss_all_refused(lindra_replica* replica, int64_t* count,
                                                    lindra_error* error) LINDRA_NOEXCEPT;
 
+/* -- course certificates (lindra::Replica::verify_certificate) -- */
+
+typedef enum lindra_certificate_status {
+    LINDRA_CERTIFICATE_VALID = 0,
+    LINDRA_CERTIFICATE_REVOKED = 1,
+    LINDRA_CERTIFICATE_BAD_SIGNATURE = 2, /* the credential or the row was changed, or is none */
+    LINDRA_CERTIFICATE_UNKNOWN_KEY = 3,   /* signed with a key this device has not received */
+    LINDRA_CERTIFICATE_NOT_YET_VALID = 4
+} lindra_certificate_status;
+
+typedef struct lindra_certificate_check {
+    lindra_certificate_status status;
+    const char* reason; /* the status in words */
+    /* What the signed credential says ("" unless its signature verified). */
+    const char* serial;
+    const char* person_name;
+    const char* course_title;
+    const char* issuer;
+    const char* kid;
+    int64_t valid_from; /* ms since the Unix epoch */
+    bool has_revocation_list;
+    int64_t revocation_list_age_ms; /* how long ago the server signed this device's list */
+    const char* credential;         /* the compact JWS, for verifying elsewhere */
+} lindra_certificate_check;
+
+typedef struct lindra_id_list {
+    size_t count;
+    lindra_id* items;
+} lindra_id_list;
+
+/* The certificates this device holds for `person`, oldest first. */
+LINDRA_API bool lindra_replica_certificates_of(const lindra_replica* replica, const lindra_id* person,
+                                               lindra_id_list** out, lindra_error* error) LINDRA_NOEXCEPT;
+/* Checks a certificate with no network; LINDRA_ERR_NOT_FOUND if the device
+ * holds no such certificate. */
+LINDRA_API bool lindra_replica_verify_certificate(const lindra_replica* replica, const lindra_id* certificate,
+                                                  lindra_certificate_check** out,
+                                                  lindra_error* error) LINDRA_NOEXCEPT;
+
 LINDRA_API void lindra_person_free(lindra_person* person) LINDRA_NOEXCEPT;
 LINDRA_API void lindra_group_free(lindra_group* group) LINDRA_NOEXCEPT;
 LINDRA_API void lindra_gathering_free(lindra_gathering* gathering) LINDRA_NOEXCEPT;
@@ -466,6 +505,8 @@ LINDRA_API void lindra_group_list_free(lindra_group_list* list) LINDRA_NOEXCEPT;
 LINDRA_API void lindra_gathering_list_free(lindra_gathering_list* list) LINDRA_NOEXCEPT;
 LINDRA_API void lindra_progress_list_free(lindra_progress_list* list) LINDRA_NOEXCEPT;
 LINDRA_API void lindra_refused_list_free(lindra_refused_list* list) LINDRA_NOEXCEPT;
+LINDRA_API void lindra_id_list_free(lindra_id_list* list) LINDRA_NOEXCEPT;
+LINDRA_API void lindra_certificate_check_free(lindra_certificate_check* check) LINDRA_NOEXCEPT;
 
 /* ---- sync ----------------------------------------------------------------- */
 

@@ -23,6 +23,8 @@ static_assert(static_cast<int>(Errc::ambiguous) == LINDRA_ERR_AMBIGUOUS &&
 static_assert(static_cast<int>(OrganizationKind::care_unit) == LINDRA_ORGANIZATION_CARE_UNIT);
 static_assert(static_cast<int>(Profession::other) == LINDRA_PROFESSION_OTHER);
 static_assert(static_cast<int>(ModuleKind::practice) == LINDRA_MODULE_PRACTICE);
+static_assert(static_cast<int>(CertificateStatus::not_yet_valid) == LINDRA_CERTIFICATE_NOT_YET_VALID &&
+              static_cast<int>(CertificateStatus::bad_signature) == LINDRA_CERTIFICATE_BAD_SIGNATURE);
 static_assert(static_cast<int>(GroupStatus::cancelled) == LINDRA_GROUP_CANCELLED);
 static_assert(static_cast<int>(MemberRole::candidate) == LINDRA_ROLE_CANDIDATE);
 static_assert(static_cast<int>(MemberStatus::completed) == LINDRA_MEMBER_COMPLETED);
@@ -38,12 +40,22 @@ void put(Block& b, lindra_person& out, const Person& p) {
     out = {to_c(p.id), b.str(p.display_name), to_c_enum<lindra_profession>(p.profession), to_c(p.organization)};
 }
 void put(Block& b, lindra_module& out, const Module& m) {
-    out = {to_c(m.id),    to_c(m.course),     m.ordinal, b.str(m.title), to_c_enum<lindra_module_kind>(m.kind),
-           m.required, m.pass_score.has_value(), m.pass_score.value_or(0)};
+    out = {to_c(m.id),
+           to_c(m.course),
+           m.ordinal,
+           b.str(m.title),
+           to_c_enum<lindra_module_kind>(m.kind),
+           m.required,
+           m.pass_score.has_value(),
+           m.pass_score.value_or(0)};
 }
 void put(Block& b, lindra_group& out, const Group& g) {
-    out = {to_c(g.id),         to_c(g.course),        to_c(g.organization),
-           b.str(g.name),      b.str(g.starts_on),    b.str(g.ends_on),
+    out = {to_c(g.id),
+           to_c(g.course),
+           to_c(g.organization),
+           b.str(g.name),
+           b.str(g.starts_on),
+           b.str(g.ends_on),
            to_c_enum<lindra_group_status>(g.status)};
 }
 void put(Block& b, lindra_gathering& out, const Gathering& g) {
@@ -85,8 +97,8 @@ void put(Block& b, lindra_module_progress& out, const ModuleProgress& p) {
 }
 
 void put(Block& b, lindra_refused_write& out, const RefusedWrite& w) {
-    out = {w.id,          w.seq,          b.str(w.entity),  to_c(w.row),  w.values.size(),
-           put_values(b, w.values), b.str(w.code), b.str(w.reason), w.written_at, w.refused_at};
+    out = {w.id,          w.seq,           b.str(w.entity), to_c(w.row), w.values.size(), put_values(b, w.values),
+           b.str(w.code), b.str(w.reason), w.written_at,    w.refused_at};
 }
 
 // Runs `fn(Writes&)` on the handle's current write target.
@@ -118,11 +130,19 @@ std::vector<FieldValue> field_values(const lindra_field_value* fields, std::size
         const auto& f = fields[i];
         FieldValue v{need(f.field, "field name"), {}};
         switch (f.kind) {
-            case LINDRA_VALUE_NULL: break;
-            case LINDRA_VALUE_INTEGER: v.value = f.integer; break;
-            case LINDRA_VALUE_TEXT: v.value = need_text(f.text, "text value"); break;
-            case LINDRA_VALUE_ID: v.value = id(f.id); break;
-            default: throw Error(Errc::invalid_argument, "unknown value kind " + std::to_string(f.kind));
+            case LINDRA_VALUE_NULL:
+                break;
+            case LINDRA_VALUE_INTEGER:
+                v.value = f.integer;
+                break;
+            case LINDRA_VALUE_TEXT:
+                v.value = need_text(f.text, "text value");
+                break;
+            case LINDRA_VALUE_ID:
+                v.value = id(f.id);
+                break;
+            default:
+                throw Error(Errc::invalid_argument, "unknown value kind " + std::to_string(f.kind));
         }
         out.push_back(std::move(v));
     }
@@ -195,8 +215,8 @@ bool lindra_replica_batch(lindra_replica* replica, bool (*fn)(lindra_replica*, v
     return ran && kept;
 }
 
-bool lindra_replica_create(lindra_replica* replica, const char* entity, const lindra_field_value* fields,
-                           size_t count, lindra_id* out_id, lindra_error* error) noexcept {
+bool lindra_replica_create(lindra_replica* replica, const char* entity, const lindra_field_value* fields, size_t count,
+                           lindra_id* out_id, lindra_error* error) noexcept {
     return create(replica, out_id, error,
                   [&](Writes& w) { return w.create(need(entity, "entity"), field_values(fields, count)); });
 }
@@ -221,15 +241,17 @@ bool lindra_replica_remove(lindra_replica* replica, const char* entity, const li
 bool lindra_replica_register_organization(lindra_replica* replica, const char* name, lindra_organization_kind kind,
                                           const lindra_id* parent, lindra_id* out_id, lindra_error* error) noexcept {
     return create(replica, out_id, error, [&](Writes& w) {
-        return w.register_organization(text(name), to_enum<OrganizationKind>(kind, LINDRA_ORGANIZATION_CARE_UNIT + 1, "organization kind"),
-                                       optional_id(parent));
+        return w.register_organization(
+            text(name), to_enum<OrganizationKind>(kind, LINDRA_ORGANIZATION_CARE_UNIT + 1, "organization kind"),
+            optional_id(parent));
     });
 }
 
 bool lindra_replica_register_person(lindra_replica* replica, const char* display_name, lindra_profession profession,
                                     const lindra_id* organization, lindra_id* out_id, lindra_error* error) noexcept {
     return create(replica, out_id, error, [&](Writes& w) {
-        return w.register_person(text(display_name), to_enum<Profession>(profession, LINDRA_PROFESSION_OTHER + 1, "profession"),
+        return w.register_person(text(display_name),
+                                 to_enum<Profession>(profession, LINDRA_PROFESSION_OTHER + 1, "profession"),
                                  optional_id(organization));
     });
 }
@@ -246,8 +268,9 @@ bool lindra_replica_register_module(lindra_replica* replica, const lindra_new_mo
                                     lindra_error* error) noexcept {
     return create(replica, out_id, error, [&](Writes& w) {
         const auto& m = need(module, "module");
-        return w.register_module({id(m.course), m.ordinal, text(m.title), to_enum<ModuleKind>(m.kind, LINDRA_MODULE_PRACTICE + 1, "module kind"),
-                                  m.required, m.has_pass_score ? std::optional<int>(m.pass_score) : std::nullopt});
+        return w.register_module({id(m.course), m.ordinal, text(m.title),
+                                  to_enum<ModuleKind>(m.kind, LINDRA_MODULE_PRACTICE + 1, "module kind"), m.required,
+                                  m.has_pass_score ? std::optional<int>(m.pass_score) : std::nullopt});
     });
 }
 
@@ -263,7 +286,8 @@ bool lindra_replica_create_group(lindra_replica* replica, const lindra_new_group
 bool lindra_replica_add_member(lindra_replica* replica, const lindra_id* group, const lindra_id* person,
                                lindra_member_role role, lindra_id* out_id, lindra_error* error) noexcept {
     return create(replica, out_id, error, [&](Writes& w) {
-        return w.add_member(id(group, "group"), id(person, "person"), to_enum<MemberRole>(role, LINDRA_ROLE_CANDIDATE + 1, "member role"));
+        return w.add_member(id(group, "group"), id(person, "person"),
+                            to_enum<MemberRole>(role, LINDRA_ROLE_CANDIDATE + 1, "member role"));
     });
 }
 
@@ -274,9 +298,8 @@ bool lindra_replica_withdraw_member(lindra_replica* replica, const lindra_id* gr
 
 bool lindra_replica_start_module(lindra_replica* replica, const lindra_id* person, const lindra_id* module,
                                  const lindra_id* group, lindra_error* error) noexcept {
-    return write(replica, error, [&](Writes& w) {
-        w.start_module(id(person, "person"), id(module, "module"), id(group, "group"));
-    });
+    return write(replica, error,
+                 [&](Writes& w) { w.start_module(id(person, "person"), id(module, "module"), id(group, "group")); });
 }
 
 bool lindra_replica_complete_module(lindra_replica* replica, const lindra_id* person, const lindra_id* module,
@@ -304,9 +327,8 @@ bool lindra_replica_add_time_spent(lindra_replica* replica, const lindra_id* per
 
 bool lindra_replica_reset_module(lindra_replica* replica, const lindra_id* person, const lindra_id* module,
                                  const lindra_id* group, lindra_error* error) noexcept {
-    return write(replica, error, [&](Writes& w) {
-        w.reset_module(id(person, "person"), id(module, "module"), id(group, "group"));
-    });
+    return write(replica, error,
+                 [&](Writes& w) { w.reset_module(id(person, "person"), id(module, "module"), id(group, "group")); });
 }
 
 bool lindra_replica_plan_gathering(lindra_replica* replica, const lindra_new_gathering* gathering, lindra_id* out_id,
@@ -315,7 +337,8 @@ bool lindra_replica_plan_gathering(lindra_replica* replica, const lindra_new_gat
         const auto& g = need(gathering, "gathering");
         return w.plan_gathering({id(g.group), g.ordinal, text(g.title),
                                  g.has_scheduled_at ? std::optional<Timestamp>(g.scheduled_at) : std::nullopt,
-                                 to_enum<GatheringMode>(g.mode, LINDRA_GATHERING_DIGITAL + 1, "gathering mode"), optional_id(&g.module)});
+                                 to_enum<GatheringMode>(g.mode, LINDRA_GATHERING_DIGITAL + 1, "gathering mode"),
+                                 optional_id(&g.module)});
     });
 }
 
@@ -329,11 +352,11 @@ bool lindra_replica_cancel_gathering(lindra_replica* replica, const lindra_id* g
 }
 
 bool lindra_replica_record_attendance(lindra_replica* replica, const lindra_id* gathering, const lindra_id* person,
-                                      lindra_attendance_status status, const char* note,
-                                      lindra_error* error) noexcept {
+                                      lindra_attendance_status status, const char* note, lindra_error* error) noexcept {
     return write(replica, error, [&](Writes& w) {
         w.record_attendance(id(gathering, "gathering"), id(person, "person"),
-                            to_enum<AttendanceStatus>(status, LINDRA_ATTENDANCE_EXCUSED + 1, "attendance status"), text(note));
+                            to_enum<AttendanceStatus>(status, LINDRA_ATTENDANCE_EXCUSED + 1, "attendance status"),
+                            text(note));
     });
 }
 
@@ -365,7 +388,8 @@ bool lindra_replica_person(const lindra_replica* replica, const lindra_id* id_, 
 
 bool lindra_replica_group(const lindra_replica* replica, const lindra_id* id_, lindra_group** out,
                           lindra_error* error) noexcept {
-    return query(replica, out, error, [&](const Replica& r) { return build_one<lindra_group>(r.group(id(id_, "id"))); });
+    return query(replica, out, error,
+                 [&](const Replica& r) { return build_one<lindra_group>(r.group(id(id_, "id"))); });
 }
 
 bool lindra_replica_gathering(const lindra_replica* replica, const lindra_id* id_, lindra_gathering** out,
@@ -439,6 +463,42 @@ bool lindra_replica_refused_writes(const lindra_replica* replica, lindra_refused
                  [&](const Replica& r) { return build_list<lindra_refused_list>(r.refused_writes()); });
 }
 
+bool lindra_replica_certificates_of(const lindra_replica* replica, const lindra_id* person, lindra_id_list** out,
+                                    lindra_error* error) noexcept {
+    return query(replica, out, error, [&](const Replica& r) {
+        const auto ids = r.certificates_of(id(person, "person"));
+        return build([&](Block& b) {
+            auto* o = b.alloc<lindra_id_list>(1);
+            o->count = ids.size();
+            o->items = b.alloc<lindra_id>(ids.size());
+            for (std::size_t i = 0; i < ids.size(); ++i) o->items[i] = to_c(ids[i]);
+            return o;
+        });
+    });
+}
+
+bool lindra_replica_verify_certificate(const lindra_replica* replica, const lindra_id* certificate,
+                                       lindra_certificate_check** out, lindra_error* error) noexcept {
+    return query(replica, out, error, [&](const Replica& r) {
+        const CertificateCheck c = r.verify_certificate(id(certificate, "certificate"));
+        return build([&](Block& b) {
+            auto* o = b.alloc<lindra_certificate_check>(1);
+            *o = {static_cast<lindra_certificate_status>(c.status),
+                  b.str(c.reason),
+                  b.str(c.serial),
+                  b.str(c.person_name),
+                  b.str(c.course_title),
+                  b.str(c.issuer),
+                  b.str(c.kid),
+                  c.valid_from_ms,
+                  c.revocation_list_age_ms.has_value(),
+                  c.revocation_list_age_ms.value_or(0),
+                  b.str(c.credential)};
+            return o;
+        });
+    });
+}
+
 bool lindra_replica_dismiss_refused(lindra_replica* replica, int64_t id, bool* found, lindra_error* error) noexcept {
     return try_catch(error, [&] {
         const bool was = need(replica, "replica").replica.dismiss_refused(id);
@@ -454,14 +514,38 @@ bool lindra_replica_dismiss_all_refused(lindra_replica* replica, int64_t* count,
 }
 
 // Each result is one block (capi.hpp): freeing its root frees it all.
-void lindra_person_free(lindra_person* p) noexcept { std::free(p); }
-void lindra_group_free(lindra_group* p) noexcept { std::free(p); }
-void lindra_gathering_free(lindra_gathering* p) noexcept { std::free(p); }
-void lindra_roster_free(lindra_roster* p) noexcept { std::free(p); }
-void lindra_module_list_free(lindra_module_list* p) noexcept { std::free(p); }
-void lindra_group_list_free(lindra_group_list* p) noexcept { std::free(p); }
-void lindra_gathering_list_free(lindra_gathering_list* p) noexcept { std::free(p); }
-void lindra_progress_list_free(lindra_progress_list* p) noexcept { std::free(p); }
-void lindra_refused_list_free(lindra_refused_list* p) noexcept { std::free(p); }
+void lindra_person_free(lindra_person* p) noexcept {
+    std::free(p);
+}
+void lindra_group_free(lindra_group* p) noexcept {
+    std::free(p);
+}
+void lindra_gathering_free(lindra_gathering* p) noexcept {
+    std::free(p);
+}
+void lindra_roster_free(lindra_roster* p) noexcept {
+    std::free(p);
+}
+void lindra_module_list_free(lindra_module_list* p) noexcept {
+    std::free(p);
+}
+void lindra_group_list_free(lindra_group_list* p) noexcept {
+    std::free(p);
+}
+void lindra_gathering_list_free(lindra_gathering_list* p) noexcept {
+    std::free(p);
+}
+void lindra_progress_list_free(lindra_progress_list* p) noexcept {
+    std::free(p);
+}
+void lindra_id_list_free(lindra_id_list* p) noexcept {
+    std::free(p);
+}
+void lindra_certificate_check_free(lindra_certificate_check* p) noexcept {
+    std::free(p);
+}
+void lindra_refused_list_free(lindra_refused_list* p) noexcept {
+    std::free(p);
+}
 
 }  // extern "C"
