@@ -243,7 +243,7 @@ TEST_CASE("a tablet resumes its TLS session in the next round, and only with the
     // The server now holds another key: the session is not taken, and the pin refuses it.
     scene.w.restart_server(serving(testing::issue_leaf(scene.w.ca(), loopback_names())));
     const auto outbox = scene.tablet.outbox_size();
-    scene.tablet.add_time_spent(scene.s.candidates[2], scene.s.modules[0], scene.s.group, 30);
+    scene.tablet.add_time_spent(scene.s.candidates[0], scene.s.modules[1], scene.s.group, 30);
     const auto refused = client.sync();
     INFO(to_string(refused.outcome) << ": " << refused.message);
     CHECK(refused.outcome == SyncOutcome::tls_failed);
