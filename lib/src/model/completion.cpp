@@ -11,12 +11,6 @@ const EntityDef& entity(std::string_view name) {
     return *find_entity(name);
 }
 
-template <class T>
-std::optional<T> get(const EntityDef& e, const RowState& st, std::string_view field) {
-    if (const T* v = std::get_if<T>(&field_value(e, st, field))) return *v;
-    return std::nullopt;
-}
-
 }  // namespace
 
 const Value& field_value(const EntityDef& e, const RowState& st, std::string_view field) {
@@ -35,6 +29,10 @@ Id issuer_key_id(std::string_view kid) {
 
 Id status_list_id() {
     return Id::derive("status_list", std::initializer_list<Id>{});
+}
+
+std::string urn(const Id& id) {
+    return "urn:uuid:" + id.to_string();
 }
 
 std::size_t Completion::modules_passed() const {
@@ -76,32 +74,33 @@ std::optional<Completion> completion(RowSource& rows, const Id& person, const Id
     Completion c;
     c.person = person;
     c.group = group;
-    c.course = get<Id>(groups, g, "course_id").value_or(Id{});
+    c.course = field_as<Id>(groups, g, "course_id").value_or(Id{});
 
     const EntityDef& membership = entity("membership");
     const auto m = rows.load(membership, Id::derive("membership", {group, person}));
-    if (is_live(membership, m)) c.membership_status = get<std::string>(membership, m, "status").value_or("");
+    if (is_live(membership, m)) c.membership_status = field_as<std::string>(membership, m, "status").value_or("");
 
     const EntityDef& course = entity("course");
-    c.required_gatherings = get<std::int64_t>(course, rows.load(course, c.course), "required_gatherings").value_or(0);
+    c.required_gatherings =
+        field_as<std::int64_t>(course, rows.load(course, c.course), "required_gatherings").value_or(0);
 
     const EntityDef& modules = entity("module");
     const EntityDef& progress = entity("module_progress");
     for (const Id& id : rows.referring(modules, "course_id", c.course)) {
         const auto mod = rows.load(modules, id);
-        if (!is_live(modules, mod) || get<Id>(modules, mod, "course_id") != c.course ||
-            get<std::int64_t>(modules, mod, "required") != 1)
+        if (!is_live(modules, mod) || field_as<Id>(modules, mod, "course_id") != c.course ||
+            field_as<std::int64_t>(modules, mod, "required") != 1)
             continue;
         ModuleResult r{id,
-                       get<std::int64_t>(modules, mod, "ordinal").value_or(0),
-                       get<std::string>(modules, mod, "title").value_or(""),
-                       get<std::int64_t>(modules, mod, "pass_score"),
+                       field_as<std::int64_t>(modules, mod, "ordinal").value_or(0),
+                       field_as<std::string>(modules, mod, "title").value_or(""),
+                       field_as<std::int64_t>(modules, mod, "pass_score"),
                        std::nullopt,
                        false};
         const auto p = rows.load(progress, Id::derive("module_progress", {person, id, group}));
         if (is_live(progress, p)) {
-            const auto rank = progress_rank(get<std::int64_t>(progress, p, "progress").value_or(0));
-            r.best_score = get<std::int64_t>(progress, p, "best_score");
+            const auto rank = progress_rank(field_as<std::int64_t>(progress, p, "progress").value_or(0));
+            r.best_score = field_as<std::int64_t>(progress, p, "best_score");
             const bool done = rank >= static_cast<int>(ProgressStatus::completed);
             r.passed = done && (!r.pass_score || (r.best_score && *r.best_score >= *r.pass_score));
         }
@@ -113,14 +112,14 @@ std::optional<Completion> completion(RowSource& rows, const Id& person, const Id
     const EntityDef& attendance = entity("attendance");
     for (const Id& id : rows.referring(gatherings, "group_id", group)) {
         const auto ga = rows.load(gatherings, id);
-        if (!is_live(gatherings, ga) || get<Id>(gatherings, ga, "group_id") != group ||
-            get<std::string>(gatherings, ga, "status") != "held")
+        if (!is_live(gatherings, ga) || field_as<Id>(gatherings, ga, "group_id") != group ||
+            field_as<std::string>(gatherings, ga, "status") != "held")
             continue;
-        GatheringResult r{id, get<std::int64_t>(gatherings, ga, "ordinal").value_or(0),
-                          get<std::string>(gatherings, ga, "title").value_or(""),
-                          get<std::int64_t>(gatherings, ga, "scheduled_at"), false};
+        GatheringResult r{id, field_as<std::int64_t>(gatherings, ga, "ordinal").value_or(0),
+                          field_as<std::string>(gatherings, ga, "title").value_or(""),
+                          field_as<std::int64_t>(gatherings, ga, "scheduled_at"), false};
         const auto a = rows.load(attendance, Id::derive("attendance", {id, person}));
-        r.attended = is_live(attendance, a) && get<std::string>(attendance, a, "status") == "present";
+        r.attended = is_live(attendance, a) && field_as<std::string>(attendance, a, "status") == "present";
         c.held.push_back(std::move(r));
     }
     std::sort(c.held.begin(), c.held.end(), [](auto& a, auto& b) { return a.ordinal < b.ordinal; });
@@ -128,8 +127,8 @@ std::optional<Completion> completion(RowSource& rows, const Id& person, const Id
     const EntityDef& confirmation = entity("mentor_confirmation");
     const auto conf = rows.load(confirmation, Id::derive("mentor_confirmation", {group, person}));
     if (is_live(confirmation, conf)) {
-        c.confirmed_by = get<Id>(confirmation, conf, "mentor_id");
-        c.confirmed_at = get<std::int64_t>(confirmation, conf, "confirmed_at").value_or(0);
+        c.confirmed_by = field_as<Id>(confirmation, conf, "mentor_id");
+        c.confirmed_at = field_as<std::int64_t>(confirmation, conf, "confirmed_at").value_or(0);
     }
     return c;
 }

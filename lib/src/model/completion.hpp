@@ -53,6 +53,8 @@ struct Completion {
 // The ids of the server's certificate rows a tablet looks up: an issuer key
 // by its kid, and the one status list.
 Id issuer_key_id(std::string_view kid);
+// "urn:uuid:...": how a credential names a row.
+std::string urn(const Id& id);
 Id status_list_id();
 
 // The rule for `person` in `group` (whose course it is), as the rows are now;

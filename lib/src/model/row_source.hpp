@@ -5,6 +5,7 @@
 
 #include "model/row.hpp"
 
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -23,5 +24,11 @@ class RowSource {
 const Value& field_value(const EntityDef& e, const RowState& st, std::string_view field);
 // The row exists and is not deleted.
 bool is_live(const EntityDef& e, const RowState& st);
+// A row's field by name as T; nothing if it holds no T.
+template <class T>
+std::optional<T> field_as(const EntityDef& e, const RowState& st, std::string_view field) {
+    if (const T* v = std::get_if<T>(&field_value(e, st, field))) return *v;
+    return std::nullopt;
+}
 
 }  // namespace lindra::model

@@ -13,20 +13,13 @@ using detail::Core;
 
 namespace {
 
+using model::field_as;
+using model::urn;
+
 using Json = nlohmann::json;
 
 const EntityDef& entity(std::string_view name) {
     return *find_entity(name);
-}
-
-template <class T>
-std::optional<T> get(const EntityDef& e, const model::RowState& st, std::string_view field) {
-    if (const T* v = std::get_if<T>(&model::field_value(e, st, field))) return *v;
-    return std::nullopt;
-}
-
-std::string urn(const Id& id) {
-    return "urn:uuid:" + id.to_string();
 }
 
 std::string text_at(const Json& j, const Json::json_pointer& at) {
@@ -90,10 +83,10 @@ CertificateCheck Replica::verify_certificate(const Id& id) const {
 
     CertificateCheck out;
     const auto list = model::row_store(entity("status_list")).load(core_->db, model::status_list_id());
-    if (const auto at = get<std::int64_t>(entity("status_list"), list, "issued_at"))
+    if (const auto at = field_as<std::int64_t>(entity("status_list"), list, "issued_at"))
         out.revocation_list_age_ms = core_->clock.now_ms() - *at;
 
-    const auto credential = get<std::string>(certificates, row, "credential");
+    const auto credential = field_as<std::string>(certificates, row, "credential");
     if (!credential) return bad(out, "the certificate carries no signed credential");
     out.credential = *credential;
     const auto jws = jws::split_compact(*credential);
@@ -106,8 +99,8 @@ CertificateCheck Replica::verify_certificate(const Id& id) const {
 
     const EntityDef& keys = entity("issuer_key");
     const auto key = model::row_store(keys).load(core_->db, model::issuer_key_id(out.kid));
-    const Json jwk = Json::parse(get<std::string>(keys, key, "public_jwk").value_or(""), nullptr, false);
-    if (!model::is_live(keys, key) || !jwk.is_object() || get<std::string>(keys, key, "kid") != out.kid) {
+    const Json jwk = Json::parse(field_as<std::string>(keys, key, "public_jwk").value_or(""), nullptr, false);
+    if (!model::is_live(keys, key) || !jwk.is_object() || field_as<std::string>(keys, key, "kid") != out.kid) {
         out.status = CertificateStatus::unknown_key;
         out.reason = "signed with key " + out.kid + ", which this device has not received; sync, then check again";
         out.kid.clear();
@@ -121,9 +114,9 @@ CertificateCheck Replica::verify_certificate(const Id& id) const {
     // this row's, whose fields a tablet could have changed.
     const Json vc = Json::parse(jws->payload, nullptr, false);
     if (!vc.is_object()) return bad(out, "the signed payload is not a JSON object");
-    const auto person = get<Id>(certificates, row, "person_id");
-    const auto course = get<Id>(certificates, row, "course_id");
-    const auto group = get<Id>(certificates, row, "group_id");
+    const auto person = field_as<Id>(certificates, row, "person_id");
+    const auto course = field_as<Id>(certificates, row, "course_id");
+    const auto group = field_as<Id>(certificates, row, "group_id");
     if (!person || !course || !group || Id::derive("certificate", {*person, *course, *group}) != id ||
         vc.value("jti", "") != urn(id) || text_at(vc, "/credentialSubject/id"_json_pointer) != urn(*person) ||
         text_at(vc, "/credentialSubject/achievement/id"_json_pointer) != urn(*course))
@@ -131,7 +124,7 @@ CertificateCheck Replica::verify_certificate(const Id& id) const {
 
     const auto nbf = vc.contains("nbf") && vc["nbf"].is_number_integer() ? vc["nbf"].get<std::int64_t>() : 0;
     out.valid_from_ms = nbf * 1000;
-    out.serial = get<std::string>(certificates, row, "serial").value_or("");
+    out.serial = field_as<std::string>(certificates, row, "serial").value_or("");
     out.course_title = text_at(vc, "/credentialSubject/achievement/name"_json_pointer);
     out.issuer = text_at(vc, "/issuer/name"_json_pointer);
     for (const auto& identity : vc.contains("/credentialSubject/identifier"_json_pointer)
@@ -144,9 +137,10 @@ CertificateCheck Replica::verify_certificate(const Id& id) const {
         out.reason = "valid from a time this device's clock has not reached; check the date and time";
         return out;
     }
-    if (get<std::int64_t>(certificates, row, "revoked_at")) {
+    if (field_as<std::int64_t>(certificates, row, "revoked_at")) {
         out.status = CertificateStatus::revoked;
-        out.reason = "revoked: " + get<std::string>(certificates, row, "revocation_reason").value_or("no reason given");
+        out.reason =
+            "revoked: " + field_as<std::string>(certificates, row, "revocation_reason").value_or("no reason given");
         return out;
     }
     out.status = CertificateStatus::valid;

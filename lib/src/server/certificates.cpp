@@ -18,22 +18,15 @@
 namespace lindra::server {
 namespace {
 
+using model::field_as;
+using model::urn;
+
 using Json = nlohmann::ordered_json;
 using model::field_value;
 using model::is_live;
 
 const EntityDef& entity(std::string_view name) {
     return *find_entity(name);
-}
-
-template <class T>
-std::optional<T> get(const EntityDef& e, const model::RowState& st, std::string_view field) {
-    if (const T* v = std::get_if<T>(&field_value(e, st, field))) return *v;
-    return std::nullopt;
-}
-
-std::optional<Id> ref(const EntityDef& e, const model::RowState& st, std::string_view field) {
-    return get<Id>(e, st, field);
 }
 
 // RFC 3339, UTC, to the second: Open Badges' dateTime.
@@ -44,10 +37,6 @@ std::string iso8601(std::int64_t ms) {
     char out[32];
     std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return out;
-}
-
-std::string urn(const Id& id) {
-    return "urn:uuid:" + id.to_string();
 }
 
 std::string hex(std::string_view bytes) {
@@ -67,7 +56,8 @@ std::set<std::pair<Id, Id>> touched(RowSource& rows, std::span<const StagedRow> 
     auto whole_group = [&](const Id& group) {
         for (const Id& m : rows.referring(membership, "group_id", group)) {
             const auto st = rows.load(membership, m);
-            if (const auto p = ref(membership, st, "person_id"); p && ref(membership, st, "group_id") == group)
+            if (const auto p = field_as<Id>(membership, st, "person_id");
+                p && field_as<Id>(membership, st, "group_id") == group)
                 out.emplace(*p, group);
         }
     };
@@ -75,18 +65,19 @@ std::set<std::pair<Id, Id>> touched(RowSource& rows, std::span<const StagedRow> 
         const EntityDef& e = *s.entity;
         if (e.name == "module_progress" || e.name == "attendance" || e.name == "mentor_confirmation" ||
             e.name == "membership") {
-            const auto p = ref(e, s.state, e.person_field);
-            const auto g = ref(e, s.state, e.group_field);
+            const auto p = field_as<Id>(e, s.state, e.person_field);
+            const auto g = field_as<Id>(e, s.state, e.group_field);
             if (p && g) out.emplace(*p, *g);
         } else if (e.name == "gathering") {
-            if (const auto g = ref(e, s.state, "group_id")) whole_group(*g);
+            if (const auto g = field_as<Id>(e, s.state, "group_id")) whole_group(*g);
         } else if (e.name == "course" || e.name == "module" || e.name == "mentor_group") {
             // The bar itself moved (a module made optional, a lower pass
             // score, fewer gatherings, a group moved to another course):
             // every member of the course's groups. Rare, and as large as
             // the course.
             const EntityDef& groups = entity("mentor_group");
-            std::optional<Id> course = e.name == "course" ? std::optional<Id>(s.row) : ref(e, s.state, "course_id");
+            std::optional<Id> course =
+                e.name == "course" ? std::optional<Id>(s.row) : field_as<Id>(e, s.state, "course_id");
             if (e.name == "mentor_group") {
                 whole_group(s.row);
             } else if (course) {
@@ -114,7 +105,7 @@ std::string credential(RowSource& rows, const model::Completion& c, const Id& ce
     const auto p = rows.load(person, c.person);
     const auto co = rows.load(course, c.course);
     const auto g = rows.load(group, c.group);
-    const std::string course_title = get<std::string>(course, co, "title").value_or("");
+    const std::string course_title = field_as<std::string>(course, co, "title").value_or("");
 
     // The person by a salted hash of their id: a verifier who is told the
     // id and salt can match it, nobody else can; never a national id.
@@ -158,7 +149,7 @@ std::string credential(RowSource& rows, const model::Completion& c, const Id& ce
              {"hashed", true},
              {"salt", salt}},
             {{"type", "IdentityObject"},
-             {"identityHash", get<std::string>(person, p, "display_name").value_or("")},
+             {"identityHash", field_as<std::string>(person, p, "display_name").value_or("")},
              {"identityType", "name"},
              {"hashed", false}}}},
           {"achievement",
@@ -179,14 +170,15 @@ std::string credential(RowSource& rows, const model::Completion& c, const Id& ce
            {"name", "Gatherings attended"},
            {"narrative", std::to_string(c.attended()) + " of " + std::to_string(c.held.size()) +
                              " gatherings held attended in the group " +
-                             get<std::string>(group, g, "name").value_or("") +
+                             field_as<std::string>(group, g, "name").value_or("") +
                              (attended.empty() ? std::string() : ": " + attended)}},
           {{"id", urn(Id::derive("evidence_confirmation", {certificate}))},
            {"type", {"Evidence"}},
            {"name", "Mentor confirmation"},
-           {"narrative", "Participation confirmed by the mentor " +
-                             get<std::string>(person, rows.load(person, *c.confirmed_by), "display_name").value_or("") +
-                             " on " + iso8601(c.confirmed_at).substr(0, 10) + "."}}}},
+           {"narrative",
+            "Participation confirmed by the mentor " +
+                field_as<std::string>(person, rows.load(person, *c.confirmed_by), "display_name").value_or("") +
+                " on " + iso8601(c.confirmed_at).substr(0, 10) + "."}}}},
         {"credentialStatus",
          {{"id", status_list + "#" + std::to_string(status_index)},
           {"type", "BitstringStatusListEntry"},
@@ -288,7 +280,7 @@ void issue_certificates(StorageTxn& txn, RowSource& rows, std::span<const Staged
         const auto pending =
             std::find_if(writes.begin(), writes.end(), [&](const ServerWrite& w) { return w.row.entity == &list; });
         const auto st = pending != writes.end() ? pending->row.state : rows.load(list, model::status_list_id());
-        index = get<std::int64_t>(list, st, "allocated").value_or(0);
+        index = field_as<std::int64_t>(list, st, "allocated").value_or(0);
         out.set("status_list", model::status_list_id(), {{"allocated", Value{index + 1}}});
         out.set("certificate", id,
                 {{"person_id", Value{person}},
