@@ -6,8 +6,9 @@ LINDRA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LINDRA_BUILD="${LINDRA_BUILD:-$LINDRA_ROOT/build}"
 # sqlite3 (the shell): tests/tablet_cli_test.sh makes another program's database with it.
 # libpq-dev: the server's PostgreSQL backend; postgresql: the tests' throw-away cluster (scripts/pg.sh).
-# nlohmann-json3-dev: certificates (Open Badges credentials are JSON).
-LINDRA_PACKAGES=(cmake g++ ninja-build pkg-config libsqlite3-dev libboost-dev libprotobuf-dev protobuf-compiler catch2 libssl-dev openssl python3-protobuf sqlite3 faketime libpq-dev postgresql nlohmann-json3-dev)
+# nlohmann-json3-dev: certificates (Open Badges credentials are JSON); zlib1g-dev:
+# their revocation list is gzip'd.
+LINDRA_PACKAGES=(cmake g++ ninja-build pkg-config libsqlite3-dev libboost-dev libprotobuf-dev protobuf-compiler catch2 libssl-dev openssl python3-protobuf sqlite3 faketime libpq-dev postgresql nlohmann-json3-dev zlib1g-dev)
 
 lindra_install_deps() {
     local missing=()

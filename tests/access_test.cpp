@@ -40,6 +40,7 @@ struct World {
     Id org1, org2, course, module, module2, group1, group2, gathering1, gathering2;
     Id mona, ola, kari, wenche, per, cora, conrad;
     Id ola_progress, ola_reflection;
+    Id kari_certificate;  // issued at the seed: Kari met the rule
 };
 
 // One message to a session and its one reply, through the codec both ways.
@@ -171,7 +172,16 @@ class Server {
             x.start_module(w.kari, w.module, w.group1);
             x.record_attendance(w.gathering1, w.kari, AttendanceStatus::present);
             x.confirm_candidate(w.group1, w.kari, w.mona);
+            // The rest of Kari's rule: her certificate is issued with the seed.
+            x.complete_module(w.kari, w.module, w.group1);
+            x.complete_module(w.kari, w.module2, w.group1);
+            for (int i = 2; i <= 3; ++i) {
+                const Id g = x.plan_gathering({.group = w.group1, .ordinal = i, .title = "G" + std::to_string(i)});
+                x.hold_gathering(g);
+                x.record_attendance(g, w.kari, AttendanceStatus::present);
+            }
         });
+        w.kari_certificate = Id::derive("certificate", {w.kari, w.course, w.group1});
         w.ola_progress = Id::derive("module_progress", {w.ola, w.module, w.group1});
         Device admin(*context_, admin_token());
         REQUIRE(admin.welcomed());
@@ -182,6 +192,7 @@ class Server {
         }
         const auto ack = admin.send(push);
         REQUIRE(std::get<protocol::PushAck>(ack).rejected.empty());
+        REQUIRE(count_rows(test_store_.db(), "certificate") == 1);
         return w;
     }
 
@@ -237,6 +248,7 @@ struct PushCase {
     const char* what;
     std::function<void(Device&, const World&, Who)> push;
     std::set<Who> allowed;
+    std::int64_t logged = 1;  // log entries an allowed push adds, the server's own writes included
 };
 
 }  // namespace
@@ -371,6 +383,28 @@ TEST_CASE("authorization matrix: who may push which change") {
                       {"serial", "X-1"}});
          },
          {}},
+        // Revocation: a coordinator of the group's organization, with a
+        // reason; the server then marks the certificate revoked and signs
+        // the status list anew (three log entries).
+        {"revocation: Kari's certificate",
+         [](Device& d, const World& w, Who) {
+             d.push("revocation", Id::derive("revocation", {w.kari_certificate}),
+                    V{{"certificate_id", w.kari_certificate},
+                      {"group_id", w.group1},
+                      {"person_id", w.kari},
+                      {"reason", "issued in error"}});
+         },
+         {coordinator},
+         3},
+        {"revocation: Kari's certificate filed under Ola",
+         [](Device& d, const World& w, Who) {
+             d.push("revocation", Id::derive("revocation", {w.kari_certificate}),
+                    V{{"certificate_id", w.kari_certificate},
+                      {"group_id", w.group1},
+                      {"person_id", w.ola},
+                      {"reason", "issued in error"}});
+         },
+         {}},
     };
 
     for (const auto& c : cases) {
@@ -396,7 +430,7 @@ TEST_CASE("authorization matrix: who may push which change") {
             const auto* ack = std::get_if<protocol::PushAck>(&d.last());
             REQUIRE(ack);
             CHECK(ack->acked_seq == 1);
-            CHECK(count_rows(s.db(), "lindra_log") - log_before == (allowed ? 1 : 0));
+            CHECK(count_rows(s.db(), "lindra_log") - log_before == (allowed ? c.logged : 0));
             if (allowed) {
                 CHECK(ack->rejected.empty());
             } else {
@@ -406,6 +440,25 @@ TEST_CASE("authorization matrix: who may push which change") {
             }
         }
     }
+}
+
+TEST_CASE("a tombstone on a row identified by other rows is refused, even an admin's") {
+    Server s;
+    const World w = s.seed();
+    Device admin(s.context(), s.admin_token());
+    REQUIRE(admin.welcomed());
+    const auto log_before = count_rows(s.db(), "lindra_log");
+    for (const auto& [entity, row] : {std::pair{"membership", Id::derive("membership", {w.group1, w.kari})},
+                                      std::pair{"certificate", w.kari_certificate}}) {
+        INFO(entity);
+        admin.push(entity, row, {{"deleted", std::int64_t{1}}});
+        const auto* ack = std::get_if<protocol::PushAck>(&admin.last());
+        REQUIRE(ack);
+        REQUIRE(ack->rejected.size() == 1);
+        CHECK(ack->rejected[0].code == ErrorCode::invalid_argument);
+        CHECK(ack->rejected[0].reason.find("cannot be deleted") != std::string::npos);
+    }
+    CHECK(count_rows(s.db(), "lindra_log") == log_before);
 }
 
 TEST_CASE("authorization matrix: which rows a pull gives whom") {

@@ -199,3 +199,75 @@ TEST_CASE("after the server takes a new issuer key, certificates signed with the
     CHECK(ola.kid != karis.kid);
     CHECK(lindra::test::count_rows(c.office.path(), "issuer_key") == 2);
 }
+
+TEST_CASE("a revoked certificate verifies as revoked on every tablet, by the signed list, and stays revoked") {
+    Course c;
+    const Id kari = c.s.candidates[1];
+    for (const Id& who : {c.ola, kari}) {
+        c.pass_modules(who);
+        c.attend(who);
+        c.confirm(who);
+    }
+    c.sync();
+    const Id olas = c.office.certificates_of(c.ola).at(0);
+    const Id karis = c.office.certificates_of(kari).at(0);
+    Replica& candidate = c.w.tablet("candidate");
+    require_ok(c.w.sync(candidate));
+    const auto before = candidate.verify_certificate(olas);
+    REQUIRE(before.status == CertificateStatus::valid);
+    // The list is signed from the start: the tablet knows how old it is.
+    REQUIRE(before.revocation_list_age_ms);
+
+    CHECK(lindra::test::error_of([&] { c.office.revoke_certificate(olas, "  "); }).errc() == Errc::invalid_argument);
+    CHECK(lindra::test::error_of([&] { c.office.revoke_certificate(Id::random(), "why"); }).errc() == Errc::not_found);
+    c.office.revoke_certificate(olas, "the attendance was recorded in error");
+    c.sync();
+    require_ok(c.w.sync(candidate));
+    const auto after = candidate.verify_certificate(olas);
+    CHECK(after.status == CertificateStatus::revoked);
+    CHECK(after.reason == "revoked: the attendance was recorded in error");
+    CHECK(candidate.verify_certificate(karis).status == CertificateStatus::valid);
+    CHECK(lindra::test::count_rows(c.w.server_db(), "certificate") == 2);  // the row stays
+
+    // A second revocation keeps the first one's bit; a new reason changes
+    // the reason only.
+    c.office.revoke_certificate(karis, "left before the end");
+    c.office.revoke_certificate(olas, "attendance recorded in error (G2)");
+    c.sync();
+    require_ok(c.w.sync(candidate));
+    CHECK(candidate.verify_certificate(karis).status == CertificateStatus::revoked);
+    const auto again = candidate.verify_certificate(olas);
+    CHECK(again.status == CertificateStatus::revoked);
+    CHECK(again.reason == "revoked: attendance recorded in error (G2)");
+
+    // The bit is in the signed list: a tablet that clears the row's
+    // revocation still finds it revoked. One that changes the list's
+    // signed bytes has no list it can trust, and says so.
+    const std::string file = candidate.path();
+    auto check = [&] {
+        Replica reopened(file);
+        return reopened.verify_certificate(olas);
+    };
+    tamper(file, "UPDATE certificate SET revoked_at = NULL, revocation_reason = NULL");
+    CHECK(check().status == CertificateStatus::revoked);
+    tamper(file,
+           "UPDATE status_list SET credential = substr(credential, 1, 100) || "
+           "(CASE substr(credential, 101, 1) WHEN 'A' THEN 'B' ELSE 'A' END) || substr(credential, 102)");
+    const auto untrusted = check();
+    CHECK_FALSE(untrusted.revocation_list_age_ms);
+    CHECK(untrusted.status == CertificateStatus::valid);  // the row said nothing more, and the list is not trusted
+}
+
+TEST_CASE("a revocation and a membership cannot be deleted through the API") {
+    Course c;
+    c.pass_modules(c.ola);
+    c.attend(c.ola);
+    c.confirm(c.ola);
+    c.sync();
+    const Id id = c.office.certificates_of(c.ola).at(0);
+    c.office.revoke_certificate(id, "issued in error");
+    const Id revocation = Id::derive("revocation", {id});
+    CHECK(lindra::test::error_of([&] { c.office.remove("revocation", revocation); }).errc() == Errc::invalid_argument);
+    const Id membership = Id::derive("membership", {c.s.group, c.ola});
+    CHECK(lindra::test::error_of([&] { c.office.remove("membership", membership); }).errc() == Errc::invalid_argument);
+}

@@ -42,7 +42,7 @@ TEST_CASE("the schema table is well formed") {
         if (!e.group_field.empty()) CHECK(e.field(e.group_field) != nullptr);
         if (!e.person_field.empty()) CHECK(e.field(e.person_field) != nullptr);
     }
-    CHECK(entities().size() == 14);
+    CHECK(entities().size() == 15);
 }
 
 TEST_CASE("typed enums match the schema's value lists in order") {

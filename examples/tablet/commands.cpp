@@ -325,6 +325,33 @@ void cmd_certificate(Session& s) {
     if (!all_valid) throw Error(Errc::invalid_argument, "a certificate did not verify as valid");
 }
 
+// A coordinator revokes PERSON's certificate (--serial picks one of
+// several) with a reason; the next sync carries it to the server.
+void cmd_revoke(Session& s) {
+    auto& r = s.replica();
+    const Id person = resolve(r, "person", s.operand(0));
+    const auto reason = s.option("--reason");
+    if (!reason) throw Error(Errc::invalid_argument, "--reason TEXT: say why the certificate is revoked");
+    const auto serial = s.option("--serial");
+    std::optional<Id> chosen;
+    std::string serials;
+    for (const auto& id : r.certificates_of(person)) {
+        const std::string its = r.verify_certificate(id).serial;
+        serials += (serials.empty() ? "" : ", ") + its;
+        if (!serial || its == *serial) {
+            if (chosen && !serial)
+                throw Error(Errc::ambiguous, s.operand(0) + " holds several certificates; pick one with --serial");
+            chosen = id;
+        }
+    }
+    if (!chosen)
+        throw Error(Errc::not_found, serial ? "no certificate " + *serial + " for " + s.operand(0) +
+                                                  (serials.empty() ? "" : " (there is " + serials + ")")
+                                            : "no certificate for " + s.operand(0) + " on this device; sync first");
+    r.revoke_certificate(*chosen, *reason);
+    s.out() << "certificate revoked; the next sync carries it to the server\n";
+}
+
 // The server's certificate keys this device holds, as a JWK Set.
 void cmd_issuer_keys(Session& s) {
     s.out() << s.replica().issuer_jwks() << '\n';
@@ -513,6 +540,11 @@ std::span<const Command> commands() {
          "PERSON's course certificates, verified on this device with no network\n"
          "      (--jws: the signed credentials only, one a line, for another verifier)",
          cmd_certificate},
+        {"revoke",
+         "PERSON",
+         {"--reason TEXT", "--serial SERIAL"},
+         "revoke PERSON's certificate (a coordinator; --serial picks one of several)",
+         cmd_revoke},
         {"issuer-keys", "", {}, "the server's certificate keys this device holds, as a JWK Set", cmd_issuer_keys},
         {"refused", "", {}, "this user's writes the server refused, with what was written", cmd_refused},
         {"refused dismiss",

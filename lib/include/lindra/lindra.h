@@ -495,6 +495,12 @@ LINDRA_API bool lindra_replica_certificates_of(const lindra_replica* replica, co
 LINDRA_API bool lindra_replica_verify_certificate(const lindra_replica* replica, const lindra_id* certificate,
                                                   lindra_certificate_check** out,
                                                   lindra_error* error) LINDRA_NOEXCEPT;
+/* Revokes a certificate with a reason (a coordinator of the group's
+ * organization; the server refuses anyone else). Final: a later call
+ * changes only the reason. LINDRA_ERR_NOT_FOUND if the device holds no
+ * such certificate, LINDRA_ERR_INVALID_ARGUMENT for a blank reason. */
+LINDRA_API bool lindra_replica_revoke_certificate(lindra_replica* replica, const lindra_id* certificate,
+                                                  const char* reason, lindra_error* error) LINDRA_NOEXCEPT;
 
 LINDRA_API void lindra_person_free(lindra_person* person) LINDRA_NOEXCEPT;
 LINDRA_API void lindra_group_free(lindra_group* group) LINDRA_NOEXCEPT;

@@ -264,6 +264,15 @@ class Writes {
     // Reflections (the candidate); returns the reflection's id.
     Id write_reflection(const Id& person, const Id& group, std::optional<Id> module, const std::string& text);
 
+    // Revokes a course certificate, saying why (a coordinator of the
+    // organization the certificate's group belongs to; the server refuses
+    // anyone else). The server marks the certificate revoked and sets its
+    // bit in the signed revocation list every tablet pulls. Final: the
+    // certificate stays, revoked; a later call changes only the reason.
+    // Errc::not_found if the device holds no such certificate,
+    // invalid_argument if `reason` is blank.
+    void revoke_certificate(const Id& certificate, const std::string& reason);
+
   protected:
     Writes(detail::Core* core, bool own_transaction) noexcept : core_(core), own_transaction_(own_transaction) {}
     ~Writes() = default;

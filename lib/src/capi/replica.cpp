@@ -367,6 +367,12 @@ bool lindra_replica_confirm_candidate(lindra_replica* replica, const lindra_id* 
     });
 }
 
+bool lindra_replica_revoke_certificate(lindra_replica* replica, const lindra_id* certificate, const char* reason,
+                                       lindra_error* error) noexcept {
+    return write(replica, error,
+                 [&](Writes& w) { w.revoke_certificate(id(certificate, "certificate"), text(reason)); });
+}
+
 bool lindra_replica_write_reflection(lindra_replica* replica, const lindra_id* person, const lindra_id* group,
                                      const lindra_id* module, const char* text_, lindra_id* out_id,
                                      lindra_error* error) noexcept {

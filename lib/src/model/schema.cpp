@@ -203,6 +203,17 @@ constexpr FieldDef kStatusList[] = {
     since(2, integer(4, "allocated", 0, kStatusListBits)),  // the bits certificates hold so far
 };
 
+// A coordinator's revocation of a certificate, with the reason; the server
+// then marks the certificate revoked and flips its bit in the status list.
+// One per certificate, never deleted: a revocation is final.
+constexpr FieldDef kRevocation[] = {
+    deleted(),
+    since(3, key(ref(2, "certificate_id", "certificate"))),
+    since(3, required(ref(3, "group_id", "mentor_group"))),  // the certificate's, for scoping
+    since(3, required(ref(4, "person_id", "person"))),
+    since(3, required(text(5, "reason", kNoteMax))),
+};
+
 using S = ScopeKind;
 using W = Writer;
 // tag, name, scope, writer, fields, label, group field, person field, derived id
@@ -221,6 +232,7 @@ constexpr EntityDef kEntities[] = {
     {12, "certificate", S::person_in_group, W::server, kCertificate, {}, "group_id", "person_id", true},
     {13, "issuer_key", S::catalog, W::server, kIssuerKey, {}, {}, {}, false, 2},
     {14, "status_list", S::catalog, W::server, kStatusList, {}, {}, {}, false, 2},
+    {15, "revocation", S::person_in_group, W::coordinator, kRevocation, {}, "group_id", "person_id", true, 3},
 };
 
 }  // namespace
@@ -243,7 +255,7 @@ const FieldDef* EntityDef::field(std::uint16_t t) const noexcept {
 }
 
 std::uint16_t schema_version() noexcept {
-    return 2;
+    return 3;
 }
 
 std::span<const EntityDef> entities() noexcept {

@@ -121,8 +121,8 @@ void validate(const EntityDef& e, const FieldDef& f, const Value& v, Quote quote
             const auto* i = std::get_if<std::int64_t>(&v);
             if (!i) return fail(Errc::wrong_type, std::string("expected ") + type_name(f.type));
             if (*i < f.min || *i > f.max)
-                fail(Errc::out_of_range, shown(std::to_string(*i) + " is") + "outside " + std::to_string(f.min) +
-                                             ".." + std::to_string(f.max));
+                fail(Errc::out_of_range, shown(std::to_string(*i) + " is") + "outside " + std::to_string(f.min) + ".." +
+                                             std::to_string(f.max));
             return;
         }
         case FieldType::progress: {
@@ -159,6 +159,13 @@ void validate(const EntityDef& e, const FieldDef& f, const Value& v, Quote quote
             return;
         }
     }
+}
+
+void check_deletable(const EntityDef& e) {
+    if (e.derived_id)
+        throw Error(Errc::invalid_argument, std::string(e.name) +
+                                                " rows are identified by other rows and cannot be deleted;"
+                                                " change their status instead");
 }
 
 }  // namespace lindra::model

@@ -33,4 +33,11 @@ enum class Quote { value, none };
 // (wrong type, enum value outside the set, out of range, too long, bad UTF-8).
 void validate(const EntityDef& e, const FieldDef& f, const Value& v, Quote quote = Quote::value);
 
+// Throws Error(invalid_argument) if rows of `e` may not be deleted: rows
+// identified by other rows (a derived id) would come back under the same
+// id, and a tombstone is final, so deleting a membership would bar its
+// person from the group for good, and a certificate or a revocation is
+// never taken back.
+void check_deletable(const EntityDef& e);
+
 }  // namespace lindra::model

@@ -2,6 +2,7 @@
 // signed credential against the issuer keys the server sent as catalog
 // rows (server/certificates.hpp makes both).
 #include "core/jws.hpp"
+#include "core/status_list.hpp"
 #include "model/completion.hpp"
 #include "replica/core.hpp"
 
@@ -30,6 +31,74 @@ CertificateCheck& bad(CertificateCheck& c, std::string why) {
     c.status = CertificateStatus::bad_signature;
     c.reason = std::move(why);
     return c;
+}
+
+// A compact JWS checked against the issuer keys the device holds.
+struct Signed {
+    CertificateStatus status = CertificateStatus::bad_signature;
+    std::string reason, kid;
+    Json payload;  // an object when the status is valid
+};
+
+Signed check_signed(store::Database& db, std::string_view compact) {
+    Signed out;
+    const auto jws = jws::split_compact(compact);
+    if (!jws) {
+        out.reason = "the credential is not a compact JWS";
+        return out;
+    }
+    const Json header = Json::parse(jws->header, nullptr, false);
+    if (!header.is_object() || header.value("alg", "") != "EdDSA" || !header.contains("kid") ||
+        !header["kid"].is_string()) {
+        out.reason = "the credential's header is not EdDSA with a kid";
+        return out;
+    }
+    const std::string kid = header["kid"].get<std::string>();
+    const EntityDef& keys = entity("issuer_key");
+    const auto key = model::row_store(keys).load(db, model::issuer_key_id(kid));
+    const Json jwk = Json::parse(field_as<std::string>(keys, key, "public_jwk").value_or(""), nullptr, false);
+    if (!model::is_live(keys, key) || !jwk.is_object() || field_as<std::string>(keys, key, "kid") != kid) {
+        out.status = CertificateStatus::unknown_key;
+        out.reason = "signed with key " + kid + ", which this device has not received; sync, then check again";
+        return out;
+    }
+    const auto public_key = jws::base64url_decode(jwk.value("x", ""));
+    if (!public_key || !jws::ed25519_verify(*public_key, jws->signing_input, jws->signature)) {
+        out.reason = "the signature does not match the credential: it was changed after the server signed it";
+        return out;
+    }
+    out.payload = Json::parse(jws->payload, nullptr, false);
+    if (!out.payload.is_object()) {
+        out.reason = "the signed payload is not a JSON object";
+        return out;
+    }
+    out.status = CertificateStatus::valid;
+    out.kid = kid;
+    return out;
+}
+
+std::int64_t signed_integer(const Json& j, std::string_view name) {
+    return j.contains(name) && j[std::string(name)].is_number_integer() ? j[std::string(name)].get<std::int64_t>() : 0;
+}
+
+// The revocation list the device holds, if its signature holds: its bits
+// and when the server signed it.
+struct RevocationList {
+    std::string bits;
+    std::int64_t signed_at_ms = 0;
+};
+
+std::optional<RevocationList> revocation_list(store::Database& db) {
+    const EntityDef& list = entity("status_list");
+    const auto row = model::row_store(list).load(db, model::status_list_id());
+    const auto credential = field_as<std::string>(list, row, "credential");
+    if (!model::is_live(list, row) || !credential) return std::nullopt;
+    const Signed s = check_signed(db, *credential);
+    if (s.status != CertificateStatus::valid) return std::nullopt;
+    const auto encoded = text_at(s.payload, "/credentialSubject/encodedList"_json_pointer);
+    auto bits = status_list::decode(encoded, status_list::bytes_for(list.field("allocated")->max));
+    if (!bits) return std::nullopt;
+    return RevocationList{std::move(*bits), signed_integer(s.payload, "nbf") * 1000};
 }
 
 }  // namespace
@@ -82,38 +151,23 @@ CertificateCheck Replica::verify_certificate(const Id& id) const {
         throw Error(Errc::not_found, "this device holds no certificate " + id.to_string());
 
     CertificateCheck out;
-    const auto list = model::row_store(entity("status_list")).load(core_->db, model::status_list_id());
-    if (const auto at = field_as<std::int64_t>(entity("status_list"), list, "issued_at"))
-        out.revocation_list_age_ms = core_->clock.now_ms() - *at;
+    const auto list = revocation_list(core_->db);
+    if (list) out.revocation_list_age_ms = core_->clock.now_ms() - list->signed_at_ms;
 
     const auto credential = field_as<std::string>(certificates, row, "credential");
     if (!credential) return bad(out, "the certificate carries no signed credential");
     out.credential = *credential;
-    const auto jws = jws::split_compact(*credential);
-    if (!jws) return bad(out, "the credential is not a compact JWS");
-    const Json header = Json::parse(jws->header, nullptr, false);
-    if (!header.is_object() || header.value("alg", "") != "EdDSA" || !header.contains("kid") ||
-        !header["kid"].is_string())
-        return bad(out, "the credential's header is not EdDSA with a kid");
-    out.kid = header["kid"].get<std::string>();
-
-    const EntityDef& keys = entity("issuer_key");
-    const auto key = model::row_store(keys).load(core_->db, model::issuer_key_id(out.kid));
-    const Json jwk = Json::parse(field_as<std::string>(keys, key, "public_jwk").value_or(""), nullptr, false);
-    if (!model::is_live(keys, key) || !jwk.is_object() || field_as<std::string>(keys, key, "kid") != out.kid) {
-        out.status = CertificateStatus::unknown_key;
-        out.reason = "signed with key " + out.kid + ", which this device has not received; sync, then check again";
-        out.kid.clear();
+    const Signed s = check_signed(core_->db, *credential);
+    if (s.status != CertificateStatus::valid) {
+        out.status = s.status;
+        out.reason = s.reason;
         return out;
     }
-    const auto public_key = jws::base64url_decode(jwk.value("x", ""));
-    if (!public_key || !jws::ed25519_verify(*public_key, jws->signing_input, jws->signature))
-        return bad(out, "the signature does not match the credential: it was changed after the server signed it");
+    out.kid = s.kid;
 
     // The signature holds: the credential is the server's. Now it must be
     // this row's, whose fields a tablet could have changed.
-    const Json vc = Json::parse(jws->payload, nullptr, false);
-    if (!vc.is_object()) return bad(out, "the signed payload is not a JSON object");
+    const Json& vc = s.payload;
     const auto person = field_as<Id>(certificates, row, "person_id");
     const auto course = field_as<Id>(certificates, row, "course_id");
     const auto group = field_as<Id>(certificates, row, "group_id");
@@ -122,8 +176,7 @@ CertificateCheck Replica::verify_certificate(const Id& id) const {
         text_at(vc, "/credentialSubject/achievement/id"_json_pointer) != urn(*course))
         return bad(out, "the certificate row does not match its signed credential: it was changed on a device");
 
-    const auto nbf = vc.contains("nbf") && vc["nbf"].is_number_integer() ? vc["nbf"].get<std::int64_t>() : 0;
-    out.valid_from_ms = nbf * 1000;
+    out.valid_from_ms = signed_integer(vc, "nbf") * 1000;
     out.serial = field_as<std::string>(certificates, row, "serial").value_or("");
     out.course_title = text_at(vc, "/credentialSubject/achievement/name"_json_pointer);
     out.issuer = text_at(vc, "/issuer/name"_json_pointer);
@@ -137,7 +190,13 @@ CertificateCheck Replica::verify_certificate(const Id& id) const {
         out.reason = "valid from a time this device's clock has not reached; check the date and time";
         return out;
     }
-    if (field_as<std::int64_t>(certificates, row, "revoked_at")) {
+    // Its bit, where the signed credential puts it (the row's status_index
+    // could have been changed on a device); the row's revoked_at is the
+    // server's word too, should the list be older than the row.
+    const std::string index = text_at(vc, "/credentialStatus/statusListIndex"_json_pointer);
+    const bool listed = list && !index.empty() && index.find_first_not_of("0123456789") == std::string::npos &&
+                        index.size() < 10 && status_list::bit(list->bits, std::stoll(index));
+    if (listed || field_as<std::int64_t>(certificates, row, "revoked_at")) {
         out.status = CertificateStatus::revoked;
         out.reason =
             "revoked: " + field_as<std::string>(certificates, row, "revocation_reason").value_or("no reason given");

@@ -86,6 +86,12 @@ std::span<const store::Migration> replica_migrations() {
              create_domain_tables(db, 2);
              db.exec("UPDATE lindra_replica SET pull_cursor = x''");
          }},
+        // Data model 3: coordinators' revocations of certificates.
+        {5,
+         [](store::Database& db) {
+             create_domain_tables(db, 3);
+             db.exec("UPDATE lindra_replica SET pull_cursor = x''");
+         }},
     };
     return steps;
 }

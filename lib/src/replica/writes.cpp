@@ -102,13 +102,7 @@ void Writes::add(std::string_view name, const Id& row, std::string_view field, s
 }
 
 void Writes::remove(std::string_view name, const Id& row) {
-    const auto& e = entity(name);
-    // A tombstone is final, and a derived id would name the same row again:
-    // deleting a membership would bar that person from the group for good.
-    if (e.derived_id)
-        throw Error(Errc::invalid_argument, std::string(name) +
-                                                " rows are identified by other rows and cannot be deleted;"
-                                                " change their status instead");
+    model::check_deletable(entity(name));
     update(name, row, {{kDeletedField, std::int64_t{1}}});
 }
 
@@ -251,6 +245,23 @@ void Writes::confirm_candidate(const Id& group, const Id& person, const Id& ment
                              {"confirmed_at", c.clock.now_ms()},
                              {"statement", text_or_null(statement)}};
         const auto& e = entity("mentor_confirmation");
+        c.write(e, c.new_row_id(e, in), in);
+    });
+}
+
+void Writes::revoke_certificate(const Id& certificate, const std::string& reason) {
+    if (reason.find_first_not_of(" \t\r\n") == std::string::npos)
+        throw Error(Errc::invalid_argument, "revocation.reason: say why the certificate is revoked", 0,
+                    "revocation.reason");
+    run([&](Core& c) {
+        const auto& certificates = entity("certificate");
+        const auto group = c.get(certificates, certificate, "group_id");
+        const auto person = c.get(certificates, certificate, "person_id");
+        if (!std::holds_alternative<Id>(group) || !std::holds_alternative<Id>(person))
+            throw Error(Errc::not_found, "certificate " + certificate.to_string() + " is not on this device");
+        const Intent in[] = {
+            {"certificate_id", certificate}, {"group_id", group}, {"person_id", person}, {"reason", reason}};
+        const auto& e = entity("revocation");
         c.write(e, c.new_row_id(e, in), in);
     });
 }

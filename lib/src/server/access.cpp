@@ -81,8 +81,8 @@ std::optional<Id> Access::ref_of(std::string_view table, std::string_view column
     return id_field(e, st, column);
 }
 
-std::vector<model::RowState> Access::live_referring(std::string_view table, std::string_view column,
-                                                    const Id& target, bool with_withdrawn) {
+std::vector<model::RowState> Access::live_referring(std::string_view table, std::string_view column, const Id& target,
+                                                    bool with_withdrawn) {
     const EntityDef& e = *find_entity(table);
     std::vector<model::RowState> out;
     for (const Id& id : rows_.referring(e, column, target)) {
@@ -149,7 +149,29 @@ std::optional<std::string> Access::refusal(const EntityDef& e, const Id& row, co
 
     const auto group = group_of(e, row, after);
     const auto person = person_of(e, row, after);
+    if (auto why = writer_refusal(e, row, before, after, changes, group, person)) return why;
+    // A row that refers to a row of a group (a gathering, a certificate)
+    // must be in that row's group, and be its person's where both have one.
+    for (const auto& c : changes) {
+        const FieldDef* f = e.field(c.field);
+        const Id* target = std::get_if<Id>(&c.value);
+        if (!f || f->type != FieldType::ref || !target || f->name == e.group_field || f->name == e.person_field)
+            continue;
+        const EntityDef* t = find_entity(f->ref_entity);
+        if (!t || t->group_field.empty()) continue;
+        const bool by_person = !t->person_field.empty() && !e.person_field.empty();
+        if (ref_of(t->name, t->group_field, *target) != group ||
+            (by_person && ref_of(t->name, t->person_field, *target) != person))
+            return name + "." + std::string(f->name) + " must name a " + std::string(t->name) + " of the same group" +
+                   (by_person ? " and person" : "");
+    }
+    return std::nullopt;
+}
 
+std::optional<std::string> Access::writer_refusal(const EntityDef& e, const Id& row, const model::RowState& before,
+                                                  const model::RowState& after, std::span<const Change> changes,
+                                                  const std::optional<Id>& group, const std::optional<Id>& person) {
+    const std::string name(e.name);
     switch (e.writer) {
         case Writer::coordinator: {
             if (who_.role == Role::coordinator) return coordinator_refusal(e, row, before, after, group.value_or(Id{}));
@@ -161,22 +183,10 @@ std::optional<std::string> Access::refusal(const EntityDef& e, const Id& row, co
             return "only a coordinator may write " + name + " rows" +
                    (e.scope == ScopeKind::person ? " (or a person their own name)" : "");
         }
-        case Writer::group_mentor: {
+        case Writer::group_mentor:
             if (!group || member(*group, who_.person) != Member::mentor)
                 return "only a mentor of the group may write its " + name + " rows";
-            // A row that refers to a gathering must be in that gathering's group.
-            for (const auto& c : changes) {
-                const FieldDef* f = e.field(c.field);
-                const Id* target = std::get_if<Id>(&c.value);
-                if (!f || f->type != FieldType::ref || !target || f->name == e.group_field) continue;
-                const EntityDef* t = find_entity(f->ref_entity);
-                if (!t || t->scope != ScopeKind::group || t->group_field.empty()) continue;
-                if (ref_of(t->name, t->group_field, *target) != group)
-                    return name + "." + std::string(f->name) + " must name a " + std::string(t->name) +
-                           " of the same group";
-            }
             return std::nullopt;
-        }
         case Writer::self:
             if (!person || *person != who_.person) return name + " rows are written only by the person they belong to";
             if (!group || member(*group, *person) == Member::none)
@@ -188,9 +198,8 @@ std::optional<std::string> Access::refusal(const EntityDef& e, const Id& row, co
     return "refused";
 }
 
-std::optional<std::string> Access::coordinator_refusal(const EntityDef& e, const Id& row,
-                                                       const model::RowState& before, const model::RowState& after,
-                                                       const Id& group) {
+std::optional<std::string> Access::coordinator_refusal(const EntityDef& e, const Id& row, const model::RowState& before,
+                                                       const model::RowState& after, const Id& group) {
     const Id& own = who_.organization;
     const std::string refused = std::string(e.name) + " belongs to another organization than the coordinator's";
     // The organization a row belongs to, before and after the change: its

@@ -49,6 +49,9 @@ private:
     // memberships, not withdrawn unless `withdrawn`), with their state.
     std::vector<model::RowState> live_referring(std::string_view table, std::string_view column, const Id& target,
                                                 bool withdrawn = false);
+    std::optional<std::string> writer_refusal(const EntityDef& e, const Id& row, const model::RowState& before,
+                                              const model::RowState& after, std::span<const Change> changes,
+                                              const std::optional<Id>& group, const std::optional<Id>& person);
     std::optional<std::string> coordinator_refusal(const EntityDef& e, const Id& row, const model::RowState& before,
                                                    const model::RowState& after, const Id& group);
 

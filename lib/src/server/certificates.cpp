@@ -2,6 +2,7 @@
 
 #include "core/codec.hpp"
 #include "core/jws.hpp"
+#include "core/status_list.hpp"
 #include "model/completion.hpp"
 #include "replica/core.hpp"
 #include "server/access.hpp"
@@ -88,6 +89,63 @@ std::set<std::pair<Id, Id>> touched(RowSource& rows, std::span<const StagedRow> 
     return out;
 }
 
+// Where the revocation list is, by the Bitstring Status List's ids.
+std::string status_list_url(const Issuer& issuer) {
+    return issuer.id() + "/status/1";
+}
+
+// The payload fields a VC-JWT mirrors from its credential, and the
+// signature with the issuer's current key.
+std::string sign(const Issuer& issuer, Json payload, const std::string& id, const std::string& subject,
+                 std::int64_t now_ms) {
+    payload["iss"] = issuer.id();
+    payload["jti"] = id;
+    payload["nbf"] = now_ms / 1000;
+    payload["sub"] = subject;
+    const Json header = {{"alg", "EdDSA"}, {"kid", issuer.signing_key().kid}};
+    return jws::sign_compact(issuer.signing_key().private_pem, header.dump(), payload.dump());
+}
+
+// The revocation list as a signed BitstringStatusListCredential.
+std::string status_list_credential(const Issuer& issuer, std::string_view bits, std::int64_t now_ms) {
+    const std::string id = status_list_url(issuer);
+    Json vc = {
+        {"@context", {"https://www.w3.org/ns/credentials/v2"}},
+        {"id", id},
+        {"type", {"VerifiableCredential", "BitstringStatusListCredential"}},
+        {"issuer", issuer.id()},
+        {"validFrom", iso8601(now_ms)},
+        {"credentialSubject",
+         {{"id", id + "#list"},
+          {"type", "BitstringStatusList"},
+          {"statusPurpose", "revocation"},
+          {"encodedList", status_list::encode(bits)}}},
+    };
+    return sign(issuer, std::move(vc), id, id + "#list", now_ms);
+}
+
+// The bits of the list the server signed last: read back from its own
+// credential, so no second copy of them can disagree with what tablets
+// hold. Zeros if it has signed none yet.
+std::string status_bits(const EntityDef& list, const model::RowState& st) {
+    const auto allocated = field_as<std::int64_t>(list, st, "allocated").value_or(0);
+    std::string bits(status_list::bytes_for(allocated), '\0');
+    const auto signed_list = field_as<std::string>(list, st, "credential");
+    if (!signed_list) return bits;
+    const auto parts = jws::split_compact(*signed_list);
+    const Json payload = parts ? Json::parse(parts->payload, nullptr, false) : Json();
+    const auto at = "/credentialSubject/encodedList"_json_pointer;
+    auto decoded = payload.is_object() && payload.contains(at) && payload.at(at).is_string()
+                       ? status_list::decode(payload.at(at).get<std::string>(),
+                                             status_list::bytes_for(list.field("allocated")->max))
+                       : std::nullopt;
+    if (!decoded)
+        throw Error(Errc::corrupt,
+                    "the server's revocation list does not hold a list it signed; restore it from a backup");
+    if (decoded->size() < bits.size()) decoded->resize(bits.size(), '\0');
+    return std::move(*decoded);
+}
+
 // The credential's criteria: the rule, in words.
 std::string criteria(std::int64_t required_gatherings) {
     return "Every required module of the course passed, at or above its pass score where it has one; at least " +
@@ -130,7 +188,7 @@ std::string credential(RowSource& rows, const model::Completion& c, const Id& ce
     for (const auto& m : c.modules) passed += (passed.empty() ? "" : ", ") + std::to_string(m.ordinal) + " " + m.title;
 
     const std::string subject = urn(c.person);
-    const std::string status_list = issuer.id() + "/status/1";
+    const std::string status_list = status_list_url(issuer);
     Json vc = {
         {"@context",
          {"https://www.w3.org/ns/credentials/v2", "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"}},
@@ -186,13 +244,7 @@ std::string credential(RowSource& rows, const model::Completion& c, const Id& ce
           {"statusListIndex", std::to_string(status_index)},
           {"statusListCredential", status_list}}},
     };
-    Json payload = vc;
-    payload["iss"] = issuer.id();
-    payload["jti"] = urn(certificate);
-    payload["nbf"] = now_ms / 1000;
-    payload["sub"] = subject;
-    const Json header = {{"alg", "EdDSA"}, {"kid", issuer.signing_key().kid}};
-    return jws::sign_compact(issuer.signing_key().private_pem, header.dump(), payload.dump());
+    return sign(issuer, std::move(vc), urn(certificate), subject, now_ms);
 }
 
 }  // namespace
@@ -301,8 +353,56 @@ void publish_issuer(RowSource& rows, const Issuer& issuer, std::int64_t now_ms, 
             out.set("issuer_key", id,
                     {{"kid", Value{k.kid}}, {"public_jwk", Value{k.jwk}}, {"added_at", Value{now_ms}}});
     }
-    if (!rows.load(entity("status_list"), model::status_list_id()).exists)
-        out.set("status_list", model::status_list_id(), {{"allocated", Value{std::int64_t{0}}}});
+    const EntityDef& list = entity("status_list");
+    const auto st = rows.load(list, model::status_list_id());
+    if (!st.exists) out.set("status_list", model::status_list_id(), {{"allocated", Value{std::int64_t{0}}}});
+    // Signed from the start, so that a tablet knows how old its list is
+    // before anything was revoked.
+    if (!field_as<std::string>(list, st, "credential"))
+        out.set("status_list", model::status_list_id(),
+                {{"credential", Value{status_list_credential(issuer, status_bits(list, st), now_ms)}},
+                 {"issued_at", Value{now_ms}}});
+}
+
+void revoke_certificates(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer,
+                         std::int64_t now_ms, ServerWrites& out) {
+    const EntityDef& revocation = entity("revocation");
+    const EntityDef& certificate = entity("certificate");
+    const EntityDef& list = entity("status_list");
+    std::vector<const StagedRow*> revoked;
+    for (const auto& s : staged)
+        if (s.entity == &revocation && is_live(revocation, s.state)) revoked.push_back(&s);
+    if (revoked.empty()) return;
+    // Two servers that revoke at once must not each flip their bit in a
+    // copy of the list and save over the other's.
+    const std::pair<std::uint16_t, Id> lock[] = {{list.tag, model::status_list_id()}};
+    txn.lock_rows(lock);
+    const auto pending = std::find_if(out.writes().begin(), out.writes().end(),
+                                      [&](const ServerWrite& w) { return w.row.entity == &list; });
+    std::string bits = status_bits(
+        list, pending != out.writes().end() ? pending->row.state : rows.load(list, model::status_list_id()));
+    bool flipped = false;
+    for (const StagedRow* r : revoked) {
+        const auto id = field_as<Id>(revocation, r->state, "certificate_id");
+        const auto cert = id ? rows.load(certificate, *id) : model::RowState{};
+        const auto index = field_as<std::int64_t>(certificate, cert, "status_index");
+        if (!is_live(certificate, cert) || !index) continue;  // the access rules let no such revocation through
+        const auto reason = field_as<std::string>(revocation, r->state, "reason").value_or("");
+        std::vector<std::pair<std::string_view, Value>> values;
+        // Revoked once, at the server's time; a later word from a
+        // coordinator changes only the reason.
+        if (!field_as<std::int64_t>(certificate, cert, "revoked_at")) values.emplace_back("revoked_at", Value{now_ms});
+        if (field_as<std::string>(certificate, cert, "revocation_reason") != reason)
+            values.emplace_back("revocation_reason", Value{reason});
+        if (!values.empty()) out.set("certificate", *id, values);
+        if (!status_list::bit(bits, *index)) {
+            status_list::set_bit(bits, *index);
+            flipped = true;
+        }
+    }
+    if (flipped)
+        out.set("status_list", model::status_list_id(),
+                {{"credential", Value{status_list_credential(issuer, bits, now_ms)}}, {"issued_at", Value{now_ms}}});
 }
 
 }  // namespace lindra::server

@@ -76,8 +76,15 @@ class ServerWrites {
 void issue_certificates(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer,
                         std::int64_t now_ms, ServerWrites& out);
 
-// Publishes the issuer's keys not yet published, and the status list if
-// there is none, through `out`.
+// Carries out the coordinators' revocations among the staged rows, through
+// `out`: each certificate is marked revoked (at the server's time, with the
+// reason) and its bit set in the status list, which is signed anew. It
+// locks the status list first.
+void revoke_certificates(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer,
+                         std::int64_t now_ms, ServerWrites& out);
+
+// Publishes the issuer's keys not yet published, and the signed status
+// list if there is none, through `out`.
 void publish_issuer(RowSource& rows, const Issuer& issuer, std::int64_t now_ms, ServerWrites& out);
 
 // A certificate's serial: unique per (person, course, group), so per

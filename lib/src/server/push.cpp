@@ -67,6 +67,7 @@ std::optional<Refusal> judge(Access& access, const EntityDef& e, const model::Ro
     try {
         for (const auto& c : entry.changes) {
             Core::check(c, model::Quote::none);
+            if (c.field == e.fields.front().tag && c.value == Value{std::int64_t{1}}) model::check_deletable(e);
             changes.push_back(&c);
         }
     } catch (const Error& error) {
@@ -243,6 +244,7 @@ PushOutcome ServerStore::push_once(const Id& device, const Identity& who, std::s
         // The certificates these entries complete, in this transaction.
         ServerWrites server(rows, storage_->server_id(), [this] { return storage_->tick(); });
         issue_certificates(*txn, rows, rows.rows(), *options_.issuer, now, server);
+        revoke_certificates(*txn, rows, rows.rows(), *options_.issuer, now, server);
         stage(rows, server, log);
     }
     txn->save_rows(rows.rows());
