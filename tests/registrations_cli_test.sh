@@ -58,6 +58,16 @@ check() {
     if [[ $rc -eq $2 ]] && grep -qE -- "$3" <<<"$out"; then pass "$1"; else fail "$1"; fi
 }
 
+out=$("$cli" --help 2>&1)
+rc=$?
+missing=""
+for c in import-registrations "person add" "member add" "member withdraw" token-request \
+    "id person|group|module|gathering|organization"; do
+    grep -qF -- "  $c" <<<"$out" || missing="$missing $c"
+done
+if [[ $rc -eq 0 && -z "$missing" ]]; then pass "--help lists the coordinator's commands"; else
+    fail "--help lists the coordinator's commands (missing:$missing)"; fi
+
 # ---- a server, and the office that registers the coordinator ---------------------
 
 "$server_bin" gen-key --out "$work/token.key" || exit 1

@@ -146,6 +146,13 @@ TEST_CASE("a registration list with a BOM, CRLF, quotes and blank lines") {
     CHECK(c.member(c.group1, "S\xC3\xA6ther, Nils \"Nisse\""));
     CHECK(c.member(c.group1, "Lie, Kari")->role == MemberRole::mentor);
 
+    SECTION("and with the empty columns a spreadsheet may add") {
+        const auto t = c.r.import_registrations(
+            "group,display_name,role,profession,organization,,\n"
+            "Fjellvik group 2,\"Nordmann, Ola\",candidate,nurse,Fjellvik kommune,,\n");
+        CHECK(t.people_created == 1);
+        CHECK(c.member(c.group2, "Nordmann, Ola"));
+    }
     SECTION("and with semicolons, as a spreadsheet in a Norwegian locale saves it") {
         const auto t = c.r.import_registrations(
             "group;display_name;role;profession;organization\n"

@@ -371,7 +371,8 @@ class Replica : public Writes {
     //
     // - A header line names the columns, in any order (case, spaces and
     //   hyphens do not matter: "Display name" is display_name); a missing,
-    //   unknown or repeated column is refused, naming it.
+    //   unknown or repeated column is refused, naming it. Columns without
+    //   a name (a spreadsheet's empty ones) are ignored.
     // - The CSV dialect (RFC 4180): UTF-8 with or without a byte order
     //   mark; CRLF or LF; fields holding a comma, a quote or a line break
     //   in double quotes, a quote in them doubled (""); spaces around a

@@ -42,7 +42,9 @@ Error line_error(Errc code, int line, std::string_view column, const std::string
 // The columns' positions, from the header line.
 struct Header {
     std::array<std::size_t, kColumns> at{};
-    std::vector<std::string> names;  // by position, as normalized
+    std::vector<std::string> names;  // by position, as normalized; "" for a column without a name
+
+    std::string name(std::size_t i) const { return names[i].empty() ? "field " + std::to_string(i + 1) : names[i]; }
 };
 
 Header read_header(const csv::Record& r) {
@@ -51,6 +53,8 @@ Header read_header(const csv::Record& r) {
     std::vector<std::string> unknown;
     for (std::size_t i = 0; i < r.fields.size(); ++i) {
         h.names.push_back(normalized(r.fields[i]));
+        // A spreadsheet may add empty columns at the end: nameless, ignored.
+        if (h.names.back().empty()) continue;
         const auto it = std::find(kColumnNames.begin(), kColumnNames.end(), h.names.back());
         if (it == kColumnNames.end()) {
             unknown.push_back("\"" + r.fields[i] + "\"");
@@ -68,7 +72,7 @@ Header read_header(const csv::Record& r) {
         missing += (missing.empty() ? "" : ", ") + std::string(kColumnNames[c]);
         if (first_missing.empty()) first_missing = kColumnNames[c];
     }
-    if (unknown.size() == r.fields.size())
+    if (std::none_of(seen.begin(), seen.end(), [](bool b) { return b; }))
         throw Error(Errc::invalid_argument,
                     "line " + std::to_string(r.line) +
                         ": the first line must be a header naming the columns: " + all_columns());
@@ -107,9 +111,9 @@ E enum_value(const Line& l, Column c, std::string_view entity, std::string_view 
 Line read_line(const Header& h, const csv::Record& r) {
     const auto n = r.fields.size(), want = h.names.size();
     if (n < want)
-        throw line_error(Errc::invalid_argument, r.line, h.names[n],
+        throw line_error(Errc::invalid_argument, r.line, h.name(n),
                          std::to_string(n) + " fields where the header has " + std::to_string(want) + ": no " +
-                             h.names[n] + " field");
+                             h.name(n) + " field");
     if (n > want)
         throw Error(Errc::invalid_argument, "line " + std::to_string(r.line) + ": " + std::to_string(n) +
                                                 " fields where the header has " + std::to_string(want) +
@@ -138,7 +142,7 @@ std::vector<Line> read_lines(std::string_view text) {
             return reader.next();
         } catch (const csv::SyntaxError& e) {
             if (!header || e.field == 0 || e.field > header->names.size()) throw;
-            throw line_error(Errc::invalid_argument, e.line, header->names[e.field - 1], e.what_alone);
+            throw line_error(Errc::invalid_argument, e.line, header->name(e.field - 1), e.what_alone);
         }
     };
     const auto first = next();
