@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <random>
 #include <string>
 
 using namespace lindra;
@@ -265,4 +266,54 @@ TEST_CASE("a bad registration list writes nothing and names the line and the col
         e = refused(c, std::string("\xFF\xFEg\0r\0", 6));
         CHECK_THAT(e.what(), Catch::StartsWith("line 1: the file is UTF-16"));
     }
+}
+
+TEST_CASE("a mangled registration list imports or names a line, and never half") {
+    // Each run mangles the good list a little: bytes that matter to CSV
+    // and UTF-8 replaced, inserted or removed. Whatever comes of it, a
+    // refusal names a line and writes nothing, and an import that went
+    // through writes nothing the second time.
+    Coordinator c;
+    constexpr unsigned kSeed = 20261206;
+    std::mt19937 random(kSeed);
+    const std::string bytes = std::string("\",;\r\n x\xC3\xA6\xFF\xEF", 11) + std::string(1, '\0');
+    const auto pick = [&](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(random); };
+    int imported = 0, refusals = 0;
+    for (int run = 0; run < 1000; ++run) {
+        std::string text = kGood;
+        for (std::size_t k = 0, n = 1 + pick(3); k < n && !text.empty(); ++k) {
+            const auto at = pick(text.size());
+            switch (pick(4)) {
+                case 0:
+                    text[at] = bytes[pick(bytes.size())];
+                    break;
+                case 1:
+                    text.insert(at, 1, bytes[pick(bytes.size())]);
+                    break;
+                case 2:
+                    text.erase(at, 1);
+                    break;
+                default:
+                    text.resize(at);
+                    break;
+            }
+        }
+        INFO("seed " << kSeed << ", run " << run << ": " << text);
+        const auto outbox = c.r.outbox_size();
+        try {
+            c.r.import_registrations(text);
+            ++imported;
+            const auto written = c.r.outbox_size();
+            c.r.import_registrations(text);
+            CHECK(c.r.outbox_size() == written);
+        } catch (const Error& e) {
+            ++refusals;
+            CHECK_FALSE(e.storage_failure());
+            const std::string what = e.what();
+            CHECK((what.starts_with("line ") || what.starts_with("the registration list is empty")));
+            CHECK(c.r.outbox_size() == outbox);
+        }
+    }
+    CHECK(imported > 0);
+    CHECK(refusals > 0);
 }
