@@ -189,7 +189,7 @@ RegistrationImport Replica::import_registrations(std::string_view text) {
             if (!id)
                 throw line_error(Errc::not_found, l.line, noun,
                                  "no " + std::string(noun) + " named \"" + text +
-                                     "\" on this device (the import makes" + " no " + std::string(noun) +
+                                     "\" on this device (the import makes no " + std::string(noun) +
                                      "s; sync first, or check the name)");
             const auto& e = detail::entity(entity);
             const auto label = c.get(e, *id, e.label_field);
