@@ -429,6 +429,31 @@ int main(void) {
     CHECK(groups != NULL && groups->count == 0);
     lindra_group_list_free(groups);
 
+    /* ---- the coordinator imports a registration list: all of it or nothing ---- */
+    const char list[] = "\xEF\xBB\xBFgroup,display_name,role,profession,organization\r\n"
+                        "Fjordvik spring,\"Lie, Kari\",candidate,nurse,Fjordvik\r\n"
+                        "Fjordvik spring,Ola Nordmann,candidate,assistant,Fjordvik\r\n";
+    lindra_registration_import summary = {0};
+    MUST(lindra_replica_import_registrations(office, list, sizeof list - 1, &summary, &err));
+    CHECK(summary.lines == 2 && summary.people_created == 1 && summary.people_existing == 1);
+    CHECK(summary.memberships_added == 1 && summary.memberships_unchanged == 1 && summary.memberships_withdrawn == 0);
+    int64_t listed = 0, relisted = 0;
+    MUST(lindra_replica_outbox_size(office, &listed, &err));
+    MUST(lindra_replica_import_registrations(office, list, sizeof list - 1, &summary, &err));
+    CHECK(summary.people_created == 0 && summary.memberships_added == 0 && summary.memberships_unchanged == 2);
+    MUST(lindra_replica_outbox_size(office, &relisted, &err));
+    CHECK(relisted == listed); /* again: nothing written */
+    const char bad[] = "group,display_name,role,profession,organization\n"
+                       "Fjordvik spring,Per Dahl,candidate,nurse,Fjordvik\n"
+                       "Fjordvik spring,Siri Berg,boss,nurse,Fjordvik\n";
+    CHECK(!lindra_replica_import_registrations(office, bad, sizeof bad - 1, NULL, &err));
+    CHECK(err.code == LINDRA_ERR_BAD_ENUM_VALUE && strcmp(err.field, "role") == 0);
+    CHECK(strncmp(err.message, "line 3, role: ", 14) == 0);
+    MUST(lindra_replica_outbox_size(office, &relisted, &err));
+    CHECK(relisted == listed); /* Per Dahl's line was good, and is not written either */
+    CHECK(!lindra_replica_import_registrations(office, NULL, 4, NULL, &err));
+    CHECK(err.code == LINDRA_ERR_INVALID_ARGUMENT);
+
     /* ---- the log heard it all, and nothing personal ---- */
     lindra_log_set_callback(NULL, LINDRA_LOG_OFF, NULL);
     CHECK(atomic_load(&log_lines) > 10);

@@ -138,7 +138,7 @@ void print_usage(std::ostream& out, std::span<const Command> table) {
            "\n"
            "The tablet's local copy of mentor-group and course data. Every write is one\n"
            "transaction with its outbox entry and waits there for the next sync.\n"
-           "PERSON, GROUP, MODULE and GATHERING are ids or names; the first words of a\n"
+           "PERSON, GROUP, MODULE, GATHERING and ORG are ids or names; the first words of a\n"
            "name are enough when they are unique (\"ola\", \"m3\", \"g1\").\n"
            "\n"
            "commands:\n";

@@ -9,6 +9,7 @@
 #include <lindra/sync.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -63,6 +64,115 @@ void cmd_init(Session& s) {
     auto& r = s.replica();
     s.out() << (existed ? "opened existing replica " : "created replica ") << r.path() << '\n'
             << "device id: " << r.device_id().to_string() << '\n';
+}
+
+// ---- the coordinator's registrations ----------------------------------------
+
+// A registration list (README, "Registering a course's people"): every line
+// or, if one is wrong, nothing.
+void cmd_import_registrations(Session& s) {
+    const auto& path = s.operand(0);
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (!in || !std::filesystem::is_regular_file(path)) throw Error(Errc::not_found, "cannot read " + path);
+    lindra::RegistrationImport r;
+    try {
+        r = s.replica().import_registrations(text.str());
+    } catch (const Error& e) {
+        if (e.storage_failure()) throw;
+        throw Error(e.errc(), path + ", " + e.what() + " (nothing was imported)", e.sqlite_code(), e.field());
+    }
+    s.out() << "imported " << path << ": " << r.lines << (r.lines == 1 ? " line\n" : " lines\n")
+            << "  people: " << r.people_created << " registered, " << r.people_existing << " registered already\n"
+            << "  memberships: " << r.memberships_added << " added, " << r.memberships_unchanged << " there already\n";
+    for (const auto line : r.withdrawn_lines)
+        s.out() << "  line " << line
+                << ": withdrawn from the group since; left withdrawn (member add GROUP PERSON --role ROLE adds them"
+                   " again)\n";
+}
+
+void cmd_person_add(Session& s) {
+    auto& r = s.replica();
+    const auto profession = s.option("--profession");
+    if (!profession) throw UsageError("person add needs --profession assistant|health_care_worker|nurse|other");
+    const auto p = lindra::to_enum<lindra::Profession>(*profession);
+    const auto organization = optional_ref(r, "organization", s.option("--organization"));
+    const Id id = r.register_person(s.operand(0), p, organization);
+    s.out() << "registered " << s.operand(0) << " (" << to_string(p) << "): " << id.to_string() << '\n';
+}
+
+// The member entry of `person` in `group`, withdrawn ones too.
+std::optional<lindra::RosterEntry> membership(const lindra::Replica& r, const Id& group, const Id& person) {
+    for (const auto& m : r.roster(group).members)
+        if (m.person == person) return m;
+    return std::nullopt;
+}
+
+void cmd_member_add(Session& s) {
+    auto& r = s.replica();
+    const auto role_name = s.option("--role");
+    if (!role_name) throw UsageError("member add needs --role mentor|candidate");
+    const auto role = lindra::to_enum<lindra::MemberRole>(*role_name);
+    const Id group = resolve(r, "mentor_group", s.operand(0));
+    const Id person = resolve(r, "person", s.operand(1));
+    const auto who = person_name(r, person);
+    const auto group_name = r.group(group)->name;
+    const auto m = membership(r, group, person);
+    if (m && m->role == role && m->status != lindra::MemberStatus::withdrawn) {
+        s.out() << who << " is a " << to_string(role) << " of " << group_name << " already; nothing written\n";
+        return;
+    }
+    r.add_member(group, person, role);
+    s.out() << who << ": " << to_string(role) << " of " << group_name << " (active)\n";
+}
+
+void cmd_member_withdraw(Session& s) {
+    auto& r = s.replica();
+    const Id group = resolve(r, "mentor_group", s.operand(0));
+    const Id person = resolve(r, "person", s.operand(1));
+    const auto who = person_name(r, person);
+    const auto group_name = r.group(group)->name;
+    const auto m = membership(r, group, person);
+    if (!m) throw Error(Errc::not_found, who + " is not a member of " + group_name);
+    if (m->status == lindra::MemberStatus::withdrawn) {
+        s.out() << who << " was withdrawn from " << group_name << " already; nothing written\n";
+        return;
+    }
+    r.withdraw_member(group, person);
+    s.out() << who << " withdrawn from " << group_name << '\n';
+}
+
+// A word for a shell: as it is, or in single quotes.
+std::string shell_word(const std::string& word) {
+    const bool plain = !word.empty() && std::all_of(word.begin(), word.end(), [](unsigned char c) {
+        return std::isalnum(c) || std::string_view("_./:=@%+-").find(static_cast<char>(c)) != std::string_view::npos;
+    });
+    if (plain) return word;
+    std::string out = "'";
+    for (const char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+// What the server's operator runs to give PERSON a token (lindra-server
+// issue-token): a coordinator's names their organization too.
+void cmd_token_request(Session& s) {
+    auto& r = s.replica();
+    const Id person = resolve(r, "person", s.operand(0));
+    const auto& role = s.operand(1);
+    std::string line = "lindra-server issue-token --key " + shell_word(s.option("--key").value_or("token.key")) +
+                       " --user " + shell_word(s.option("--user").value_or(person.to_string())) + " --role " + role +
+                       " --person " + person.to_string();
+    if (role == "coordinator") {
+        auto organization = optional_ref(r, "organization", s.option("--organization"));
+        if (!organization) organization = r.person(person)->organization;
+        if (!organization)
+            throw Error(Errc::invalid_argument, person_name(r, person) +
+                                                    " belongs to no organization; say which one they coordinate with"
+                                                    " --organization ORG");
+        line += " --org " + organization->to_string();
+    }
+    s.out() << line << '\n';
 }
 
 void cmd_groups(Session& s) {
@@ -279,8 +389,8 @@ std::optional<std::uint16_t> parse_port(std::string_view text) {
 // The id behind a name, e.g. for issuing a person's token.
 void cmd_id(Session& s) {
     const std::string kind = s.operand(0);
-    if (kind != "person" && kind != "group" && kind != "module" && kind != "gathering")
-        throw UsageError("id wants person, group, module or gathering, not \"" + kind + "\"");
+    if (kind != "person" && kind != "group" && kind != "module" && kind != "gathering" && kind != "organization")
+        throw UsageError("id wants person, group, module, gathering or organization, not \"" + kind + "\"");
     const std::string entity = kind == "group" ? "mentor_group" : kind;
     s.out() << resolve(s.replica(), entity, s.operand(1)).to_string() << '\n';
 }
@@ -500,6 +610,23 @@ std::span<const Command> commands() {
     static const std::vector<Command> table = {
         {"init", "", {}, "create the replica (or open it) and print its device id", cmd_init, true},
         {"seed-demo", "", {}, "add a demo municipality, course and mentor group", seed_demo},
+        {"import-registrations",
+         "FILE",
+         {},
+         "register the people of a CSV registration list and add them to their groups:\n"
+         "      all of it, or nothing (columns: group,display_name,role,profession,organization)",
+         cmd_import_registrations},
+        {"person add",
+         "NAME",
+         {"--profession P", "--organization ORG"},
+         "register a person; P is assistant, health_care_worker, nurse or other",
+         cmd_person_add},
+        {"member add",
+         "GROUP PERSON",
+         {"--role mentor|candidate"},
+         "add PERSON to GROUP (again, after a withdrawal; or with another role)",
+         cmd_member_add},
+        {"member withdraw", "GROUP PERSON", {}, "withdraw PERSON from GROUP", cmd_member_withdraw},
         {"groups", "[PERSON]", {}, "the groups on this device, or PERSON's groups", cmd_groups},
         {"roster", "GROUP", {}, "members with modules, gatherings and confirmation", cmd_roster},
         {"show", "PERSON", {}, "PERSON's progress per module", cmd_show},
@@ -532,7 +659,14 @@ std::span<const Command> commands() {
          cmd_confirm},
         {"gathering rename", "GATHERING TITLE", {}, "give the gathering another title", cmd_gathering_rename},
         {"outbox", "", {}, "how many local changes wait for the server", cmd_outbox},
-        {"id", "person|group|module|gathering NAME", {}, "print the id a name stands for", cmd_id},
+        {"id", "person|group|module|gathering|organization NAME", {}, "print the id a name stands for", cmd_id},
+        {"token-request",
+         "PERSON candidate|mentor|coordinator",
+         {"--organization ORG", "--user NAME", "--key FILE"},
+         "the lindra-server issue-token command that gives PERSON a token, for the server's\n"
+         "      operator (a coordinator's names PERSON's organization, or --organization ORG;\n"
+         "      --user defaults to PERSON's id, --key to token.key)",
+         cmd_token_request},
         {"count", "ENTITY", {}, "how many rows of ENTITY (gathering, reflection, ...) this device holds", cmd_count},
         {"certificate",
          "PERSON",

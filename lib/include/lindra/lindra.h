@@ -457,6 +457,29 @@ LINDRA_API bool lindra_replica_dismiss_refused(lindra_replica* replica, int64_t 
 LINDRA_API bool lindra_replica_dismiss_all_refused(lindra_replica* replica, int64_t* count,
                                                    lindra_error* error) LINDRA_NOEXCEPT;
 
+/* -- the coordinator's registration list (lindra::Replica::import_registrations) -- */
+
+typedef struct lindra_registration_import {
+    int64_t lines;                 /* registration lines read (not the header, not blank lines) */
+    int64_t people_created;        /* people registered by this import */
+    int64_t people_existing;       /* already registered: same display name, same organization */
+    int64_t memberships_added;     /* people added to a group */
+    int64_t memberships_unchanged; /* already members with that role: nothing written */
+    int64_t memberships_withdrawn; /* listed, but withdrawn since: left withdrawn */
+} lindra_registration_import;
+
+/* Imports a registration list: `csv` (`size` bytes, UTF-8, need not end in
+ * a NUL) with a header line naming the columns group, display_name, role,
+ * profession and organization, in any order; the dialect and the rules are
+ * lindra::Replica::import_registrations's (README, "Registering a course's
+ * people"). All of it is written in one transaction, or, if any line is
+ * wrong, nothing: the error's message then starts "line N, COLUMN:" and its
+ * field is the column. Importing the same list again writes nothing.
+ * `summary` (may be NULL) gets the counts. Not inside lindra_replica_batch. */
+LINDRA_API bool lindra_replica_import_registrations(lindra_replica* replica, const char* csv, size_t size,
+                                                    lindra_registration_import* summary,
+                                                    lindra_error* error) LINDRA_NOEXCEPT;
+
 /* -- course certificates (lindra::Replica::verify_certificate) -- */
 
 typedef enum lindra_certificate_status {

@@ -316,6 +316,18 @@ struct CertificateCheck {
     std::optional<std::int64_t> revocation_list_age_ms{};
 };
 
+// What Replica::import_registrations did.
+struct RegistrationImport {
+    int lines = 0;                  // registration lines read (not the header, not blank lines)
+    int people_created = 0;         // people registered by this import
+    int people_existing = 0;        // people already registered (same display name, same organization)
+    int memberships_added = 0;      // people added to a group
+    int memberships_unchanged = 0;  // already members of the group with that role: nothing written
+    // Listed, but withdrawn from the group since: left withdrawn, nothing
+    // written (add them again one by one, Writes::add_member). Their lines.
+    std::vector<int> withdrawn_lines{};
+};
+
 class Replica : public Writes {
   public:
     // Opens (creating if needed) the replica at `path`, runs forward
@@ -356,6 +368,47 @@ class Replica : public Writes {
     // "M1: Basics" but not "M10: ..."). nullopt if none; Errc::ambiguous if
     // several match.
     std::optional<Id> find(std::string_view entity, std::string_view name) const;
+
+    // ---- the coordinator's registration list ----
+    // Registers the people of a registration list ("påmeldingsliste") and
+    // adds them to their groups, in one batch: every line is written, or,
+    // if one is wrong, nothing at all. `csv` is the file's text:
+    //
+    //     group,display_name,role,profession,organization
+    //     Fjellvik group 1,Mia Haugen,mentor,nurse,Fjellvik kommune
+    //     Fjellvik group 1,"Nordmann, Ola",candidate,health_care_worker,Fjellvik kommune
+    //
+    // - A header line names the columns, in any order (case, spaces and
+    //   hyphens do not matter: "Display name" is display_name); a missing,
+    //   unknown or repeated column is refused, naming it. Columns without
+    //   a name (a spreadsheet's empty ones) are ignored.
+    // - The CSV dialect (RFC 4180): UTF-8 with or without a byte order
+    //   mark; CRLF or LF; fields holding a comma, a quote or a line break
+    //   in double quotes, a quote in them doubled (""); spaces around a
+    //   field dropped; blank lines (and lines of empty fields) skipped; a
+    //   semicolon instead of the comma when the header has semicolons and
+    //   no comma. Every value is required.
+    // - group and organization: a group and an organization on this
+    //   device, by their whole name (any case) or id. The import never
+    //   creates either.
+    // - role: mentor or candidate; profession: assistant,
+    //   health_care_worker, nurse or other (any case; "Health care worker"
+    //   is health_care_worker).
+    // - A person is the same person as one already registered when the
+    //   display name (any case) and the organization are the same; they
+    //   are not registered again and keep their profession. Two people of
+    //   that name there is an error: the line cannot say which one.
+    // - A member already in the group with that role is left as is, one
+    //   withdrawn since is left withdrawn (withdrawn_lines); one with the
+    //   other role is an error (change a role with Writes::add_member).
+    // So importing the same file again writes nothing.
+    //
+    // Errors: lindra::Error whose message starts "line N, COLUMN:" and
+    // says what is allowed, with field() the column: invalid_argument
+    // (the CSV, a missing value, the header), bad_enum_value (role,
+    // profession), not_found (no such group or organization), ambiguous
+    // (the name fits several). Nothing is written. Not inside batch().
+    RegistrationImport import_registrations(std::string_view csv);
 
     // ---- certificates ----
     // The certificates this device holds for `person`, oldest first.

@@ -469,6 +469,25 @@ bool lindra_replica_refused_writes(const lindra_replica* replica, lindra_refused
                  [&](const Replica& r) { return build_list<lindra_refused_list>(r.refused_writes()); });
 }
 
+bool lindra_replica_import_registrations(lindra_replica* replica, const char* csv, size_t size,
+                                         lindra_registration_import* summary, lindra_error* error) noexcept {
+    return try_catch(error, [&] {
+        if (size > 0) need(csv, "csv");
+        auto& r = need(replica, "replica");
+        // Its own batch: it cannot join the one this thread runs.
+        if (r.batch_thread.load() == std::this_thread::get_id())
+            throw Error(Errc::invalid_argument, "a registration list cannot be imported inside a batch");
+        const auto s = r.replica.import_registrations({csv ? csv : "", size});
+        if (summary)
+            *summary = {s.lines,
+                        s.people_created,
+                        s.people_existing,
+                        s.memberships_added,
+                        s.memberships_unchanged,
+                        static_cast<int64_t>(s.withdrawn_lines.size())};
+    });
+}
+
 bool lindra_replica_certificates_of(const lindra_replica* replica, const lindra_id* person, lindra_id_list** out,
                                     lindra_error* error) noexcept {
     return query(replica, out, error, [&](const Replica& r) {

@@ -1,5 +1,6 @@
 // The typed queries: plain SQL over the domain tables, which hold merged
 // values. Deleted rows (tombstones) never appear.
+#include "core/case_fold.hpp"
 #include "replica/core.hpp"
 
 #include <algorithm>
@@ -44,37 +45,6 @@ std::int64_t query_count(Core& c, const std::string& sql, std::initializer_list<
     for (const auto& p : params) s->bind(i++, p);
     s->step();
     return s->int64(0);
-}
-
-// Lower case for the Latin letters of Nordic and other European names
-// (A-Z, U+00C0-U+00DE, Latin Extended-A), so "øystein" finds "Øystein".
-// Other text passes through unchanged.
-char32_t fold(char32_t c) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7)) return c + 0x20;
-    if (c == 0x178) return 0xFF;  // Ÿ
-    const bool odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
-    if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x138 && c != 0x149 && (c % 2 == 1) == odd_upper) return c + 1;
-    return c;
-}
-
-std::string lower(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size();) {
-        const auto b = static_cast<unsigned char>(s[i]);
-        // Two-byte sequences cover every letter fold() changes above ASCII.
-        if ((b & 0xE0) == 0xC0 && i + 1 < s.size()) {
-            const char32_t c =
-                fold(static_cast<char32_t>(((b & 0x1F) << 6) | (static_cast<unsigned char>(s[i + 1]) & 0x3F)));
-            out.push_back(static_cast<char>(0xC0 | (c >> 6)));
-            out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-            i += 2;
-        } else {
-            out.push_back(static_cast<char>(fold(b)));
-            ++i;
-        }
-    }
-    return out;
 }
 
 // Words end at ASCII punctuation or space; bytes of multi-byte characters
@@ -271,13 +241,13 @@ std::optional<Id> Replica::find(std::string_view entity_name, std::string_view n
     }
     if (e.label_field.empty())
         throw Error(Errc::invalid_argument, std::string(e.name) + " rows have no name; address them by id");
-    const std::string wanted = lower(name);
+    const std::string wanted = fold_case(name);
     if (wanted.empty()) throw Error(Errc::invalid_argument, "an empty name matches nothing");
     std::vector<Id> exact, prefix;
     auto s = core_->db.cached("SELECT id, " + std::string(e.label_field) + " FROM " + std::string(e.name) +
                               " WHERE deleted = 0");
     while (s->step()) {
-        const std::string label = lower(s->text(1));
+        const std::string label = fold_case(s->text(1));
         if (label == wanted)
             exact.push_back(s->id(0));
         else if (label.starts_with(wanted) && ends_word(label, wanted.size()))

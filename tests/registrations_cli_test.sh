@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Black-box test of the coordinator's work with the real binaries: the
+# office registers a coordinator, `lindra-tablet token-request` prints the
+# lindra-server command that issues her token (run here as printed), and her
+# tablet imports a registration list, imports it again (nothing written),
+# refuses a bad one (exit 1, line and column named, nothing written), adds,
+# withdraws and registers people, and syncs it all without a refusal.
+# Plain TCP on 127.0.0.1.
+# Usage: tests/registrations_cli_test.sh PATH_TO_lindra-server PATH_TO_lindra-tablet
+# Prints PASS/FAIL per check; exits 1 if any check failed.
+set -u
+
+if [[ $# -ne 2 ]]; then
+    echo "usage: $0 PATH_TO_lindra-server PATH_TO_lindra-tablet" >&2
+    exit 2
+fi
+server_bin=$1
+cli=$2
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+    if [[ -n $server_pid ]]; then
+        kill -TERM "$server_pid" 2>/dev/null
+        wait "$server_pid" 2>/dev/null
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+passed=0
+failed=0
+out=""
+rc=0
+
+# run WHO ARGS...: the CLI on WHO's replica; sets $out (stdout and stderr) and $rc.
+run() {
+    local who=$1
+    shift
+    out=$("$cli" --db "$work/$who.db" "$@" 2>&1)
+    rc=$?
+}
+sync_as() { run "$1" sync --server "127.0.0.1:$port" --insecure --token "$(cat "$work/$1.token")"; }
+outbox_count() { "$cli" --db "$work/$1.db" outbox 2>&1 | grep -oE '[0-9]+' | head -n 1; }
+
+pass() {
+    echo "PASS: $1"
+    passed=$((passed + 1))
+}
+fail() {
+    echo "FAIL: $1 (exit $rc)"
+    printf '%s\n' "$out" | head -n 20 | sed 's/^/    /'
+    failed=$((failed + 1))
+}
+# check NAME EXIT PATTERN: the last run exited with EXIT and its output
+# matches PATTERN (grep -E).
+check() {
+    if [[ $rc -eq $2 ]] && grep -qE -- "$3" <<<"$out"; then pass "$1"; else fail "$1"; fi
+}
+
+out=$("$cli" --help 2>&1)
+rc=$?
+missing=""
+for c in import-registrations "person add" "member add" "member withdraw" token-request \
+    "id person|group|module|gathering|organization"; do
+    grep -qF -- "  $c" <<<"$out" || missing="$missing $c"
+done
+if [[ $rc -eq 0 && -z "$missing" ]]; then pass "--help lists the coordinator's commands"; else
+    fail "--help lists the coordinator's commands (missing:$missing)"; fi
+
+# ---- a server, and the office that registers the coordinator ---------------------
+
+"$server_bin" gen-key --out "$work/token.key" || exit 1
+"$server_bin" --db "$work/server.db" --listen 127.0.0.1:0 --token-key "$work/token.key" --insecure \
+    > "$work/server.log" 2>&1 &
+server_pid=$!
+port=
+for _ in $(seq 1 100); do # up to 10 s
+    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/server.log")
+    [[ -n $port ]] && break
+    sleep 0.1
+done
+if [[ -z $port ]]; then
+    echo "FAIL: the server did not start" >&2
+    cat "$work/server.log" >&2
+    exit 1
+fi
+
+"$server_bin" issue-token --key "$work/token.key" --ttl 1h --user office --role admin > "$work/office.token"
+run office init
+run office seed-demo
+run office person add "Cora Koordinator" --profession other --organization fjellvik
+check "person add registers the coordinator" 0 "^registered Cora Koordinator \(other\): [0-9a-f-]{36}$"
+run office person add "Ivar Uten" --profession teacher
+check "person add refuses an unknown profession, naming the allowed ones" 1 \
+    "\"teacher\" is not one of: assistant, health_care_worker, nurse, other"
+sync_as office
+check "the office syncs" 0 "^synced: pushed [1-9]"
+
+run office id organization "fjellvik kommune"
+check "id organization prints the organization's id" 0 "^[0-9a-f-]{36}$"
+org=$out
+run office id person cora
+cora=$out
+run office token-request cora coordinator --key "$work/token.key" --user cora
+check "token-request prints the server's command line" 0 \
+    "^lindra-server issue-token --key $work/token.key --user cora --role coordinator --person $cora --org $org$"
+request=$out
+out=$(eval "\"\$server_bin\" ${request#lindra-server }" 2>&1 > "$work/coord.token")
+rc=$?
+check "lindra-server issues the token from that command line" 0 ""
+run office token-request "cora koordinator" candidate
+check "token-request for a candidate names no organization" 0 "--role candidate --person $cora$"
+run office person add "Uten Organisasjon" --profession nurse
+run office token-request uten coordinator
+check "a coordinator without an organization is asked for one" 1 "belongs to no organization.*--organization ORG"
+
+# ---- the coordinator's tablet: the registration list -----------------------------
+
+run coord init
+sync_as coord
+check "the coordinator's first sync" 0 "^synced: "
+printf '%s\r\n' 'group,display_name,role,profession,organization' \
+    'Fjellvik nursing home group,Mia Haugen,mentor,nurse,Fjellvik kommune' \
+    'Fjellvik nursing home group,"Berg, Siri",candidate,assistant,Fjellvik kommune' \
+    '' \
+    'Fjellvik nursing home group,Per Dahl,Candidate,Health care worker,Fjellvik kommune' > "$work/list.csv"
+run coord import-registrations "$work/list.csv"
+check "a registration list imports" 0 "people: 2 registered, 1 registered already"
+check "it adds the new members" 0 "memberships: 2 added, 1 there already"
+run coord roster fjellvik
+check "the roster has the quoted name" 0 "Berg, Siri +candidate +active"
+before=$(outbox_count coord)
+run coord import-registrations "$work/list.csv"
+check "importing it again writes nothing" 0 "memberships: 0 added, 3 there already"
+after=$(outbox_count coord)
+if [[ -n $before && "$before" == "$after" ]]; then pass "the outbox is as it was ($after)"; else
+    fail "the outbox is as it was ($before -> $after)"; fi
+
+printf '%s\n' 'group,display_name,role,profession,organization' \
+    'Fjellvik nursing home group,Eva Strand,candidate,nurse,Fjellvik kommune' \
+    'Fjellvik nursing home group,Leif Ås,leader,nurse,Fjellvik kommune' > "$work/bad.csv"
+run coord import-registrations "$work/bad.csv"
+check "a bad line fails the import, naming line and column" 1 \
+    "bad.csv, line 3, role: \"leader\" is not one of: mentor, candidate \(nothing was imported\)"
+run coord show eva
+check "nothing of the bad file was written" 1 "no person named \"eva\""
+if [[ "$(outbox_count coord)" == "$after" ]]; then pass "the bad file left the outbox as it was"; else
+    fail "the bad file left the outbox as it was"; fi
+printf '%s\n' 'group,name,role' 'x,y,z' > "$work/header.csv"
+run coord import-registrations "$work/header.csv"
+check "a wrong header names the columns" 1 "unknown column \"name\"; missing column display_name, profession, organization"
+
+# ---- members one by one ----------------------------------------------------------
+
+run coord member withdraw fjellvik per
+check "member withdraw" 0 "^Per Dahl withdrawn from Fjellvik nursing home group$"
+run coord member withdraw fjellvik per
+check "withdrawing again writes nothing" 0 "withdrawn from Fjellvik nursing home group already; nothing written"
+run coord import-registrations "$work/list.csv"
+check "the list leaves a withdrawn member withdrawn" 0 "line 5: withdrawn from the group since; left withdrawn"
+run coord person add "Eva Strand" --profession nurse --organization "fjellvik kommune"
+run coord member add fjellvik eva --role mentor
+check "member add" 0 "^Eva Strand: mentor of Fjellvik nursing home group \(active\)$"
+run coord member add fjellvik eva --role mentor
+check "adding again writes nothing" 0 "already; nothing written"
+run coord member add fjellvik eva --role boss
+check "member add refuses an unknown role" 1 "\"boss\" is not one of"
+run coord member add fjellvik eva
+check "member add needs --role" 2 "needs --role mentor\|candidate"
+run coord member withdraw fjellvik cora
+check "withdrawing a non-member is an error" 1 "Cora Koordinator is not a member of Fjellvik nursing home group"
+run coord roster fjellvik
+check "the roster has the new mentor" 0 "Eva Strand +mentor +active"
+check "the roster has the withdrawn candidate" 0 "Per Dahl +candidate +withdrawn"
+
+sync_as coord
+check "the server takes all of the coordinator's writes" 0 "^synced: pushed [1-9][0-9]* changes"
+if grep -q "refused" <<<"$out"; then fail "no write refused"; else pass "no write refused"; fi
+sync_as office
+run office roster fjellvik
+check "the office sees the imported members" 0 "Berg, Siri +candidate +active"
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
