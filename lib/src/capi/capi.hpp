@@ -3,9 +3,9 @@
 // result out in one malloc'd block so one free() releases it.
 #pragma once
 
+#include <lindra/lindra.h>
 #include <lindra/error.hpp>
 #include <lindra/id.hpp>
-#include <lindra/lindra.h>
 #include <lindra/replica.hpp>
 
 #include <algorithm>
@@ -15,9 +15,9 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
-#include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -97,12 +97,20 @@ inline lindra_id to_c(const std::optional<Id>& in) noexcept {
     return in ? to_c(*in) : lindra_id{};
 }
 
+// A copy of `text` the caller owns and frees with lindra_string_free.
+inline char* owned_string(const std::string& text) {
+    auto* out = static_cast<char*>(std::malloc(text.size() + 1));
+    if (!out) throw std::bad_alloc();
+    std::memcpy(out, text.c_str(), text.size() + 1);
+    return out;
+}
+
 // A C enum value as the C++ enum of the same order; out of range is bad input.
 template <class E>
 E to_enum(int value, int count, const char* what) {
     if (value < 0 || value >= count)
-        throw Error(Errc::bad_enum_value, std::string(what) + " " + std::to_string(value) + " is not one of 0.." +
-                                              std::to_string(count - 1));
+        throw Error(Errc::bad_enum_value,
+                    std::string(what) + " " + std::to_string(value) + " is not one of 0.." + std::to_string(count - 1));
     return static_cast<E>(value);
 }
 // An optional C++ enum as a C enum whose -1 is "none".
