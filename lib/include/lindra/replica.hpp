@@ -414,7 +414,9 @@ class Replica : public Writes {
     CompletionReport completion_report(const Id& group) const;
     // The same for every group of `organization` and of the organizations
     // under it (by parent), as far as this device holds them. Errc::not_found
-    // if the organization is not on this device.
+    // if the organization is not on this device. Other calls on this replica
+    // wait while it reads: 2,700 candidates in 300 groups (20 modules, 10
+    // gatherings) take about 1.5 s on a 2-core machine.
     CompletionReport completion_report_for_organization(const Id& organization) const;
     // The server's certificate keys this device holds, as a JWK Set
     // (RFC 7517): what any JOSE library verifies a credential with.

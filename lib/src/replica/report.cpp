@@ -6,6 +6,9 @@
 #include "replica/core.hpp"
 #include "replica/rows.hpp"
 
+#include <map>
+#include <tuple>
+
 namespace lindra {
 
 using detail::Core;
@@ -14,13 +17,40 @@ namespace {
 
 using model::field_as;
 
+// The rows a report reads for every candidate of a group (the course, its
+// modules, the group and its gatherings) read once: a municipality's
+// report judges thousands of candidates under the replica's lock, and these
+// make half of its reads. Lives for one report, under the Core's mutex, so
+// nothing changes under it.
+class SharedRows final : public model::RowSource {
+  public:
+    explicit SharedRows(store::Database& db) : rows_(db) {}
+
+    model::RowState load(const EntityDef& e, const Id& row) override {
+        if (e.scope != ScopeKind::catalog && e.name != "mentor_group" && e.name != "gathering")
+            return rows_.load(e, row);
+        auto [it, added] = loaded_.try_emplace({e.tag, row});
+        if (added) it->second = rows_.load(e, row);
+        return it->second;
+    }
+    std::vector<Id> referring(const EntityDef& e, std::string_view field, const Id& target) override {
+        auto [it, added] = referring_.try_emplace({e.tag, std::string(field), target});
+        if (added) it->second = rows_.referring(e, field, target);
+        return it->second;
+    }
+
+  private:
+    detail::Rows rows_;
+    std::map<std::pair<std::uint16_t, Id>, model::RowState> loaded_;
+    std::map<std::tuple<std::uint16_t, std::string, Id>, std::vector<Id>> referring_;
+};
+
 struct GroupInfo {
     Id id;
     std::string name, organization, course_title;
 };
 
-void add_group(Core& c, const GroupInfo& g, CompletionReport& out) {
-    detail::Rows rows(c.db);
+void add_group(Core& c, SharedRows& rows, const GroupInfo& g, CompletionReport& out) {
     const EntityDef& people = detail::entity("person");
     const EntityDef& certificates = detail::entity("certificate");
     std::vector<std::pair<Id, std::string>> candidates;
@@ -105,7 +135,8 @@ CompletionReport Replica::completion_report(const Id& group) const {
     if (groups.empty()) throw Error(Errc::not_found, "group " + group.to_string() + " is not on this device");
     CompletionReport out;
     out.scope = groups.front().name;
-    add_group(*core_, groups.front(), out);
+    SharedRows rows(core_->db);
+    add_group(*core_, rows, groups.front(), out);
     return out;
 }
 
@@ -126,7 +157,8 @@ CompletionReport Replica::completion_report_for_organization(const Id& organizat
                                      " SELECT o.id FROM organization o JOIN under ON o.parent_id = under.id"
                                      " WHERE o.deleted = 0) SELECT id FROM under)",
                                      organization);
-    for (const auto& g : groups) add_group(*core_, g, out);
+    SharedRows rows(core_->db);
+    for (const auto& g : groups) add_group(*core_, rows, g, out);
     return out;
 }
 
