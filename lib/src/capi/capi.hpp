@@ -3,9 +3,9 @@
 // result out in one malloc'd block so one free() releases it.
 #pragma once
 
-#include <lindra/lindra.h>
 #include <lindra/error.hpp>
 #include <lindra/id.hpp>
+#include <lindra/lindra.h>
 #include <lindra/replica.hpp>
 
 #include <algorithm>
@@ -15,9 +15,9 @@
 #include <memory>
 #include <new>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -109,8 +109,8 @@ inline char* owned_string(const std::string& text) {
 template <class E>
 E to_enum(int value, int count, const char* what) {
     if (value < 0 || value >= count)
-        throw Error(Errc::bad_enum_value,
-                    std::string(what) + " " + std::to_string(value) + " is not one of 0.." + std::to_string(count - 1));
+        throw Error(Errc::bad_enum_value, std::string(what) + " " + std::to_string(value) + " is not one of 0.." +
+                                              std::to_string(count - 1));
     return static_cast<E>(value);
 }
 // An optional C++ enum as a C enum whose -1 is "none".

@@ -59,8 +59,7 @@ char* lindra_mock_server_token(const lindra_mock_server* server, const char* use
 
 bool lindra_mock_server_count(lindra_mock_server* server, const char* entity, int64_t* out,
                               lindra_error* error) noexcept {
-    return try_catch(error,
-                     [&] { need(out, "out") = need(server, "server").mock.rows().count(need(entity, "entity")); });
+    return try_catch(error, [&] { need(out, "out") = need(server, "server").mock.rows().count(need(entity, "entity")); });
 }
 
 size_t lindra_mock_server_pushed_count(const lindra_mock_server* server) noexcept {

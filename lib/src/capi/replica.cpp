@@ -526,16 +526,6 @@ bool lindra_replica_dismiss_all_refused(lindra_replica* replica, int64_t* count,
     });
 }
 
-// Each result is one block (capi.hpp): freeing its root frees it all.
-void lindra_person_free(lindra_person* p) noexcept {
-    std::free(p);
-}
-void lindra_group_free(lindra_group* p) noexcept {
-    std::free(p);
-}
-void lindra_gathering_free(lindra_gathering* p) noexcept {
-    std::free(p);
-}
 bool lindra_replica_completion_report_csv(const lindra_replica* replica, const lindra_id* group,
                                           const lindra_id* organization, char** out, lindra_error* error) noexcept {
     return completion_report(replica, group, organization, out, error, completion_report_csv);
@@ -546,6 +536,16 @@ bool lindra_replica_completion_report_table(const lindra_replica* replica, const
     return completion_report(replica, group, organization, out, error, completion_report_table);
 }
 
+// Each result is one block (capi.hpp): freeing its root frees it all.
+void lindra_person_free(lindra_person* p) noexcept {
+    std::free(p);
+}
+void lindra_group_free(lindra_group* p) noexcept {
+    std::free(p);
+}
+void lindra_gathering_free(lindra_gathering* p) noexcept {
+    std::free(p);
+}
 void lindra_string_free(char* text) noexcept {
     std::free(text);
 }
