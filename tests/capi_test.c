@@ -242,6 +242,26 @@ int main(void) {
     lindra_certificate_check* check = NULL;
     CHECK(!lindra_replica_verify_certificate(tablet, &unknown, &check, &err));
     CHECK(err.code == LINDRA_ERR_NOT_FOUND && check == NULL);
+    /* The coordinator's completion report: Ola has not passed M1 yet. */
+    char* csv = NULL;
+    MUST(lindra_replica_completion_report_csv(office, &group, NULL, &csv, &err));
+    CHECK(strncmp(csv, "organization,group,course,person,person_id,membership,", 54) == 0);
+    CHECK(strstr(csv, "\r\nFjordvik,Fjordvik spring,Palliative care,Ola Nordmann,") != NULL);
+    CHECK(strstr(csv, ",missing,,,,,\"module 1 \"\"M1: Basics\"\" not passed;") != NULL);
+    CHECK(strstr(csv, "Mia Mentor,") == NULL); /* mentors are not candidates */
+    lindra_string_free(csv);
+    char* table = NULL;
+    MUST(lindra_replica_completion_report_table(office, NULL, &org, &table, &err));
+    CHECK(strncmp(table, "Fjordvik spring - Palliative care, Fjordvik\n", 44) == 0);
+    CHECK(strstr(table, "  Ola Nordmann  0/1 ") != NULL);
+    lindra_string_free(table);
+    csv = NULL;
+    CHECK(!lindra_replica_completion_report_csv(office, &unknown, NULL, &csv, &err));
+    CHECK(err.code == LINDRA_ERR_NOT_FOUND && csv == NULL);
+    CHECK(!lindra_replica_completion_report_table(office, &group, &org, &table, &err));
+    CHECK(err.code == LINDRA_ERR_INVALID_ARGUMENT);
+    CHECK(!lindra_replica_completion_report_csv(office, NULL, NULL, &csv, &err));
+    CHECK(err.code == LINDRA_ERR_INVALID_ARGUMENT && csv == NULL);
     char text[37];
     lindra_id parsed;
     lindra_id_format(&ola, text);

@@ -73,7 +73,7 @@ out=$("$cli" --help 2>&1)
 rc=$?
 missing=""
 for c in init seed-demo groups roster show progress reflect "gathering plan" "gathering hold" \
-    "gathering cancel" attend confirm outbox; do
+    "gathering cancel" attend confirm outbox report; do
     grep -qF -- "  $c" <<<"$out" || missing="$missing $c"
 done
 if [[ $rc -eq 0 && -z "$missing" ]]; then pass "--help lists every command"; else
@@ -152,6 +152,36 @@ expect_ok "reflection on a module" "saved for Ola Nordmann on M2" \
     reflect ola "Being there is also care." --module m2
 text4000=$(head -c 4000 /dev/zero | tr '\0' x)
 expect_ok "a 4000-character reflection fits" "saved for Kari Lie" reflect kari "$text4000"
+
+# ---- the completion report ----------------------------------------------------------
+
+expect_ok "report of a group" "^Fjellvik nursing home group - Palliative care basics, Fjellvik kommune" \
+    report fjellvik
+table=$out
+check_exit "report: Kari confirmed, lacking modules and gatherings" 0 \
+    "^  Kari Lie +0/7 +0/1 +yes, Mia Haugen, [0-9]{4}-[0-9]{2}-[0-9]{2} +missing: module 1 .* not passed; .*attended 0 of 1 gatherings held; the course asks for 3$"
+check_exit "report: Ola lacks M3 on, a gathering and the confirmation" 0 \
+    "^  Ola Nordmann +2/7 +1/1 +no +missing: module 3 .*; attended 1 of 1 gatherings held; the course asks for 3; no mentor has confirmed the participation$"
+# The certificate column starts at the same character on every line, "Sæther" too.
+starts=$(export LC_ALL=C.UTF-8; grep -E "^  (Kari|Nils|Ola|candidate)" <<<"$table" | while IFS= read -r line; do
+    prefix=${line%%missing:*}
+    prefix=${prefix%%certificate*}
+    echo "${#prefix}"
+done | sort -u | wc -l)
+if [[ $starts -eq 1 ]]; then pass "report: columns line up in characters"; else fail "report: columns line up in characters"; fi
+expect_ok "report of an organization as CSV" \
+    "^organization,group,course,person,person_id,membership,modules_passed,.*,lacking"$'\r'"$" \
+    report --organization fjellvik --csv
+lines=$(grep -c $'\r$' <<<"$out")
+if [[ $lines -eq 4 ]] && grep -qE "^Fjellvik kommune,Fjellvik nursing home group,Palliative care basics,Ola Nordmann,[0-9a-f-]{36},active,2,7,1,1,3,no,,,no,missing,,,,,\"module 3 " <<<"$out"; then
+    pass "report --csv: a header and a CRLF line per candidate"
+else
+    fail "report --csv: a header and a CRLF line per candidate"
+fi
+expect_error "report of an unknown group" 1 "^lindra-tablet: no group named \"nowhere\" on this device" report nowhere
+expect_error "report of an unknown organization" 1 "no organization named \"nowhere\"" report --organization nowhere
+expect_error "report wants a group or an organization" 2 "a GROUP or --organization ORG" report
+expect_error "report wants one of them" 2 "a GROUP or --organization ORG" report fjellvik --organization fjellvik
 
 # ---- bad input: an error naming the field, nothing written ------------------------
 

@@ -6,6 +6,7 @@
 #include "lookup.hpp"
 #include "text.hpp"
 
+#include <lindra/report.hpp>
 #include <lindra/sync.hpp>
 
 #include <algorithm>
@@ -222,6 +223,19 @@ void cmd_roster(Session& s) {
     for (const auto& x : gatherings)
         t.add({x.title, std::string(to_string(x.status)), x.scheduled_at ? local_datetime(*x.scheduled_at) : "-"});
     t.print(s.out());
+}
+
+// The coordinator's completion report, of a group or of an organization
+// (and those under it): the library renders it, so apps show the same.
+void cmd_report(Session& s) {
+    const auto group = s.optional_operand(0);
+    const auto organization = s.option("--organization");
+    if (group.has_value() == organization.has_value())
+        throw UsageError("report wants a GROUP or --organization ORG (one of them)");
+    auto& r = s.replica();
+    const auto report = group ? r.completion_report(resolve(r, "mentor_group", *group))
+                              : r.completion_report_for_organization(resolve(r, "organization", *organization));
+    s.out() << (s.flag("--csv") ? lindra::completion_report_csv(report) : lindra::completion_report_table(report));
 }
 
 void cmd_show(Session& s) {
@@ -630,6 +644,14 @@ std::span<const Command> commands() {
         {"groups", "[PERSON]", {}, "the groups on this device, or PERSON's groups", cmd_groups},
         {"roster", "GROUP", {}, "members with modules, gatherings and confirmation", cmd_roster},
         {"show", "PERSON", {}, "PERSON's progress per module", cmd_show},
+        {"report",
+         "[GROUP]",
+         {"--organization ORG", "--csv"},
+         "the completion report: each candidate's modules, gatherings, confirmation and\n"
+         "      certificate, and what is lacking (of GROUP, or of every group of ORG and the\n"
+         "      organizations under it; --csv: RFC 4180 CSV for a spreadsheet)",
+         cmd_report},
+
         {"progress",
          "PERSON MODULE start|complete",
          {"--score N", "--minutes N", "--group GROUP"},

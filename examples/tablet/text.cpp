@@ -1,17 +1,12 @@
 #include "text.hpp"
 
-#include <algorithm>
+#include <lindra/report.hpp>
+
 #include <ctime>
 #include <ostream>
 
 namespace tablet {
 namespace {
-
-std::size_t width(const std::string& s) {
-    // Count every byte that is not a UTF-8 continuation byte.
-    return static_cast<std::size_t>(
-        std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
-}
 
 std::string format_local(lindra::Timestamp ms, const char* format) {
     const std::time_t t = static_cast<std::time_t>(ms / 1000);
@@ -24,19 +19,7 @@ std::string format_local(lindra::Timestamp ms, const char* format) {
 }  // namespace
 
 void Table::print(std::ostream& out, int indent) const {
-    std::vector<std::size_t> widths;
-    for (const auto& row : rows_) {
-        widths.resize(std::max(widths.size(), row.size()));
-        for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], width(row[i]));
-    }
-    for (const auto& row : rows_) {
-        std::string line(static_cast<std::size_t>(indent), ' ');
-        for (std::size_t i = 0; i < row.size(); ++i) {
-            line += row[i];
-            if (i + 1 < row.size()) line += std::string(widths[i] - width(row[i]) + 2, ' ');
-        }
-        out << line << '\n';
-    }
+    out << lindra::aligned_columns(rows_, indent);
 }
 
 std::string local_datetime(lindra::Timestamp ms) {

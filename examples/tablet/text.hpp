@@ -10,8 +10,9 @@
 
 namespace tablet {
 
-// Columns padded to their widest cell, counted in UTF-8 code points so names
-// like "Nils Sæther" line up. The last column is not padded.
+// Columns padded to their widest cell, counted in the columns a terminal
+// gives them (lindra::text_width) so names like "Nils Sæther" line up. The
+// last column is not padded.
 class Table {
   public:
     void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }

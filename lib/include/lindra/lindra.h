@@ -525,6 +525,27 @@ LINDRA_API bool lindra_replica_verify_certificate(const lindra_replica* replica,
 LINDRA_API bool lindra_replica_revoke_certificate(lindra_replica* replica, const lindra_id* certificate,
                                                   const char* reason, lindra_error* error) LINDRA_NOEXCEPT;
 
+/* -- the coordinator's completion report (lindra::Replica::completion_report) -- */
+
+/* The completion report of `group`, or, with `group` NULL, of every group of
+ * `organization` and of the organizations under it (exactly one of the two
+ * is given; both or neither is LINDRA_ERR_INVALID_ARGUMENT): per candidate,
+ * modules passed of required, gatherings attended of held, the mentor's
+ * confirmation, and the certificate (issued, revoked, or missing with what
+ * is lacking), by the server's own rule over what this device holds.
+ * _csv: RFC 4180 CSV with a header line and CRLF line ends (columns as in
+ * lindra/report.hpp); _table: aligned text for a terminal. *out gets a
+ * NUL-terminated UTF-8 string, freed with lindra_string_free.
+ * LINDRA_ERR_NOT_FOUND if the device holds no such group or organization. */
+LINDRA_API bool lindra_replica_completion_report_csv(const lindra_replica* replica, const lindra_id* group,
+                                                     const lindra_id* organization, char** out,
+                                                     lindra_error* error) LINDRA_NOEXCEPT;
+LINDRA_API bool lindra_replica_completion_report_table(const lindra_replica* replica, const lindra_id* group,
+                                                       const lindra_id* organization, char** out,
+                                                       lindra_error* error) LINDRA_NOEXCEPT;
+
+/* Frees a string the C API returned (NULL is a no-op). */
+LINDRA_API void lindra_string_free(char* text) LINDRA_NOEXCEPT;
 LINDRA_API void lindra_person_free(lindra_person* person) LINDRA_NOEXCEPT;
 LINDRA_API void lindra_group_free(lindra_group* group) LINDRA_NOEXCEPT;
 LINDRA_API void lindra_gathering_free(lindra_gathering* gathering) LINDRA_NOEXCEPT;

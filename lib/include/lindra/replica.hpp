@@ -304,6 +304,54 @@ enum class CertificateStatus {
 };
 std::string_view to_string(CertificateStatus v);
 
+// Where a candidate's course certificate stands, on this device.
+enum class CertificateState {
+    issued,   // the server issued it
+    revoked,  // the server issued it, and it has been revoked since
+    missing,  // none on this device: the rule is not met, or the server has not issued it yet
+};
+std::string_view to_string(CertificateState v);
+
+// One candidate of one group in the coordinator's completion report
+// (Replica::completion_report): how far they are by the certificate's rule
+// (README, "Course completion and certificates") and their certificate.
+struct CompletionReportRow {
+    Id group{};
+    std::string group_name{};
+    std::string organization_name{};  // the group's organization
+    std::string course_title{};
+    Id person{};
+    std::string display_name{};  // empty if the person row has not arrived yet
+    MemberStatus status = MemberStatus::registered;
+    int modules_passed = 0;  // required modules passed (at or above the pass score where there is one)
+    int modules_required = 0;
+    int gatherings_attended = 0;  // held gatherings of the group attended (present)
+    int gatherings_held = 0;
+    int gatherings_required = 0;  // the course's required_gatherings
+    bool confirmed = false;       // a mentor has confirmed the participation
+    std::optional<Id> confirmed_by{};
+    std::string confirmed_by_name{};  // the mentor's display name, if this device holds it
+    std::optional<Timestamp> confirmed_at{};
+    bool met = false;  // the rule is met by what this device holds
+    CertificateState certificate = CertificateState::missing;
+    std::string serial{};  // issued or revoked: the certificate's serial
+    std::optional<Timestamp> issued_at{};
+    std::optional<Timestamp> revoked_at{};
+    std::string revocation_reason{};
+    // A missing certificate: what keeps the rule from being met, one item
+    // each ("module 2 \"M2: Pain and symptoms\" not passed", ...). Empty when
+    // the rule is met (the server issues once it has these records) and
+    // for an issued or revoked certificate.
+    std::vector<std::string> lacking{};
+};
+
+struct CompletionReport {
+    std::string scope{};  // the group's or the organization's name
+    // Candidates, by organization name, group name, then display name.
+    // Mentors are not listed: they are not candidates for the certificate.
+    std::vector<CompletionReportRow> rows{};
+};
+
 struct CertificateCheck {
     CertificateStatus status = CertificateStatus::bad_signature;
     std::string reason{};  // the status in words, with what was wrong
@@ -418,6 +466,20 @@ class Replica : public Writes {
     // row's (its person, course and group), its validFrom, and revocation.
     // Errc::not_found if the device holds no such certificate.
     CertificateCheck verify_certificate(const Id& certificate) const;
+    // The coordinator's completion report for `group`: every candidate
+    // (withdrawn ones too) with modules passed of required, gatherings
+    // attended of held, the mentor's confirmation, and the certificate:
+    // issued, revoked or missing, and for a missing one what is lacking.
+    // Judged by the server's own rule (model/completion.hpp) over what this
+    // device holds, so it is as current as its last sync. Render it with
+    // lindra/report.hpp. Errc::not_found if the group is not on this device.
+    CompletionReport completion_report(const Id& group) const;
+    // The same for every group of `organization` and of the organizations
+    // under it (by parent), as far as this device holds them. Errc::not_found
+    // if the organization is not on this device. Other calls on this replica
+    // wait while it reads: 2,700 candidates in 300 groups (20 modules, 10
+    // gatherings) take about 1.5 s on a 2-core machine.
+    CompletionReport completion_report_for_organization(const Id& organization) const;
     // The server's certificate keys this device holds, as a JWK Set
     // (RFC 7517): what any JOSE library verifies a credential with.
     std::string issuer_jwks() const;

@@ -97,6 +97,14 @@ inline lindra_id to_c(const std::optional<Id>& in) noexcept {
     return in ? to_c(*in) : lindra_id{};
 }
 
+// A copy of `text` the caller owns and frees with lindra_string_free.
+inline char* owned_string(const std::string& text) {
+    auto* out = static_cast<char*>(std::malloc(text.size() + 1));
+    if (!out) throw std::bad_alloc();
+    std::memcpy(out, text.c_str(), text.size() + 1);
+    return out;
+}
+
 // A C enum value as the C++ enum of the same order; out of range is bad input.
 template <class E>
 E to_enum(int value, int count, const char* what) {

@@ -52,16 +52,9 @@ char* lindra_mock_server_token(const lindra_mock_server* server, const char* use
         claims.role = to_enum<Role>(role, LINDRA_TOKEN_ADMIN + 1, "token role");
         claims.person = optional_id(person).value_or(Id{});
         claims.organization = optional_id(organization).value_or(Id{});
-        const std::string token = need(server, "server").mock.token(claims);
-        out = static_cast<char*>(std::malloc(token.size() + 1));
-        if (!out) throw std::bad_alloc();
-        std::memcpy(out, token.c_str(), token.size() + 1);
+        out = owned_string(need(server, "server").mock.token(claims));
     });
     return out;
-}
-
-void lindra_string_free(char* text) noexcept {
-    std::free(text);
 }
 
 bool lindra_mock_server_count(lindra_mock_server* server, const char* entity, int64_t* out,

@@ -3,6 +3,7 @@
 #include "capi/handles.hpp"
 
 #include <lindra/replica.hpp>
+#include <lindra/report.hpp>
 
 using namespace lindra;
 using namespace lindra::capi;
@@ -147,6 +148,18 @@ std::vector<FieldValue> field_values(const lindra_field_value* fields, std::size
         out.push_back(std::move(v));
     }
     return out;
+}
+
+// The report of exactly one of `group` and `organization`, rendered.
+template <class Render>
+bool completion_report(const lindra_replica* replica, const lindra_id* group, const lindra_id* organization, char** out,
+                       lindra_error* error, Render render) noexcept {
+    return query(replica, out, error, [&](const Replica& r) {
+        if ((group == nullptr) == (organization == nullptr))
+            throw Error(Errc::invalid_argument, "give a group or an organization for the report, not both or neither");
+        return owned_string(
+            render(group ? r.completion_report(id(*group)) : r.completion_report_for_organization(id(*organization))));
+    });
 }
 
 }  // namespace lindra::capi
@@ -538,6 +551,16 @@ bool lindra_replica_dismiss_all_refused(lindra_replica* replica, int64_t* count,
     });
 }
 
+bool lindra_replica_completion_report_csv(const lindra_replica* replica, const lindra_id* group,
+                                          const lindra_id* organization, char** out, lindra_error* error) noexcept {
+    return completion_report(replica, group, organization, out, error, completion_report_csv);
+}
+
+bool lindra_replica_completion_report_table(const lindra_replica* replica, const lindra_id* group,
+                                            const lindra_id* organization, char** out, lindra_error* error) noexcept {
+    return completion_report(replica, group, organization, out, error, completion_report_table);
+}
+
 // Each result is one block (capi.hpp): freeing its root frees it all.
 void lindra_person_free(lindra_person* p) noexcept {
     std::free(p);
@@ -547,6 +570,9 @@ void lindra_group_free(lindra_group* p) noexcept {
 }
 void lindra_gathering_free(lindra_gathering* p) noexcept {
     std::free(p);
+}
+void lindra_string_free(char* text) noexcept {
+    std::free(text);
 }
 void lindra_roster_free(lindra_roster* p) noexcept {
     std::free(p);

@@ -6,6 +6,7 @@
 
 #include "core/codec.hpp"
 #include "replica/core.hpp"
+#include "replica/rows.hpp"
 
 #include <bit>
 #include <mutex>
@@ -70,16 +71,12 @@ std::string text_of(std::span<const std::uint8_t> blob) {
 // Reads and writes of one transaction on one connection.
 class SqliteTxn : public StorageTxn {
   public:
-    explicit SqliteTxn(store::Database& db) : db_(db) {}
+    explicit SqliteTxn(store::Database& db) : db_(db), rows_(db) {}
 
-    model::RowState load(const EntityDef& e, const Id& row) override { return model::row_store(e).load(db_, row); }
-
+    // The rows as a tablet's rules read them: the same tables.
+    model::RowState load(const EntityDef& e, const Id& row) override { return rows_.load(e, row); }
     std::vector<Id> referring(const EntityDef& e, std::string_view field, const Id& target) override {
-        auto st = db_.cached("SELECT id FROM " + std::string(e.name) + " WHERE " + std::string(field) + " = ?");
-        st->bind(1, target);
-        std::vector<Id> out;
-        while (st->step()) out.push_back(st->id(0));
-        return out;
+        return rows_.referring(e, field, target);
     }
 
     DeviceState device(const Id& device) override {
@@ -300,6 +297,7 @@ class SqliteTxn : public StorageTxn {
 
   protected:
     store::Database& db_;
+    detail::Rows rows_;
     std::uint64_t observed_ = 0;
 };
 

@@ -39,11 +39,10 @@ LINDRA_API void lindra_mock_server_free(lindra_mock_server* server) LINDRA_NOEXC
 LINDRA_API void lindra_mock_server_client_options(lindra_mock_server* server, const char* token,
                                                   lindra_sync_options* out) LINDRA_NOEXCEPT;
 /* A signed token; `person` and `organization` may be NULL. Free it with
- * lindra_string_free. */
+ * lindra_string_free (lindra.h). */
 LINDRA_API char* lindra_mock_server_token(const lindra_mock_server* server, const char* user, lindra_token_role role,
                                           const lindra_id* person, const lindra_id* organization,
                                           lindra_error* error) LINDRA_NOEXCEPT;
-LINDRA_API void lindra_string_free(char* text) LINDRA_NOEXCEPT;
 
 /* Rows of `entity` the server holds. */
 LINDRA_API bool lindra_mock_server_count(lindra_mock_server* server, const char* entity, int64_t* out,
