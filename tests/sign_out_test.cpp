@@ -1,6 +1,7 @@
 // Shared tablets: one replica file per user in the app's directory, and
 // signing out, which pushes what is pending and then deletes that user's
 // files, overwritten first, or keeps them and says what would be lost.
+#include "store/wipe.hpp"
 #include "support/mock_course.hpp"
 
 #include <lindra/error.hpp>
@@ -70,6 +71,35 @@ TEST_CASE("user_replica_path: one stable file per user, without the user id in i
     CHECK_THROWS_AS(user_replica_path("/data/app", ""), Error);
 }
 
+TEST_CASE("wipe_database_files: zeros over every file before it goes, and never follows a link") {
+    TempDir dir;
+    const std::string db = dir.file("user.lindra");
+    CHECK(store::wipe_database_files(db).empty());  // nothing there: nothing to do
+
+    // A link in place of the WAL is refused; what it points to stays as it was.
+    const std::string elsewhere = dir.file("elsewhere.txt");
+    std::ofstream(elsewhere) << "someone else's file";
+    std::ofstream(db) << "the database";
+    fs::create_symlink(elsewhere, db + "-wal");
+    CHECK_THROWS_WITH(store::wipe_database_files(db), Catch::Contains(db + "-wal"));
+    std::ifstream in(elsewhere);
+    CHECK(std::string{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()} == "someone else's file");
+    CHECK(fs::exists(db));  // not reached
+
+    fs::remove(db + "-wal");
+    std::ofstream(db + "-journal") << "a journal";
+    // A second name for the database's inode sees what the wipe left in it.
+    const std::string witness = dir.file("witness");
+    fs::create_hard_link(db, witness);
+    const auto removed = store::wipe_database_files(db);
+    CHECK(removed == std::vector<std::string>{db + "-journal", db});
+    CHECK_FALSE(fs::exists(db));
+    CHECK_FALSE(fs::exists(db + "-journal"));
+    std::ifstream w(witness, std::ios::binary);
+    CHECK(std::string{std::istreambuf_iterator<char>(w), std::istreambuf_iterator<char>()} ==
+          std::string(std::string_view("the database").size(), '\0'));
+}
+
 TEST_CASE("two users take turns on one tablet: sign-out pushes, then leaves no byte of the user behind") {
     SharedTablet w;
     const std::string ola_path = user_replica_path(w.tablet_dir, "ola");
@@ -129,7 +159,7 @@ TEST_CASE("two users take turns on one tablet: sign-out pushes, then leaves no b
     CHECK(fs::exists(kari_path));  // Kari's file is Kari's business
 }
 
-TEST_CASE("sign-out with the server down keeps the file and says what would be lost; force deletes it") {
+TEST_CASE("sign-out with the server down keeps the file and says what would be lost, and force deletes it") {
     SharedTablet w;
     const std::string path = user_replica_path(w.tablet_dir, "ola");
     Replica ola(path);
@@ -162,7 +192,7 @@ TEST_CASE("sign-out with the server down keeps the file and says what would be l
     CHECK(w.mock.rows().count("reflection") == 0);  // lost, as the user was told
 }
 
-TEST_CASE("sign-out keeps the file while a refused write is kept; once dismissed it signs out") {
+TEST_CASE("sign-out keeps the file while a refused write is kept, and signs out once it is dismissed") {
     SharedTablet w;
     Id other_group;
     w.mock.seed([&](Writes& s) {

@@ -250,7 +250,7 @@ struct SignOutResult {
 // disk keeps them unreadable (docs/decisions.md). Throws Error if the
 // replica fails, or Error(storage) naming the file if a deletion fails
 // (the replica is closed by then; the files not reached yet are left).
-// Blocks like SyncClient::sync().
+// From any thread; blocks like SyncClient::sync().
 SignOutResult sign_out(Replica&& replica, const SyncOptions& options, bool force = false);
 
 }  // namespace lindra
