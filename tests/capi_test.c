@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int failures = 0;
 #define CHECK(cond)                                                      \
@@ -473,6 +474,38 @@ int main(void) {
     CHECK(relisted == listed); /* Per Dahl's line was good, and is not written either */
     CHECK(!lindra_replica_import_registrations(office, NULL, 4, NULL, &err));
     CHECK(err.code == LINDRA_ERR_INVALID_ARGUMENT);
+    /* ---- a shared tablet: Ola's own file, and signing out of it ---- */
+    char shared_path[512];
+    CHECK(!lindra_user_replica_path(dir, "ola", shared_path, 8, &err) && err.code == LINDRA_ERR_TOO_LONG);
+    CHECK(!lindra_user_replica_path(dir, "", shared_path, sizeof shared_path, &err) &&
+          err.code == LINDRA_ERR_INVALID_ARGUMENT);
+    MUST(lindra_user_replica_path(dir, "ola", shared_path, sizeof shared_path, &err));
+    CHECK(strncmp(shared_path, dir, strlen(dir)) == 0 && strstr(shared_path + strlen(dir), "ola") == NULL);
+    lindra_replica* shared = lindra_replica_open(shared_path, &err);
+    MUST(shared);
+    MUST(lindra_replica_add_time_spent(shared, &ola, &module, &group, 7, &err));
+    lindra_sync_options sign_out_options;
+    lindra_mock_server_client_options(mock, token, &sign_out_options);
+    lindra_mock_server_stop(mock);
+    lindra_sign_out_result* out = lindra_sign_out(&shared, &sign_out_options, false, &err);
+    MUST(out);
+    CHECK(out->status == LINDRA_SIGN_OUT_KEPT);
+    CHECK(strcmp(lindra_sign_out_status_name(out->status), "kept") == 0);
+    CHECK(out->sync.outcome == LINDRA_OUTCOME_OFFLINE);
+    CHECK(out->pending_writes == 1 && out->refused_writes == 0 && out->deleted_file_count == 0);
+    lindra_sign_out_result_free(out);
+    CHECK(shared != NULL && access(shared_path, F_OK) == 0); /* kept, and still open */
+    MUST(lindra_replica_outbox_size(shared, &n, &err));
+    CHECK(n == 1);
+    MUST(lindra_mock_server_start(mock, &err));
+    out = lindra_sign_out(&shared, &sign_out_options, false, &err);
+    MUST(out);
+    CHECK(out->status == LINDRA_SIGNED_OUT);
+    CHECK(out->sync.outcome == LINDRA_OUTCOME_OK && out->pending_writes == 0);
+    CHECK(out->deleted_file_count >= 1 && strcmp(out->deleted_files[out->deleted_file_count - 1], shared_path) == 0);
+    lindra_sign_out_result_free(out);
+    CHECK(shared == NULL && access(shared_path, F_OK) != 0);
+    CHECK(lindra_sign_out(&shared, &sign_out_options, false, &err) == NULL && err.code == LINDRA_ERR_INVALID_ARGUMENT);
 
     /* ---- the log heard it all, and nothing personal ---- */
     lindra_log_set_callback(NULL, LINDRA_LOG_OFF, NULL);

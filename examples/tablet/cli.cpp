@@ -190,6 +190,13 @@ std::optional<std::string> Session::optional_operand(std::size_t i) const {
     if (i < operands_.size()) return operands_[i];
     return std::nullopt;
 }
+lindra::Replica Session::take_replica() {
+    replica();
+    lindra::Replica out = std::move(*replica_);
+    replica_.reset();
+    return out;
+}
+
 
 std::optional<std::string> Session::option(std::string_view name) const {
     if (const auto it = options_.find(name); it != options_.end()) return it->second;

@@ -76,6 +76,9 @@ class Session {
     const Command& command() const noexcept { return command_; }
     const std::string& db_path() const noexcept { return db_path_; }
     lindra::Replica& replica();
+    // The replica, opened if it is not yet, handed over for good (sign-out
+    // closes and deletes it); replica() must not be used after.
+    lindra::Replica take_replica();
     std::ostream& out() noexcept { return out_; }
 
     const std::string& operand(std::size_t i) const { return operands_.at(i); }

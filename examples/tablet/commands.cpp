@@ -497,11 +497,12 @@ std::string read_text_file(const std::string& option, const std::string& path) {
     return text.str();
 }
 
-// One sync round; prints what moved. A failed round exits 1 with the reason.
-void cmd_sync(Session& s) {
+// The sync options of --server, --token, --ca, --pin and --insecure.
+lindra::SyncOptions sync_options(Session& s) {
     const auto server = s.option("--server");
     const auto token = s.option("--token");
-    if (!server || !token) throw UsageError("sync needs --server HOST:PORT and --token TOKEN");
+    if (!server || !token)
+        throw UsageError(std::string(s.command().name) + " needs --server HOST:PORT and --token TOKEN");
     const auto colon = server->rfind(':');
     const auto port = colon == std::string::npos ? std::nullopt : parse_port(server->substr(colon + 1));
     if (!port) throw UsageError("--server wants HOST:PORT, not \"" + *server + "\"");
@@ -519,14 +520,30 @@ void cmd_sync(Session& s) {
     if (options.insecure && (ca || !options.tls.pins.empty()))
         throw UsageError("--insecure turns TLS off; it does not go with --ca or --pin");
     if (ca) options.tls.ca_pem = read_text_file("--ca", *ca);
-    lindra::SyncClient client(s.replica(), options);
-    const auto result = client.sync();
+    return options;
+}
+
+// What a round's refused writes and purges did here, as they happened.
+void print_round(Session& s, const lindra::SyncResult& result) {
     // The app learns of each refused change once it has been rolled back.
     for (const auto& r : result.rejected)
         s.out() << "refused by the server (" << r.code << "): " << r.entity << " change "
                 << (r.row_removed ? "undone, the row removed" : "undone, the server's value restored") << ": "
                 << r.reason << '\n';
     if (result.rows_purged > 0) s.out() << "removed " << result.rows_purged << " rows this user may no longer see\n";
+}
+
+// The server's word on when to come back (its store is down or busy).
+std::string retry_hint(const lindra::SyncResult& result) {
+    return result.retry_after_ms > 0 ? "; retry after " + std::to_string(result.retry_after_ms) + " ms" : std::string();
+}
+
+// One sync round; prints what moved. A failed round exits 1 with the reason.
+void cmd_sync(Session& s) {
+    const auto options = sync_options(s);
+    lindra::SyncClient client(s.replica(), options);
+    const auto result = client.sync();
+    print_round(s, result);
     // Refusals may come in a round that fails later: they are news either
     // way, and what was refused is kept either way.
     const auto refusals = [&] {
@@ -538,17 +555,42 @@ void cmd_sync(Session& s) {
     };
     if (!result.ok()) {
         refusals();
-        // The server's word on when to come back (its store is down or busy).
-        const std::string retry = result.retry_after_ms > 0
-                                      ? "; retry after " + std::to_string(result.retry_after_ms) + " ms"
-                                      : std::string();
         throw std::runtime_error("sync failed (" + std::string(lindra::to_string(result.outcome)) +
-                                 "): " + result.message + retry);
+                                 "): " + result.message + retry_hint(result));
     }
     s.out() << "synced: pushed " << result.changes_pushed << " changes, pulled " << result.changes_pulled
             << " changes (" << result.bytes_sent << " bytes sent, " << result.bytes_received << " received)\n";
     refusals();
     if (!result.clean()) s.set_exit_status(kExitRefused);
+}
+
+// Pushes what is pending and deletes this user's replica (shared tablets).
+// If something would be lost it deletes nothing, says what, and exits 1;
+// --force deletes anyway.
+void cmd_sign_out(Session& s) {
+    const auto options = sync_options(s);
+    const bool force = s.flag("--force");
+    const auto r = lindra::sign_out(s.take_replica(), options, force);
+    print_round(s, r.sync);
+    const auto lost = [&] {
+        std::string what = std::to_string(r.pending_writes) +
+                           (r.pending_writes == 1 ? " write not on the server" : " writes not on the server");
+        what += " and " + std::to_string(r.refused_writes) +
+                (r.refused_writes == 1 ? " refused write kept here" : " refused writes kept here");
+        return what;
+    };
+    if (r.status == lindra::SignOutStatus::kept) {
+        const std::string why = r.sync.ok() ? std::string("the sync went through")
+                                            : "sync failed (" + std::string(lindra::to_string(r.sync.outcome)) +
+                                                  "): " + r.sync.message + retry_hint(r.sync);
+        throw std::runtime_error("not signed out, nothing deleted: " + why + ", but " + lost() +
+                                 " would be lost. Sync again later, see them with: lindra-tablet --db " + s.db_path() +
+                                 " refused; or sign out with --force to delete them");
+    }
+    if (r.status == lindra::SignOutStatus::forced) s.out() << "forced: deleted with " << lost() << '\n';
+    s.out() << "signed out: pushed " << r.sync.changes_pushed << " changes; deleted " << r.deleted_files.size()
+            << (r.deleted_files.size() == 1 ? " file" : " files") << " (overwritten before removal):\n";
+    for (const auto& f : r.deleted_files) s.out() << "  " << f << '\n';
 }
 
 // A refused write's value for people: text as typed, progress by name,
@@ -715,6 +757,12 @@ std::span<const Command> commands() {
          "      (trusting --ca FILE, else the system's CAs; --pin a server key, repeatable;\n"
          "      --insecure: plain TCP, for local development only)",
          cmd_sync},
+        {"sign-out",
+         "",
+         {"--server HOST:PORT", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...", "--insecure", "--force"},
+         "push what is pending, then delete this replica's files (overwritten first);\n"
+         "      if writes would be lost it deletes nothing and says so; --force deletes anyway",
+         cmd_sign_out},
     };
     return table;
 }

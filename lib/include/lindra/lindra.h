@@ -701,6 +701,47 @@ LINDRA_API lindra_sync_status* lindra_sync_client_status(const lindra_sync_clien
 LINDRA_API void lindra_sync_result_free(lindra_sync_result* result) LINDRA_NOEXCEPT;
 LINDRA_API void lindra_sync_status_free(lindra_sync_status* status) LINDRA_NOEXCEPT;
 
+/* ---- shared tablets (lindra/sync.hpp; README, "Shared tablets") ---------- */
+
+/* Writes the replica file of `user` in `directory` (lindra::user_replica_path:
+ * the same file for the same user, no user id in clear) into `out`, NUL
+ * included; LINDRA_ERR_TOO_LONG if it needs more than `size` bytes,
+ * LINDRA_ERR_INVALID_ARGUMENT for an empty user. Any thread. */
+LINDRA_API bool lindra_user_replica_path(const char* directory, const char* user, char* out, size_t size,
+                                         lindra_error* error) LINDRA_NOEXCEPT;
+
+typedef enum lindra_sign_out_status LINDRA_ENUM {
+    LINDRA_SIGNED_OUT,      /* everything reached the server; files deleted */
+    LINDRA_SIGN_OUT_KEPT,   /* something would have been lost: nothing deleted */
+    LINDRA_SIGN_OUT_FORCED  /* deleted although something was lost */
+} lindra_sign_out_status;
+LINDRA_API const char* lindra_sign_out_status_name(lindra_sign_out_status status) LINDRA_NOEXCEPT;
+
+typedef struct lindra_sign_out_result {
+    lindra_sign_out_status status;
+    lindra_sync_result sync; /* the round that pushed what was pending */
+    /* Not on the server after the round, lost once deleted: writes still in
+     * the outbox, and refused writes kept on the device. */
+    int64_t pending_writes;
+    int64_t refused_writes;
+    size_t deleted_file_count;
+    const char** deleted_files; /* overwritten with zeros, synced, removed */
+} lindra_sign_out_result;
+
+/* Signs the user of `*replica` out of this device (lindra::sign_out): one
+ * sync round with `options`, then, if everything reached the server (or
+ * `force`), closes the replica, overwrites its file and its -wal, -shm and
+ * -journal siblings with zeros, syncs and removes them, and sets *replica
+ * to NULL. Otherwise (status LINDRA_SIGN_OUT_KEPT) nothing is deleted,
+ * *replica stays open and the result says what would be lost: ask the
+ * user, then call again with `force`. Free the replica's sync clients
+ * first; no other handle or process may have the file open. On an error
+ * *replica is closed and set to NULL (open it again to go on). Blocks like
+ * lindra_sync_client_sync. Free the result with lindra_sign_out_result_free. */
+LINDRA_API lindra_sign_out_result* lindra_sign_out(lindra_replica** replica, const lindra_sync_options* options,
+                                                   bool force, lindra_error* error) LINDRA_NOEXCEPT;
+LINDRA_API void lindra_sign_out_result_free(lindra_sign_out_result* result) LINDRA_NOEXCEPT;
+
 /* ---- logging ------------------------------------------------------------- */
 
 typedef enum lindra_log_level LINDRA_ENUM {

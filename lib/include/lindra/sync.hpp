@@ -196,4 +196,61 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// ---- shared tablets (README, "Shared tablets") ------------------------------
+//
+// A tablet shared by shifts keeps one replica file per user, each with its
+// own device id, and deletes a user's file when they sign out.
+
+// The replica file of `user` (the user id the server's tokens carry) in
+// the app's data `directory`: "<directory>/user-<UUID>.lindra", the UUID
+// derived from the user id by SHA-256, so the same user always finds the
+// same file and the directory does not show user ids in clear (someone who
+// can guess a user id can still tell whether that user has a file). Open
+// it with Replica; whether the user has a file is
+// std::filesystem::exists(user_replica_path(...)). Throws
+// Error(invalid_argument) if `user` is empty.
+std::string user_replica_path(const std::string& directory, std::string_view user);
+
+enum class SignOutStatus {
+    signed_out,  // everything reached the server; the files are deleted
+    kept,        // something would have been lost: nothing deleted, see SignOutResult
+    forced,      // deleted although something was lost (SignOutResult says what)
+};
+std::string_view to_string(SignOutStatus status);
+
+struct SignOutResult {
+    SignOutStatus status = SignOutStatus::kept;
+    SyncResult sync{};  // the round that pushed what was pending
+    // What did not reach the server, counted after the round: local writes
+    // still waiting in the outbox, and refused writes kept on this device
+    // (Replica::refused_writes(), not dismissed). Both lost once deleted.
+    std::int64_t pending_writes = 0;
+    std::int64_t refused_writes = 0;
+    std::vector<std::string> deleted_files{};  // the paths overwritten and removed
+    // kept: the replica, still open, to go on with (or dismiss the refused
+    // writes and sign out again, or sign out with `force`).
+    std::optional<Replica> replica{};
+
+    bool deleted() const noexcept { return status != SignOutStatus::kept; }
+};
+
+// Signs the replica's user out of this device: one sync round with
+// `options` (the user's token) to push what is pending, then, if the round
+// succeeded, the outbox is empty and no refused write is kept, closes the
+// replica and deletes its file and its -wal, -shm and -journal siblings:
+// each overwritten with zeros and synced before it is unlinked, then the
+// directory synced. Otherwise (offline, a refused token, a write the server
+// refused) nothing is deleted and the result says what would be lost and
+// hands the replica back; with `force` the files are deleted anyway
+// (status forced) once the app has asked the user.
+//
+// Takes the replica: no SyncClient may still use it, and no other Replica
+// or process may have the file open. The overwrite is best effort on flash
+// storage, whose controller may keep the old blocks: only an encrypted
+// disk keeps them unreadable (docs/decisions.md). Throws Error if the
+// replica fails, or Error(storage) naming the file if a deletion fails
+// (the replica is closed by then; the files not reached yet are left).
+// From any thread; blocks like SyncClient::sync().
+SignOutResult sign_out(Replica&& replica, const SyncOptions& options, bool force = false);
+
 }  // namespace lindra

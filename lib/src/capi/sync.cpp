@@ -6,6 +6,7 @@
 #include <lindra/sync.hpp>
 
 #include <chrono>
+#include <cstring>
 #include <memory>
 
 using namespace lindra;
@@ -15,6 +16,7 @@ static_assert(static_cast<int>(SyncPhase::done) == LINDRA_PHASE_DONE);
 static_assert(static_cast<int>(SyncState::error) == LINDRA_SYNC_ERROR);
 static_assert(static_cast<int>(SyncOutcome::timed_out) == LINDRA_OUTCOME_TIMED_OUT);
 static_assert(static_cast<int>(LogLevel::off) == LINDRA_LOG_OFF);
+static_assert(static_cast<int>(SignOutStatus::forced) == LINDRA_SIGN_OUT_FORCED);
 
 struct lindra_sync_client {
     std::unique_ptr<SyncClient> client;
@@ -52,13 +54,17 @@ void put(Block& b, lindra_sync_rejection& out, const SyncRejection& r) {
            r.refused_id};
 }
 
+void put(Block& b, lindra_sync_result& o, const SyncResult& r) {
+    o = {static_cast<lindra_sync_outcome>(r.outcome), b.str(r.message), b.str(r.error_code), r.retry_after_ms,
+         r.changes_pushed, r.changes_pulled, r.rows_purged, r.bytes_sent, r.bytes_received, r.rejected.size(),
+         b.alloc<lindra_sync_rejection>(r.rejected.size())};
+    for (std::size_t i = 0; i < r.rejected.size(); ++i) put(b, o.rejected[i], r.rejected[i]);
+}
+
 lindra_sync_result* build_result(const SyncResult& r) {
     return build([&](Block& b) {
         auto* o = b.alloc<lindra_sync_result>(1);
-        *o = {static_cast<lindra_sync_outcome>(r.outcome), b.str(r.message), b.str(r.error_code), r.retry_after_ms,
-              r.changes_pushed, r.changes_pulled, r.rows_purged, r.bytes_sent, r.bytes_received, r.rejected.size(),
-              b.alloc<lindra_sync_rejection>(r.rejected.size())};
-        for (std::size_t i = 0; i < r.rejected.size(); ++i) put(b, o->rejected[i], r.rejected[i]);
+        put(b, *o, r);
         return o;
     });
 }
@@ -178,6 +184,55 @@ lindra_sync_status* lindra_sync_client_status(const lindra_sync_client* client, 
 
 void lindra_sync_result_free(lindra_sync_result* result) noexcept { std::free(result); }
 void lindra_sync_status_free(lindra_sync_status* status) noexcept { std::free(status); }
+
+bool lindra_user_replica_path(const char* directory, const char* user, char* out, std::size_t size,
+                              lindra_error* error) noexcept {
+    return try_catch(error, [&] {
+        const std::string path = user_replica_path(need_text(directory, "directory"), need_text(user, "user"));
+        need(out, "out");
+        if (path.size() >= size)
+            throw Error(Errc::too_long, "the replica path needs " + std::to_string(path.size() + 1) +
+                                            " bytes, the buffer has " + std::to_string(size));
+        std::memcpy(out, path.c_str(), path.size() + 1);
+    });
+}
+
+const char* lindra_sign_out_status_name(lindra_sign_out_status status) noexcept {
+    if (status < LINDRA_SIGNED_OUT || status > LINDRA_SIGN_OUT_FORCED) return "?";
+    return to_string(static_cast<SignOutStatus>(status)).data();
+}
+
+lindra_sign_out_result* lindra_sign_out(lindra_replica** replica, const lindra_sync_options* options, bool force,
+                                        lindra_error* error) noexcept {
+    lindra_sign_out_result* out = nullptr;
+    try_catch(error, [&] {
+        auto& handle = need(need(replica, "replica"), "*replica");
+        const auto o = options_from(need(options, "options"));
+        // From here the handle's replica is sign_out's: on an error it is
+        // closed, and so is the handle.
+        std::unique_ptr<lindra_replica> owned(&handle);
+        *replica = nullptr;
+        auto r = sign_out(std::move(owned->replica), o, force);
+        out = build([&](Block& b) {
+            auto* c = b.alloc<lindra_sign_out_result>(1);
+            c->status = static_cast<lindra_sign_out_status>(r.status);
+            put(b, c->sync, r.sync);
+            c->pending_writes = r.pending_writes;
+            c->refused_writes = r.refused_writes;
+            c->deleted_file_count = r.deleted_files.size();
+            c->deleted_files = b.alloc<const char*>(r.deleted_files.size());
+            for (std::size_t i = 0; i < r.deleted_files.size(); ++i) c->deleted_files[i] = b.str(r.deleted_files[i]);
+            return c;
+        });
+        if (r.replica) {  // kept: the handle goes on
+            owned->replica = std::move(*r.replica);
+            *replica = owned.release();
+        }
+    });
+    return out;
+}
+
+void lindra_sign_out_result_free(lindra_sign_out_result* result) noexcept { std::free(result); }
 
 void lindra_log_set_callback(void (*fn)(lindra_log_level, const char*, const char*, void*), lindra_log_level min,
                              void* context) noexcept {

@@ -265,6 +265,13 @@ void Database::checkpoint() {
     if (rc != SQLITE_OK) throw_sqlite(db_, rc, "wal_checkpoint");
 }
 
+void Database::keep_wal_on_close() {
+    int on = 1;
+    const int rc = sqlite3_file_control(db_, "main", SQLITE_FCNTL_PERSIST_WAL, &on);
+    if (rc != SQLITE_OK) throw_sqlite(db_, rc, "persist_wal");
+    exec("PRAGMA journal_size_limit=-1");  // else the close truncates the WAL rather than keep it
+}
+
 bool Database::truncate_wal() {
     const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) return false;

@@ -72,6 +72,11 @@ class Database {
     // another connection's reader kept it from finishing (try later).
     bool truncate_wal();
     void checkpoint();
+    // Closing this connection leaves the WAL file in place, its frames
+    // unchanged, instead of unlinking it: for a caller that overwrites the
+    // files before removing them (wipe_database_files), so the WAL's bytes
+    // are not left in freed blocks.
+    void keep_wal_on_close();
     // Changes when any connection commits to the file, this one included.
     // Another connection's commit shows once this one starts a transaction
     // (lindra reads it right after BEGIN IMMEDIATE).
