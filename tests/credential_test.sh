@@ -56,8 +56,8 @@ fail() {
 check() {
     if [[ $rc -eq $2 ]] && grep -qE -- "$3" <<<"$out"; then pass "$1"; else fail "$1"; fi
 }
-verify() { # verify CREDENTIAL_FILE: jose's verdict in $out, its exit in $rc
-    out=$(cd "$here/credential" && node verify.mjs "$1" "$work/jwks.json" 2>&1)
+verify() { # verify CREDENTIAL_FILE [STATUS_LIST_FILE]: jose's verdict in $out, its exit in $rc
+    out=$(cd "$here/credential" && node verify.mjs "$1" "$work/jwks.json" "${@:2}" 2>&1)
     rc=$?
 }
 
@@ -117,6 +117,22 @@ verify "$work/tampered.jws"
 check "jose refuses a credential with one byte changed" 1 "^INVALID: ERR_JWS_SIGNATURE_VERIFICATION_FAILED"
 verify "$work/resigned.jws"
 check "jose refuses a changed signature" 1 "^INVALID: "
+
+# Revocation: the list every tablet pulls, checked by jose too.
+"$cli" --db "$work/office.db" certificate ola --revocation-list > "$work/list-before.jws"
+verify "$work/ola.jws" "$work/list-before.jws"
+check "jose verifies the revocation list, and Ola's bit is not set" 0 "^VALID: "
+run office revoke ola --reason "attendance recorded in error"
+check "the coordinator's revocation is written" 0 "revoked"
+sync_as office
+sync_as office
+run office certificate ola
+check "the tablet finds the certificate revoked, offline" 1 "revoked: attendance recorded in error"
+"$cli" --db "$work/office.db" certificate ola --revocation-list > "$work/list-after.jws"
+verify "$work/ola.jws" "$work/list-after.jws"
+check "jose finds Ola's bit set in the re-signed list" 3 "^REVOKED: .* for Ola Nordmann$"
+run office revoke kari --reason "no reason"
+check "a person with no certificate cannot be revoked" 1 "no certificate for kari"
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

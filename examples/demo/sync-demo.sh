@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The main job: a server and four tablets (coordinator, mentor, two
-# candidates) working offline and converging through the server.
+# The main job: a server and five tablets (the registration office, a
+# coordinator, a mentor, two candidates) working offline and converging
+# through the server, ending with a course certificate issued by rule and
+# verified offline, a candidate who has not met the rule yet, and the
+# coordinator's completion report.
 # Usage: examples/demo/sync-demo.sh BUILD_DIR   (holding lindra-server and lindra-tablet)
 set -euo pipefail
 
@@ -25,11 +28,14 @@ tablet() { local who=$1; shift; "$bin/lindra-tablet" --db "$work/$who.db" "$@"; 
 token_of() { cat "$work/$1.token"; }
 sync() { tablet "$1" sync --server "127.0.0.1:$port" --ca "$work/ca.pem" --token "$(token_of "$2")"; }
 
-say "A server on 127.0.0.1 with a temporary database"
-# A throw-away token key for this run only. The registration office's
-# import gets an admin token; each person's token comes once they exist.
+say "A server on 127.0.0.1 with a temporary database, issuing course certificates"
+# Throw-away keys for this run only: one signs the tablets' tokens, one the
+# course certificates.
 "$bin/lindra-server" gen-key --out "$work/token.key"
-"$bin/lindra-server" issue-token --key "$work/token.key" --user coord-1 --role admin --ttl 1h > "$work/coord-1.token"
+"$bin/lindra-server" gen-issuer-key --out "$work/issuer.key"
+# The registration office's back-office import gets an admin token; every
+# other person's token names who they are.
+"$bin/lindra-server" issue-token --key "$work/token.key" --user office-1 --role admin --ttl 1h > "$work/office.token"
 # A throw-away CA and a TLS certificate for 127.0.0.1 from it; the tablets trust that CA.
 {
     openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=lindra demo CA" \
@@ -40,7 +46,8 @@ say "A server on 127.0.0.1 with a temporary database"
         -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n')
 } > "$work/openssl.log" 2>&1 || { cat "$work/openssl.log" >&2; exit 1; }
 "$bin/lindra-server" --db "$work/server.db" --listen 127.0.0.1:0 --token-key "$work/token.key" \
-    --cert "$work/server.pem" --key "$work/server.key" > "$work/server.log" 2>&1 &
+    --cert "$work/server.pem" --key "$work/server.key" \
+    --issuer-key "$work/issuer.key" --issuer-name "Fjellvik competence centre" > "$work/server.log" 2>&1 &
 server_pid=$!
 port=
 for _ in $(seq 1 100); do  # up to 10 s
@@ -51,18 +58,38 @@ done
 [[ -n $port ]] || { echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
 echo "listening on 127.0.0.1:$port"
 
-say "The coordinator registers the course, the group and its members, and syncs"
-tablet coordinator init > /dev/null
-tablet coordinator seed-demo
-sync coordinator coord-1
+say "The registration office sets up the course, the group and the coordinator"
+tablet office init > /dev/null
+tablet office seed-demo
+tablet office person add "Cora Berg" --profession other --organization fjellvik
+sync office office
 
-say "Each person gets a signed token naming who they are"
-for who in mentor-mia:mentor:mia cand-ola:candidate:ola cand-kari:candidate:kari; do
-    IFS=: read -r user role name <<< "$who"
-    "$bin/lindra-server" issue-token --key "$work/token.key" --user "$user" --role "$role" \
-        --person "$(tablet coordinator id person "$name")" --ttl 1h > "$work/$user.token"
-    echo "$user: $role"
-done
+# issue_token PERSON ROLE: the token lindra-tablet says the server should
+# issue, issued with this run's key.
+issue_token() {
+    local line
+    line=$(tablet office token-request "$1" "$2" --key "$work/token.key" --user "$3")
+    echo "  $line"
+    eval "\"\$bin/lindra-server\" ${line#lindra-server } --ttl 1h" > "$work/$3.token"
+}
+say "Each person gets a signed token naming who they are and their role"
+issue_token cora coordinator coord-cora
+issue_token mia mentor mentor-mia
+issue_token ola candidate cand-ola
+issue_token kari candidate cand-kari
+
+say "The coordinator imports the late registrations from a spreadsheet"
+cat > "$work/registrations.csv" << 'EOF_CSV'
+group,display name,role,profession,organization
+Fjellvik nursing home group,Siri Dahl,candidate,nurse,Fjellvik kommune
+Fjellvik nursing home group,Nils Sæther,candidate,health_care_worker,Fjellvik kommune
+EOF_CSV
+tablet coordinator init > /dev/null
+sync coordinator coord-cora
+tablet coordinator import-registrations "$work/registrations.csv"
+echo "(importing the same file again writes nothing:)"
+tablet coordinator import-registrations "$work/registrations.csv"
+sync coordinator coord-cora
 
 say "Three tablets pull what their user may see: mentor Mia, candidates Ola and Kari"
 for who in mentor:mentor-mia ola:cand-ola kari:cand-kari; do
@@ -71,21 +98,28 @@ for who in mentor:mentor-mia ola:cand-ola kari:cand-kari; do
     sync "${who%%:*}" "${who##*:}"
 done
 
-say "Offline: Mia holds gathering 1 and records attendance"
-tablet mentor gathering hold g1
-tablet mentor attend g1 ola present
+say "Offline: Mia holds three gatherings and records attendance"
+for g in g1 g2 g3; do
+    tablet mentor gathering hold "$g"
+    tablet mentor attend "$g" ola present
+done
 tablet mentor attend g1 kari excused --note "Night shift"
+tablet mentor attend g2 kari present
 tablet mentor attend g1 nils present
 
-say "Offline: Ola and Kari work through modules on their own tablets"
-tablet ola progress ola m1 complete --score 90 --minutes 35
-tablet ola progress ola m2 complete --minutes 30
+say "Offline: Ola and Kari work through the modules on their own tablets"
+for m in m1:90 m2: m3:85 m4: m5:75 m6: m7:; do
+    args=(progress ola "${m%%:*}" complete --minutes 30)
+    [[ -n ${m##*:} ]] && args+=(--score "${m##*:}")
+    tablet ola "${args[@]}"
+done
 tablet ola reflect ola "Sitting quietly with a dying resident was harder than I thought, and mattered more." --module m1
 tablet kari progress kari m1 start --minutes 25
 tablet kari progress kari m1 complete --score 85 --minutes 15
+tablet kari progress kari m2 complete --minutes 20
 
 say "Ola's tablet tries to mark attendance, which is the mentor's job"
-tablet ola attend g1 ola present
+tablet ola attend g4 ola present
 status=0
 sync ola cand-ola || status=$?
 [[ $status -eq 3 ]] || { echo "expected exit status 3 (writes refused), got $status" >&2; exit 1; }
@@ -95,14 +129,19 @@ echo "was held back, and what Ola wrote is kept on her tablet until dismissed:"
 tablet ola refused
 tablet ola refused dismiss --all
 
-say "Offline, at the same time: Mia and the coordinator both retitle gathering 2"
-tablet mentor gathering rename g2 "G2: Talking about death and dying"
+say "Offline, at the same time: Kari and the coordinator both correct Kari's name"
+# A person may write their own name, and a coordinator of their
+# organization may too: two edits the roles allow, made apart.
+tablet kari person rename kari "Kari Lie Hansen"
 sleep 0.05  # the coordinator's edit is the later one
-tablet coordinator gathering rename g2 "G2: Difficult conversations at the bedside"
+tablet coordinator person rename kari "Kari Lie-Hansen"
+
+say "Mia confirms Ola's participation"
+tablet mentor confirm ola --mentor mia --statement "Took part with care and reflection"
 
 say "Everyone syncs (twice round, so each tablet sees the others' changes)"
 for round in 1 2; do
-    for who in mentor:mentor-mia ola:cand-ola kari:cand-kari coordinator:coord-1; do
+    for who in mentor:mentor-mia ola:cand-ola kari:cand-kari coordinator:coord-cora; do
         printf 'round %s %-12s ' "$round" "${who%%:*}:"
         sync "${who%%:*}" "${who##*:}"
     done
@@ -120,23 +159,35 @@ else
 fi
 
 say "A candidate's tablet holds their own progress and nobody else's"
-tablet ola roster fjellvik
-if tablet ola show kari | grep -q completed; then
+if tablet ola show kari 2> /dev/null | grep -q completed; then
     echo "Ola's tablet holds Kari's progress" >&2
     exit 1
 fi
+echo "Ola's tablet: no progress of Kari's"
 
-say "How the conflict on gathering 2 was resolved"
+say "How the conflict on Kari's name was resolved"
 for who in mentor ola kari coordinator; do
-    printf '%-12s %s\n' "$who:" "$(tablet "$who" roster fjellvik | grep '^  G2:' | sed 's/  */ /g')"
+    printf '%-12s %s\n' "$who:" "$(tablet "$who" roster fjellvik | grep -o 'Kari Lie[-A-Za-z ]*[a-z]' | head -n 1)"
 done
-echo "Both edits were made offline. The title is a last-writer-wins field: the"
+echo "Both edits were made offline. The name is a last-writer-wins field: the"
 echo "edit with the later hybrid logical clock (the coordinator's) wins on every"
 echo "tablet, whatever order they synced in. Ola's progress and Kari's time spent"
 echo "merged field by field: nothing was overwritten."
 
-say "The server stops"
+say "The server stops: everything from here is offline"
 kill -INT "$server_pid"
 wait "$server_pid"
 server_pid=
-cat "$work/server.log"
+tail -n 3 "$work/server.log"
+
+say "Ola met the rule: the server issued the certificate, and Ola's tablet verifies it offline"
+tablet ola certificate ola
+tablet ola certificate ola --jws | cut -c1-100 | sed 's/$/.../'
+
+say "Kari has not met the rule yet: no certificate, and the report says what is missing"
+tablet kari certificate kari
+
+say "The coordinator's completion report"
+tablet coordinator report fjellvik
+echo
+tablet coordinator report fjellvik --csv

@@ -103,6 +103,14 @@ void cmd_person_add(Session& s) {
     s.out() << "registered " << s.operand(0) << " (" << to_string(p) << "): " << id.to_string() << '\n';
 }
 
+// A person's display name: their own to change, or a coordinator's.
+void cmd_person_rename(Session& s) {
+    auto& r = s.replica();
+    const Id person = resolve(r, "person", s.operand(0));
+    r.update("person", person, {{"display_name", s.operand(1)}});
+    s.out() << "renamed to " << s.operand(1) << '\n';
+}
+
 // The member entry of `person` in `group`, withdrawn ones too.
 std::optional<lindra::RosterEntry> membership(const lindra::Replica& r, const Id& group, const Id& person) {
     for (const auto& m : r.roster(group).members)
@@ -426,6 +434,13 @@ void cmd_certificate(Session& s) {
         for (const auto& id : ids) s.out() << r.verify_certificate(id).credential << '\n';
         return;
     }
+    if (s.flag("--revocation-list")) {
+        if (ids.empty()) throw Error(Errc::not_found, "no certificate for " + s.operand(0) + " on this device");
+        const auto list = r.verify_certificate(ids.front()).revocation_list;
+        if (list.empty()) throw Error(Errc::not_found, "no signed revocation list on this device yet; sync first");
+        s.out() << list << '\n';
+        return;
+    }
     if (ids.empty()) {
         s.out() << "no certificate for " << s.operand(0) << " on this device\n";
         return;
@@ -677,6 +692,11 @@ std::span<const Command> commands() {
          {"--profession P", "--organization ORG"},
          "register a person; P is assistant, health_care_worker, nurse or other",
          cmd_person_add},
+        {"person rename",
+         "PERSON NAME",
+         {},
+         "change a person's display name (the person, or a coordinator)",
+         cmd_person_rename},
         {"member add",
          "GROUP PERSON",
          {"--role mentor|candidate"},
@@ -734,9 +754,10 @@ std::span<const Command> commands() {
         {"count", "ENTITY", {}, "how many rows of ENTITY (gathering, reflection, ...) this device holds", cmd_count},
         {"certificate",
          "PERSON",
-         {"--jws"},
+         {"--jws", "--revocation-list"},
          "PERSON's course certificates, verified on this device with no network\n"
-         "      (--jws: the signed credentials only, one a line, for another verifier)",
+         "      (--jws: the signed credentials only, one a line, for another verifier;\n"
+         "      --revocation-list: the signed revocation list they are checked against)",
          cmd_certificate},
         {"revoke",
          "PERSON",

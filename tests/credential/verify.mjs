@@ -1,13 +1,17 @@
 // Verifies a lindra course certificate with jose, an implementation lindra
 // did not write, and checks the Open Badges 3.0 (VC 2.0) fields a verifier
-// relies on. Usage: node verify.mjs CREDENTIAL_FILE JWKS_FILE
-// Prints one line; exits 0 if the credential holds, 1 if not, 2 on bad usage.
+// relies on; given the issuer's revocation list (a W3C Bitstring Status
+// List credential), verifies that too and reads the certificate's bit.
+// Usage: node verify.mjs CREDENTIAL_FILE JWKS_FILE [STATUS_LIST_FILE]
+// Prints one line; exits 0 if the credential holds, 1 if not, 2 on bad
+// usage, 3 if it holds but is revoked.
 import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader } from 'jose';
 
-const [credentialFile, jwksFile] = process.argv.slice(2);
+const [credentialFile, jwksFile, statusListFile] = process.argv.slice(2);
 if (!credentialFile || !jwksFile) {
-  console.error('usage: node verify.mjs CREDENTIAL_FILE JWKS_FILE');
+  console.error('usage: node verify.mjs CREDENTIAL_FILE JWKS_FILE [STATUS_LIST_FILE]');
   process.exit(2);
 }
 const jws = readFileSync(credentialFile, 'utf8').trim();
@@ -60,8 +64,35 @@ need(vc.jti === vc.id, 'jti mirrors id');
 need(vc.sub === subject.id, 'sub mirrors credentialSubject.id');
 need(vc.nbf === Math.floor(Date.parse(vc.validFrom) / 1000), 'nbf mirrors validFrom');
 
+let revoked = false;
+if (statusListFile) {
+  let list;
+  try {
+    const { payload } = await compactVerify(readFileSync(statusListFile, 'utf8').trim(), jwks, { algorithms: ['EdDSA'] });
+    list = JSON.parse(new TextDecoder().decode(payload));
+  } catch (e) {
+    console.log(`INVALID: the status list: ${e.code ?? e.name}: ${e.message}`);
+    process.exit(1);
+  }
+  need(has(list.type, 'BitstringStatusListCredential'), 'the status list is a BitstringStatusListCredential');
+  need(list.credentialSubject?.type === 'BitstringStatusList' && list.credentialSubject?.statusPurpose === 'revocation',
+    'the status list is a revocation BitstringStatusList');
+  need(list.iss === vc.iss, 'the status list has the credential\'s issuer');
+  const encoded = list.credentialSubject?.encodedList ?? '';
+  need(encoded.startsWith('u'), 'encodedList is multibase base64url');
+  const bits = gunzipSync(Buffer.from(encoded.slice(1), 'base64url'));
+  need(bits.length >= 16384, 'the list holds at least 131,072 bits');
+  const index = Number.parseInt(vc.credentialStatus?.statusListIndex ?? '', 10);
+  need(Number.isInteger(index) && index >= 0 && index < bits.length * 8, 'statusListIndex is in the list');
+  revoked = ((bits[index >> 3] >> (7 - (index & 7))) & 1) === 1;
+}
+
 if (problems.length > 0) {
   console.log(`INVALID: ${problems.join('; ')}`);
   process.exit(1);
+}
+if (revoked) {
+  console.log(`REVOKED: ${vc.name} for ${ids.find((i) => i.identityType === 'name')?.identityHash ?? '?'}`);
+  process.exit(3);
 }
 console.log(`VALID: ${vc.name} for ${ids.find((i) => i.identityType === 'name')?.identityHash ?? '?'} from ${vc.issuer.name}`);

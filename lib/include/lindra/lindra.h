@@ -503,6 +503,7 @@ typedef struct lindra_certificate_check {
     bool has_revocation_list;
     int64_t revocation_list_age_ms; /* how long ago the server signed this device's list */
     const char* credential;         /* the compact JWS, for verifying elsewhere */
+    const char* revocation_list;    /* the signed revocation list as a compact JWS, "" if none */
 } lindra_certificate_check;
 
 typedef struct lindra_id_list {

@@ -360,8 +360,12 @@ struct CertificateCheck {
     std::string credential{};  // the compact JWS as the device holds it, for verifying elsewhere
     std::int64_t valid_from_ms = 0;
     // How long ago the server signed this tablet's revocation list; nothing
-    // if the tablet has none yet (it cannot know of a revocation).
+    // if the tablet has none yet, or none whose signature holds (it cannot
+    // know of a revocation).
     std::optional<std::int64_t> revocation_list_age_ms{};
+    // That list, a W3C BitstringStatusListCredential as a compact JWS, for
+    // checking the revocation elsewhere (empty if none).
+    std::string revocation_list{};
 };
 
 // What Replica::import_registrations did.

@@ -531,7 +531,8 @@ bool lindra_replica_verify_certificate(const lindra_replica* replica, const lind
                   c.valid_from_ms,
                   c.revocation_list_age_ms.has_value(),
                   c.revocation_list_age_ms.value_or(0),
-                  b.str(c.credential)};
+                  b.str(c.credential),
+                  b.str(c.revocation_list)};
             return o;
         });
     });

@@ -86,6 +86,7 @@ std::int64_t signed_integer(const Json& j, std::string_view name) {
 struct RevocationList {
     std::string bits;
     std::int64_t signed_at_ms = 0;
+    std::string credential;
 };
 
 std::optional<RevocationList> revocation_list(store::Database& db) {
@@ -98,7 +99,7 @@ std::optional<RevocationList> revocation_list(store::Database& db) {
     const auto encoded = text_at(s.payload, "/credentialSubject/encodedList"_json_pointer);
     auto bits = status_list::decode(encoded, status_list::bytes_for(list.field("allocated")->max));
     if (!bits) return std::nullopt;
-    return RevocationList{std::move(*bits), signed_integer(s.payload, "nbf") * 1000};
+    return RevocationList{std::move(*bits), signed_integer(s.payload, "nbf") * 1000, *credential};
 }
 
 }  // namespace
@@ -152,7 +153,10 @@ CertificateCheck Replica::verify_certificate(const Id& id) const {
 
     CertificateCheck out;
     const auto list = revocation_list(core_->db);
-    if (list) out.revocation_list_age_ms = core_->clock.now_ms() - list->signed_at_ms;
+    if (list) {
+        out.revocation_list_age_ms = core_->clock.now_ms() - list->signed_at_ms;
+        out.revocation_list = list->credential;
+    }
 
     const auto credential = field_as<std::string>(certificates, row, "credential");
     if (!credential) return bad(out, "the certificate carries no signed credential");
