@@ -8,13 +8,12 @@
 
 #include <lindra/server.hpp>
 
-#include <sqlite3.h>
-
 #include <catch2/catch.hpp>
 
 using namespace lindra;
 using lindra::test::require_ok;
 using lindra::test::SyncWorld;
+using lindra::test::tamper;
 
 namespace {
 
@@ -24,19 +23,6 @@ std::function<void(ServerOptions&)> issuing(std::vector<std::string> keys) {
         o.issuer.id = "https://kurs.example.no";
         o.issuer.name = "Kompetansesenteret";
     };
-}
-
-// Runs `sql` on the replica file behind lindra's back, as a user with the
-// file and a SQLite shell could.
-void tamper(const std::string& path, const std::string& sql) {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    char* err = nullptr;
-    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-    INFO((err ? err : ""));
-    sqlite3_free(err);
-    sqlite3_close(db);
-    REQUIRE(rc == SQLITE_OK);
 }
 
 struct Course {

@@ -376,3 +376,70 @@ TEST_CASE("two halves of one rule pushed through two servers at once issue exact
                             " AND row_id = decode(replace('" + id.to_string() + "', '-', ''), 'hex')") == 1);
     }
 }
+
+// Revocations pushed through two servers at once: each locks the status
+// list before it reads the bits, so neither saves its list over the
+// other's and every revoked certificate's bit is set in the list signed
+// last.
+TEST_CASE("revocations through two servers at once all end in the signed list", "[pg][multi]") {
+    PgDatabase db;
+    const auto issuer = std::make_shared<const server::Issuer>(std::vector{generate_issuer_key()}, "", "lindra");
+    auto one = server::open_store(db.conninfo(), {.issuer = issuer});
+    auto two = server::open_store(db.conninfo(), {.issuer = issuer});
+    TempDir dir;
+    Replica office(dir.file("office.db"));
+    constexpr int kCandidates = 10;
+    Id course, group;
+    std::vector<Id> candidates;
+    office.batch([&](Writes& w) {
+        const Id org = w.register_organization("Fjellvik kommune", OrganizationKind::municipality);
+        course = w.register_course("Palliative care basics", "1", "nb", 0);
+        const Id m1 = w.register_module({.course = course, .ordinal = 1, .title = "M1"});
+        group = w.create_group({.course = course, .organization = org, .name = "Fjellvik 1"});
+        const Id mentor = w.register_person("Mia Mentor", Profession::nurse, org);
+        w.add_member(group, mentor, MemberRole::mentor);
+        for (int i = 0; i < kCandidates; ++i) {
+            candidates.push_back(w.register_person("Candidate " + std::to_string(i), Profession::assistant, org));
+            w.add_member(group, candidates.back(), MemberRole::candidate);
+            w.complete_module(candidates.back(), m1, group);
+            w.confirm_candidate(group, candidates.back(), mentor);
+        }
+    });
+    std::vector<protocol::Entry> seed;
+    for (auto& e : office.outbox(SIZE_MAX)) seed.push_back({e.seq, std::move(e.changes)});
+    REQUIRE(one->push(office.device_id(), kAdmin, seed).rejected.empty());
+
+    const auto& revocation = *find_entity("revocation");
+    auto revoke = [&](const Id& device, const Id& person) {
+        const Id certificate = Id::derive("certificate", {person, course, group});
+        const auto stamp = hlc_now();
+        std::vector<Change> changes;
+        for (const auto& [field, value] : std::vector<std::pair<std::string_view, Value>>{
+                 {"certificate_id", certificate}, {"group_id", group}, {"person_id", person}, {"reason", "a test"}})
+            changes.push_back({revocation.tag, Id::derive("revocation", {certificate}), revocation.field(field)->tag,
+                               value, stamp, device});
+        return protocol::Entry{1, std::move(changes)};
+    };
+    for (int i = 0; i + 1 < kCandidates; i += 2) {
+        const Id d1 = Id::random(), d2 = Id::random();
+        const auto e1 = revoke(d1, candidates[static_cast<std::size_t>(i)]);
+        const auto e2 = revoke(d2, candidates[static_cast<std::size_t>(i) + 1]);
+        auto a = std::async(std::launch::async, [&] { return one->push(d1, kAdmin, {&e1, 1}); });
+        auto b = std::async(std::launch::async, [&] { return two->push(d2, kAdmin, {&e2, 1}); });
+        CHECK(a.get().rejected.empty());
+        CHECK(b.get().rejected.empty());
+    }
+    // A tablet pulls it all; the row's revoked_at cleared behind its back,
+    // only the signed list can say "revoked".
+    const auto pulled = one->pull(Id::random(), kAdmin, false, "", 100'000, 1 << 24);
+    REQUIRE_FALSE(pulled.has_more);
+    Replica tablet(dir.file("tablet.db"));
+    tablet.apply_remote(pulled.changes);
+    lindra::test::tamper(tablet.path(), "UPDATE certificate SET revoked_at = NULL");
+    for (const Id& person : candidates) {
+        const auto held = tablet.certificates_of(person);
+        REQUIRE(held.size() == 1);
+        INFO("candidate " << person.to_string());
+        CHECK(tablet.verify_certificate(held[0]).status == CertificateStatus::revoked);
+    }
+}

@@ -36,8 +36,9 @@ std::string dump_domain(const std::string& db, const EntityDef& e) {
             const auto b = r.bytea(i, 0), state = r.bytea(i, 1);
             Id id;
             std::copy(b.begin(), b.end(), id.bytes.begin());
-            out += describe(e, id, model::RowStore::decode_row(e, {reinterpret_cast<const std::uint8_t*>(state.data()),
-                                                                  state.size()}));
+            out += describe(
+                e, id,
+                model::RowStore::decode_row(e, {reinterpret_cast<const std::uint8_t*>(state.data()), state.size()}));
         }
         return out;
     }
@@ -83,8 +84,9 @@ std::int64_t count_rows(const std::string& path, const std::string& table) {
     if (server::is_postgres(path)) {
         store::pg::Connection conn(path);
         if (const EntityDef* e = find_entity(table))
-            return conn.query("SELECT count(*) FROM lindra_row WHERE entity = $1",
-                              {store::pg::Param::int2(static_cast<std::int16_t>(e->tag))})
+            return conn
+                .query("SELECT count(*) FROM lindra_row WHERE entity = $1",
+                       {store::pg::Param::int2(static_cast<std::int16_t>(e->tag))})
                 .int64(0, 0);
         return conn.query("SELECT count(*) FROM " + table).int64(0, 0);
     }
@@ -92,6 +94,11 @@ std::int64_t count_rows(const std::string& path, const std::string& table) {
     auto s = db.prepare("SELECT count(*) FROM " + table);
     REQUIRE(s.step());
     return s.int64(0);
+}
+
+void tamper(const std::string& path, const std::string& sql) {
+    store::Database db(path);
+    db.exec(sql);
 }
 
 }  // namespace lindra::test

@@ -22,6 +22,10 @@ std::string dump_table(const std::string& path, const std::string& table);
 
 std::int64_t count_rows(const std::string& path, const std::string& table);
 
+// Runs `sql` on a replica's file behind lindra's back, as a user with the
+// file and a SQLite shell could.
+void tamper(const std::string& path, const std::string& sql);
+
 // Runs `f`, which must throw lindra::Error, and returns the error.
 template <class F>
 Error error_of(F&& f) {

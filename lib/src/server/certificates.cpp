@@ -345,15 +345,18 @@ void issue_certificates(StorageTxn& txn, RowSource& rows, std::span<const Staged
     }
 }
 
-void publish_issuer(RowSource& rows, const Issuer& issuer, std::int64_t now_ms, ServerWrites& out) {
+void publish_issuer(StorageTxn& txn, RowSource& rows, const Issuer& issuer, std::int64_t now_ms,
+                    ServerWrites& out) {
     const EntityDef& key = entity("issuer_key");
+    const EntityDef& list = entity("status_list");
+    const std::pair<std::uint16_t, Id> lock[] = {{list.tag, model::status_list_id()}};
+    txn.lock_rows(lock);
     for (const auto& k : issuer.keys()) {
         const Id id = model::issuer_key_id(k.kid);
         if (!rows.load(key, id).exists)
             out.set("issuer_key", id,
                     {{"kid", Value{k.kid}}, {"public_jwk", Value{k.jwk}}, {"added_at", Value{now_ms}}});
     }
-    const EntityDef& list = entity("status_list");
     const auto st = rows.load(list, model::status_list_id());
     if (!st.exists) out.set("status_list", model::status_list_id(), {{"allocated", Value{std::int64_t{0}}}});
     // Signed from the start, so that a tablet knows how old its list is
@@ -374,9 +377,13 @@ void revoke_certificates(StorageTxn& txn, RowSource& rows, std::span<const Stage
         if (s.entity == &revocation && is_live(revocation, s.state)) revoked.push_back(&s);
     if (revoked.empty()) return;
     // Two servers that revoke at once must not each flip their bit in a
-    // copy of the list and save over the other's.
-    const std::pair<std::uint16_t, Id> lock[] = {{list.tag, model::status_list_id()}};
-    txn.lock_rows(lock);
+    // copy of the list and save over the other's; and the certificates are
+    // written over (PostgreSQL writes only rows it has locked in place).
+    std::vector<std::pair<std::uint16_t, Id>> locks{{list.tag, model::status_list_id()}};
+    for (const StagedRow* r : revoked)
+        if (const auto id = field_as<Id>(revocation, r->state, "certificate_id")) locks.emplace_back(certificate.tag, *id);
+    std::sort(locks.begin(), locks.end());
+    txn.lock_rows(locks);
     const auto pending = std::find_if(out.writes().begin(), out.writes().end(),
                                       [&](const ServerWrite& w) { return w.row.entity == &list; });
     std::string bits = status_bits(

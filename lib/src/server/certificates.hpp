@@ -84,8 +84,8 @@ void revoke_certificates(StorageTxn& txn, RowSource& rows, std::span<const Stage
                          std::int64_t now_ms, ServerWrites& out);
 
 // Publishes the issuer's keys not yet published, and the signed status
-// list if there is none, through `out`.
-void publish_issuer(RowSource& rows, const Issuer& issuer, std::int64_t now_ms, ServerWrites& out);
+// list if there is none, through `out`, under the list's lock.
+void publish_issuer(StorageTxn& txn, RowSource& rows, const Issuer& issuer, std::int64_t now_ms, ServerWrites& out);
 
 // A certificate's serial: unique per (person, course, group), so per
 // server, stable across retries, servers and restores.

@@ -150,7 +150,7 @@ ServerStore::ServerStore(std::unique_ptr<Storage> storage, StoreOptions options)
         auto txn = storage_->write(server);
         Staging rows(*txn);
         ServerWrites writes(rows, server, [this] { return storage_->tick(); });
-        publish_issuer(rows, *options_.issuer, storage_->wall_ms(), writes);
+        publish_issuer(*txn, rows, *options_.issuer, storage_->wall_ms(), writes);
         if (writes.writes().empty()) return;
         std::vector<LogEntry> log;
         stage(rows, writes, log);
