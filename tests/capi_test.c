@@ -243,6 +243,14 @@ int main(void) {
     lindra_certificate_check* check = NULL;
     CHECK(!lindra_replica_verify_certificate(tablet, &unknown, &check, &err));
     CHECK(err.code == LINDRA_ERR_NOT_FOUND && check == NULL);
+    /* A credential from elsewhere that is not one: an answer, not an error. */
+    MUST(lindra_replica_verify_credential(tablet, "not.a.credential", &check, &err));
+    CHECK(check->status == LINDRA_CERTIFICATE_BAD_SIGNATURE && strlen(check->reason) > 0);
+    lindra_certificate_check_free(check);
+    check = NULL;
+    CHECK(!lindra_replica_verify_credential(tablet, NULL, &check, &err) && err.code == LINDRA_ERR_INVALID_ARGUMENT);
+    CHECK(!lindra_replica_revoke_certificate(tablet, &unknown, "issued in error", &err) &&
+          err.code == LINDRA_ERR_NOT_FOUND);
     /* The coordinator's completion report: Ola has not passed M1 yet. */
     char* csv = NULL;
     MUST(lindra_replica_completion_report_csv(office, &group, NULL, &csv, &err));

@@ -10,6 +10,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <memory>
+
 using namespace lindra;
 using lindra::test::require_ok;
 using lindra::test::SyncWorld;
@@ -242,6 +245,7 @@ TEST_CASE("a revoked certificate verifies as revoked on every tablet, by the sig
     const auto untrusted = check();
     CHECK_FALSE(untrusted.revocation_list_age_ms);
     CHECK(untrusted.status == CertificateStatus::valid);  // the row said nothing more, and the list is not trusted
+    CHECK(untrusted.reason.find("the revocation list on this device does not verify") != std::string::npos);
 }
 
 TEST_CASE("a revocation and a membership cannot be deleted through the API") {
@@ -256,4 +260,80 @@ TEST_CASE("a revocation and a membership cannot be deleted through the API") {
     CHECK(lindra::test::error_of([&] { c.office.remove("revocation", revocation); }).errc() == Errc::invalid_argument);
     const Id membership = Id::derive("membership", {c.s.group, c.ola});
     CHECK(lindra::test::error_of([&] { c.office.remove("membership", membership); }).errc() == Errc::invalid_argument);
+}
+
+TEST_CASE("a credential from elsewhere verifies the same way, and anything else as bad, without throwing") {
+    Course c;
+    c.pass_modules(c.ola);
+    c.attend(c.ola);
+    c.confirm(c.ola);
+    c.sync();
+    const std::string jws = c.office.verify_certificate(c.office.certificates_of(c.ola).at(0)).credential;
+    // Another tablet that has the server's keys but not Ola's row.
+    Replica& other = c.w.tablet("other");
+    require_ok(c.w.sync(other));
+    tamper(other.path(), "DELETE FROM certificate");
+    const auto shown = other.verify_credential("  " + jws + "\n");
+    INFO(shown.reason);
+    CHECK(shown.status == CertificateStatus::valid);
+    CHECK(shown.person_name == "Ola Nordmann");
+    CHECK(shown.serial.size() == 14);
+    std::string changed = jws;
+    changed[jws.find('.') + 20] = changed[jws.find('.') + 20] == 'A' ? 'B' : 'A';
+    CHECK(other.verify_credential(changed).status == CertificateStatus::bad_signature);
+    CHECK(other.verify_credential("").status == CertificateStatus::bad_signature);
+    CHECK(other.verify_credential("not.a.jws").status == CertificateStatus::bad_signature);
+}
+
+TEST_CASE("a server without an issuer key refuses a revocation it could not carry out") {
+    Course c;
+    c.pass_modules(c.ola);
+    c.attend(c.ola);
+    c.confirm(c.ola);
+    c.sync();
+    const Id id = c.office.certificates_of(c.ola).at(0);
+    c.w.restart_server([](ServerOptions&) {});  // no issuer key
+    c.office.revoke_certificate(id, "issued in error");
+    const auto r = c.w.sync(c.office);
+    require_ok(r);
+    REQUIRE(r.rejected.size() == 1);
+    CHECK(r.rejected[0].reason.find("no issuer key") != std::string::npos);
+    CHECK(c.office.verify_certificate(id).status == CertificateStatus::valid);
+    CHECK(c.office.refused_writes().size() == 1);  // the coordinator's write is kept, not lost
+}
+
+TEST_CASE("the revocation list is signed anew at least daily, so its age is that of the last sync") {
+    const std::string key = generate_issuer_key();
+    Course c({key});
+    c.pass_modules(c.ola);
+    c.attend(c.ola);
+    c.confirm(c.ola);
+    c.sync();
+    const Id id = c.office.certificates_of(c.ola).at(0);
+    // The server's clock and a tablet's, moved on by `days_on` days: the
+    // server signs its list when it starts, then time passes.
+    auto days_on = std::make_shared<std::atomic<int>>(0);
+    const std::function<Timestamp()> later = [days_on] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch() + std::chrono::hours(25) * days_on->load())
+            .count();
+    };
+    c.w.restart_server([&](ServerOptions& o) {
+        issuing({key})(o);
+        o.wall_clock_ms = later;
+    });
+    const std::string token = c.w.token({.user = "next-day", .role = Role::admin, .ttl = std::chrono::hours(72)});
+    *days_on = 1;
+    Replica& tablet = c.w.tablet("next-day", {.wall_clock_ms = later});
+    require_ok(c.w.sync(tablet, token));  // a pull only: the list it gets is a day old
+    const auto before = tablet.verify_certificate(id);
+    REQUIRE(before.revocation_list_age_ms);
+    CHECK(*before.revocation_list_age_ms > 24 * 3600 * 1000);
+    // The day's first push brings a list signed now.
+    tablet.add_time_spent(c.ola, c.s.modules[0], c.s.group, 60);
+    require_ok(c.w.sync(tablet, token));
+    const auto after = tablet.verify_certificate(id);
+    REQUIRE(after.revocation_list_age_ms);
+    CHECK(*after.revocation_list_age_ms < 3600 * 1000);
+    CHECK(after.status == CertificateStatus::valid);
 }

@@ -113,6 +113,13 @@ c = jws[i]
 open(sys.argv[2], "w").write(jws[:i] + ("A" if c != "A" else "B") + jws[i + 1:])
 open(sys.argv[3], "w").write(jws[:-1] + ("A" if jws[-1] != "A" else "Q"))
 PY
+run fresh init
+run fresh verify "$work/ola.jws"
+check "a tablet without Ola's keys cannot vouch for her credential" 1 "unknown key: signed with key"
+run office verify "$work/ola.jws"
+check "lindra-tablet verify checks a credential from a file, offline" 0 "^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}  valid: "
+run office verify "$work/tampered.jws"
+check "and finds one with a byte changed bad" 1 "bad signature"
 verify "$work/tampered.jws"
 check "jose refuses a credential with one byte changed" 1 "^INVALID: ERR_JWS_SIGNATURE_VERIFICATION_FAILED"
 verify "$work/resigned.jws"
@@ -131,6 +138,8 @@ check "the tablet finds the certificate revoked, offline" 1 "revoked: attendance
 "$cli" --db "$work/office.db" certificate ola --revocation-list > "$work/list-after.jws"
 verify "$work/ola.jws" "$work/list-after.jws"
 check "jose finds Ola's bit set in the re-signed list" 3 "^REVOKED: .* for Ola Nordmann$"
+run office verify - < "$work/ola.jws"
+check "lindra-tablet verify finds it revoked too" 1 "revoked: attendance recorded in error"
 run office revoke kari --reason "no reason"
 check "a person with no certificate cannot be revoked" 1 "no certificate for kari"
 

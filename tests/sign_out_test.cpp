@@ -88,14 +88,19 @@ TEST_CASE("wipe_database_files: zeros over every file before it goes, and never 
 
     fs::remove(db + "-wal");
     std::ofstream(db + "-journal") << "a journal";
-    // A second name for the database's inode sees what the wipe left in it.
-    const std::string witness = dir.file("witness");
-    fs::create_hard_link(db, witness);
+    // A second name for the database would keep its data: refused, nothing removed.
+    const std::string other_name = dir.file("other-name");
+    fs::create_hard_link(db, other_name);
+    CHECK_THROWS_WITH(store::wipe_database_files(db), Catch::Contains("hard link"));
+    CHECK(fs::exists(db));
+    fs::remove(other_name);
+
+    // A descriptor opened before sees what the wipe left in the inode.
+    std::ifstream w(db, std::ios::binary);
     const auto removed = store::wipe_database_files(db);
     CHECK(removed == std::vector<std::string>{db + "-journal", db});
     CHECK_FALSE(fs::exists(db));
     CHECK_FALSE(fs::exists(db + "-journal"));
-    std::ifstream w(witness, std::ios::binary);
     CHECK(std::string{std::istreambuf_iterator<char>(w), std::istreambuf_iterator<char>()} ==
           std::string(std::string_view("the database").size(), '\0'));
 }

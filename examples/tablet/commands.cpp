@@ -14,6 +14,7 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <limits>
 #include <optional>
 #include <ostream>
@@ -169,6 +170,8 @@ void cmd_token_request(Session& s) {
     auto& r = s.replica();
     const Id person = resolve(r, "person", s.operand(0));
     const auto& role = s.operand(1);
+    if (role != "candidate" && role != "mentor" && role != "coordinator")
+        throw UsageError("token-request: the role is candidate, mentor or coordinator, not \"" + role + "\"");
     std::string line = "lindra-server issue-token --key " + shell_word(s.option("--key").value_or("token.key")) +
                        " --user " + shell_word(s.option("--user").value_or(person.to_string())) + " --role " + role +
                        " --person " + person.to_string();
@@ -426,6 +429,21 @@ void cmd_count(Session& s) {
 // PERSON's certificates, each verified on this device with no network;
 // --jws prints the signed credentials only, one a line, for a verifier
 // that is not lindra (with issuer-keys).
+// One verified certificate: its status, and what it says if the
+// signature held. True if valid.
+bool print_check(Session& s, const lindra::CertificateCheck& c, const std::string& name) {
+    s.out() << (c.serial.empty() ? name : c.serial) << "  " << to_string(c.status) << ": " << c.reason << '\n';
+    if (c.status == lindra::CertificateStatus::bad_signature || c.status == lindra::CertificateStatus::unknown_key)
+        return false;
+    s.out() << "  " << c.course_title << ", " << c.person_name << ", issued by " << c.issuer << ", valid from "
+            << local_datetime(c.valid_from_ms) << '\n'
+            << "  revocation list: "
+            << (c.revocation_list_age_ms ? "signed " + std::to_string(*c.revocation_list_age_ms / 3'600'000) + " h ago"
+                                         : std::string("none this device can trust: a revocation would not show"))
+            << '\n';
+    return c.status == lindra::CertificateStatus::valid;
+}
+
 void cmd_certificate(Session& s) {
     const auto& r = s.replica();
     const Id person = resolve(r, "person", s.operand(0));
@@ -446,22 +464,24 @@ void cmd_certificate(Session& s) {
         return;
     }
     bool all_valid = true;
-    for (const auto& id : ids) {
-        const auto c = r.verify_certificate(id);
-        all_valid = all_valid && c.status == lindra::CertificateStatus::valid;
-        s.out() << (c.serial.empty() ? id.to_string() : c.serial) << "  " << to_string(c.status) << ": " << c.reason
-                << '\n';
-        if (c.status == lindra::CertificateStatus::bad_signature || c.status == lindra::CertificateStatus::unknown_key)
-            continue;
-        s.out() << "  " << c.course_title << ", " << c.person_name << ", issued by " << c.issuer << ", valid from "
-                << local_datetime(c.valid_from_ms) << '\n'
-                << "  revocation list: "
-                << (c.revocation_list_age_ms
-                        ? "signed " + std::to_string(*c.revocation_list_age_ms / 3'600'000) + " h ago"
-                        : std::string("none on this device yet: a revocation would not show"))
-                << '\n';
-    }
+    for (const auto& id : ids) all_valid = print_check(s, r.verify_certificate(id), id.to_string()) && all_valid;
     if (!all_valid) throw Error(Errc::invalid_argument, "a certificate did not verify as valid");
+}
+
+// A credential from elsewhere (a file, or - for stdin), verified against
+// what this device holds, with no network.
+void cmd_verify(Session& s) {
+    const std::string& path = s.operand(0);
+    std::ostringstream text;
+    if (path == "-") {
+        text << std::cin.rdbuf();
+    } else {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) throw Error(Errc::not_found, "cannot read " + path);
+        text << in.rdbuf();
+    }
+    if (!print_check(s, s.replica().verify_credential(text.str()), path))
+        throw Error(Errc::invalid_argument, "the credential did not verify as valid");
 }
 
 // A coordinator revokes PERSON's certificate (--serial picks one of
@@ -759,6 +779,11 @@ std::span<const Command> commands() {
          "      (--jws: the signed credentials only, one a line, for another verifier;\n"
          "      --revocation-list: the signed revocation list they are checked against)",
          cmd_certificate},
+        {"verify",
+         "FILE",
+         {},
+         "verify a certificate's signed credential (a JWS, - for stdin) with no network",
+         cmd_verify},
         {"revoke",
          "PERSON",
          {"--reason TEXT", "--serial SERIAL"},

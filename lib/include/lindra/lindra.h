@@ -519,6 +519,11 @@ LINDRA_API bool lindra_replica_certificates_of(const lindra_replica* replica, co
 LINDRA_API bool lindra_replica_verify_certificate(const lindra_replica* replica, const lindra_id* certificate,
                                                   lindra_certificate_check** out,
                                                   lindra_error* error) LINDRA_NOEXCEPT;
+/* The same checks for a credential given as a compact JWS (NUL-terminated),
+ * say one a candidate shows from another device. */
+LINDRA_API bool lindra_replica_verify_credential(const lindra_replica* replica, const char* credential,
+                                                 lindra_certificate_check** out,
+                                                 lindra_error* error) LINDRA_NOEXCEPT;
 /* Revokes a certificate with a reason (a coordinator of the group's
  * organization; the server refuses anyone else). Final: a later call
  * changes only the reason. LINDRA_ERR_NOT_FOUND if the device holds no

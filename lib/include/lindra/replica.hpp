@@ -470,6 +470,11 @@ class Replica : public Writes {
     // row's (its person, course and group), its validFrom, and revocation.
     // Errc::not_found if the device holds no such certificate.
     CertificateCheck verify_certificate(const Id& certificate) const;
+    // The same checks for a credential given as a compact JWS (one a
+    // candidate shows, say, from another device): its signature, validFrom
+    // and revocation, against what this device holds. A credential that is
+    // not one verifies as bad_signature; nothing throws for its content.
+    CertificateCheck verify_credential(std::string_view credential) const;
     // The coordinator's completion report for `group`: every candidate
     // (withdrawn ones too) with modules passed of required, gatherings
     // attended of held, the mentor's confirmation, and the certificate:

@@ -515,27 +515,39 @@ bool lindra_replica_certificates_of(const lindra_replica* replica, const lindra_
     });
 }
 
+namespace {
+
+lindra_certificate_check* to_c(const CertificateCheck& c) {
+    return build([&](Block& b) {
+        auto* o = b.alloc<lindra_certificate_check>(1);
+        *o = {static_cast<lindra_certificate_status>(c.status),
+              b.str(c.reason),
+              b.str(c.serial),
+              b.str(c.person_name),
+              b.str(c.course_title),
+              b.str(c.issuer),
+              b.str(c.kid),
+              c.valid_from_ms,
+              c.revocation_list_age_ms.has_value(),
+              c.revocation_list_age_ms.value_or(0),
+              b.str(c.credential),
+              b.str(c.revocation_list)};
+        return o;
+    });
+}
+
+}  // namespace
+
 bool lindra_replica_verify_certificate(const lindra_replica* replica, const lindra_id* certificate,
                                        lindra_certificate_check** out, lindra_error* error) noexcept {
-    return query(replica, out, error, [&](const Replica& r) {
-        const CertificateCheck c = r.verify_certificate(id(certificate, "certificate"));
-        return build([&](Block& b) {
-            auto* o = b.alloc<lindra_certificate_check>(1);
-            *o = {static_cast<lindra_certificate_status>(c.status),
-                  b.str(c.reason),
-                  b.str(c.serial),
-                  b.str(c.person_name),
-                  b.str(c.course_title),
-                  b.str(c.issuer),
-                  b.str(c.kid),
-                  c.valid_from_ms,
-                  c.revocation_list_age_ms.has_value(),
-                  c.revocation_list_age_ms.value_or(0),
-                  b.str(c.credential),
-                  b.str(c.revocation_list)};
-            return o;
-        });
-    });
+    return query(replica, out, error,
+                 [&](const Replica& r) { return to_c(r.verify_certificate(id(certificate, "certificate"))); });
+}
+
+bool lindra_replica_verify_credential(const lindra_replica* replica, const char* credential,
+                                      lindra_certificate_check** out, lindra_error* error) noexcept {
+    return query(replica, out, error,
+                 [&](const Replica& r) { return to_c(r.verify_credential(need(credential, "credential"))); });
 }
 
 bool lindra_replica_dismiss_refused(lindra_replica* replica, int64_t id, bool* found, lindra_error* error) noexcept {

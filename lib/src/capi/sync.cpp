@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <thread>
 
 using namespace lindra;
 using namespace lindra::capi;
@@ -30,33 +31,42 @@ std::int64_t epoch_ms(std::chrono::system_clock::time_point t) {
 }
 
 lindra_sync_progress to_c(const SyncProgress& p) {
-    return {static_cast<lindra_sync_phase>(p.phase), p.changes_pushed, p.changes_pulled, p.bytes_sent,
-            p.bytes_received, p.push_remaining, p.pull_remaining};
+    return {static_cast<lindra_sync_phase>(p.phase),
+            p.changes_pushed,
+            p.changes_pulled,
+            p.bytes_sent,
+            p.bytes_received,
+            p.push_remaining,
+            p.pull_remaining};
 }
 
 // Strings of `status` are borrowed from it, as `keep` says: a Block's
 // copies for a result, or the C++ object's own for a callback.
 template <class Keep>
 lindra_sync_status to_c(const SyncStatus& s, Keep&& keep) {
-    return {static_cast<lindra_sync_state>(s.state),
-            keep(s.error_code),
-            keep(s.message),
-            s.last_synced.has_value(),
-            s.last_synced ? epoch_ms(*s.last_synced) : 0,
-            s.pending};
+    return {
+        static_cast<lindra_sync_state>(s.state),      keep(s.error_code), keep(s.message), s.last_synced.has_value(),
+        s.last_synced ? epoch_ms(*s.last_synced) : 0, s.pending};
 }
 
 void put(Block& b, lindra_sync_rejection& out, const SyncRejection& r) {
     auto** fields = b.alloc<const char*>(r.fields.size());
     for (std::size_t i = 0; i < r.fields.size(); ++i) fields[i] = b.str(r.fields[i]);
-    out = {r.seq,           b.str(r.code), b.str(r.reason), b.str(r.entity), to_c(r.row),
-           r.fields.size(), fields,        r.row_removed,   r.values.size(), put_values(b, r.values),
-           r.refused_id};
+    out = {r.seq,  b.str(r.code), b.str(r.reason), b.str(r.entity),         to_c(r.row), r.fields.size(),
+           fields, r.row_removed, r.values.size(), put_values(b, r.values), r.refused_id};
 }
 
 void put(Block& b, lindra_sync_result& o, const SyncResult& r) {
-    o = {static_cast<lindra_sync_outcome>(r.outcome), b.str(r.message), b.str(r.error_code), r.retry_after_ms,
-         r.changes_pushed, r.changes_pulled, r.rows_purged, r.bytes_sent, r.bytes_received, r.rejected.size(),
+    o = {static_cast<lindra_sync_outcome>(r.outcome),
+         b.str(r.message),
+         b.str(r.error_code),
+         r.retry_after_ms,
+         r.changes_pushed,
+         r.changes_pulled,
+         r.rows_purged,
+         r.bytes_sent,
+         r.bytes_received,
+         r.rejected.size(),
          b.alloc<lindra_sync_rejection>(r.rejected.size())};
     for (std::size_t i = 0; i < r.rejected.size(); ++i) put(b, o.rejected[i], r.rejected[i]);
 }
@@ -95,11 +105,13 @@ SyncOptions options_from(const lindra_sync_options& c) {
         };
     if (auto* fn = c.on_rejected)
         o.on_rejected = [fn, context](const SyncRejection& r) {
-            const std::unique_ptr<lindra_sync_rejection, void (*)(void*)> rejection(build([&](Block& b) {
-                auto* out = b.alloc<lindra_sync_rejection>(1);
-                put(b, *out, r);
-                return out;
-            }), std::free);
+            const std::unique_ptr<lindra_sync_rejection, void (*)(void*)> rejection(
+                build([&](Block& b) {
+                    auto* out = b.alloc<lindra_sync_rejection>(1);
+                    put(b, *out, r);
+                    return out;
+                }),
+                std::free);
             fn(rejection.get(), context);
         };
     return o;
@@ -139,8 +151,8 @@ lindra_sync_result* lindra_sync_client_sync(lindra_sync_client* client, lindra_e
     return out;
 }
 
-bool lindra_sync_client_sync_async(lindra_sync_client* client, void (*done)(lindra_sync_result*, void*),
-                                   void* context, lindra_error* error) noexcept {
+bool lindra_sync_client_sync_async(lindra_sync_client* client, void (*done)(lindra_sync_result*, void*), void* context,
+                                   lindra_error* error) noexcept {
     return try_catch(error, [&] {
         auto& c = need(client, "client");
         need(done, "done");
@@ -182,8 +194,12 @@ lindra_sync_status* lindra_sync_client_status(const lindra_sync_client* client, 
     return out;
 }
 
-void lindra_sync_result_free(lindra_sync_result* result) noexcept { std::free(result); }
-void lindra_sync_status_free(lindra_sync_status* status) noexcept { std::free(status); }
+void lindra_sync_result_free(lindra_sync_result* result) noexcept {
+    std::free(result);
+}
+void lindra_sync_status_free(lindra_sync_status* status) noexcept {
+    std::free(status);
+}
 
 bool lindra_user_replica_path(const char* directory, const char* user, char* out, std::size_t size,
                               lindra_error* error) noexcept {
@@ -207,6 +223,8 @@ lindra_sign_out_result* lindra_sign_out(lindra_replica** replica, const lindra_s
     lindra_sign_out_result* out = nullptr;
     try_catch(error, [&] {
         auto& handle = need(need(replica, "replica"), "*replica");
+        if (handle.batch_thread.load() == std::this_thread::get_id())
+            throw Error(Errc::invalid_argument, "cannot sign out inside a batch: the batch would outlive its replica");
         const auto o = options_from(need(options, "options"));
         // From here the handle's replica is sign_out's: on an error it is
         // closed, and so is the handle.
@@ -232,7 +250,9 @@ lindra_sign_out_result* lindra_sign_out(lindra_replica** replica, const lindra_s
     return out;
 }
 
-void lindra_sign_out_result_free(lindra_sign_out_result* result) noexcept { std::free(result); }
+void lindra_sign_out_result_free(lindra_sign_out_result* result) noexcept {
+    std::free(result);
+}
 
 void lindra_log_set_callback(void (*fn)(lindra_log_level, const char*, const char*, void*), lindra_log_level min,
                              void* context) noexcept {

@@ -28,12 +28,16 @@ std::string user_replica_path(const std::string& directory, std::string_view use
 }
 
 SignOutResult sign_out(Replica&& replica, const SyncOptions& options, bool force) {
-    Replica owned(std::move(replica));
+    const std::string where = replica.path();
+    if (where.empty() || where == ":memory:" || where.starts_with("file:"))
+        throw Error(Errc::invalid_argument, "sign-out deletes a replica file: this replica has none");
     SignOutResult r;
     {
-        SyncClient client(owned, options);
+        // Before the replica is taken: bad options leave it with the caller.
+        SyncClient client(replica, options);
         r.sync = client.sync();
     }
+    Replica owned(std::move(replica));
     r.pending_writes = owned.outbox_size();
     r.refused_writes = static_cast<std::int64_t>(owned.refused_writes().size());
     const bool nothing_lost = r.sync.ok() && r.pending_writes == 0 && r.refused_writes == 0;

@@ -133,4 +133,17 @@ std::optional<Completion> completion(RowSource& rows, const Id& person, const Id
     return c;
 }
 
+std::string certificate_serial(const Id& certificate) {
+    // Crockford's base32 of the first 60 bits: 12 characters, no I, L, O, U.
+    static constexpr char digits[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = v << 8 | certificate.bytes[static_cast<std::size_t>(i)];
+    std::string out;
+    for (int i = 0; i < 12; ++i) {
+        if (i == 4 || i == 8) out += '-';
+        out += digits[(v >> (59 - 5 * i)) & 31];
+    }
+    return out;
+}
+
 }  // namespace lindra::model

@@ -55,6 +55,11 @@ struct Completion {
 Id issuer_key_id(std::string_view kid);
 // "urn:uuid:...": how a credential names a row.
 std::string urn(const Id& id);
+
+// A certificate's serial ("7Q2M-K9XD-4HRA"): unique per (person, course,
+// group), so per server, stable across retries, servers and restores, and
+// derived from its id, which the signed credential names.
+std::string certificate_serial(const Id& certificate);
 Id status_list_id();
 
 // The rule for `person` in `group` (whose course it is), as the rows are now;

@@ -81,24 +81,33 @@ std::int64_t signed_integer(const Json& j, std::string_view name) {
     return j.contains(name) && j[std::string(name)].is_number_integer() ? j[std::string(name)].get<std::int64_t>() : 0;
 }
 
-// The revocation list the device holds, if its signature holds: its bits
-// and when the server signed it.
 struct RevocationList {
     std::string bits;
     std::int64_t signed_at_ms = 0;
     std::string credential;
 };
 
-std::optional<RevocationList> revocation_list(store::Database& db) {
+// The revocation list the device holds, if its signature holds: its bits
+// and when the server signed it. Without one, `problem` says why when the
+// device holds a list it cannot trust (changed on the device).
+std::optional<RevocationList> revocation_list(store::Database& db, std::string& problem) {
     const EntityDef& list = entity("status_list");
     const auto row = model::row_store(list).load(db, model::status_list_id());
     const auto credential = field_as<std::string>(list, row, "credential");
     if (!model::is_live(list, row) || !credential) return std::nullopt;
     const Signed s = check_signed(db, *credential);
-    if (s.status != CertificateStatus::valid) return std::nullopt;
-    const auto encoded = text_at(s.payload, "/credentialSubject/encodedList"_json_pointer);
-    auto bits = status_list::decode(encoded, status_list::bytes_for(list.field("allocated")->max));
-    if (!bits) return std::nullopt;
+    std::optional<std::string> bits;
+    if (s.status == CertificateStatus::valid &&
+        text_at(s.payload, "/credentialSubject/type"_json_pointer) == "BitstringStatusList" &&
+        text_at(s.payload, "/credentialSubject/statusPurpose"_json_pointer) == "revocation")
+        bits = status_list::decode(text_at(s.payload, "/credentialSubject/encodedList"_json_pointer),
+                                   status_list::bytes_for(list.field("allocated")->max));
+    if (!bits) {
+        problem = "but the revocation list on this device does not verify (" +
+                  (s.status == CertificateStatus::valid ? std::string("not a revocation list") : s.reason) +
+                  "), so a revocation would not show: sync to get the server's";
+        return std::nullopt;
+    }
     return RevocationList{std::move(*bits), signed_integer(s.payload, "nbf") * 1000, *credential};
 }
 
@@ -144,24 +153,23 @@ std::vector<Id> Replica::certificates_of(const Id& person) const {
     return out;
 }
 
-CertificateCheck Replica::verify_certificate(const Id& id) const {
-    std::lock_guard lock(core_->mutex);
-    const EntityDef& certificates = entity("certificate");
-    const auto row = model::row_store(certificates).load(core_->db, id);
-    if (!model::is_live(certificates, row))
-        throw Error(Errc::not_found, "this device holds no certificate " + id.to_string());
+namespace {
 
+// The checks of a credential: its signature by a key of the server's this
+// device holds; when it comes with the certificate row `held` (id `id`),
+// that it is that row's; its validFrom; and whether it is revoked, by the
+// signed list or by the row this device holds for it.
+CertificateCheck check_credential(store::Database& db, std::int64_t now_ms, std::string credential, const Id* id) {
+    const EntityDef& certificates = entity("certificate");
     CertificateCheck out;
-    const auto list = revocation_list(core_->db);
+    std::string list_problem;
+    const auto list = revocation_list(db, list_problem);
     if (list) {
-        out.revocation_list_age_ms = core_->clock.now_ms() - list->signed_at_ms;
+        out.revocation_list_age_ms = now_ms - list->signed_at_ms;
         out.revocation_list = list->credential;
     }
-
-    const auto credential = field_as<std::string>(certificates, row, "credential");
-    if (!credential) return bad(out, "the certificate carries no signed credential");
-    out.credential = *credential;
-    const Signed s = check_signed(core_->db, *credential);
+    out.credential = std::move(credential);
+    const Signed s = check_signed(db, out.credential);
     if (s.status != CertificateStatus::valid) {
         out.status = s.status;
         out.reason = s.reason;
@@ -169,19 +177,25 @@ CertificateCheck Replica::verify_certificate(const Id& id) const {
     }
     out.kid = s.kid;
 
-    // The signature holds: the credential is the server's. Now it must be
-    // this row's, whose fields a tablet could have changed.
+    // The signature holds: the credential is the server's. Given with a
+    // row, it must be that row's, whose fields a tablet could have changed.
     const Json& vc = s.payload;
-    const auto person = field_as<Id>(certificates, row, "person_id");
-    const auto course = field_as<Id>(certificates, row, "course_id");
-    const auto group = field_as<Id>(certificates, row, "group_id");
-    if (!person || !course || !group || Id::derive("certificate", {*person, *course, *group}) != id ||
-        vc.value("jti", "") != urn(id) || text_at(vc, "/credentialSubject/id"_json_pointer) != urn(*person) ||
-        text_at(vc, "/credentialSubject/achievement/id"_json_pointer) != urn(*course))
-        return bad(out, "the certificate row does not match its signed credential: it was changed on a device");
+    const auto named = Id::parse(std::string_view(vc.value("jti", "")).substr(std::string_view("urn:uuid:").size()));
+    if (!named || vc.value("jti", "") != urn(*named)) return bad(out, "the credential names no certificate (jti)");
+    const auto row = model::row_store(certificates).load(db, *named);
+    if (id) {
+        const auto person = field_as<Id>(certificates, row, "person_id");
+        const auto course = field_as<Id>(certificates, row, "course_id");
+        const auto group = field_as<Id>(certificates, row, "group_id");
+        if (*named != *id || !person || !course || !group ||
+            Id::derive("certificate", {*person, *course, *group}) != *id ||
+            text_at(vc, "/credentialSubject/id"_json_pointer) != urn(*person) ||
+            text_at(vc, "/credentialSubject/achievement/id"_json_pointer) != urn(*course))
+            return bad(out, "the certificate row does not match its signed credential: it was changed on a device");
+    }
 
     out.valid_from_ms = signed_integer(vc, "nbf") * 1000;
-    out.serial = field_as<std::string>(certificates, row, "serial").value_or("");
+    out.serial = model::certificate_serial(*named);
     out.course_title = text_at(vc, "/credentialSubject/achievement/name"_json_pointer);
     out.issuer = text_at(vc, "/issuer/name"_json_pointer);
     for (const auto& identity : vc.contains("/credentialSubject/identifier"_json_pointer)
@@ -189,7 +203,7 @@ CertificateCheck Replica::verify_certificate(const Id& id) const {
                                     : Json::array())
         if (identity.is_object() && identity.value("identityType", "") == "name")
             out.person_name = identity.value("identityHash", "");
-    if (out.valid_from_ms > core_->clock.now_ms()) {
+    if (out.valid_from_ms > now_ms) {
         out.status = CertificateStatus::not_yet_valid;
         out.reason = "valid from a time this device's clock has not reached; check the date and time";
         return out;
@@ -207,8 +221,34 @@ CertificateCheck Replica::verify_certificate(const Id& id) const {
         return out;
     }
     out.status = CertificateStatus::valid;
-    out.reason = "signed by the server's key " + out.kid;
+    out.reason = "signed by the server's key " + out.kid + (list_problem.empty() ? "" : "; " + list_problem);
     return out;
+}
+
+}  // namespace
+
+CertificateCheck Replica::verify_certificate(const Id& id) const {
+    std::lock_guard lock(core_->mutex);
+    const EntityDef& certificates = entity("certificate");
+    const auto row = model::row_store(certificates).load(core_->db, id);
+    if (!model::is_live(certificates, row))
+        throw Error(Errc::not_found, "this device holds no certificate " + id.to_string());
+    const auto credential = field_as<std::string>(certificates, row, "credential");
+    if (!credential) {
+        CertificateCheck out;
+        return bad(out, "the certificate carries no signed credential");
+    }
+    return check_credential(core_->db, core_->clock.now_ms(), *credential, &id);
+}
+
+CertificateCheck Replica::verify_credential(std::string_view credential) const {
+    std::lock_guard lock(core_->mutex);
+    std::string text(credential);
+    // A file or a pasted line: surrounding white space is not the JWS's.
+    const auto first = text.find_first_not_of(" \t\r\n");
+    text =
+        first == std::string::npos ? std::string() : text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+    return check_credential(core_->db, core_->clock.now_ms(), std::move(text), nullptr);
 }
 
 }  // namespace lindra

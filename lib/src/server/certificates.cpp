@@ -264,6 +264,12 @@ Issuer::Issuer(const std::vector<std::string>& keys_pem, std::string id, std::st
     if (id_.empty()) id_ = urn(Id::derive("issuer/" + keys_.front().kid, std::initializer_list<Id>{}));
 }
 
+model::RowState ServerWrites::load(const EntityDef& e, const Id& id) {
+    const auto it = std::find_if(writes_.begin(), writes_.end(),
+                                 [&](const ServerWrite& w) { return w.row.entity == &e && w.row.row == id; });
+    return it != writes_.end() ? it->row.state : rows_.load(e, id);
+}
+
 void ServerWrites::set(std::string_view entity_name, const Id& id,
                        const std::vector<std::pair<std::string_view, Value>>& values) {
     const EntityDef& e = entity(entity_name);
@@ -296,98 +302,53 @@ void ServerWrites::set(std::string_view entity_name, const Id& id,
     it->entry.scope = scope_of(e, id, it->row.state);
 }
 
-std::string certificate_serial(const Id& certificate) {
-    // Crockford's base32 of the first 60 bits: 12 characters, no I, L, O, U.
-    static constexpr char digits[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v = v << 8 | certificate.bytes[static_cast<std::size_t>(i)];
-    std::string out;
-    for (int i = 0; i < 12; ++i) {
-        if (i == 4 || i == 8) out += '-';
-        out += digits[(v >> (59 - 5 * i)) & 31];
-    }
-    return out;
+namespace {
+
+// The status list as this transaction has it.
+model::RowState list_state(ServerWrites& out) {
+    return out.load(entity("status_list"), model::status_list_id());
 }
 
-void issue_certificates(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer,
-                        std::int64_t now_ms, ServerWrites& out) {
-    const auto pairs = touched(rows, staged);
-    if (pairs.empty()) return;
+bool stale(const model::RowState& list, std::int64_t now_ms) {
+    const auto at = field_as<std::int64_t>(entity("status_list"), list, "issued_at");
+    return !field_as<std::string>(entity("status_list"), list, "credential") || !at ||
+           now_ms - *at >= kStatusListRefreshMs;
+}
+
+void sign_list(const Issuer& issuer, std::string_view bits, std::int64_t now_ms, ServerWrites& out) {
+    out.set("status_list", model::status_list_id(),
+            {{"credential", Value{status_list_credential(issuer, bits, now_ms)}}, {"issued_at", Value{now_ms}}});
+}
+
+void issue(RowSource& rows, const std::set<std::pair<Id, Id>>& pairs, const Issuer& issuer, std::int64_t now_ms,
+           ServerWrites& out) {
     const EntityDef& certificate = entity("certificate");
     const EntityDef& list = entity("status_list");
-    const EntityDef& membership = entity("membership");
-    std::vector<std::pair<std::uint16_t, Id>> locks{{list.tag, model::status_list_id()}};
-    for (const auto& [person, group] : pairs)
-        locks.emplace_back(membership.tag, Id::derive("membership", {group, person}));
-    std::sort(locks.begin(), locks.end());
-    txn.lock_rows(locks);
     for (const auto& [person, group] : pairs) {
         const auto c = model::completion(rows, person, group);
         if (!c || !c->met()) continue;
         const Id id = Id::derive("certificate", {person, c->course, group});
         if (rows.load(certificate, id).exists) continue;  // issued once, never again
         // Its bit in the revocation list: the next one, under the list's lock.
-        std::int64_t index = 0;
-        const auto& writes = out.writes();
-        const auto pending =
-            std::find_if(writes.begin(), writes.end(), [&](const ServerWrite& w) { return w.row.entity == &list; });
-        const auto st = pending != writes.end() ? pending->row.state : rows.load(list, model::status_list_id());
-        index = field_as<std::int64_t>(list, st, "allocated").value_or(0);
+        const auto index = field_as<std::int64_t>(list, list_state(out), "allocated").value_or(0);
         out.set("status_list", model::status_list_id(), {{"allocated", Value{index + 1}}});
         out.set("certificate", id,
                 {{"person_id", Value{person}},
                  {"course_id", Value{c->course}},
                  {"group_id", Value{group}},
                  {"issued_at", Value{now_ms}},
-                 {"serial", Value{certificate_serial(id)}},
+                 {"serial", Value{model::certificate_serial(id)}},
                  {"status_index", Value{index}},
                  {"credential", Value{credential(rows, *c, id, index, issuer, now_ms)}}});
     }
 }
 
-void publish_issuer(StorageTxn& txn, RowSource& rows, const Issuer& issuer, std::int64_t now_ms,
-                    ServerWrites& out) {
-    const EntityDef& key = entity("issuer_key");
-    const EntityDef& list = entity("status_list");
-    const std::pair<std::uint16_t, Id> lock[] = {{list.tag, model::status_list_id()}};
-    txn.lock_rows(lock);
-    for (const auto& k : issuer.keys()) {
-        const Id id = model::issuer_key_id(k.kid);
-        if (!rows.load(key, id).exists)
-            out.set("issuer_key", id,
-                    {{"kid", Value{k.kid}}, {"public_jwk", Value{k.jwk}}, {"added_at", Value{now_ms}}});
-    }
-    const auto st = rows.load(list, model::status_list_id());
-    if (!st.exists) out.set("status_list", model::status_list_id(), {{"allocated", Value{std::int64_t{0}}}});
-    // Signed from the start, so that a tablet knows how old its list is
-    // before anything was revoked.
-    if (!field_as<std::string>(list, st, "credential"))
-        out.set("status_list", model::status_list_id(),
-                {{"credential", Value{status_list_credential(issuer, status_bits(list, st), now_ms)}},
-                 {"issued_at", Value{now_ms}}});
-}
-
-void revoke_certificates(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer,
-                         std::int64_t now_ms, ServerWrites& out) {
+// Marks each revoked certificate and sets its bit in `bits`; true if a bit
+// was set.
+bool revoke(RowSource& rows, std::span<const StagedRow* const> revoked, std::string& bits, std::int64_t now_ms,
+            ServerWrites& out) {
     const EntityDef& revocation = entity("revocation");
     const EntityDef& certificate = entity("certificate");
-    const EntityDef& list = entity("status_list");
-    std::vector<const StagedRow*> revoked;
-    for (const auto& s : staged)
-        if (s.entity == &revocation && is_live(revocation, s.state)) revoked.push_back(&s);
-    if (revoked.empty()) return;
-    // Two servers that revoke at once must not each flip their bit in a
-    // copy of the list and save over the other's; and the certificates are
-    // written over (PostgreSQL writes only rows it has locked in place).
-    std::vector<std::pair<std::uint16_t, Id>> locks{{list.tag, model::status_list_id()}};
-    for (const StagedRow* r : revoked)
-        if (const auto id = field_as<Id>(revocation, r->state, "certificate_id")) locks.emplace_back(certificate.tag, *id);
-    std::sort(locks.begin(), locks.end());
-    txn.lock_rows(locks);
-    const auto pending = std::find_if(out.writes().begin(), out.writes().end(),
-                                      [&](const ServerWrite& w) { return w.row.entity == &list; });
-    std::string bits = status_bits(
-        list, pending != out.writes().end() ? pending->row.state : rows.load(list, model::status_list_id()));
     bool flipped = false;
     for (const StagedRow* r : revoked) {
         const auto id = field_as<Id>(revocation, r->state, "certificate_id");
@@ -407,9 +368,59 @@ void revoke_certificates(StorageTxn& txn, RowSource& rows, std::span<const Stage
             flipped = true;
         }
     }
-    if (flipped)
-        out.set("status_list", model::status_list_id(),
-                {{"credential", Value{status_list_credential(issuer, bits, now_ms)}}, {"issued_at", Value{now_ms}}});
+    return flipped;
+}
+
+}  // namespace
+
+void certify(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer,
+             std::int64_t now_ms, ServerWrites& out) {
+    const EntityDef& revocation = entity("revocation");
+    const EntityDef& list = entity("status_list");
+    const auto pairs = touched(rows, staged);
+    std::vector<const StagedRow*> revoked;
+    for (const auto& s : staged)
+        if (s.entity == &revocation && is_live(revocation, s.state)) revoked.push_back(&s);
+    if (pairs.empty() && revoked.empty() && !stale(list_state(out), now_ms)) return;
+    // Everything read to decide, or written over, is locked first, in one
+    // call in key order (PostgreSQL, READ COMMITTED): the memberships, so
+    // two pushes that each bring half of one person's rule cannot both
+    // read the other's half as missing; the certificates revoked, which
+    // are written in place; and the status list, so no two servers each
+    // take the same bit or save a list without the other's.
+    std::vector<std::pair<std::uint16_t, Id>> locks{{list.tag, model::status_list_id()}};
+    for (const auto& [person, group] : pairs)
+        locks.emplace_back(entity("membership").tag, Id::derive("membership", {group, person}));
+    for (const StagedRow* r : revoked)
+        if (const auto id = field_as<Id>(revocation, r->state, "certificate_id"))
+            locks.emplace_back(entity("certificate").tag, *id);
+    std::sort(locks.begin(), locks.end());
+    txn.lock_rows(locks);
+
+    issue(rows, pairs, issuer, now_ms, out);
+    std::string bits = status_bits(list, list_state(out));
+    // Signed anew when a bit was set, and at least daily: the age a tablet
+    // reports is then that of its last sync, not of the last revocation.
+    if (revoke(rows, revoked, bits, now_ms, out) || stale(list_state(out), now_ms))
+        sign_list(issuer, bits, now_ms, out);
+}
+
+void publish_issuer(StorageTxn& txn, RowSource& rows, const Issuer& issuer, std::int64_t now_ms, ServerWrites& out) {
+    const EntityDef& key = entity("issuer_key");
+    const EntityDef& list = entity("status_list");
+    const std::pair<std::uint16_t, Id> lock[] = {{list.tag, model::status_list_id()}};
+    txn.lock_rows(lock);
+    for (const auto& k : issuer.keys()) {
+        const Id id = model::issuer_key_id(k.kid);
+        if (!rows.load(key, id).exists)
+            out.set("issuer_key", id,
+                    {{"kid", Value{k.kid}}, {"public_jwk", Value{k.jwk}}, {"added_at", Value{now_ms}}});
+    }
+    if (!rows.load(list, model::status_list_id()).exists)
+        out.set("status_list", model::status_list_id(), {{"allocated", Value{std::int64_t{0}}}});
+    // Signed from the start, so that a tablet knows how old its list is
+    // before anything was revoked.
+    if (stale(list_state(out), now_ms)) sign_list(issuer, status_bits(list, list_state(out)), now_ms, out);
 }
 
 }  // namespace lindra::server

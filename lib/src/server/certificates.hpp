@@ -59,6 +59,9 @@ class ServerWrites {
         : rows_(rows), server_(server_id), tick_(std::move(tick)) {}
     // Sets `values` (field name, value) on row `id` of `entity`.
     void set(std::string_view entity, const Id& id, const std::vector<std::pair<std::string_view, Value>>& values);
+    // Row `id` of `e` as this transaction has it: as written here, else
+    // as `rows` holds it.
+    model::RowState load(const EntityDef& e, const Id& id);
     std::vector<ServerWrite>& writes() noexcept { return writes_; }
 
   private:
@@ -68,27 +71,23 @@ class ServerWrites {
     std::vector<ServerWrite> writes_;
 };
 
-// Issues the certificate of every (person, group) whose rule the staged
-// rows (over `rows`) may complete and that has none, through `out`. First
-// it locks those memberships and the status list (PostgreSQL, READ
-// COMMITTED: two pushes that each bring half of one person's rule must not
-// both read the other's half as missing).
-void issue_certificates(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer,
-                        std::int64_t now_ms, ServerWrites& out);
+// How often the status list is signed anew with nothing revoked, so that
+// the age a tablet reports is that of its last sync.
+inline constexpr std::int64_t kStatusListRefreshMs = 24 * 3600 * 1000;
 
-// Carries out the coordinators' revocations among the staged rows, through
-// `out`: each certificate is marked revoked (at the server's time, with the
-// reason) and its bit set in the status list, which is signed anew. It
-// locks the status list first.
-void revoke_certificates(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer,
-                         std::int64_t now_ms, ServerWrites& out);
+// The certificate policy of one push, through `out`: issues the
+// certificate of every (person, group) whose rule the staged rows (over
+// `rows`) may complete and that has none; carries out the coordinators'
+// revocations among them (each certificate marked revoked at the server's
+// time with the reason, its bit set in the status list); and signs the
+// list anew when a bit was set or it is older than kStatusListRefreshMs.
+// It first locks, in one call in key order, the memberships it judges,
+// the certificates it revokes and the status list.
+void certify(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer,
+             std::int64_t now_ms, ServerWrites& out);
 
 // Publishes the issuer's keys not yet published, and the signed status
 // list if there is none, through `out`, under the list's lock.
 void publish_issuer(StorageTxn& txn, RowSource& rows, const Issuer& issuer, std::int64_t now_ms, ServerWrites& out);
-
-// A certificate's serial: unique per (person, course, group), so per
-// server, stable across retries, servers and restores.
-std::string certificate_serial(const Id& certificate);
 
 }  // namespace lindra::server

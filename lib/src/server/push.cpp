@@ -73,6 +73,13 @@ std::optional<Refusal> judge(Access& access, const EntityDef& e, const model::Ro
     } catch (const Error& error) {
         return Refusal{protocol::ErrorCode::invalid_argument, error.what()};
     }
+    // A revocation is carried out by the issuer (certify): a server without
+    // one would log it and never mark the certificate, which would go on
+    // verifying as valid everywhere.
+    if (!options.issuer && e.name == "revocation")
+        return Refusal{protocol::ErrorCode::invalid_argument,
+                       "this server issues no certificates (it has no issuer key), so it cannot revoke one;"
+                       " ask the server's operator"};
     const auto ahead_ms = static_cast<std::int64_t>(replica::hlc_ms(first.hlc)) - now;
     if (ahead_ms > options.max_clock_ahead.count())
         return Refusal{protocol::ErrorCode::invalid_argument,
@@ -126,10 +133,9 @@ void check_same(const LogEntry& logged, const protocol::Entry& entry) {
     if (logged.entity == first.entity && logged.row == first.row && logged.hlc == first.hlc &&
         logged.fields == codec::encode_fields(entry.changes))
         return;
-    throw Error(Errc::invalid_argument,
-                "seq " + std::to_string(entry.seq) +
-                    " from this device already holds another change: two devices share one id"
-                    " (was this database file copied from another tablet?)");
+    throw Error(Errc::invalid_argument, "seq " + std::to_string(entry.seq) +
+                                            " from this device already holds another change: two devices share one id"
+                                            " (was this database file copied from another tablet?)");
 }
 
 void stage(Staging& rows, ServerWrites& server, std::vector<LogEntry>& log) {
@@ -160,7 +166,9 @@ ServerStore::ServerStore(std::unique_ptr<Storage> storage, StoreOptions options)
     });
 }
 
-DeviceState ServerStore::device(const Id& device) { return storage_->read()->device(device); }
+DeviceState ServerStore::device(const Id& device) {
+    return storage_->read()->device(device);
+}
 
 void ServerStore::forget_refusals(const Id& device, std::int64_t seq) {
     if (!storage_->read()->device(device).has_refusals) return;  // the common case: no write at all
@@ -225,8 +233,8 @@ PushOutcome ServerStore::push_once(const Id& device, const Identity& who, std::s
         model::RowState merged;
         bool changed = false;
         std::string scope;
-        auto refusal = judge(access, e, visible ? row : model::row_store(e).empty(), entry, now, options_, merged,
-                             changed, scope);
+        auto refusal =
+            judge(access, e, visible ? row : model::row_store(e).empty(), entry, now, options_, merged, changed, scope);
         if (!refusal && !visible)
             refusal = {protocol::ErrorCode::permission_denied, "may not write this " + std::string(e.name) + " row"};
         if (refusal) {
@@ -243,8 +251,7 @@ PushOutcome ServerStore::push_once(const Id& device, const Identity& who, std::s
     if (options_.issuer && !log.empty()) {
         // The certificates these entries complete, in this transaction.
         ServerWrites server(rows, storage_->server_id(), [this] { return storage_->tick(); });
-        issue_certificates(*txn, rows, rows.rows(), *options_.issuer, now, server);
-        revoke_certificates(*txn, rows, rows.rows(), *options_.issuer, now, server);
+        certify(*txn, rows, rows.rows(), *options_.issuer, now, server);
         stage(rows, server, log);
     }
     txn->save_rows(rows.rows());

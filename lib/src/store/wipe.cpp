@@ -59,11 +59,29 @@ bool overwrite(const std::string& path) {
     return true;
 }
 
+// Refuses, before anything is touched, a file that is not a plain file of
+// one name: a link would have lindra overwrite what it points to, and
+// another name for the file would keep its data after this one goes.
+void check_plain(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) return;
+        fail("inspect", path, errno);
+    }
+    if (S_ISLNK(st.st_mode) || !S_ISREG(st.st_mode)) fail("overwrite", path, ELOOP);
+    if (st.st_nlink > 1)
+        throw Error(Errc::storage,
+                    "cannot overwrite " + path +
+                        ": the file has another name (a hard link); remove that name and sign out again");
+}
+
 }  // namespace
 
 std::vector<std::string> wipe_database_files(const std::string& path) {
+    constexpr const char* suffixes[] = {"-wal", "-shm", "-journal", ""};
+    for (const char* suffix : suffixes) check_plain(path + suffix);
     std::vector<std::string> removed;
-    for (const char* suffix : {"-wal", "-shm", "-journal", ""}) {
+    for (const char* suffix : suffixes) {
         const std::string file = path + suffix;
         if (!overwrite(file)) continue;
         if (::unlink(file.c_str()) != 0) fail("remove", file, errno);
