@@ -10,74 +10,20 @@
 # Node or its packages are missing.
 set -u
 
-if [[ $# -ne 2 ]]; then
-    echo "usage: $0 PATH_TO_lindra-server PATH_TO_lindra-tablet" >&2
-    exit 2
-fi
-server_bin=$1
-cli=$2
+source "$(dirname "${BASH_SOURCE[0]}")/support/cli.sh" "$@"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if ! command -v node >/dev/null || [[ ! -d $here/credential/node_modules/jose ]]; then
     echo "SKIP: node or tests/credential/node_modules missing (scripts/test installs them: npm ci in tests/credential)" >&2
     exit 77
 fi
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [[ -n $server_pid ]]; then
-        kill -TERM "$server_pid" 2>/dev/null
-        wait "$server_pid" 2>/dev/null
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
-passed=0
-failed=0
-out=""
-rc=0
-run() {
-    local who=$1
-    shift
-    out=$("$cli" --db "$work/$who.db" "$@" 2>&1)
-    rc=$?
-}
-sync_as() { run "$1" sync --server "127.0.0.1:$port" --insecure --token "$(cat "$work/$1.token")"; }
-pass() {
-    echo "PASS: $1"
-    passed=$((passed + 1))
-}
-fail() {
-    echo "FAIL: $1 (exit $rc)"
-    printf '%s\n' "$out" | head -n 20 | sed 's/^/    /'
-    failed=$((failed + 1))
-}
-check() {
-    if [[ $rc -eq $2 ]] && grep -qE -- "$3" <<<"$out"; then pass "$1"; else fail "$1"; fi
-}
 verify() { # verify CREDENTIAL_FILE [STATUS_LIST_FILE]: jose's verdict in $out, its exit in $rc
     out=$(cd "$here/credential" && node verify.mjs "$1" "$work/jwks.json" "${@:2}" 2>&1)
     rc=$?
 }
 
-"$server_bin" gen-key --out "$work/token.key" || exit 1
 "$server_bin" gen-issuer-key --out "$work/issuer.key" || exit 1
-"$server_bin" --db "$work/server.db" --listen 127.0.0.1:0 --token-key "$work/token.key" --insecure \
-    --issuer-key "$work/issuer.key" --issuer-id https://kurs.example.no --issuer-name "Kompetansesenteret" \
-    > "$work/server.log" 2>&1 &
-server_pid=$!
-port=
-for _ in $(seq 1 100); do # up to 10 s
-    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/server.log")
-    [[ -n $port ]] && break
-    sleep 0.1
-done
-if [[ -z $port ]]; then
-    echo "FAIL: the server did not start" >&2
-    cat "$work/server.log" >&2
-    exit 1
-fi
+start_server --issuer-key "$work/issuer.key" --issuer-id https://kurs.example.no --issuer-name "Kompetansesenteret"
 
 "$server_bin" issue-token --key "$work/token.key" --ttl 1h --user office --role admin > "$work/office.token"
 run office init
@@ -143,5 +89,4 @@ check "lindra-tablet verify finds it revoked too" 1 "revoked: attendance recorde
 run office revoke kari --reason "no reason"
 check "a person with no certificate cannot be revoked" 1 "no certificate for kari"
 
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish credential_test

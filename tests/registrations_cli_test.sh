@@ -10,53 +10,9 @@
 # Prints PASS/FAIL per check; exits 1 if any check failed.
 set -u
 
-if [[ $# -ne 2 ]]; then
-    echo "usage: $0 PATH_TO_lindra-server PATH_TO_lindra-tablet" >&2
-    exit 2
-fi
-server_bin=$1
-cli=$2
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [[ -n $server_pid ]]; then
-        kill -TERM "$server_pid" 2>/dev/null
-        wait "$server_pid" 2>/dev/null
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+source "$(dirname "${BASH_SOURCE[0]}")/support/cli.sh" "$@"
 
-passed=0
-failed=0
-out=""
-rc=0
-
-# run WHO ARGS...: the CLI on WHO's replica; sets $out (stdout and stderr) and $rc.
-run() {
-    local who=$1
-    shift
-    out=$("$cli" --db "$work/$who.db" "$@" 2>&1)
-    rc=$?
-}
-sync_as() { run "$1" sync --server "127.0.0.1:$port" --insecure --token "$(cat "$work/$1.token")"; }
 outbox_count() { "$cli" --db "$work/$1.db" outbox 2>&1 | grep -oE '[0-9]+' | head -n 1; }
-
-pass() {
-    echo "PASS: $1"
-    passed=$((passed + 1))
-}
-fail() {
-    echo "FAIL: $1 (exit $rc)"
-    printf '%s\n' "$out" | head -n 20 | sed 's/^/    /'
-    failed=$((failed + 1))
-}
-# check NAME EXIT PATTERN: the last run exited with EXIT and its output
-# matches PATTERN (grep -E).
-check() {
-    if [[ $rc -eq $2 ]] && grep -qE -- "$3" <<<"$out"; then pass "$1"; else fail "$1"; fi
-}
 
 out=$("$cli" --help 2>&1)
 rc=$?
@@ -70,21 +26,7 @@ if [[ $rc -eq 0 && -z "$missing" ]]; then pass "--help lists the coordinator's c
 
 # ---- a server, and the office that registers the coordinator ---------------------
 
-"$server_bin" gen-key --out "$work/token.key" || exit 1
-"$server_bin" --db "$work/server.db" --listen 127.0.0.1:0 --token-key "$work/token.key" --insecure \
-    > "$work/server.log" 2>&1 &
-server_pid=$!
-port=
-for _ in $(seq 1 100); do # up to 10 s
-    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/server.log")
-    [[ -n $port ]] && break
-    sleep 0.1
-done
-if [[ -z $port ]]; then
-    echo "FAIL: the server did not start" >&2
-    cat "$work/server.log" >&2
-    exit 1
-fi
+start_server
 
 "$server_bin" issue-token --key "$work/token.key" --ttl 1h --user office --role admin > "$work/office.token"
 run office init
@@ -181,5 +123,4 @@ sync_as office
 run office roster fjellvik
 check "the office sees the imported members" 0 "Berg, Siri +candidate +active"
 
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish registrations_cli_test

@@ -9,30 +9,9 @@
 # Prints PASS/FAIL per check; exits 1 if any check failed.
 set -u
 
-if [[ $# -ne 2 ]]; then
-    echo "usage: $0 PATH_TO_lindra-server PATH_TO_lindra-tablet" >&2
-    exit 2
-fi
-server_bin=$1
-cli=$2
-work=$(mktemp -d)
+source "$(dirname "${BASH_SOURCE[0]}")/support/cli.sh" "$@"
 tablet="$work/tablet"
 mkdir "$tablet"
-server_pid=
-cleanup() {
-    if [[ -n $server_pid ]]; then
-        kill -TERM "$server_pid" 2>/dev/null
-        wait "$server_pid" 2>/dev/null
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-passed=0
-failed=0
-out=""
-rc=0
 
 # run DB ARGS...: the CLI on the replica DB; sets $out (stdout and stderr) and $rc.
 run() {
@@ -43,20 +22,6 @@ run() {
 }
 server_args() { echo --server "127.0.0.1:$port" --insecure --token "$(cat "$work/$1.token")"; }
 
-pass() {
-    echo "PASS: $1"
-    passed=$((passed + 1))
-}
-fail() {
-    echo "FAIL: $1 (exit $rc)"
-    printf '%s\n' "$out" | head -n 20 | sed 's/^/    /'
-    failed=$((failed + 1))
-}
-# check NAME EXIT PATTERN: the last run exited with EXIT and its output
-# matches PATTERN (grep -E).
-check() {
-    if [[ $rc -eq $2 ]] && grep -qE -- "$3" <<<"$out"; then pass "$1"; else fail "$1"; fi
-}
 # check_files NAME COUNT: the tablet's directory holds COUNT files.
 check_files() {
     local n
@@ -70,21 +35,7 @@ check_no_bytes() {
 
 # ---- a server, the office's import ----------------------------------------------
 
-"$server_bin" gen-key --out "$work/token.key" || exit 1
-"$server_bin" --db "$work/server.db" --listen 127.0.0.1:0 --token-key "$work/token.key" --insecure \
-    > "$work/server.log" 2>&1 &
-server_pid=$!
-port=
-for _ in $(seq 1 100); do # up to 10 s
-    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/server.log")
-    [[ -n $port ]] && break
-    sleep 0.1
-done
-if [[ -z $port ]]; then
-    echo "FAIL: the server did not start" >&2
-    cat "$work/server.log" >&2
-    exit 1
-fi
+start_server
 
 issue() { "$server_bin" issue-token --key "$work/token.key" --ttl 1h "$@"; }
 issue --user office --role admin > "$work/office.token"
@@ -151,5 +102,4 @@ check "--force signs out" 0 "^signed out: "
 if [[ -e $ola ]]; then fail "Ola's file is gone"; else pass "Ola's file is gone"; fi
 if [[ -e $kari ]]; then pass "Kari's file stays"; else fail "Kari's file stays"; fi
 
-echo "tablet_sign_out_test: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish tablet_sign_out_test

@@ -1,0 +1,85 @@
+# Shared by the black-box tests that drive the built lindra-server and
+# lindra-tablet: arguments, a temporary directory removed at exit with the
+# server stopped, the CLI runner and the PASS/FAIL checks. Source it with
+# the script's arguments:
+#   source "$(dirname "${BASH_SOURCE[0]}")/support/cli.sh" "$@"
+# Sets server_bin, cli, work; start_server ARGS... sets port and server_pid.
+
+if [[ $# -ne 2 ]]; then
+    echo "usage: $0 PATH_TO_lindra-server PATH_TO_lindra-tablet" >&2
+    exit 2
+fi
+server_bin=$1
+cli=$2
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+    if [[ -n $server_pid ]]; then
+        kill -TERM "$server_pid" 2>/dev/null
+        wait "$server_pid" 2>/dev/null
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+passed=0
+failed=0
+out=""
+rc=0
+
+# run WHO ARGS...: the CLI on WHO's replica; sets $out (stdout and stderr) and $rc.
+run() {
+    local who=$1
+    shift
+    out=$("$cli" --db "$work/$who.db" "$@" 2>&1)
+    rc=$?
+}
+# sync_as WHO: a sync of WHO's replica with the token in $work/WHO.token.
+sync_as() { run "$1" sync --server "127.0.0.1:$port" --insecure --token "$(cat "$work/$1.token")"; }
+
+pass() {
+    echo "PASS: $1"
+    passed=$((passed + 1))
+}
+fail() {
+    echo "FAIL: $1 (exit $rc)"
+    printf '%s\n' "$out" | head -n 20 | sed 's/^/    /'
+    failed=$((failed + 1))
+}
+# check NAME EXIT PATTERN: the last run exited with EXIT and its output
+# matches PATTERN (grep -E).
+check() {
+    if [[ $rc -eq $2 ]] && grep -qE -- "$3" <<<"$out"; then pass "$1"; else fail "$1"; fi
+}
+# check_not NAME PATTERN: the last run's output does not match PATTERN.
+check_not() {
+    if ! grep -qE -- "$2" <<<"$out"; then pass "$1"; else fail "$1"; fi
+}
+
+# start_server ARGS...: a plain-TCP server on 127.0.0.1 with a new token
+# key ($work/token.key) and a store in $work, ARGS added; waits up to 10 s
+# for its port.
+start_server() {
+    "$server_bin" gen-key --out "$work/token.key" || exit 1
+    "$server_bin" --db "$work/server.db" --listen 127.0.0.1:0 --token-key "$work/token.key" --insecure "$@" \
+        > "$work/server.log" 2>&1 &
+    server_pid=$!
+    port=
+    for _ in $(seq 1 100); do
+        port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/server.log")
+        [[ -n $port ]] && break
+        sleep 0.1
+    done
+    if [[ -z $port ]]; then
+        echo "FAIL: the server did not start" >&2
+        cat "$work/server.log" >&2
+        exit 1
+    fi
+}
+
+# finish NAME: the tally; the script's exit status.
+finish() {
+    echo "$1: $passed passed, $failed failed"
+    [[ $failed -eq 0 ]]
+}
