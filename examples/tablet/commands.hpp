@@ -13,4 +13,10 @@ std::span<const Command> commands();
 // seed-demo (seed.cpp).
 void seed_demo(Session& s);
 
+// certificate, verify, revoke, issuer-keys (certificates.cpp).
+void cmd_certificate(Session& s);
+void cmd_verify(Session& s);
+void cmd_revoke(Session& s);
+void cmd_issuer_keys(Session& s);
+
 }  // namespace tablet
