@@ -13,6 +13,8 @@
 #include <lindra/error.hpp>
 #include <lindra/server.hpp>
 
+#include "log.hpp"
+#include "metrics.hpp"
 #include "settings.hpp"
 
 #include <fcntl.h>
@@ -116,26 +118,49 @@ namespace {
 int serve(server_cli::ServeSettings settings) {
     auto& options = settings.options;
     raise_file_limit(options.max_connections);
+    server_cli::Log log(settings.json_logs);
 
-    // Block the stop signals before any thread starts, then wait for them.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    // Block the signals before any thread starts, then wait for them.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
     try {
         server_cli::read_files(settings, options);
-        std::mutex out;
-        options.log = [&out](std::string_view line) {
-            std::lock_guard lock(out);
-            std::cout << line << std::endl;
-        };
-        lindra::SyncServer server(std::move(options));
-        std::cout << "listening on " << settings.listen_host << ":" << server.port() << std::endl;
-        int signal = 0;
-        sigwait(&stop_signals, &signal);
-        std::cout << "stopping (" << strsignal(signal) << ")" << std::endl;
+        options.log = [&log](std::string_view line) { log.info(line); };
+        const auto metrics = std::make_shared<server_cli::Metrics>();
+        options.observer = metrics;
+        if (settings.admin_port) {
+            options.admin.host = settings.admin_host;
+            options.admin.port = settings.admin_port;
+            options.admin.metrics = [metrics] { return metrics->scrape(); };
+        }
+        lindra::SyncServer server(options);  // a copy: a reload starts again from the settings
+        log.info("listening on " + settings.listen_host + ":" + std::to_string(server.port()));
+        if (settings.admin_port)
+            log.info("admin listening on " + settings.admin_host + ":" + std::to_string(server.admin_port()));
+        for (;;) {
+            int signal = 0;
+            sigwait(&signals, &signal);
+            if (signal != SIGHUP) {
+                log.info(std::string("stopping (") + strsignal(signal) + ")");
+                break;
+            }
+            // The files again; on any failure the server keeps what it had.
+            try {
+                lindra::ServerOptions fresh = settings.options;
+                server_cli::read_files(settings, fresh);
+                server.reload(fresh.tls, fresh.tokens, fresh.issuer);
+                metrics->reloaded(true);
+                log.info("reloaded the TLS certificate and key, the token keys and the issuer keys");
+            } catch (const std::exception& e) {
+                metrics->reloaded(false);
+                log.write("error", std::string("reload failed, the certificate and keys in use are kept: ") + e.what());
+            }
+        }
         server.stop();
     } catch (const std::exception& e) {
         std::cerr << "lindra-server: " << e.what() << "\n";
