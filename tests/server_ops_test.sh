@@ -220,4 +220,18 @@ http /metrics
 [[ $(metric 'lindra_reloads_total{result="ok"}') == 1 && $(metric 'lindra_reloads_total{result="failed"}') == 1 ]] &&
     pass "reloads are counted by result" || fail "reloads are counted by result"
 
+# ---- the systemd unit -------------------------------------------------------------
+
+if command -v systemd-analyze > /dev/null; then
+    # As installed, but with the binary where this build has it.
+    sed "s|/usr/local/bin/lindra-server|$(realpath "$server_bin")|" \
+        "$(dirname "${BASH_SOURCE[0]}")/../examples/server/lindra-server.service" > "$work/lindra-server.service"
+    out=$(cd "$work" && systemd-analyze verify ./lindra-server.service 2>&1)
+    rc=$?
+    [[ $rc -eq 0 && -z $out ]] && pass "systemd-analyze verify finds nothing wrong with the unit" ||
+        fail "systemd-analyze verify finds nothing wrong with the unit"
+else
+    echo "SKIP: systemd-analyze is missing; the unit is not verified"
+fi
+
 finish server_ops_test
