@@ -155,7 +155,7 @@ int serve(server_cli::ServeSettings settings) {
                 server_cli::read_files(settings, fresh);
                 server.reload(fresh.tls, fresh.tokens, fresh.issuer);
                 metrics->reloaded(true);
-                log.info("reloaded the TLS certificate and key, the token keys and the issuer keys");
+                log.info("reloaded the certificate and keys from their files");
             } catch (const std::exception& e) {
                 metrics->reloaded(false);
                 log.write("error", std::string("reload failed, the certificate and keys in use are kept: ") + e.what());
