@@ -10,6 +10,8 @@
                    are told to retry after a while, the servers reconnect
                    by themselves, and afterwards every write is on the
                    server exactly once and every tablet holds the same rows.
+  --case readyz    the admin listener's /readyz: 503 while PostgreSQL (a
+                   cluster of the test's own) is down, 200 once it is back.
   --case timeout   a lock held elsewhere past --db-statement-timeout: the
                    push is cancelled whole and the device told to retry; the
                    next push, once the lock is gone, succeeds.
@@ -37,7 +39,9 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.error
 import urllib.parse
+import urllib.request
 
 SKIP = 77
 args = None
@@ -532,12 +536,48 @@ def case_restart(_server):
         stop(p)
 
 
+def readyz(admin):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=15) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def case_readyz(_server):
+    """/readyz: 503 while PostgreSQL is down, 200 once it is back, the server running throughout."""
+    db = start_cluster()
+    run([args.server, "gen-key", "--out", path("token.key")])
+    (p, _port) = start_server(db, "server", ["--admin-listen", "127.0.0.1:0"])
+    log = open(path("server.log")).read()
+    admin = int(re.search(r"^admin listening on 127\.0\.0\.1:(\d+)$", log, re.M).group(1))
+    check("/readyz is 200 with PostgreSQL up", readyz(admin) == 200)
+    r = pg_ctl("-m", "immediate", "stop")
+    check("PostgreSQL stopped", r.returncode == 0, r.stdout + r.stderr)
+    deadline = time.monotonic() + 20
+    status = readyz(admin)
+    while status != 503 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = readyz(admin)
+    check("/readyz is 503 while PostgreSQL is down", status == 503, status)
+    r = pg_ctl("-o", cluster_options(cluster["port"], cluster["dir"]), "start")
+    check("PostgreSQL started again", r.returncode == 0, r.stdout + r.stderr)
+    deadline = time.monotonic() + 20
+    status = readyz(admin)
+    while status != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = readyz(admin)
+    check("/readyz is 200 again once PostgreSQL is back", status == 200, status)
+    check("the server ran throughout", p.poll() is None)
+    stop(p)
+
+
 def main():
     global args, work
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
     ap.add_argument("--tablet", required=True)
-    ap.add_argument("--case", required=True, choices=["conninfo", "restart", "timeout"])
+    ap.add_argument("--case", required=True, choices=["conninfo", "restart", "timeout", "readyz"])
     args = ap.parse_args()
     server = os.environ.get("LINDRA_TEST_PG", "")
     if not server:
@@ -553,7 +593,7 @@ def main():
         os.chmod(work, 0o755)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
-        {"conninfo": case_conninfo, "restart": case_restart, "timeout": case_timeout}[args.case](server)
+        {"conninfo": case_conninfo, "restart": case_restart, "timeout": case_timeout, "readyz": case_readyz}[args.case](server)
     except Exception:
         check("the test ran to its end", False, traceback.format_exc())
     finally:

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -95,6 +96,52 @@ struct IssuerOptions {
 // A new Ed25519 issuer key, PEM.
 std::string generate_issuer_key();
 
+// What a running server reports as it goes, for an operator's metrics
+// (lindra-server maps it to Prometheus: README, "Operating the server"), so
+// that the library itself needs no metrics library. It never carries a
+// user, device, person or address. Called from the server's threads,
+// several at once: an implementation must be thread-safe and quick, and
+// must not throw.
+class ServerObserver {
+public:
+    virtual ~ServerObserver() = default;
+    // A connection became a session (before TLS and its Hello).
+    virtual void session_opened() {}
+    // A session ended, `length` after it opened: a tablet's round. `outcome`
+    // is "ok" (welcomed, closed without an error), "refused" (an Error
+    // frame), "unavailable" (the store was: the device retries) or
+    // "dropped" (timed out, cut off, TLS failed, or never said Hello).
+    virtual void session_closed(std::string_view /*outcome*/, std::chrono::nanoseconds /*length*/) {}
+    // An Error frame was sent; `code` as in the protocol: "unauthenticated", ...
+    virtual void refused(std::string_view /*code*/) {}
+    // A call of the store, "hello", "push" or "pull", took `took`.
+    virtual void store_call(std::string_view /*operation*/, std::chrono::nanoseconds /*took*/) {}
+    // A push applied `applied` changes and refused `rejected` writes
+    // (PushAck.rejected), and issued `certificates`.
+    virtual void pushed(std::size_t /*applied*/, std::size_t /*rejected*/, std::size_t /*certificates*/) {}
+    // A pull sent `changes`, and purges of `purged_rows` rows.
+    virtual void pulled(std::size_t /*changes*/, std::size_t /*purged_rows*/) {}
+    // Frame bodies received and sent.
+    virtual void bytes(std::size_t /*received*/, std::size_t /*sent*/) {}
+    // Connections the limits turned away, by `reason`: "address_cap",
+    // "connection_cap", "shed_before_hello", "no_hello_in_time". Reported
+    // as the server's log reports them: at once, then at most once a minute.
+    virtual void turned_away(std::string_view /*reason*/, std::uint64_t /*count*/) {}
+};
+
+// The admin listener: HTTP on its own port, for an operator's probes and
+// scrapes. GET /healthz answers 200 while the process runs; /readyz 200
+// while the store answers and 503 while it does not (a PostgreSQL server
+// down or unreachable); /metrics the text `metrics` returns. No
+// authentication: keep it on loopback or a private network.
+struct AdminOptions {
+    std::string host = "127.0.0.1";
+    std::optional<std::uint16_t> port{};  // none: no admin listener; 0: any free port
+    // The body of /metrics, Prometheus' text format (version 0.0.4); empty:
+    // no /metrics. Called on the admin listener's thread.
+    std::function<std::string()> metrics{};
+};
+
 struct ServerOptions {
     std::string db_path{};
     IssuerOptions issuer{};
@@ -156,9 +203,13 @@ struct ServerOptions {
     // worker threads, one call at a time; a slow log holds back store work,
     // never the network.
     std::function<void(std::string_view)> log{};
+    // Told what the server does, for metrics; may be null.
+    std::shared_ptr<ServerObserver> observer{};
+    AdminOptions admin{};
 };
 
-// Thread-safety: construct, port() and stop() from one thread.
+// Thread-safety: construct, port(), admin_port() and stop() from one thread;
+// reload() from any.
 class SyncServer {
 public:
     // Opens (creating if needed) the store and starts listening; throws
@@ -169,6 +220,16 @@ public:
     SyncServer& operator=(const SyncServer&) = delete;
 
     std::uint16_t port() const noexcept;
+    // The admin listener's port; 0 when there is none.
+    std::uint16_t admin_port() const noexcept;
+    // Takes a new TLS certificate and key, token keys and issuer keys (an
+    // operator's SIGHUP) without closing a connection: new connections and
+    // Hellos use them, sessions already welcomed go on. All are checked
+    // first: if one is bad this throws lindra::Error saying which, and the
+    // server goes on with the ones it had. TLS is ignored if the server is
+    // insecure. New issuer keys are published to tablets before they sign.
+    // Safe from any thread but the server's own callbacks.
+    void reload(const TlsServerOptions& tls, const TokenOptions& tokens, const IssuerOptions& issuer);
     // Closes every connection and waits for the sessions to end. Idempotent.
     void stop();
 

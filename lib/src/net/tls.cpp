@@ -74,6 +74,33 @@ SpkiDigest spki_digest(EVP_PKEY* key) {
 
 }  // namespace
 
+struct TlsContext::Presented {
+    std::mutex mutex;
+    std::shared_ptr<const TlsContext> fresh;  // guarded by mutex; null: the context's own
+
+    // SSL_CTX_set_cert_cb: before a handshake's certificate is sent.
+    static int choose(SSL* ssl, void* arg) {
+        auto* self = static_cast<Presented*>(arg);
+        std::shared_ptr<const TlsContext> fresh;
+        {
+            std::lock_guard lock(self->mutex);
+            fresh = self->fresh;
+        }
+        if (!fresh) return 1;
+        SSL_CTX* c = fresh->ctx_;
+        STACK_OF(X509)* chain = nullptr;
+        SSL_CTX_get0_chain_certs(c, &chain);
+        return SSL_use_cert_and_key(ssl, SSL_CTX_get0_certificate(c), SSL_CTX_get0_privatekey(c), chain, 1) == 1 ? 1
+                                                                                                               : 0;
+    }
+};
+
+void TlsContext::present(std::shared_ptr<const TlsContext> fresh) const {
+    if (!presented_) fail("only a server's TLS context presents a certificate");
+    std::lock_guard lock(presented_->mutex);
+    presented_->fresh = std::move(fresh);
+}
+
 TlsContext::~TlsContext() {
     SSL_CTX_free(ctx_);
 }
@@ -117,7 +144,11 @@ std::shared_ptr<const TlsContext> TlsContext::server(std::string_view chain_pem,
         ERR_clear_error();
         fail("the TLS private key does not match the certificate");
     }
-    return std::shared_ptr<const TlsContext>(new TlsContext(ctx.release()));
+    std::shared_ptr<TlsContext> out(new TlsContext(ctx.release()));
+    out->presented_ = std::make_shared<Presented>();
+    // Lives as long as `out`, which whoever serves with the SSL_CTX holds.
+    SSL_CTX_set_cert_cb(out->ctx_, &Presented::choose, out->presented_.get());
+    return out;
 }
 
 std::shared_ptr<const TlsContext> TlsContext::client(std::string_view ca_pem) {

@@ -47,9 +47,18 @@ class TlsContext {
     // takes it over).
     ssl_ctx_st* new_reference() const;
 
+    // A server's: its handshakes from now on present the certificate chain
+    // and key of `fresh`, another server context (an operator's reload);
+    // connections made before keep theirs. The one change a TlsContext
+    // allows; safe from any thread, during handshakes.
+    void present(std::shared_ptr<const TlsContext> fresh) const;
+
+    struct Presented;  // tls.cpp
+
   private:
     explicit TlsContext(ssl_ctx_st* ctx) : ctx_(ctx) {}
     ssl_ctx_st* ctx_;
+    std::shared_ptr<Presented> presented_{};  // servers only
 };
 
 // A client's last TLS session with its server, to resume in the next round.

@@ -320,8 +320,9 @@ void sign_list(const Issuer& issuer, std::string_view bits, std::int64_t now_ms,
             {{"credential", Value{status_list_credential(issuer, bits, now_ms)}}, {"issued_at", Value{now_ms}}});
 }
 
-void issue(RowSource& rows, const std::set<std::pair<Id, Id>>& pairs, const Issuer& issuer, std::int64_t now_ms,
-           ServerWrites& out) {
+std::size_t issue(RowSource& rows, const std::set<std::pair<Id, Id>>& pairs, const Issuer& issuer,
+                  std::int64_t now_ms, ServerWrites& out) {
+    std::size_t issued = 0;
     const EntityDef& certificate = entity("certificate");
     const EntityDef& list = entity("status_list");
     for (const auto& [person, group] : pairs) {
@@ -340,7 +341,9 @@ void issue(RowSource& rows, const std::set<std::pair<Id, Id>>& pairs, const Issu
                  {"serial", Value{model::certificate_serial(id)}},
                  {"status_index", Value{index}},
                  {"credential", Value{credential(rows, *c, id, index, issuer, now_ms)}}});
+        ++issued;
     }
+    return issued;
 }
 
 // Marks each revoked certificate and sets its bit in `bits`; true if a bit
@@ -373,15 +376,15 @@ bool revoke(RowSource& rows, std::span<const StagedRow* const> revoked, std::str
 
 }  // namespace
 
-void certify(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer,
-             std::int64_t now_ms, ServerWrites& out) {
+std::size_t certify(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer,
+                    std::int64_t now_ms, ServerWrites& out) {
     const EntityDef& revocation = entity("revocation");
     const EntityDef& list = entity("status_list");
     const auto pairs = touched(rows, staged);
     std::vector<const StagedRow*> revoked;
     for (const auto& s : staged)
         if (s.entity == &revocation && is_live(revocation, s.state)) revoked.push_back(&s);
-    if (pairs.empty() && revoked.empty() && !stale(list_state(out), now_ms)) return;
+    if (pairs.empty() && revoked.empty() && !stale(list_state(out), now_ms)) return 0;
     // Everything read to decide, or written over, is locked first, in one
     // call in key order (PostgreSQL, READ COMMITTED): the memberships, so
     // two pushes that each bring half of one person's rule cannot both
@@ -397,12 +400,13 @@ void certify(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged
     std::sort(locks.begin(), locks.end());
     txn.lock_rows(locks);
 
-    issue(rows, pairs, issuer, now_ms, out);
+    const std::size_t issued = issue(rows, pairs, issuer, now_ms, out);
     std::string bits = status_bits(list, list_state(out));
     // Signed anew when a bit was set, and at least daily: the age a tablet
     // reports is then that of its last sync, not of the last revocation.
     if (revoke(rows, revoked, bits, now_ms, out) || stale(list_state(out), now_ms))
         sign_list(issuer, bits, now_ms, out);
+    return issued;
 }
 
 void publish_issuer(StorageTxn& txn, RowSource& rows, const Issuer& issuer, std::int64_t now_ms, ServerWrites& out) {

@@ -83,8 +83,9 @@ inline constexpr std::int64_t kStatusListRefreshMs = 24 * 3600 * 1000;
 // list anew when a bit was set or it is older than kStatusListRefreshMs.
 // It first locks, in one call in key order, the memberships it judges,
 // the certificates it revokes and the status list.
-void certify(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer,
-             std::int64_t now_ms, ServerWrites& out);
+// Returns how many certificates it issued.
+std::size_t certify(StorageTxn& txn, RowSource& rows, std::span<const StagedRow> staged, const Issuer& issuer,
+                    std::int64_t now_ms, ServerWrites& out);
 
 // Publishes the issuer's keys not yet published, and the signed status
 // list if there is none, through `out`, under the list's lock.

@@ -149,14 +149,37 @@ void stage(Staging& rows, ServerWrites& server, std::vector<LogEntry>& log) {
 
 ServerStore::ServerStore(std::unique_ptr<Storage> storage, StoreOptions options)
     : storage_(std::move(storage)), options_(std::move(options)) {
-    if (!options_.issuer) return;
+    if (options_.issuer) publish(*options_.issuer);
+}
+
+void ServerStore::set_issuer(std::shared_ptr<const Issuer> issuer) {
+    if (issuer) publish(*issuer);
+    std::lock_guard lock(options_mutex_);
+    options_.issuer = std::move(issuer);
+}
+
+StoreOptions ServerStore::options() const {
+    std::lock_guard lock(options_mutex_);
+    return options_;
+}
+
+bool ServerStore::reachable() noexcept {
+    try {
+        storage_->read()->head();
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+void ServerStore::publish(const Issuer& issuer) {
     // The issuer's public keys and its status list, for every tablet.
     retrying([&] {
         const Id server = storage_->server_id();
         auto txn = storage_->write(server);
         Staging rows(*txn);
         ServerWrites writes(rows, server, [this] { return storage_->tick(); });
-        publish_issuer(*txn, rows, *options_.issuer, storage_->wall_ms(), writes);
+        publish_issuer(*txn, rows, issuer, storage_->wall_ms(), writes);
         if (writes.writes().empty()) return;
         std::vector<LogEntry> log;
         stage(rows, writes, log);
@@ -182,6 +205,7 @@ PushOutcome ServerStore::push(const Id& device, const Identity& who, std::span<c
 }
 
 PushOutcome ServerStore::push_once(const Id& device, const Identity& who, std::span<const protocol::Entry> entries) {
+    const StoreOptions opts = options();
     auto txn = storage_->write(device);
     Staging rows(*txn);
     Access access(rows, who);
@@ -234,7 +258,7 @@ PushOutcome ServerStore::push_once(const Id& device, const Identity& who, std::s
         bool changed = false;
         std::string scope;
         auto refusal =
-            judge(access, e, visible ? row : model::row_store(e).empty(), entry, now, options_, merged, changed, scope);
+            judge(access, e, visible ? row : model::row_store(e).empty(), entry, now, opts, merged, changed, scope);
         if (!refusal && !visible)
             refusal = {protocol::ErrorCode::permission_denied, "may not write this " + std::string(e.name) + " row"};
         if (refusal) {
@@ -248,10 +272,10 @@ PushOutcome ServerStore::push_once(const Id& device, const Identity& who, std::s
         out.applied_changes += entry.changes.size();
         written.insert(log.back().scope);
     }
-    if (options_.issuer && !log.empty()) {
+    if (opts.issuer && !log.empty()) {
         // The certificates these entries complete, in this transaction.
         ServerWrites server(rows, storage_->server_id(), [this] { return storage_->tick(); });
-        certify(*txn, rows, rows.rows(), *options_.issuer, now, server);
+        out.certificates_issued = certify(*txn, rows, rows.rows(), *opts.issuer, now, server);
         stage(rows, server, log);
     }
     txn->save_rows(rows.rows());

@@ -18,10 +18,26 @@ net::Reply reply(const Message& m, bool close = false) {
 
 }  // namespace
 
-ServerSession::ServerSession(SessionContext& context, std::string peer) : context_(context), peer_(std::move(peer)) {}
+ServerSession::ServerSession(SessionContext& context, std::string peer) : context_(context), peer_(std::move(peer)) {
+    if (context_.observer) context_.observer->session_opened();
+}
+
+template <class F>
+auto ServerSession::timed(std::string_view operation, F&& f) {
+    if (!context_.observer) return f();
+    const auto start = std::chrono::steady_clock::now();
+    struct Report {  // on the way out, thrown or not: a store that fails slowly is slow
+        ServerObserver* observer;
+        std::string_view operation;
+        std::chrono::steady_clock::time_point start;
+        ~Report() { observer->store_call(operation, std::chrono::steady_clock::now() - start); }
+    } report{context_.observer, operation, start};
+    return f();
+}
 
 net::Reply ServerSession::refuse(ErrorCode code, const std::string& message) {
     refused_ = std::string(protocol::to_string(code)) + ": " + message;
+    if (context_.observer) context_.observer->refused(protocol::to_string(code));
     return reply(protocol::ErrorMessage{code, message, 0}, true);
 }
 
@@ -41,6 +57,16 @@ net::Reply ServerSession::on_bad_frame(const protocol::ProtocolError& error) {
 }
 
 net::Reply ServerSession::on_frame(std::span<const std::uint8_t> body) {
+    auto reply = handle(body);
+    if (context_.observer) {
+        std::size_t sent = 0;
+        for (const auto& f : reply.frames) sent += f.size();
+        context_.observer->bytes(body.size(), sent);
+    }
+    return reply;
+}
+
+net::Reply ServerSession::handle(std::span<const std::uint8_t> body) {
     try {
         const auto message = protocol::decode_client(body, device_, context_.limits.max_push_changes);
         if (const auto* m = std::get_if<protocol::Hello>(&message)) return hello(*m);
@@ -55,6 +81,7 @@ net::Reply ServerSession::on_frame(std::span<const std::uint8_t> body) {
         // too long): nothing was applied, and the device tries again soon.
         if (e.errc() == Errc::unavailable || e.errc() == Errc::busy) {
             refused_ = "unavailable: " + std::string(e.what());
+            unavailable_ = true;
             return reply(protocol::ErrorMessage{ErrorCode::internal,
                                                 "the server's store is unavailable for now; try again", kRetryAfterMs},
                          true);
@@ -89,7 +116,7 @@ net::Reply ServerSession::hello(const protocol::Hello& m) {
     w.user = identity_->user;
     w.roles = {std::string(to_string(identity_->role))};
     w.limits = context_.limits;
-    const auto state = context_.store.hello(device_, *identity_, m.cursor, m.acked_seq);
+    const auto state = timed("hello", [&] { return context_.store.hello(device_, *identity_, m.cursor, m.acked_seq); });
     // A device's id is bound to the user who first pushed from it: no one
     // else may push under it, or claim its seqs.
     if (!state.device.user.empty() && state.device.user != identity_->user) {
@@ -111,7 +138,9 @@ net::Reply ServerSession::push(const protocol::Push& m) {
         return refuse(ErrorCode::invalid_argument, "a push of " + std::to_string(changes) +
                                                        " changes is over the limit of " +
                                                        std::to_string(context_.limits.max_push_changes));
-    auto outcome = context_.store.push(device_, *identity_, m.entries);
+    auto outcome = timed("push", [&] { return context_.store.push(device_, *identity_, m.entries); });
+    if (context_.observer)
+        context_.observer->pushed(outcome.applied_changes, outcome.rejected.size(), outcome.certificates_issued);
     pushed_ += outcome.applied_changes;
     rejected_ += outcome.rejected.size();
     return reply(protocol::PushAck{outcome.acked_seq, std::move(outcome.rejected)});
@@ -120,8 +149,10 @@ net::Reply ServerSession::push(const protocol::Push& m) {
 net::Reply ServerSession::pull(const protocol::Pull& m) {
     const std::size_t max_changes = std::clamp<std::size_t>(m.max_changes, 1, context_.limits.max_pull_changes);
     // Half the frame limit for values leaves room for ids and framing.
-    auto outcome = context_.store.pull(device_, *identity_, m.include_own, m.cursor, max_changes,
-                                       context_.limits.max_frame_bytes / 2);
+    auto outcome = timed("pull", [&] {
+        return context_.store.pull(device_, *identity_, m.include_own, m.cursor, max_changes,
+                                   context_.limits.max_frame_bytes / 2);
+    });
     // A device of an older data model gets only what it knows; it pulls
     // everything again once it migrates (replica/core.cpp).
     if (schema_ < schema_version())
@@ -130,8 +161,11 @@ net::Reply ServerSession::pull(const protocol::Pull& m) {
             const FieldDef* f = e ? e->field(c.field) : nullptr;
             return !f || e->since > schema_ || f->since > schema_;
         });
+    std::size_t purged = 0;
+    for (const auto& p : outcome.purges) purged += p.rows.size();
+    if (context_.observer) context_.observer->pulled(outcome.changes.size(), purged);
     pulled_ += outcome.changes.size();
-    for (const auto& p : outcome.purges) purged_ += p.rows.size();
+    purged_ += purged;
     protocol::PullBatch batch;
     batch.purges = std::move(outcome.purges);
     batch.changes = std::move(outcome.changes);
@@ -142,6 +176,12 @@ net::Reply ServerSession::pull(const protocol::Pull& m) {
 }
 
 void ServerSession::on_close(std::string_view reason) {
+    if (context_.observer)
+        context_.observer->session_closed(unavailable_       ? "unavailable"
+                                          : !refused_.empty() ? "refused"
+                                          : identity_         ? "ok"
+                                                              : "dropped",
+                                          std::chrono::steady_clock::now() - opened_);
     if (!context_.log && !detail::log_enabled(LogLevel::info)) return;  // no one listens
     std::string counts = " pushed=" + std::to_string(pushed_) + " pulled=" + std::to_string(pulled_);
     if (rejected_) counts += " rejected=" + std::to_string(rejected_);

@@ -7,6 +7,7 @@
 #include "server/auth.hpp"
 #include "server/store.hpp"
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -20,6 +21,7 @@ struct SessionContext {
     protocol::Limits limits;
     std::function<void(std::string_view)> log;  // may be empty
     std::function<std::int64_t()> wall_clock_ms;  // token expiry is checked against it
+    ServerObserver* observer = nullptr;           // may be null
 };
 
 class ServerSession final : public net::Session {
@@ -38,6 +40,10 @@ private:
     net::Reply pull(const protocol::Pull& m);
     // An Error frame, then the connection closes.
     net::Reply refuse(protocol::ErrorCode code, const std::string& message);
+    // Runs the store call `f`, named `operation`, timed for the observer.
+    template <class F>
+    auto timed(std::string_view operation, F&& f);
+    net::Reply handle(std::span<const std::uint8_t> body);
 
     SessionContext& context_;
     std::string peer_;
@@ -46,6 +52,8 @@ private:
     Id device_{};
     std::size_t pushed_ = 0, pulled_ = 0, rejected_ = 0, purged_ = 0;
     std::string refused_;  // why the session was refused, for the log
+    bool unavailable_ = false;  // the store was, when the session ended
+    std::chrono::steady_clock::time_point opened_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace lindra::server

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -21,6 +22,7 @@ struct PushOutcome {
     std::int64_t acked_seq = 0;
     std::vector<protocol::Rejected> rejected{};
     std::size_t applied_changes = 0;
+    std::size_t certificates_issued = 0;
 };
 
 struct PullOutcome {
@@ -81,6 +83,12 @@ public:
                      std::size_t max_changes, std::size_t max_bytes);
 
     Storage& storage() noexcept { return *storage_; }
+    // Whether the store answers a read now (the admin listener's /readyz).
+    bool reachable() noexcept;
+    // Issues certificates with `issuer` from now on (null: none), after
+    // publishing its keys not yet published. Throws lindra::Error if the
+    // store cannot be written; the issuer is then unchanged.
+    void set_issuer(std::shared_ptr<const Issuer> issuer);
 
 private:
     // Runs `attempt`, a whole transaction, again while it conflicts with
@@ -99,8 +107,14 @@ private:
     bool has_changes_after(StorageTxn& txn, const Id& device, const Identity& who, std::string_view cursor);
     PushOutcome push_once(const Id& device, const Identity& who, std::span<const protocol::Entry> entries);
 
+    // The options now: a copy per push, so set_issuer() does not change a
+    // push under way.
+    StoreOptions options() const;
+    void publish(const Issuer& issuer);
+
     std::unique_ptr<Storage> storage_;
-    StoreOptions options_;
+    mutable std::mutex options_mutex_;
+    StoreOptions options_;  // guarded by options_mutex_
 };
 
 // A path opens (or creates) a SQLite store; "postgresql://..." or a libpq

@@ -39,6 +39,44 @@ std::string describe(const net::Turnaways& t) {
 
 }  // namespace
 
+Identity Service::Tokens::authenticate(std::string_view token, std::int64_t now_s) const {
+    std::shared_ptr<const Authenticator> a;
+    {
+        std::lock_guard lock(mutex_);
+        a = current_;
+    }
+    return a->authenticate(token, now_s);
+}
+
+void Service::Tokens::replace(std::shared_ptr<const Authenticator> a) {
+    std::lock_guard lock(mutex_);
+    current_ = std::move(a);
+}
+
+void Service::reload(const TlsServerOptions& tls, const TokenOptions& tokens, const IssuerOptions& issuer) {
+    std::lock_guard lock(reload_mutex_);
+    // Everything checked before anything changes.
+    std::shared_ptr<const net::TlsContext> fresh_tls;
+    if (tls_) fresh_tls = net::TlsContext::server(tls.certificate_chain_pem, tls.private_key_pem);
+    std::shared_ptr<const Authenticator> fresh_tokens = token_authenticator(tokens);
+    std::shared_ptr<const Issuer> fresh_issuer;
+    if (!issuer.keys_pem.empty())
+        fresh_issuer = std::make_shared<const Issuer>(issuer.keys_pem, issuer.id, issuer.name);
+    store_->set_issuer(std::move(fresh_issuer));  // may throw: the store is down
+    auth_->replace(std::move(fresh_tokens));
+    if (tls_) tls_->present(std::move(fresh_tls));
+}
+
+net::HttpResponse Service::admin(std::string_view path) {
+    if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
+    if (path == "/readyz")
+        return store_->reachable() ? net::HttpResponse{200, "text/plain; charset=utf-8", "ready\n"}
+                                   : net::HttpResponse{503, "text/plain; charset=utf-8", "the store is unreachable\n"};
+    if (path == "/metrics" && admin_options_.metrics)
+        return {200, "text/plain; version=0.0.4; charset=utf-8", admin_options_.metrics()};
+    return {404, "text/plain; charset=utf-8", "not found: /healthz, /readyz and /metrics are here\n"};
+}
+
 Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(wrap)) {
     // Limits, TLS and tokens first: a server with bad options, TLS material
     // or token keys fails before it touches its store.
@@ -51,7 +89,10 @@ Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(w
                         "or insecure = true for plain TCP");
         tls = net::TlsContext::server(options.tls.certificate_chain_pem, options.tls.private_key_pem);
     }
-    auth_ = token_authenticator(options.tokens);
+    tls_ = tls;
+    auth_ = std::make_unique<Tokens>(token_authenticator(options.tokens));
+    observer_ = std::move(options.observer);
+    admin_options_ = std::move(options.admin);
     std::shared_ptr<const Issuer> issuer;
     if (!options.issuer.keys_pem.empty())
         issuer = std::make_shared<const Issuer>(options.issuer.keys_pem, options.issuer.id, options.issuer.name);
@@ -77,7 +118,8 @@ Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(w
             std::lock_guard lock(log_mutex_);
             sink(line);
         };
-    context_.emplace(SessionContext{*store_, *auth_, limits, std::move(log), std::move(wall_clock_ms)});
+    context_.emplace(
+        SessionContext{*store_, *auth_, limits, std::move(log), std::move(wall_clock_ms), observer_.get()});
     net::ServerConfig config;
     config.host = options.host;
     config.port = options.port;
@@ -97,6 +139,12 @@ Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(w
             context_->log(line);
         }
         if (detail::log_enabled(LogLevel::warning)) detail::log(LogLevel::warning, "server", describe(t));
+        if (observer_) {
+            if (t.over_address_cap) observer_->turned_away("address_cap", t.over_address_cap);
+            if (t.over_cap) observer_->turned_away("connection_cap", t.over_cap);
+            if (t.shed) observer_->turned_away("shed_before_hello", t.shed);
+            if (t.late_hello) observer_->turned_away("no_hello_in_time", t.late_hello);
+        }
     };
     config.tls = std::move(tls);
     listener_.emplace(config, [this](const std::string& peer) -> std::unique_ptr<net::Session> {
@@ -104,6 +152,9 @@ Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(w
         if (!wrap_) return session;
         return wrap_(std::move(session), peer);
     });
+    if (admin_options_.port)
+        admin_.emplace(admin_options_.host, *admin_options_.port,
+                       [this](std::string_view path) { return admin(path); });
 }
 
 Service::~Service() { stop(); }
@@ -126,6 +177,12 @@ SyncServer::SyncServer(ServerOptions options) : impl_(std::make_unique<Impl>(std
 SyncServer::~SyncServer() { stop(); }
 
 std::uint16_t SyncServer::port() const noexcept { return impl_->service.port(); }
+
+std::uint16_t SyncServer::admin_port() const noexcept { return impl_->service.admin_port(); }
+
+void SyncServer::reload(const TlsServerOptions& tls, const TokenOptions& tokens, const IssuerOptions& issuer) {
+    impl_->service.reload(tls, tokens, issuer);
+}
 
 void SyncServer::stop() { impl_->service.stop(); }
 
