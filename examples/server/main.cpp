@@ -47,7 +47,11 @@ int usage(const char* why) {
                  "                     and personal data cross the network in the clear\n"
                  "  --token-key FILE   PEM key that verifies lindra's tokens (from gen-key, or its public half)\n"
                  "  OIDC: also take JWTs from an OpenID Connect provider (--token-key is then optional):\n"
-                 "  --oidc-issuer URL --oidc-audience AUD --oidc-key PEM_FILE [--oidc-algs ES256,RS256]\n"
+                 "  --oidc-issuer URL --oidc-audience AUD (--oidc-jwks FILE|URL | --oidc-key PEM_FILE)\n"
+                 "  [--oidc-algs ES256,RS256] [--oidc-jwks-ca FILE] [--oidc-jwks-allow-http] [--oidc-jwks-refresh 30s]\n"
+                 "  --oidc-jwks        the provider's JWK Set: its jwks_uri (https; http only to loopback\n"
+                 "                     unless --oidc-jwks-allow-http) or a file; follows key rotation,\n"
+                 "                     an unknown kid refetching it at most every --oidc-jwks-refresh (30s)\n"
                  "  CERTIFICATES: the server issues course certificates when it has a key to sign them:\n"
                  "  --issuer-key FILE  an Ed25519 key from gen-issuer-key; give it again for each older key,\n"
                  "                     oldest first: the last signs, all stay verifiable on tablets\n"
@@ -237,7 +241,7 @@ int main(int argc, char** argv) {
     std::string cert, key;  // TLS
     bool insecure = false;
     lindra::OidcProvider oidc;
-    std::string oidc_key, oidc_algs;
+    std::string oidc_key, oidc_algs, oidc_jwks_ca, oidc_jwks_refresh;
     std::vector<std::string> issuer_keys;  // files, oldest first
     std::map<std::string, std::string> limits;  // flag -> value, threads too
     lindra::ServerOptions options;
@@ -255,6 +259,10 @@ int main(int argc, char** argv) {
             insecure = true;
             continue;
         }
+        if (arg == "--oidc-jwks-allow-http") {
+            oidc.jwks_allow_http = true;
+            continue;
+        }
         if (i + 1 >= argc) return usage(("missing value for " + arg).c_str());
         if (arg == "--db") db = argv[++i];
         else if (arg == "--cert") cert = argv[++i];
@@ -265,6 +273,9 @@ int main(int argc, char** argv) {
         else if (arg == "--oidc-audience") oidc.audience = argv[++i];
         else if (arg == "--oidc-key") oidc_key = argv[++i];
         else if (arg == "--oidc-algs") oidc_algs = argv[++i];
+        else if (arg == "--oidc-jwks") oidc.jwks = argv[++i];
+        else if (arg == "--oidc-jwks-ca") oidc_jwks_ca = argv[++i];
+        else if (arg == "--oidc-jwks-refresh") oidc_jwks_refresh = argv[++i];
         else if (arg == "--issuer-key") issuer_keys.push_back(argv[++i]);
         else if (arg == "--issuer-id") options.issuer.id = argv[++i];
         else if (arg == "--issuer-name") options.issuer.name = argv[++i];
@@ -276,9 +287,10 @@ int main(int argc, char** argv) {
     if (insecure && (!cert.empty() || !key.empty())) return usage("--insecure turns TLS off; drop --cert and --key");
     if (!insecure && (cert.empty() || key.empty()))
         return usage("TLS needs --cert FILE and --key FILE (or --insecure for plain TCP)");
-    const bool with_oidc = !oidc.issuer.empty() || !oidc.audience.empty() || !oidc_key.empty() || !oidc_algs.empty();
-    if (with_oidc && (oidc.issuer.empty() || oidc.audience.empty() || oidc_key.empty()))
-        return usage("an OpenID Connect provider needs --oidc-issuer, --oidc-audience and --oidc-key");
+    const bool with_oidc = !oidc.issuer.empty() || !oidc.audience.empty() || !oidc_key.empty() || !oidc_algs.empty() ||
+                           !oidc.jwks.empty() || !oidc_jwks_ca.empty() || !oidc_jwks_refresh.empty() || oidc.jwks_allow_http;
+    if (with_oidc && (oidc.issuer.empty() || oidc.audience.empty() || oidc_key.empty() == oidc.jwks.empty()))
+        return usage("an OpenID Connect provider needs --oidc-issuer, --oidc-audience and one of --oidc-jwks or --oidc-key");
     if (token_key.empty() && !with_oidc) return usage("--token-key (or an OpenID Connect provider) is required");
     const auto colon = listen.rfind(':');
     if (colon == std::string::npos) return usage("--listen wants HOST:PORT");
@@ -336,7 +348,11 @@ int main(int argc, char** argv) {
         if (!token_key.empty()) options.tokens.key_pem = read_file(token_key);
         for (const auto& file : issuer_keys) options.issuer.keys_pem.push_back(read_file(file));
         if (with_oidc) {
-            oidc.public_key_pem = read_file(oidc_key);
+            if (!oidc_key.empty()) oidc.public_key_pem = read_file(oidc_key);
+            if (!oidc_jwks_ca.empty()) oidc.jwks_ca_pem = read_file(oidc_jwks_ca);
+            if (!oidc_jwks_refresh.empty())
+                oidc.jwks_min_refresh = std::chrono::duration_cast<std::chrono::seconds>(
+                    parse_duration("--oidc-jwks-refresh", oidc_jwks_refresh));
             if (!oidc_algs.empty()) {
                 oidc.algorithms.clear();
                 std::istringstream names(oidc_algs);

@@ -145,7 +145,7 @@ Id id_claim(const Json& claims, const std::string& name) {
 
 class TokenAuthenticator final : public Authenticator {
   public:
-    explicit TokenAuthenticator(const TokenOptions& o) : leeway_s_(o.leeway.count()) {
+    TokenAuthenticator(const TokenOptions& o, std::function<void(std::string_view)> log) : leeway_s_(o.leeway.count()) {
         if (o.key_pem.empty() && o.oidc.empty())
             throw Error(Errc::invalid_argument,
                         "no way to verify tokens: give the server a token key or an OpenID Connect provider");
@@ -156,7 +156,7 @@ class TokenAuthenticator final : public Authenticator {
                  std::make_shared<const VerifyKey>(o.key_pem, eddsa, "the token key"), nullptr, "role", "person",
                  "org"});
         }
-        for (const auto& p : o.oidc) add(provider(p));
+        for (const auto& p : o.oidc) add(provider(p, log));
     }
 
     Identity authenticate(std::string_view token, std::int64_t now_s) const override {
@@ -179,7 +179,7 @@ class TokenAuthenticator final : public Authenticator {
     }
 
   private:
-    static Issuer provider(const OidcProvider& p) {
+    static Issuer provider(const OidcProvider& p, const std::function<void(std::string_view)>& log) {
         const std::string describe = "OpenID Connect provider " + p.issuer;
         Issuer issuer{describe,  p.issuer,       p.audience,         p.algorithms, nullptr, nullptr,
                       p.role_claim, p.person_claim, p.organization_claim};
@@ -196,7 +196,7 @@ class TokenAuthenticator final : public Authenticator {
         JwksCache::Policy policy;
         policy.min_refresh = p.jwks_min_refresh;
         policy.max_stale = p.jwks_max_stale;
-        issuer.jwks = std::make_shared<JwksCache>(p.issuer, jwks_fetch(p), p.algorithms, policy);
+        issuer.jwks = std::make_shared<JwksCache>(p.issuer, jwks_fetch(p), p.algorithms, policy, log);
         // A file is the operator's own: it must be right from the start. A
         // provider may be down while the server starts; its keys are then
         // fetched when the first token comes (the load logged why not).
@@ -241,8 +241,9 @@ class TokenAuthenticator final : public Authenticator {
 
 }  // namespace
 
-std::unique_ptr<Authenticator> token_authenticator(const TokenOptions& options) {
-    return std::make_unique<TokenAuthenticator>(options);
+std::unique_ptr<Authenticator> token_authenticator(const TokenOptions& options,
+                                                   std::function<void(std::string_view)> log) {
+    return std::make_unique<TokenAuthenticator>(options, std::move(log));
 }
 
 }  // namespace lindra::server

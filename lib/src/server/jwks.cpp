@@ -18,10 +18,6 @@ bool is_url(std::string_view source) {
     return source.starts_with("https://") || source.starts_with("http://");
 }
 
-void log(LogLevel level, const std::string& message) {
-    if (detail::log_enabled(level)) detail::log(level, "server", message);
-}
-
 }  // namespace
 
 KeySet KeySet::parse(std::string_view text, const std::vector<std::string>& algorithms) {
@@ -74,12 +70,18 @@ bool KeySet::has(std::string_view kid) const {
 }
 
 JwksCache::JwksCache(std::string provider, Fetch fetch, std::vector<std::string> algorithms, Policy policy,
-                     std::function<Clock::time_point()> now)
+                     std::function<void(std::string_view)> log, std::function<Clock::time_point()> now)
     : provider_(std::move(provider)),
       fetch_(std::move(fetch)),
       algorithms_(std::move(algorithms)),
       policy_(policy),
+      log_(std::move(log)),
       now_(std::move(now)) {}
+
+void JwksCache::note(LogLevel level, const std::string& message) const {
+    if (log_) log_(message);
+    if (detail::log_enabled(level)) detail::log(level, "server", message);
+}
 
 std::optional<std::string> JwksCache::load() {
     std::unique_lock lock(mutex_);
@@ -118,10 +120,10 @@ void JwksCache::refresh(std::unique_lock<std::mutex>& lock) {
         expires_ = now + std::clamp(max_age.value_or(policy_.default_max_age), policy_.min_max_age,
                                     policy_.max_max_age);
         last_error_.clear();
-        log(LogLevel::info, "fetched " + std::to_string(keys_->size()) + " keys of OpenID Connect provider " + provider_);
+        note(LogLevel::info, "fetched " + std::to_string(keys_->size()) + " keys of OpenID Connect provider " + provider_);
     } else {
         last_error_ = error;
-        log(LogLevel::warning, "cannot fetch the keys of OpenID Connect provider " + provider_ + ": " + error +
+        note(LogLevel::warning, "cannot fetch the keys of OpenID Connect provider " + provider_ + ": " + error +
                                    (keys_ ? "; keeping the keys fetched before" : ""));
     }
     fetched_.notify_all();
@@ -132,7 +134,7 @@ std::shared_ptr<const KeySet> JwksCache::current(std::string_view kid) {
     const auto now = now_();
     if (keys_ && now >= expires_ + policy_.max_stale) {  // stale-if-error ends
         keys_.reset();
-        log(LogLevel::warning, "dropping the keys of OpenID Connect provider " + provider_ +
+        note(LogLevel::warning, "dropping the keys of OpenID Connect provider " + provider_ +
                                    ": they are out of date and could not be fetched again");
     }
     const bool known = keys_ && keys_->has(kid);

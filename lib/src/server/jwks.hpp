@@ -14,6 +14,8 @@
 
 #include "server/token.hpp"
 
+#include <lindra/log.hpp>
+
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -66,9 +68,10 @@ class JwksCache {
         std::chrono::seconds wait{10};  // the longest a token waits for another's fetch
     };
 
-    // `provider` names it in messages and the log.
+    // `provider` names it in messages and the log; `log` hears each fetch's
+    // outcome besides lindra's log.
     JwksCache(std::string provider, Fetch fetch, std::vector<std::string> algorithms, Policy policy,
-              std::function<Clock::time_point()> now = Clock::now);
+              std::function<void(std::string_view)> log = {}, std::function<Clock::time_point()> now = Clock::now);
 
     // Fetches the set now; the reason if that failed (the cache is then
     // empty and the next token fetches again, rate-limited).
@@ -86,11 +89,13 @@ class JwksCache {
   private:
     std::shared_ptr<const KeySet> current(std::string_view kid);
     void refresh(std::unique_lock<std::mutex>& lock);
+    void note(LogLevel level, const std::string& message) const;
 
     const std::string provider_;
     const Fetch fetch_;
     const std::vector<std::string> algorithms_;
     const Policy policy_;
+    const std::function<void(std::string_view)> log_;
     const std::function<Clock::time_point()> now_;
 
     mutable std::mutex mutex_;

@@ -51,7 +51,15 @@ Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(w
                         "or insecure = true for plain TCP");
         tls = net::TlsContext::server(options.tls.certificate_chain_pem, options.tls.private_key_pem);
     }
-    auth_ = token_authenticator(options.tokens);
+    // Sessions end on several worker threads; the operator's log sees one
+    // line at a time, as it did when the server had one thread.
+    std::function<void(std::string_view)> log;
+    if (options.log)
+        log = [this, sink = std::move(options.log)](std::string_view line) {
+            std::lock_guard lock(log_mutex_);
+            sink(line);
+        };
+    auth_ = token_authenticator(options.tokens, log);
     std::shared_ptr<const Issuer> issuer;
     if (!options.issuer.keys_pem.empty())
         issuer = std::make_shared<const Issuer>(options.issuer.keys_pem, options.issuer.id, options.issuer.name);
@@ -69,14 +77,6 @@ Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(w
                    std::chrono::system_clock::now().time_since_epoch())
             .count();
     };
-    // Sessions end on several worker threads; the operator's log sees one
-    // line at a time, as it did when the server had one thread.
-    std::function<void(std::string_view)> log;
-    if (options.log)
-        log = [this, sink = std::move(options.log)](std::string_view line) {
-            std::lock_guard lock(log_mutex_);
-            sink(line);
-        };
     context_.emplace(SessionContext{*store_, *auth_, limits, std::move(log), std::move(wall_clock_ms)});
     net::ServerConfig config;
     config.host = options.host;
