@@ -226,7 +226,7 @@ TEST_CASE("a failed refetch keeps the last good keys, for a bounded time") {
     JwksCache cache(kIssuer, idp.fetch(), {"ES256"}, {.max_stale = 2h},
                     [&](std::string_view line) { lines.emplace_back(line); }, clock.fn());
     REQUIRE_FALSE(cache.load());
-    CHECK(lines.back() == std::string("fetched 1 keys of OpenID Connect provider ") + kIssuer);
+    CHECK(lines.back() == std::string("fetched 1 key of OpenID Connect provider ") + kIssuer);
     const auto jws = token(k.ec1, "ES256", "one");
 
     clock.now += 599s;  // within max-age: no fetch
@@ -344,6 +344,7 @@ TEST_CASE("tokens checked with keys from a JWK Set file") {
     }
     // Without kid: taken only where the set leaves no choice.
     CHECK(refusal(sign_jws(k.ec1, "ES256", claims().dump())) == "");
+    CHECK(refusal(sign_jws(k.ed, "EdDSA", claims().dump())) == "the token's algorithm EdDSA is not allowed");
 
     // A file that is not a usable set stops the server from starting.
     std::ofstream(file) << R"({"keys":[{"kty":"oct","k":"c2VjcmV0"}]})";

@@ -48,7 +48,7 @@ start_provider() {
 }
 # sync_with FILE: a sync of the office's tablet with the token in FILE.
 sync_with() { run office sync --server "127.0.0.1:$port" --insecure --token "$(cat "$1")"; }
-fetches() { grep -c "^fetched .* keys of OpenID Connect provider" "$work/server.log"; }
+fetches() { grep -c "^fetched .* keys\? of OpenID Connect provider" "$work/server.log"; }
 # forged KID: a token naming key KID, with the claims and signature of $work/new.token.
 forged() {
     local header
@@ -64,7 +64,7 @@ start_provider
 start_server --oidc-issuer "$issuer" --oidc-audience lindra-sync --oidc-jwks "$issuer/jwks" --oidc-jwks-refresh 3s
 out=$(cat "$work/server.log")
 rc=0
-check "the server fetched the provider's keys at start" 0 "^fetched 1 keys of OpenID Connect provider $issuer$"
+check "the server fetched the provider's keys at start" 0 "^fetched 1 key of OpenID Connect provider $issuer$"
 
 oidc token "$issuer" > "$work/old.token" || exit 1
 run office init

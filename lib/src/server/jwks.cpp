@@ -120,7 +120,9 @@ void JwksCache::refresh(std::unique_lock<std::mutex>& lock) {
         expires_ = now + std::clamp(max_age.value_or(policy_.default_max_age), policy_.min_max_age,
                                     policy_.max_max_age);
         last_error_.clear();
-        note(LogLevel::info, "fetched " + std::to_string(keys_->size()) + " keys of OpenID Connect provider " + provider_);
+        const auto n = keys_->size();
+        note(LogLevel::info, "fetched " + std::to_string(n) + (n == 1 ? " key" : " keys") +
+                                 " of OpenID Connect provider " + provider_);
     } else {
         last_error_ = error;
         note(LogLevel::warning, "cannot fetch the keys of OpenID Connect provider " + provider_ + ": " + error +
@@ -152,7 +154,8 @@ bool JwksCache::verify(std::string_view kid, std::string_view alg, std::string_v
     const auto keys = current(kid);
     if (!keys) throw TokenRefused("the keys of the token's issuer cannot be fetched at the moment; try again later");
     const VerifyKey* key = keys->find(kid, alg);
-    if (!key && kid.empty()) throw TokenRefused("the token names no key (kid) and its issuer has several");
+    if (!key && kid.empty())
+        throw TokenRefused("the token names no key (kid), and its issuer has not exactly one key for its algorithm");
     if (!key && keys->has(kid)) throw TokenRefused("the token's algorithm does not match its key");
     if (!key) throw TokenRefused("the token's key (kid) is not one of its issuer's keys");
     return key->verify(signing_input, signature);

@@ -324,9 +324,7 @@ Json public_jwk(std::string_view pem, std::string_view kid) {
         std::string raw(32, '\0');
         std::size_t len = raw.size();
         EVP_PKEY_get_raw_public_key(key.get(), bytes(raw), &len);
-        jwk["kty"] = "OKP";
-        jwk["crv"] = "Ed25519";
-        jwk["x"] = jws::base64url_encode(raw);
+        jwk.update(Json::parse(jws::ed25519_jwk(raw)));  // the certificates' JWK
     } else {
         throw Error(Errc::invalid_argument, "the key is " + kind_of(key) + ", which lindra has no JWK for");
     }
