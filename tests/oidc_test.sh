@@ -5,7 +5,8 @@
 # provider then rotates its signing key: a token signed with the new key is
 # taken (its unknown kid refetches the set), and one signed with the old key
 # still is. Tokens for another audience, and a flood of unknown kids, are
-# refused, the flood with one refetch at most.
+# refused, the flood with one refetch at most. Last, the set over https: a
+# CA the system does not trust is refused, --oidc-jwks-ca's is taken.
 # Usage: tests/oidc_test.sh PATH_TO_lindra-server PATH_TO_lindra-tablet
 # Prints PASS/FAIL per check; exits 1 if any check failed, 77 (skipped) if
 # Node or the package is missing (scripts/test installs them).
@@ -44,7 +45,7 @@ start_provider() {
         cat "$work/provider.log" >&2
         exit 1
     fi
-    issuer="http://127.0.0.1:$(cat "$work/provider.port")"
+    issuer="${scheme:-http}://127.0.0.1:$(cat "$work/provider.port")"
 }
 # sync_with FILE: a sync of the office's tablet with the token in FILE.
 sync_with() { run office sync --server "127.0.0.1:$port" --insecure --token "$(cat "$1")"; }
@@ -112,5 +113,32 @@ sync_with "$work/new.token"
 check "with the provider down, a token with a known key still syncs" 0 "^synced: "
 out=$(cat "$work/server.log")
 check_not "the server log holds no token" "$(cut -d. -f2 "$work/new.token")"
+
+# ---- the JWK Set over https ---------------------------------------------------------
+
+stop_server() {
+    kill -TERM "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+    server_pid=
+    rm -f "$work/token.key" # start_server makes a new one
+}
+stop_server
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$work/tls.key" -out "$work/tls.pem" 2>/dev/null || exit 1
+export OIDC_TLS_CERT=$work/tls.pem OIDC_TLS_KEY=$work/tls.key NODE_EXTRA_CA_CERTS=$work/tls.pem
+scheme=https
+start_provider
+start_server --oidc-issuer "$issuer" --oidc-audience lindra-sync --oidc-jwks "$issuer/jwks"
+out=$(cat "$work/server.log")
+check "https against a CA the system does not trust fails, saying why" 0 \
+    "^cannot fetch the keys of OpenID Connect provider $issuer: TLS: certificate verify failed"
+stop_server
+start_server --oidc-issuer "$issuer" --oidc-audience lindra-sync --oidc-jwks "$issuer/jwks" \
+    --oidc-jwks-ca "$work/tls.pem"
+out=$(cat "$work/server.log")
+check "https with --oidc-jwks-ca fetches the keys" 0 "^fetched 2 keys of OpenID Connect provider $issuer$"
+oidc token "$issuer" > "$work/tls.token" || exit 1
+sync_with "$work/tls.token"
+check "a token from the https provider syncs" 0 "^synced: "
 
 finish oidc_provider

@@ -1,6 +1,7 @@
 // A real OpenID provider (oidc-provider) for tests/oidc_test.sh, on loopback:
 //   node provider.mjs serve KEYS_FILE PORT_FILE [PORT]  - serves until killed;
-//       writes its port to PORT_FILE once it listens (PORT 0 or absent: any)
+//       writes its port to PORT_FILE once it listens (PORT 0 or absent: any);
+//       https with the certificate and key in $OIDC_TLS_CERT, $OIDC_TLS_KEY
 //   node provider.mjs rotate KEYS_FILE  - a new signing key, put first; the
 //       old ones stay published so the tokens they signed still verify
 //   node provider.mjs token ISSUER [RESOURCE]  - a JWT access token for the
@@ -10,6 +11,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import Provider from 'oidc-provider';
 
 const [command, ...args] = process.argv.slice(2);
@@ -28,9 +30,12 @@ if (command === 'rotate') {
   writeFileSync(file, JSON.stringify({ keys: [newKey(), ...keys] }));
 } else if (command === 'serve') {
   const [file, portFile, wanted = '0'] = args;
-  const server = createServer();
+  const tls = process.env.OIDC_TLS_CERT;
+  const server = tls
+    ? createTlsServer({ cert: readFileSync(tls), key: readFileSync(process.env.OIDC_TLS_KEY) })
+    : createServer();
   server.listen(Number(wanted), '127.0.0.1', () => {
-    const issuer = `http://127.0.0.1:${server.address().port}`;
+    const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`;
     const audiences = { 'urn:lindra:sync': 'lindra-sync', 'urn:lindra:other': 'other' };
     const provider = new Provider(issuer, {
       jwks: JSON.parse(readFileSync(file, 'utf8')),
