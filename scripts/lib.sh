@@ -26,7 +26,8 @@ lindra_install_deps() {
 }
 
 # Node and the pinned npm packages of the tests that check lindra against
-# implementations it did not write (tests/credential: jose).
+# implementations it did not write (tests/credential: jose; tests/oidc: an
+# OpenID provider, oidc-provider).
 lindra_install_node_deps() {
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
         local sudo=()
@@ -37,7 +38,10 @@ lindra_install_node_deps() {
             "${sudo[@]}" apt-get install -y --no-upgrade nodejs npm
         }
     fi
-    (cd "$LINDRA_ROOT/tests/credential" && npm ci --no-audit --no-fund --loglevel=error)
+    local dir
+    for dir in credential oidc; do
+        (cd "$LINDRA_ROOT/tests/$dir" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+    done
 }
 
 lindra_build() {

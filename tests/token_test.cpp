@@ -86,7 +86,7 @@ TokenOptions options() {
 using Claims = std::vector<std::pair<std::string, std::string>>;
 
 std::string q(std::string_view s) {
-    return server::json_quote(s);
+    return server::Json(std::string(s)).dump();
 }
 std::string n(std::int64_t v) {
     return std::to_string(v);
@@ -173,48 +173,49 @@ TEST_CASE("base64url is strict and round-trips") {
 }
 
 TEST_CASE("the JSON reader takes RFC 8259 and no more") {
-    using server::Json;
     using server::parse_json;
     const auto doc = parse_json(R"( {"s":"a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00","i":-42,"d":1.5e3,"t":true,"f":false,)"
-                                R"("z":null,"a":[1,[2,{}]],"big":12345678901234567890} )");
-    CHECK(*doc.find("s")->as<std::string>() == "a\"\\/\b\f\n\r\t\xc3\xa9\xf0\x9f\x98\x80");
-    CHECK(*doc.find("i")->as<std::int64_t>() == -42);
-    CHECK(*doc.find("d")->as<double>() == 1500.0);
-    CHECK(*doc.find("t")->as<bool>());
-    CHECK_FALSE(*doc.find("f")->as<bool>());
-    CHECK(doc.find("z")->as<std::nullptr_t>());
-    CHECK(doc.find("a")->as<Json::Array>()->size() == 2);
-    CHECK(doc.find("big")->as<double>());  // past 64 bits
-    CHECK(doc.find("missing") == nullptr);
-    CHECK(*parse_json("\"\xc3\xa9\"").as<std::string>() == "\xc3\xa9");
+                                R"("z":null,"a":[1,[2,{}]],"big":123456789012345678901234} )");
+    CHECK(doc["s"] == "a\"\\/\b\f\n\r\t\xc3\xa9\xf0\x9f\x98\x80");
+    CHECK(doc["i"] == -42);
+    CHECK(doc["d"] == 1500.0);
+    CHECK(doc["t"] == true);
+    CHECK(doc["f"] == false);
+    CHECK(doc["z"].is_null());
+    CHECK(doc["a"].size() == 2);
+    CHECK(doc["big"].is_number_float());  // past 64 bits
+    CHECK_FALSE(doc.contains("missing"));
+    CHECK(parse_json("\"\xc3\xa9\"") == "\xc3\xa9");
 
     const std::string deepest = std::string(server::kMaxJsonDepth, '[') + std::string(server::kMaxJsonDepth, ']');
     CHECK_NOTHROW(parse_json(deepest));
+    // What lindra adds to the parser, named; the rest is not well-formed.
     const std::vector<std::pair<std::string, std::string>> bad = {
         {"[" + deepest + "]", "nested too deeply"},
+        {std::string(100000, '['), "nested too deeply"},
         {R"({"a":1,"a":2})", "duplicate key"},
-        {"{", "expected a key"},
-        {"[1,]", "unexpected character"},
-        {"{} x", "trailing data"},
-        {"01", "trailing data"},
-        {"-", "bad number"},
-        {"1.", "bad number"},
-        {"1e999", "number out of range"},
-        {"\"a\nb\"", "control character in a string"},
-        {R"("\x")", "bad escape"},
-        {R"("\u12")", "bad escape"},
-        {R"("\ud800")", "lone surrogate"},
-        {R"("\udc00")", "lone surrogate"},
-        {"\"\xc3\"", "invalid UTF-8"},
-        {"\"\xc0\xaf\"", "invalid UTF-8"},          // overlong '/'
-        {"\"\xed\xa0\x80\"", "invalid UTF-8"},      // a surrogate
-        {"\"\xf4\x90\x80\x80\"", "invalid UTF-8"},  // past U+10FFFF
-        {"\"abc", "unterminated string"},
-        {"tru", "unexpected character"},
-        {"", "unexpected end"},
+        {R"({"a":{"b":1,"b":1}})", "duplicate key"},
+        {"{", "not well-formed at byte 2"},
+        {"[1,]", "not well-formed at byte 4"},
+        {"{} x", "not well-formed at byte 4"},
+        {"01", "not well-formed at byte 2"},
+        {"-", "not well-formed at byte 2"},
+        {"1.", "not well-formed at byte 3"},
+        {"\"a\nb\"", "not well-formed at byte 3"},  // a control character in a string
+        {R"("\x")", "not well-formed at byte 3"},
+        {R"("\u12")", "not well-formed at byte 6"},
+        {R"("\ud800")", "not well-formed at byte 8"},   // a lone surrogate
+        {R"("\udc00")", "not well-formed at byte 7"},
+        {"\"\xc3\"", "not well-formed at byte 3"},          // invalid UTF-8
+        {"\"\xc0\xaf\"", "not well-formed at byte 2"},      // overlong '/'
+        {"\"\xed\xa0\x80\"", "not well-formed at byte 3"},  // a surrogate
+        {"\"\xf4\x90\x80\x80\"", "not well-formed at byte 3"},  // past U+10FFFF
+        {"\"abc", "not well-formed at byte 5"},
+        {"tru", "not well-formed at byte 4"},
+        {"", "not well-formed at byte 1"},
     };
     for (const auto& [text, why] : bad) {
-        INFO(text);
+        INFO(text.substr(0, 40));
         CHECK_THROWS_WITH(parse_json(text), "the token is malformed: invalid JSON (" + why + ")");
     }
 }
@@ -357,7 +358,7 @@ TEST_CASE("every other token is refused, saying why and nothing more") {
         {"padded base64url", header + "=." + payload + "." + signature,
          "the token is malformed: it is not canonical base64url"},
         {"a header that is not JSON", raw_token("{alg:EdDSA}", json(lindra_claims())),
-         "the token is malformed: invalid JSON (expected a key)"},
+         "the token is malformed: invalid JSON (not well-formed at byte 2)"},
         {"a header that is an array", raw_token(R"(["EdDSA"])", json(lindra_claims())),
          "the token is malformed: its header is not a JSON object"},
         {"a header without alg", raw_token(R"({"typ":"JWT"})", json(lindra_claims())),

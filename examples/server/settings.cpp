@@ -54,7 +54,17 @@ const Spec kSpecs[] = {
     // OpenID Connect: its flags stay together, here and in [oidc].
     {"--oidc-issuer", "oidc", "issuer", Kind::text, "URL", kOidc, "must equal the tokens' \"iss\""},
     {"--oidc-audience", "oidc", "audience", Kind::text, "AUD", kOidc, "must be in the tokens' \"aud\""},
-    {"--oidc-key", "oidc", "key", Kind::text, "PEM_FILE", kOidc, "the provider's signing key, EC P-256 or RSA"},
+    {"--oidc-jwks", "oidc", "jwks", Kind::text, "FILE|URL", kOidc,
+     "the provider's JWK Set: its jwks_uri (https; http only to loopback unless --oidc-jwks-allow-http) or a file; "
+     "follows key rotation, an unknown kid refetching it at most every --oidc-jwks-refresh"},
+    {"--oidc-jwks-ca", "oidc", "jwks-ca", Kind::text, "FILE", kOidc,
+     "CA certificates (PEM) that the JWK Set's https URL must chain to, instead of the system's"},
+    {"--oidc-jwks-allow-http", "oidc", "jwks-allow-http", Kind::flag, "", kOidc,
+     "fetch the JWK Set over plain http from hosts other than loopback"},
+    {"--oidc-jwks-refresh", "oidc", "jwks-refresh", Kind::duration, "DURATION", kOidc,
+     "the least time between two fetches of the JWK Set for unknown kids (30s)"},
+    {"--oidc-key", "oidc", "key", Kind::text, "PEM_FILE", kOidc,
+     "or one static signing key of the provider, EC P-256 or RSA (no rotation)"},
     {"--oidc-algs", "oidc", "algs", Kind::text, "ALGS", kOidc, "the algorithms taken, ES256,RS256 by default"},
     {"--issuer-key", "issuer", "keys", Kind::list, "FILE", kIssuer,
      "an Ed25519 key from gen-issuer-key; give it again for each older key, oldest first: the last signs, all "
@@ -247,11 +257,21 @@ ServeSettings serve_settings(const Values& given, const Values& config) {
     lindra::OidcProvider oidc;
     oidc.issuer = text("--oidc-issuer");
     oidc.audience = text("--oidc-audience");
+    oidc.jwks = text("--oidc-jwks");
+    oidc.jwks_allow_http = find("--oidc-jwks-allow-http") != nullptr;
     s.files.oidc_key = text("--oidc-key");
+    s.files.oidc_jwks_ca = text("--oidc-jwks-ca");
     const std::string algs = text("--oidc-algs");
-    const bool with_oidc = !oidc.issuer.empty() || !oidc.audience.empty() || !s.files.oidc_key.empty() || !algs.empty();
-    if (with_oidc && (oidc.issuer.empty() || oidc.audience.empty() || s.files.oidc_key.empty()))
-        throw UsageError("an OpenID Connect provider needs --oidc-issuer, --oidc-audience and --oidc-key");
+    const Value* refresh = find("--oidc-jwks-refresh");
+    const bool with_oidc = !oidc.issuer.empty() || !oidc.audience.empty() || !oidc.jwks.empty() ||
+                           !s.files.oidc_key.empty() || !s.files.oidc_jwks_ca.empty() || !algs.empty() ||
+                           oidc.jwks_allow_http || refresh;
+    if (with_oidc && (oidc.issuer.empty() || oidc.audience.empty() || oidc.jwks.empty() == s.files.oidc_key.empty()))
+        throw UsageError(
+            "an OpenID Connect provider needs --oidc-issuer, --oidc-audience and one of --oidc-jwks or --oidc-key");
+    if (refresh)
+        oidc.jwks_min_refresh =
+            std::chrono::duration_cast<std::chrono::seconds>(parse_duration(refresh->where, refresh->values.back()));
     if (s.files.token_key.empty() && !with_oidc)
         throw UsageError("--token-key (or an OpenID Connect provider) is required");
     if (!algs.empty()) {
@@ -325,7 +345,8 @@ void read_files(const ServeSettings& s, lindra::ServerOptions& o) {
     o.tokens.oidc.clear();
     if (s.oidc) {
         auto oidc = *s.oidc;
-        oidc.public_key_pem = read_text(s.files.oidc_key);
+        if (!s.files.oidc_key.empty()) oidc.public_key_pem = read_text(s.files.oidc_key);
+        if (!s.files.oidc_jwks_ca.empty()) oidc.jwks_ca_pem = read_text(s.files.oidc_jwks_ca);
         o.tokens.oidc.push_back(std::move(oidc));
     }
     o.issuer.keys_pem.clear();
@@ -363,11 +384,11 @@ Command parse_command_line(int argc, char** argv) {
         ->group(kServer);
     std::map<std::string, std::string> single;
     std::map<std::string, std::vector<std::string>> lists;
-    bool insecure = false;
+    bool switched = false;  // read through count(): one variable serves every switch
     for (const auto& s : kSpecs) {
         const std::string help = s.help + std::string(" [config: ") + config_key(s) + "]";
         CLI::Option* opt = nullptr;
-        if (s.kind == Kind::flag) opt = app.add_flag(s.flag, insecure, help);
+        if (s.kind == Kind::flag) opt = app.add_flag(s.flag, switched, help);
         else if (s.kind == Kind::list) opt = app.add_option(s.flag, lists[s.flag], help)->type_name(s.type);
         else
             opt = app.add_option(s.flag, single[s.flag], help)

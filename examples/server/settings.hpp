@@ -24,7 +24,8 @@ struct UsageError : std::runtime_error {
 struct Files {
     std::string cert, key;                 // TLS; empty with --insecure
     std::string token_key;                 // may be empty with OIDC
-    std::string oidc_key;                  // empty without OIDC
+    std::string oidc_key;                  // a static key; empty without OIDC or with a JWK Set
+    std::string oidc_jwks_ca;              // CAs for the JWK Set's URL; empty: the system's
     std::vector<std::string> issuer_keys;  // oldest first
 };
 
@@ -32,7 +33,7 @@ struct ServeSettings {
     lindra::ServerOptions options;  // everything but the files' contents and the log
     std::string listen_host;        // as given, for the "listening on" line
     Files files;
-    std::optional<lindra::OidcProvider> oidc;  // without its key, which is in files.oidc_key
+    std::optional<lindra::OidcProvider> oidc;  // without the files' contents (files.oidc_*)
     std::string admin_host;                    // with admin_port: the admin listener
     std::optional<std::uint16_t> admin_port;
     bool json_logs = false;

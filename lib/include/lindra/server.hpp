@@ -56,10 +56,24 @@ std::string issue_token(std::string_view key_pem, const TokenClaims& claims, std
                         std::string_view audience = "lindra", std::int64_t now_s = 0);
 
 // An external OpenID Connect identity provider whose JWTs the server takes.
+// Its keys come from one of: its JWK Set (`jwks`), which follows the
+// provider's key rotation, or one static key (`public_key_pem`).
 struct OidcProvider {
-    std::string issuer{};          // must equal the token's "iss"
-    std::string audience{};        // must be in the token's "aud"
-    std::string public_key_pem{};  // the provider's signing key: EC P-256 or RSA
+    std::string issuer{};    // must equal the token's "iss"
+    std::string audience{};  // must be in the token's "aud"
+    // The provider's JWK Set (RFC 7517): its jwks_uri, https:// (http://
+    // only to a loopback address, or with jwks_allow_http), or a file. The
+    // token's "kid" picks the key; an unknown kid refetches the set, at most
+    // once per jwks_min_refresh across all sessions. A set is kept for its
+    // Cache-Control max-age (1 minute to 1 day; 5 minutes if it names none);
+    // a failed refetch keeps the last good set for up to jwks_max_stale past
+    // that, and a set that does not parse never replaces a good one.
+    std::string jwks{};
+    std::string jwks_ca_pem{};  // CAs trusted for an https jwks; empty: the system's
+    bool jwks_allow_http = false;
+    std::chrono::seconds jwks_min_refresh{30};
+    std::chrono::seconds jwks_max_stale{std::chrono::hours(24)};
+    std::string public_key_pem{};  // or one static key: EC P-256 or RSA
     std::vector<std::string> algorithms{"ES256", "RS256"};  // the allow-list; "none" and HS* never
     std::string role_claim = "lindra_role";
     std::string person_claim = "lindra_person";

@@ -82,18 +82,6 @@ std::optional<std::string> base64url_decode(std::string_view text) {
     return out;
 }
 
-std::string ed25519_generate_pem() {
-    Pkey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"), &EVP_PKEY_free);
-    std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new(BIO_s_mem()), &BIO_free);
-    if (!key || !out || PEM_write_bio_PrivateKey(out.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
-        ERR_clear_error();
-        throw Error(Errc::invalid_argument, "OpenSSL could not make an Ed25519 key");
-    }
-    char* data = nullptr;
-    const long n = BIO_get_mem_data(out.get(), &data);
-    return std::string(data, static_cast<std::size_t>(n));
-}
-
 std::string ed25519_public_key(std::string_view private_key_pem) {
     const Pkey key = read_private(private_key_pem);
     std::string raw(32, '\0');

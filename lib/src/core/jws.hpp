@@ -17,8 +17,6 @@ std::string base64url_encode(std::string_view bytes);
 // length or trailing bits that are not zero (one encoding per byte string).
 std::optional<std::string> base64url_decode(std::string_view text);
 
-// A new Ed25519 private key, PEM (PKCS#8).
-std::string ed25519_generate_pem();
 // The raw 32-byte public key of an Ed25519 private key in PEM. Throws
 // lindra::Error(invalid_argument) if `pem` is not one.
 std::string ed25519_public_key(std::string_view private_key_pem);

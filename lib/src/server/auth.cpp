@@ -1,5 +1,6 @@
 #include "server/auth.hpp"
 
+#include "server/jwks.hpp"
 #include "server/token.hpp"
 
 #include <lindra/error.hpp>
@@ -77,15 +78,22 @@ std::string issue_token(std::string_view key_pem, const TokenClaims& claims, std
         throw Error(Errc::invalid_argument, "a token needs an issuer and an audience");
     if (now_s == 0) now_s = now_seconds();
 
-    using server::json_quote;
-    std::string payload = "{\"iss\":" + json_quote(issuer) + ",\"aud\":" + json_quote(audience) +
-                          ",\"sub\":" + json_quote(claims.user) + ",\"iat\":" + std::to_string(now_s) +
-                          ",\"nbf\":" + std::to_string(now_s) +
-                          ",\"exp\":" + std::to_string(now_s + claims.ttl.count()) + ",\"role\":" + json_quote(role);
-    if (!claims.person.is_nil()) payload += ",\"person\":" + json_quote(claims.person.to_string());
-    if (!claims.organization.is_nil()) payload += ",\"org\":" + json_quote(claims.organization.to_string());
-    payload += "}";
-    return server::sign_jws(key_pem, "EdDSA", payload);
+    server::Json payload = {{"iss", issuer},
+                            {"aud", audience},
+                            {"sub", claims.user},
+                            {"iat", now_s},
+                            {"nbf", now_s},
+                            {"exp", now_s + claims.ttl.count()},
+                            {"role", role}};
+    if (!claims.person.is_nil()) payload["person"] = claims.person.to_string();
+    if (!claims.organization.is_nil()) payload["org"] = claims.organization.to_string();
+    std::string text;
+    try {
+        text = payload.dump();
+    } catch (const server::Json::type_error&) {  // the server's JSON reader would refuse it too
+        throw Error(Errc::invalid_argument, "a token's user, issuer and audience must be UTF-8");
+    }
+    return server::sign_jws(key_pem, "EdDSA", text);
 }
 
 }  // namespace lindra
@@ -99,7 +107,10 @@ struct Issuer {
     std::string describe;  // for configuration errors
     std::string name;      // the "iss" of its tokens
     std::string audience;
-    VerifyKey key;
+    std::vector<std::string> algorithms;
+    // Exactly one of: one static key, or the provider's JWK Set.
+    std::shared_ptr<const VerifyKey> key;
+    std::shared_ptr<JwksCache> jwks;
     std::string role_claim;
     std::string person_claim;
     std::string organization_claim;
@@ -120,15 +131,13 @@ std::string printable_alg(std::string_view alg) {
 
 // The claim `name` if it is a string, else null.
 const std::string* text_claim(const Json& claims, std::string_view name) {
-    const Json* v = claims.find(name);
-    return v ? v->as<std::string>() : nullptr;
+    return text_member(claims, name);
 }
 
 // A claim holding a row id; nil if absent.
 Id id_claim(const Json& claims, const std::string& name) {
-    const Json* v = claims.find(name);
-    if (!v) return {};
-    const auto* text = v->as<std::string>();
+    if (!claims.contains(name)) return {};
+    const auto* text = text_member(claims, name);
     const auto id = text ? Id::parse(*text) : std::nullopt;
     if (!id || id->is_nil()) throw TokenRefused("the token has no valid " + name + " claim");
     return *id;
@@ -136,19 +145,18 @@ Id id_claim(const Json& claims, const std::string& name) {
 
 class TokenAuthenticator final : public Authenticator {
   public:
-    explicit TokenAuthenticator(const TokenOptions& o) : leeway_s_(o.leeway.count()) {
+    TokenAuthenticator(const TokenOptions& o, std::function<void(std::string_view)> log) : leeway_s_(o.leeway.count()) {
         if (o.key_pem.empty() && o.oidc.empty())
             throw Error(Errc::invalid_argument,
                         "no way to verify tokens: give the server a token key or an OpenID Connect provider");
         if (leeway_s_ < 0) throw Error(Errc::invalid_argument, "the tokens' leeway must not be negative");
-        if (!o.key_pem.empty())
-            add({"lindra's own tokens", o.issuer, o.audience, VerifyKey(o.key_pem, {"EdDSA"}, "the token key"), "role",
-                 "person", "org"});
-        for (const auto& p : o.oidc) {
-            const std::string describe = "OpenID Connect provider " + p.issuer;
-            add({describe, p.issuer, p.audience, VerifyKey(p.public_key_pem, p.algorithms, "the key of " + describe),
-                 p.role_claim, p.person_claim, p.organization_claim});
+        if (!o.key_pem.empty()) {
+            const std::vector<std::string> eddsa{"EdDSA"};
+            add({"lindra's own tokens", o.issuer, o.audience, eddsa,
+                 std::make_shared<const VerifyKey>(o.key_pem, eddsa, "the token key"), nullptr, "role", "person",
+                 "org"});
         }
+        for (const auto& p : o.oidc) add(provider(p, log));
     }
 
     Identity authenticate(std::string_view token, std::int64_t now_s) const override {
@@ -160,15 +168,43 @@ class TokenAuthenticator final : public Authenticator {
         const auto from =
             std::find_if(issuers_.begin(), issuers_.end(), [&](const Issuer& i) { return i.name == *name; });
         if (from == issuers_.end()) throw TokenRefused("the token's issuer is not trusted");
-        if (!from->key.allows(jwt.alg))
+        if (std::find(from->algorithms.begin(), from->algorithms.end(), jwt.alg) == from->algorithms.end() ||
+            (from->key && !from->key->allows(jwt.alg)))
             throw TokenRefused("the token's algorithm " + printable_alg(jwt.alg) + " is not allowed");
-        if (!from->key.verify(jwt.signing_input, jwt.signature))
-            throw TokenRefused("the token's signature does not verify");
+        const bool signed_well = from->key ? from->key->verify(jwt.signing_input, jwt.signature)
+                                           : from->jwks->verify(jwt.kid, jwt.alg, jwt.signing_input, jwt.signature);
+        if (!signed_well) throw TokenRefused("the token's signature does not verify");
         check_time_and_audience(jwt.claims, from->audience, now_s, leeway_s_);
         return identity(jwt.claims, *from);
     }
 
   private:
+    static Issuer provider(const OidcProvider& p, const std::function<void(std::string_view)>& log) {
+        const std::string describe = "OpenID Connect provider " + p.issuer;
+        Issuer issuer{describe,  p.issuer,       p.audience,         p.algorithms, nullptr, nullptr,
+                      p.role_claim, p.person_claim, p.organization_claim};
+        check_algorithms(p.algorithms, "the key of " + describe);
+        if (p.jwks.empty() == p.public_key_pem.empty())
+            throw Error(Errc::invalid_argument, describe + ": give it either a JWK Set or one public key, not " +
+                                                    (p.jwks.empty() ? "neither" : "both"));
+        if (!p.public_key_pem.empty()) {
+            issuer.key = std::make_shared<const VerifyKey>(p.public_key_pem, p.algorithms, "the key of " + describe);
+            return issuer;
+        }
+        if (p.jwks_min_refresh.count() < 1 || p.jwks_max_stale.count() < 0)
+            throw Error(Errc::invalid_argument, describe + ": the JWK Set's refresh interval must be positive");
+        JwksCache::Policy policy;
+        policy.min_refresh = p.jwks_min_refresh;
+        policy.max_stale = p.jwks_max_stale;
+        issuer.jwks = std::make_shared<JwksCache>(p.issuer, jwks_fetch(p), p.algorithms, policy, log);
+        // A file is the operator's own: it must be right from the start. A
+        // provider may be down while the server starts; its keys are then
+        // fetched when the first token comes (the load logged why not).
+        if (const auto failed = issuer.jwks->load(); failed && !p.jwks.starts_with("http"))
+            throw Error(Errc::invalid_argument, describe + ": " + *failed);
+        return issuer;
+    }
+
     void add(Issuer issuer) {
         if (issuer.name.empty()) throw Error(Errc::invalid_argument, issuer.describe + ": the issuer is empty");
         if (issuer.audience.empty()) throw Error(Errc::invalid_argument, issuer.describe + ": the audience is empty");
@@ -205,8 +241,9 @@ class TokenAuthenticator final : public Authenticator {
 
 }  // namespace
 
-std::unique_ptr<Authenticator> token_authenticator(const TokenOptions& options) {
-    return std::make_unique<TokenAuthenticator>(options);
+std::unique_ptr<Authenticator> token_authenticator(const TokenOptions& options,
+                                                   std::function<void(std::string_view)> log) {
+    return std::make_unique<TokenAuthenticator>(options, std::move(log));
 }
 
 }  // namespace lindra::server

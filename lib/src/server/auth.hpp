@@ -6,6 +6,7 @@
 #include <lindra/server.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -39,7 +40,10 @@ public:
 // Connect provider's with its key, choosing by the token's "iss".
 // Safe from any thread. Throws lindra::Error(invalid_argument) for options
 // that could never verify a token: no key and no provider, a key that is
-// not a key or of the wrong type, an empty issuer, audience or claim name.
-std::unique_ptr<Authenticator> token_authenticator(const TokenOptions& options);
+// not a key or of the wrong type, an empty issuer, audience or claim name,
+// a JWK Set file that does not hold a usable set. `log` hears (besides
+// lindra's log) how fetching providers' key sets goes.
+std::unique_ptr<Authenticator> token_authenticator(const TokenOptions& options,
+                                                   std::function<void(std::string_view)> log = {});
 
 }  // namespace lindra::server

@@ -59,6 +59,7 @@ private:
     std::shared_ptr<ServerObserver> observer_;
     std::unique_ptr<ServerStore> store_;
     std::mutex log_mutex_;  // held while the operator's log callback runs
+    std::function<void(std::string_view)> log_;  // the operator's, one line at a time
     std::mutex reload_mutex_;  // one reload at a time
     std::unique_ptr<Tokens> auth_;
     std::shared_ptr<const net::TlsContext> tls_;  // the listener's; null when insecure

@@ -58,7 +58,7 @@ void Service::reload(const TlsServerOptions& tls, const TokenOptions& tokens, co
     // Everything checked before anything changes.
     std::shared_ptr<const net::TlsContext> fresh_tls;
     if (tls_) fresh_tls = net::TlsContext::server(tls.certificate_chain_pem, tls.private_key_pem);
-    std::shared_ptr<const Authenticator> fresh_tokens = token_authenticator(tokens);
+    std::shared_ptr<const Authenticator> fresh_tokens = token_authenticator(tokens, log_);
     std::shared_ptr<const Issuer> fresh_issuer;
     if (!issuer.keys_pem.empty())
         fresh_issuer = std::make_shared<const Issuer>(issuer.keys_pem, issuer.id, issuer.name);
@@ -90,7 +90,14 @@ Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(w
         tls = net::TlsContext::server(options.tls.certificate_chain_pem, options.tls.private_key_pem);
     }
     tls_ = tls;
-    auth_ = std::make_unique<Tokens>(token_authenticator(options.tokens));
+    // Sessions end on several worker threads; the operator's log sees one
+    // line at a time, as it did when the server had one thread.
+    if (options.log)
+        log_ = [this, sink = std::move(options.log)](std::string_view line) {
+            std::lock_guard lock(log_mutex_);
+            sink(line);
+        };
+    auth_ = std::make_unique<Tokens>(token_authenticator(options.tokens, log_));
     observer_ = std::move(options.observer);
     admin_options_ = std::move(options.admin);
     std::shared_ptr<const Issuer> issuer;
@@ -110,16 +117,7 @@ Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(w
                    std::chrono::system_clock::now().time_since_epoch())
             .count();
     };
-    // Sessions end on several worker threads; the operator's log sees one
-    // line at a time, as it did when the server had one thread.
-    std::function<void(std::string_view)> log;
-    if (options.log)
-        log = [this, sink = std::move(options.log)](std::string_view line) {
-            std::lock_guard lock(log_mutex_);
-            sink(line);
-        };
-    context_.emplace(
-        SessionContext{*store_, *auth_, limits, std::move(log), std::move(wall_clock_ms), observer_.get()});
+    context_.emplace(SessionContext{*store_, *auth_, limits, log_, std::move(wall_clock_ms), observer_.get()});
     net::ServerConfig config;
     config.host = options.host;
     config.port = options.port;
