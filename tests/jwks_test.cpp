@@ -355,8 +355,13 @@ TEST_CASE("tokens checked with keys from a JWK Set file") {
         CHECK(std::string(e.what()) ==
               std::string("OpenID Connect provider ") + kIssuer +
                   ": the JWK Set is not usable: it holds no key lindra may verify with (key 1: its key type is not "
-                  "RSA, EC or OKP)");
+                  "RSA, EC or OKP) (" + file + ")");
     }
+    options.oidc[0].jwks = "http://idp.example/jwks";
+    CHECK_THROWS_WITH(token_authenticator(options),
+                      std::string("OpenID Connect provider ") + kIssuer +
+                          ": the URL is plain http to a host that is not a loopback address (use https)");
+    options.oidc[0].jwks = file;
     options.oidc[0].public_key_pem = public_key_pem(k.ec1);
     CHECK_THROWS_WITH(token_authenticator(options), std::string("OpenID Connect provider ") + kIssuer +
                                                         ": give it either a JWK Set or one public key, not both");

@@ -196,12 +196,18 @@ class TokenAuthenticator final : public Authenticator {
         JwksCache::Policy policy;
         policy.min_refresh = p.jwks_min_refresh;
         policy.max_stale = p.jwks_max_stale;
-        issuer.jwks = std::make_shared<JwksCache>(p.issuer, jwks_fetch(p), p.algorithms, policy, log);
+        JwksCache::Fetch fetch;
+        try {
+            fetch = jwks_fetch(p);
+        } catch (const Error& e) {  // a URL lindra would never fetch
+            throw Error(Errc::invalid_argument, describe + ": " + e.what());
+        }
+        issuer.jwks = std::make_shared<JwksCache>(p.issuer, std::move(fetch), p.algorithms, policy, log);
         // A file is the operator's own: it must be right from the start. A
         // provider may be down while the server starts; its keys are then
         // fetched when the first token comes (the load logged why not).
         if (const auto failed = issuer.jwks->load(); failed && !p.jwks.starts_with("http"))
-            throw Error(Errc::invalid_argument, describe + ": " + *failed);
+            throw Error(Errc::invalid_argument, describe + ": " + *failed + " (" + p.jwks + ")");
         return issuer;
     }
 
