@@ -61,6 +61,7 @@ class SyncWorld {
         start_server();
     }
     void stop_server() { server_.reset(); }
+    SyncServer& server() { return *server_; }
 
     std::uint16_t port() const { return server_->port(); }
     // The server's store: a file, or a PostgreSQL connection string.

@@ -7,6 +7,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -46,7 +48,15 @@ struct AdminServer::Impl {
 
     asio::awaitable<void> accept() {
         for (;;) {
-            auto socket = co_await acceptor.async_accept(asio::use_awaitable);
+            boost::system::error_code ec;
+            auto socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+            if (ec == asio::error::operation_aborted) co_return;
+            if (ec) {
+                // Out of file descriptors, say: wait a little rather than spin.
+                asio::steady_timer pause(io, std::chrono::milliseconds(100));
+                co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+                continue;
+            }
             if (connections >= kMostConnections) continue;  // closed: a prober tries again
             ++connections;
             asio::co_spawn(io, serve(beast::tcp_stream(std::move(socket))), [this](std::exception_ptr) {
