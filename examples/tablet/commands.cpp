@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -441,20 +442,54 @@ std::string read_text_file(const std::string& option, const std::string& path) {
     return text.str();
 }
 
-// The sync options of --server, --token, --ca, --pin and --insecure.
+// --server HOST:PORT into the options: the one place that reads the address.
+void set_server(lindra::SyncOptions& options, const std::string& server) {
+    const auto colon = server.rfind(':');
+    const auto port = colon == std::string::npos ? std::nullopt : parse_port(server.substr(colon + 1));
+    if (!port) throw UsageError("--server wants HOST:PORT, not \"" + server + "\"");
+    options.host = server.substr(0, colon);
+    options.port = *port;
+}
+
+// The token, from --token-file FILE or --token, else LINDRA_TOKEN. A file or
+// the environment keep it out of `ps`, which any user of the machine can
+// read; --token stays for scripts that pass it already.
+std::string token_of(const Session& s) {
+    const auto file = s.option("--token-file");
+    const auto flag = s.option("--token");
+    if (file && flag) throw UsageError("--token and --token-file: give one of them");
+    std::string token;
+    if (file) {
+        std::ifstream in(*file, std::ios::binary);
+        std::ostringstream text;
+        text << in.rdbuf();
+        if (!in) throw std::runtime_error("--token-file: cannot read " + *file);
+        token = text.str();
+    } else if (flag) {
+        token = *flag;
+    } else if (const char* env = std::getenv("LINDRA_TOKEN"); env && *env) {
+        token = env;
+    } else {
+        throw UsageError(std::string(s.command().name) +
+                         " needs a token: --token-file FILE, or LINDRA_TOKEN in the environment "
+                         "(--token TOKEN works too, but every user of the machine sees it in ps)");
+    }
+    // A token file ends with a newline, and an editor may add spaces.
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) token.erase(0, 1);
+    if (token.empty())
+        throw UsageError(file ? "--token-file: " + *file + " holds no token" : std::string("the token is empty"));
+    return token;
+}
+
+// The sync options of --server, the token, --ca, --pin and --insecure.
 lindra::SyncOptions sync_options(Session& s) {
     const auto server = s.option("--server");
-    const auto token = s.option("--token");
-    if (!server || !token)
-        throw UsageError(std::string(s.command().name) + " needs --server HOST:PORT and --token TOKEN");
-    const auto colon = server->rfind(':');
-    const auto port = colon == std::string::npos ? std::nullopt : parse_port(server->substr(colon + 1));
-    if (!port) throw UsageError("--server wants HOST:PORT, not \"" + *server + "\"");
+    if (!server) throw UsageError(std::string(s.command().name) + " needs --server HOST:PORT");
 
     lindra::SyncOptions options;
-    options.host = server->substr(0, colon);
-    options.port = *port;
-    options.token = *token;
+    set_server(options, *server);
+    options.token = token_of(s);
     options.app = "lindra-tablet";
     // TLS unless --insecure: the system's CAs, or those in --ca FILE, and
     // the server's key must match a --pin if any are given.
@@ -707,15 +742,20 @@ std::span<const Command> commands() {
          cmd_refused_dismiss},
         {"sync",
          "",
-         {"--server HOST:PORT", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...", "--insecure"},
+         {"--server HOST:PORT", "--token-file FILE", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...",
+          "--insecure"},
          "push the outbox to the server and pull what others wrote, over TLS\n"
          "      (trusting --ca FILE, else the system's CAs; --pin a server key, repeatable;\n"
-         "      --insecure: plain TCP, for local development only)",
+         "      --insecure: plain TCP, for local development only). The token: --token-file FILE,\n"
+         "      or the environment variable LINDRA_TOKEN; --token TOKEN shows it to every user\n"
+         "      of the machine (ps)",
          cmd_sync},
         {"sign-out",
          "",
-         {"--server HOST:PORT", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...", "--insecure", "--force"},
+         {"--server HOST:PORT", "--token-file FILE", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...",
+          "--insecure", "--force"},
          "push what is pending, then delete this replica's files (overwritten first);\n"
+         "      the server and token as for sync;\n"
          "      if writes would be lost it deletes nothing and says so; --force deletes anyway",
          cmd_sign_out},
     };
