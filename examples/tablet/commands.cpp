@@ -43,13 +43,16 @@ std::string or_dash(const std::optional<int>& v) {
     return v ? std::to_string(*v) : "-";
 }
 
-// --minutes N as seconds for add_time_spent; the library checks the range.
+// --minutes N as seconds for add_time_spent, checked here against the
+// schema's range so that an error speaks of the minutes the user gave.
 std::optional<std::int64_t> seconds_option(const Session& s) {
     const auto minutes = s.int64_option("--minutes");
     if (!minutes) return std::nullopt;
-    constexpr auto kLimit = std::numeric_limits<std::int64_t>::max() / 60;
-    if (*minutes > kLimit || *minutes < -kLimit)
-        throw UsageError("--minutes: " + std::to_string(*minutes) + " is too large");
+    const auto* field = lindra::find_entity("module_progress")->field("time_spent_s");
+    const std::int64_t most = field->max / 60;
+    if (*minutes < 0 || *minutes > most)
+        throw UsageError("--minutes: " + std::to_string(*minutes) + " is outside 0.." + std::to_string(most) +
+                         " (minutes of time spent, added to what is recorded)");
     return *minutes * 60;
 }
 
@@ -288,6 +291,20 @@ void cmd_show(Session& s) {
     t.print(s.out());
 }
 
+// One progress write, in one batch: start or complete, a score, time spent.
+void write_progress(lindra::Replica& r, const Id& person, const Id& module, const Id& group, bool complete,
+                    std::optional<int> score, std::optional<std::int64_t> seconds) {
+    r.batch([&](lindra::Writes& w) {
+        if (complete) {
+            w.complete_module(person, module, group, score);
+        } else {
+            w.start_module(person, module, group);
+            if (score) w.record_score(person, module, group, *score);
+        }
+        if (seconds && *seconds != 0) w.add_time_spent(person, module, group, *seconds);
+    });
+}
+
 void cmd_progress(Session& s) {
     auto& r = s.replica();
     const Id person = resolve(r, "person", s.operand(0));
@@ -297,15 +314,17 @@ void cmd_progress(Session& s) {
     const auto seconds = seconds_option(s);
     const auto group = pick_group(r, person, module, s.option("--group"));
 
-    r.batch([&](lindra::Writes& w) {
-        if (complete) {
-            w.complete_module(person, module, group.id, score);
-        } else {
-            w.start_module(person, module, group.id);
-            if (score) w.record_score(person, module, group.id, *score);
-        }
-        if (seconds && *seconds != 0) w.add_time_spent(person, module, group.id, *seconds);
-    });
+    try {
+        write_progress(r, person, module, group.id, complete, score, seconds);
+    } catch (const Error& e) {
+        // The total would pass the most a row holds: say it in minutes.
+        if (seconds && e.field() == "module_progress.time_spent_s")
+            throw Error(e.errc(), "--minutes: " + std::to_string(*seconds / 60) +
+                                      " more minutes would pass the most time a module records (" +
+                                      std::to_string(lindra::find_entity("module_progress")->field("time_spent_s")->max / 60) +
+                                      " minutes)");
+        throw;
+    }
 
     for (const auto& mp : r.progress_of(person)) {
         if (mp.group != group.id || mp.module != module) continue;
@@ -423,7 +442,13 @@ void cmd_id(Session& s) {
 // How many rows of an entity the replica holds: reflections, say, which no
 // other command lists; comparing two devices' counts shows what one lacks.
 void cmd_count(Session& s) {
-    s.out() << s.replica().count(s.operand(0)) << '\n';
+    const auto& name = s.operand(0);
+    if (!lindra::find_entity(name)) {
+        std::string known;
+        for (const auto& e : lindra::entities()) known += (known.empty() ? "" : ", ") + std::string(e.name);
+        throw UsageError("count: no entity \"" + name + "\"; the entities are " + known);
+    }
+    s.out() << s.replica().count(name) << '\n';
 }
 
 void cmd_gathering_rename(Session& s) {
