@@ -196,7 +196,7 @@ struct World : MockCourse {
 
 // The waits of the daemon's "backoff: next try in ..." lines, in order.
 std::vector<std::chrono::milliseconds> backoffs(const std::string& output) {
-    static const std::regex re(R"(backoff: next try in ([0-9.]+) (ms|s))");
+    static const std::regex re(R"(backoff: [0-9]+ writes? waits? for the server; next try in ([0-9.]+) (ms|s))");
     std::vector<std::chrono::milliseconds> out;
     for (auto it = std::sregex_iterator(output.begin(), output.end(), re); it != std::sregex_iterator(); ++it) {
         const double v = std::stod((*it)[1]);
@@ -238,7 +238,8 @@ TEST_CASE("a run with --once over TLS pushes the writes made before it started, 
     CHECK(w.tablet.outbox_size() == 0);
     CHECK(out.find("over TLS") != std::string::npos);
     CHECK(std::regex_search(out,
-                            std::regex("round ok: pushed [1-9][0-9]* changes \\(1 refused\\), pulled [0-9]+ changes, "
+                            std::regex("round ok: pushed [1-9][0-9]* writes? \\([1-9][0-9]* changes?; 1 refused\\), pulled [0-9]+ "
+                                       "changes?, "
                                        "[0-9]+ B sent, [0-9]+ B received, [0-9.]+ m?s")));
     CHECK(out.find("refused by the server: entity course, code permission_denied, seq 3") != std::string::npos);
     CHECK(out.find("writes refused: 1, rolled back; what they set stays in the replica") != std::string::npos);
@@ -288,7 +289,7 @@ TEST_CASE("with the server away it backs off ever longer; back, it gets the writ
     w.mock.stop();
     Syncd d(w.args({"--interval", "3600", "--min-backoff-ms", "100", "--poll-ms", "100"}), w.output_file);
 
-    REQUIRE(w.output_has("backoff: next try in", 3));
+    REQUIRE(w.output_has("backoff: [0-9]+ writes? waits? for the server; next try in", 3));
     const auto waits = backoffs(w.output());
     INFO(w.output());
     REQUIRE(waits.size() >= 3);
@@ -431,7 +432,7 @@ TEST_CASE("a refused token waits for SIGHUP, which rereads the token file") {
     Syncd d(w.args({"--interval", "3600", "--min-backoff-ms", "10", "--max-backoff", "60", "--poll-ms", "50"}),
             w.output_file);
 
-    REQUIRE(w.output_has("the server refused the token; next try in 60 s or on SIGHUP"));
+    REQUIRE(w.output_has("the server refused the token; [0-9]+ writes? waits? for the server; next try in 60 s or on SIGHUP"));
     // No hammering: the daemon waits for the operator, local writes or not.
     w.tablet.add_time_spent(w.ola, w.module, w.group, 30);
     std::this_thread::sleep_for(500ms);

@@ -8,6 +8,12 @@ namespace syncd {
 
 namespace {
 
+// "1 write", "3 writes": a user's writes (outbox entries) and the field
+// changes they carry, in the words of docs/decisions.md.
+std::string counted(std::int64_t n, const char* noun) {
+    return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+}
+
 std::string format_bytes(std::uint64_t bytes) {
     char text[32];
     if (bytes < 10'000)
@@ -81,8 +87,8 @@ void Reporter::progress(const lindra::SyncProgress& p) {
         const auto left = static_cast<std::int64_t>(p.push_remaining);
         const auto total = std::max(push_total_, left);
         text = "pushing " + bar(total > 0 ? static_cast<double>(total - left) / static_cast<double>(total) : 1.0) +
-               " " + std::to_string(p.changes_pushed) + " changes, " + std::to_string(left) + " writes to go, " +
-               format_bytes(p.bytes_sent) + " sent";
+               " " + counted(p.writes_pushed, "write") + " (" + counted(p.changes_pushed, "change") + ") pushed, " +
+               counted(left, "write") + " to go, " + format_bytes(p.bytes_sent) + " sent";
     } else if (p.phase == lindra::SyncPhase::pulling) {
         const auto total = static_cast<double>(p.changes_pulled) + static_cast<double>(p.pull_remaining);
         text = "pulling " + bar(total > 0 ? static_cast<double>(p.changes_pulled) / total : 1.0) + " " +
@@ -98,8 +104,8 @@ void Reporter::progress(const lindra::SyncProgress& p) {
 void Reporter::round_ended(const lindra::SyncResult& r, std::chrono::steady_clock::duration took) {
     std::string text = "round " + std::string(lindra::to_string(r.outcome));
     if (!r.error_code.empty()) text += " (" + r.error_code + ")";
-    text += ": pushed " + std::to_string(r.changes_pushed) + " changes (" + std::to_string(r.rejected.size()) +
-            " refused), pulled " + std::to_string(r.changes_pulled) + " changes";
+    text += ": pushed " + counted(r.writes_pushed, "write") + " (" + counted(r.changes_pushed, "change") + "; " +
+            std::to_string(r.rejected.size()) + " refused), pulled " + counted(r.changes_pulled, "change");
     if (r.rows_purged > 0) text += ", purged " + std::to_string(r.rows_purged) + " rows";
     text += ", " + std::to_string(r.bytes_sent) + " B sent, " + std::to_string(r.bytes_received) + " B received, " +
             format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(took));

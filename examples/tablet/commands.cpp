@@ -419,8 +419,14 @@ void cmd_gathering_cancel(Session& s) {
     set_gathering_status(s, lindra::GatheringStatus::cancelled);
 }
 
+// The user's writes waiting, and the field changes they carry (the words
+// of docs/decisions.md, "Writes and changes").
 void cmd_outbox(Session& s) {
-    s.out() << "outbox: " << s.replica().outbox_size() << " changes waiting for the server\n";
+    const auto entries = s.replica().outbox(std::numeric_limits<std::size_t>::max());
+    std::int64_t changes = 0;
+    for (const auto& e : entries) changes += static_cast<std::int64_t>(e.changes.size());
+    s.out() << "outbox: " << writes_and_changes(static_cast<std::int64_t>(entries.size()), changes)
+            << " waiting for the server\n";
 }
 
 std::optional<std::uint16_t> parse_port(std::string_view text) {
@@ -562,8 +568,9 @@ void cmd_sync(Session& s) {
         throw std::runtime_error("sync failed (" + std::string(lindra::to_string(result.outcome)) +
                                  "): " + result.message + retry_hint(result));
     }
-    s.out() << "synced: pushed " << result.changes_pushed << " changes, pulled " << result.changes_pulled
-            << " changes (" << result.bytes_sent << " bytes sent, " << result.bytes_received << " received)\n";
+    s.out() << "synced: pushed " << writes_and_changes(result.writes_pushed, result.changes_pushed) << ", pulled "
+            << counted(result.changes_pulled, "change") << " (" << result.bytes_sent << " bytes sent, "
+            << result.bytes_received << " received)\n";
     refusals();
     if (!result.clean()) s.set_exit_status(kExitRefused);
 }
@@ -592,7 +599,8 @@ void cmd_sign_out(Session& s) {
                                  " refused; or sign out with --force to delete them");
     }
     if (r.status == lindra::SignOutStatus::forced) s.out() << "forced: deleted with " << lost() << '\n';
-    s.out() << "signed out: pushed " << r.sync.changes_pushed << " changes; deleted " << r.deleted_files.size()
+    s.out() << "signed out: pushed " << writes_and_changes(r.sync.writes_pushed, r.sync.changes_pushed)
+            << "; deleted " << r.deleted_files.size()
             << (r.deleted_files.size() == 1 ? " file" : " files") << " (overwritten before removal):\n";
     for (const auto& f : r.deleted_files) s.out() << "  " << f << '\n';
 }
@@ -731,7 +739,11 @@ std::span<const Command> commands() {
          "the mentor confirms PERSON's participation in the group",
          cmd_confirm},
         {"gathering rename", "GATHERING TITLE", {}, "give the gathering another title", cmd_gathering_rename},
-        {"outbox", "", {}, "how many local changes wait for the server", cmd_outbox},
+        {"outbox",
+         "",
+         {},
+         "how many of this device's writes wait for the server, and the field changes they carry",
+         cmd_outbox},
         {"id", "person|group|module|gathering|organization NAME", {}, "print the id a name stands for", cmd_id},
         {"token-request",
          "PERSON candidate|mentor|coordinator",
