@@ -87,6 +87,18 @@ check_exit "--db is required" 2 "--db"
 run frobnicate
 check_exit "unknown command is usage" 2 "unknown command"
 
+out=$("$cli" --help 2>/dev/null)
+rc=$?
+check_exit "--help on stdout, exit 0" 0 "^usage: lindra-tablet"
+out=$("$cli" sync --help 2>/dev/null)
+rc=$?
+check_exit "a command's --help on stdout" 0 "^  sync .*--token-file FILE"
+run roster fjellvik --colour red
+if [[ $rc -eq 2 && $(wc -l <<<"$out") -le 2 ]] && grep -q "roster has no option --colour" <<<"$out"; then
+    pass "a wrong flag: a short error, not the usage"; else fail "a wrong flag: a short error, not the usage"; fi
+run gathering frobnicate
+check_exit "a two-word command's second word" 2 'gathering needs one of: plan hold cancel rename \(not "frobnicate"\)'
+
 run roster fjellvik
 check_exit "commands other than init need the replica" 1 "no replica at .* init"
 if [[ ! -e "$db" ]]; then pass "commands other than init do not create it"; else
