@@ -543,6 +543,18 @@ void print_round(Session& s, const lindra::SyncResult& result) {
     if (result.rows_purged > 0) s.out() << "removed " << result.rows_purged << " rows this user may no longer see\n";
 }
 
+// What to do about a certificate the tablet would not trust: the two
+// usual causes, said where the user can act on them.
+std::string tls_hint(const lindra::SyncResult& result, const lindra::SyncOptions& options) {
+    if (result.outcome != lindra::SyncOutcome::tls_failed ||
+        result.message.find("certificate verify failed") == std::string::npos)
+        return {};
+    return ". The server's certificate must be signed by a CA in " +
+           std::string(options.tls.ca_pem.empty() ? "the system's list (or give --ca FILE)" : "--ca") +
+           " and name " + options.host + " (subjectAltName " +
+           (options.host.find_first_not_of("0123456789.:") == std::string::npos ? "IP:" : "DNS:") + options.host + ")";
+}
+
 // The server's word on when to come back (its store is down or busy).
 std::string retry_hint(const lindra::SyncResult& result) {
     return result.retry_after_ms > 0 ? "; retry after " + std::to_string(result.retry_after_ms) + " ms" : std::string();
@@ -566,7 +578,7 @@ void cmd_sync(Session& s) {
     if (!result.ok()) {
         refusals();
         throw std::runtime_error("sync failed (" + std::string(lindra::to_string(result.outcome)) +
-                                 "): " + result.message + retry_hint(result));
+                                 "): " + result.message + retry_hint(result) + tls_hint(result, options));
     }
     s.out() << "synced: pushed " << writes_and_changes(result.writes_pushed, result.changes_pushed) << ", pulled "
             << counted(result.changes_pulled, "change") << " (" << result.bytes_sent << " bytes sent, "
