@@ -240,7 +240,7 @@ TEST_CASE("a run with --once over TLS pushes the writes made before it started, 
     CHECK(std::regex_search(out,
                             std::regex("round ok: pushed [1-9][0-9]* writes? \\([1-9][0-9]* changes?; 1 refused\\), pulled [0-9]+ "
                                        "changes?, "
-                                       "[0-9]+ B sent, [0-9]+ B received, [0-9.]+ m?s")));
+                                       "[0-9.]+ [kM]?B sent, [0-9.]+ [kM]?B received, [0-9.]+ m?s")));
     CHECK(out.find("refused by the server: entity course, code permission_denied, seq 3") != std::string::npos);
     CHECK(out.find("writes refused: 1, rolled back; what they set stays in the replica") != std::string::npos);
     CHECK(out.find("in sync, with 1 writes refused on the way") != std::string::npos);
@@ -481,6 +481,47 @@ TEST_CASE("on a terminal a round draws a progress bar") {
     CHECK(out.find("pulling [") != std::string::npos);
     CHECK(out.find("round ok: pushed") != std::string::npos);
     CHECK(w.server_time_spent() == 40);
+}
+
+// A pull of 150,000 changes in pages of 5,000, on a pseudo-terminal: the
+// bar moves with the pages, says how many are left from the first page on,
+// and shows a rate and the time left; the round's line gives its bytes in
+// the bar's units.
+TEST_CASE("on a terminal a long pull moves page by page, with a rate and the time left") {
+    World w;
+    const auto start = Clock::now();
+    w.mock.seed([&](Writes& x) {
+        // A reflection is 4 changes (its fields): 37,500 of them.
+        for (int i = 0; i < 37'500; ++i) x.write_reflection(w.ola, w.group, w.module, "r");
+    });
+    INFO("seeded in " << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count() << " ms");
+    int master = -1, slave = -1;
+    REQUIRE(::openpty(&master, &slave, nullptr, nullptr, nullptr) == 0);
+    ::fcntl(master, F_SETFD, FD_CLOEXEC);
+    Syncd d(w.args({"--once", "--pull-batch", "5000"}), slave);
+    std::string out;
+    std::optional<int> status;
+    const auto deadline = Clock::now() + 50s;
+    ::fcntl(master, F_SETFL, O_NONBLOCK);
+    while (!status && Clock::now() < deadline) {
+        char buffer[4096];
+        for (ssize_t n; (n = ::read(master, buffer, sizeof buffer)) > 0;)
+            out.append(buffer, static_cast<std::size_t>(n));
+        status = d.wait(20ms);
+    }
+    char buffer[4096];
+    for (ssize_t n; (n = ::read(master, buffer, sizeof buffer)) > 0;) out.append(buffer, static_cast<std::size_t>(n));
+    ::close(master);
+    INFO(out.substr(out.size() > 3000 ? out.size() - 3000 : 0));
+    REQUIRE(status == 0);
+    const std::regex page(R"(pulling \[[#.]+\] ([0-9]+) changes, ([0-9]+) writes to come)");
+    std::vector<long> pulled;
+    for (auto it = std::sregex_iterator(out.begin(), out.end(), page); it != std::sregex_iterator(); ++it)
+        pulled.push_back(std::stol((*it)[1]));
+    CHECK(pulled.size() >= 20);  // a bar for each page, not only at the end
+    CHECK(std::is_sorted(pulled.begin(), pulled.end()));
+    CHECK(std::regex_search(out, std::regex(R"(pulling \[[#.]+\] [0-9]+ changes, [0-9]+ writes to come, [0-9.]+ [kM]?B received, [0-9.]+k? changes/s, about [0-9.]+ m?s left)")));
+    CHECK(std::regex_search(out, std::regex(R"(round ok: pushed 0 writes \(0 changes; 0 refused\), pulled 150[0-9]{3} changes, [0-9.]+ [kM]?B sent, [0-9.]+ [kM]?B received)")));
 }
 
 TEST_CASE("wrong usage exits 2 with a message, writes nothing and never echoes a token") {

@@ -123,6 +123,7 @@ lindra::SyncOptions Daemon::sync_options() {
     s.tls.pins = options_.pins;
     s.app = "lindra-syncd";
     if (options_.push_batch > 0) s.push_batch_changes = options_.push_batch;
+    if (options_.pull_batch > 0) s.pull_batch_changes = options_.pull_batch;
     s.on_progress = [this](const lindra::SyncProgress& p) { report_.progress(p); };
     return s;
 }

@@ -51,7 +51,7 @@ void parse_server(std::string_view text, Options& o) {
 // log) and the ranges say their units.
 Options parse_options(std::span<char* const> args) {
     Options o;
-    std::string server, interval, max_backoff, timeout, min_backoff, poll, push_batch, ca;
+    std::string server, interval, max_backoff, timeout, min_backoff, poll, push_batch, pull_batch, ca;
     CLI::App app("lindra-syncd", "lindra-syncd");
     app.set_help_flag();  // our own --help, printed by main() (print_usage)
     app.allow_extras();   // reported below, without their values
@@ -71,6 +71,7 @@ Options parse_options(std::span<char* const> args) {
     once(app.add_option("--min-backoff-ms", min_backoff));
     once(app.add_option("--poll-ms", poll));
     once(app.add_option("--push-batch", push_batch));
+    once(app.add_option("--pull-batch", pull_batch));
 
     std::vector<std::string> argv(args.begin(), args.end());
     std::reverse(argv.begin(), argv.end());  // CLI11 takes them last first
@@ -114,6 +115,8 @@ Options parse_options(std::span<char* const> args) {
     if (!poll.empty()) o.poll = milliseconds(parse_number("--poll-ms", poll, 10, 3'600'000, "milliseconds"));
     if (!push_batch.empty())
         o.push_batch = static_cast<std::uint32_t>(parse_number("--push-batch", push_batch, 1, 1'000'000, "changes"));
+    if (!pull_batch.empty())
+        o.pull_batch = static_cast<std::uint32_t>(parse_number("--pull-batch", pull_batch, 1, 1'000'000, "changes"));
 
     if (o.db.empty()) throw UsageError("--db PATH is required");
     if (o.host.empty()) throw UsageError("--server HOST:PORT is required");
@@ -150,6 +153,7 @@ void print_usage(std::ostream& out) {
            "  --min-backoff-ms N  first wait after a failure (default 1000)\n"
            "  --poll-ms N         how often to look for local writes (default 1000)\n"
            "  --push-batch N      at most N changes per pushed message\n"
+           "  --pull-batch N      at most N changes per pulled page\n"
            "\n"
            "Signals: SIGTERM or SIGINT stops (a running round is cancelled; what the server\n"
            "acknowledged stays acknowledged, the rest stays in the outbox); SIGHUP rereads the\n"
