@@ -515,9 +515,15 @@ TEST_CASE("on a terminal a long pull moves page by page, with a rate and the tim
     INFO(out.substr(out.size() > 3000 ? out.size() - 3000 : 0));
     REQUIRE(status == 0);
     const std::regex page(R"(pulling \[[#.]+\] ([0-9]+) changes, ([0-9]+) writes to come)");
-    std::vector<long> pulled;
-    for (auto it = std::sregex_iterator(out.begin(), out.end(), page); it != std::sregex_iterator(); ++it)
+    std::vector<long> pulled, to_come;
+    for (auto it = std::sregex_iterator(out.begin(), out.end(), page); it != std::sregex_iterator(); ++it) {
         pulled.push_back(std::stol((*it)[1]));
+        to_come.push_back(std::stol((*it)[2]));
+    }
+    REQUIRE(!pulled.empty());
+    // The total from Welcome, before the first page: all 37,500 writes.
+    CHECK(pulled.front() == 0);
+    CHECK(to_come.front() >= 37'500);
     CHECK(pulled.size() >= 20);  // a bar for each page, not only at the end
     CHECK(std::is_sorted(pulled.begin(), pulled.end()));
     CHECK(std::regex_search(out, std::regex(R"(pulling \[[#.]+\] [0-9]+ changes, [0-9]+ writes to come, [0-9.]+ [kM]?B received, [0-9.]+k? changes/s, about [0-9.]+ m?s left)")));

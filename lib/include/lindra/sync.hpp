@@ -47,7 +47,9 @@ struct SyncProgress {
     std::uint64_t bytes_sent = 0;
     std::uint64_t bytes_received = 0;
     std::uint64_t push_remaining = 0;  // local writes not yet acknowledged (outbox entries), in any phase
-    std::uint64_t pull_remaining = 0;  // server log entries after the last batch, once the server said
+    // Server log entries (writes) still to pull: from Welcome on, then as
+    // each page says (an upper bound; 0 from a server that does not say).
+    std::uint64_t pull_remaining = 0;
     std::int64_t writes_pushed = 0;    // local writes (outbox entries) acknowledged by the server
 };
 

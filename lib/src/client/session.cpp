@@ -133,6 +133,7 @@ net::Reply SyncSession::welcome(const protocol::Welcome& m) {
     push_bytes_ = std::min<std::size_t>(options_.max_frame_bytes, m.limits.max_frame_bytes) / 2;
     pull_limit_ = std::max<std::uint32_t>(1, std::min(options_.pull_batch_changes, m.limits.max_pull_changes));
     pull_needed_ = m.pull_needed || include_own_;
+    pull_remaining_ = pull_needed_ ? m.pull_remaining : 0;  // the bar's total from the start
     return next();
 }
 
