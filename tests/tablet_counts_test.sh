@@ -29,6 +29,10 @@ check "the sync pushed the same writes and changes" 0 "^synced: pushed 4 writes 
 run office outbox
 check "none wait after the sync" 0 '^outbox: 0 writes \(0 changes\)'
 
+run office reflect ola "offline"
+run office sync --server "127.0.0.1:1" --insecure --token-file "$work/office.token"
+check "offline, the sync says how many writes wait" 1 'sync failed \(offline\): .*; 1 write waits in the outbox for the next sync$'
+run office sync --server "127.0.0.1:$port" --insecure --token-file "$work/office.token"
 run office reflect ola "one more"
 run office outbox
 check "one write" 0 '^outbox: 1 write \([0-9]+ changes?\) waiting'

@@ -577,8 +577,12 @@ void cmd_sync(Session& s) {
     };
     if (!result.ok()) {
         refusals();
+        // What the failure holds back: the writes still in the outbox.
+        const auto waiting = s.replica().outbox_size();
         throw std::runtime_error("sync failed (" + std::string(lindra::to_string(result.outcome)) +
-                                 "): " + result.message + retry_hint(result) + tls_hint(result, options));
+                                 "): " + result.message + retry_hint(result) + tls_hint(result, options) + "; " +
+                                 counted(waiting, "write") + (waiting == 1 ? " waits" : " wait") +
+                                 " in the outbox for the next sync");
     }
     s.out() << "synced: pushed " << writes_and_changes(result.writes_pushed, result.changes_pushed) << ", pulled "
             << counted(result.changes_pulled, "change") << " (" << result.bytes_sent << " bytes sent, "
