@@ -126,7 +126,7 @@ tablet kari progress kari m7 complete --minutes 10 > /dev/null
 ahead=$(newest_ahead_s kari)
 ((ahead < 60)) || fail "the tablet's clock stayed ahead after the year: $ahead s"
 check_sync "the next write" "$(tablet kari $(sync_args kari))"
-[[ $(tablet kari outbox) == "outbox: 0 changes waiting for the server" ]] || fail "Kari's outbox: $(tablet kari outbox)"
+[[ $(tablet kari outbox) == "outbox: 0 writes (0 changes) waiting for the server" ]] || fail "Kari's outbox: $(tablet kari outbox)"
 
 # ---- the server has every write ------------------------------------------------
 

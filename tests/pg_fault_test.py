@@ -216,7 +216,7 @@ def domain_dump(who):
 
 
 def outbox_empty(who):
-    return re.match(r"outbox: 0 changes", tablet(who, "outbox").stdout) is not None
+    return re.match(r"outbox: 0 writes", tablet(who, "outbox").stdout) is not None
 
 
 def minutes_of(who, person, module):

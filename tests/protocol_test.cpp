@@ -360,7 +360,8 @@ Sample sample() {
                  .limits = {.max_frame_bytes = 1 << 20, .max_push_changes = 500, .max_pull_changes = 2'000},
                  .highest_seq = 12,
                  .pull_needed = true,
-                 .highest_hlc = kHlc - 99};
+                 .highest_hlc = kHlc - 99,
+                 .pull_remaining = 150'000};
     return s;
 }
 
@@ -406,6 +407,7 @@ TEST_CASE("Welcome, PushAck, Pong and Error round trip") {
     CHECK(w.highest_seq == welcome.highest_seq);
     CHECK(w.pull_needed == welcome.pull_needed);
     CHECK(w.highest_hlc == welcome.highest_hlc);
+    CHECK(w.pull_remaining == welcome.pull_remaining);
 
     const PushAck ack{.acked_seq = 42,
                       .rejected = {{17, ErrorCode::permission_denied, "only a mentor of the group may write its gatherings",

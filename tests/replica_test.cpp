@@ -143,7 +143,7 @@ TEST_CASE("groups, members, gatherings and reflections") {
     CHECK(count_rows(r.path(), "membership") == 3);
 }
 
-TEST_CASE("find addresses rows by id, full name or first words") {
+TEST_CASE("find addresses rows by id, full name, first words or later words") {
     TempDir dir;
     Replica r(dir.file("tablet.db"));
     const Seeded s = lindra::test::seed_group(r);
@@ -155,7 +155,13 @@ TEST_CASE("find addresses rows by id, full name or first words") {
     CHECK_FALSE(r.find("person", "nobody").has_value());
     CHECK_FALSE(r.find("person", "Ol").has_value());  // not a whole word
     CHECK_FALSE(r.find("person", Id::random().to_string()).has_value());
+    CHECK(r.find("person", "NORDMANN") == s.candidates[0]);  // a later word
+    CHECK_FALSE(r.find("person", "Nord").has_value());       // a later word's start only
     r.register_person("Ola Olsen", Profession::nurse);
+    const auto hansen = r.register_person("Hansen Berg", Profession::nurse);
+    CHECK(r.find("person", "hansen") == hansen);  // a first word wins over Kari Hansen's later one
+    r.register_person("Per Nordmann", Profession::nurse);
+    CHECK_THROWS_AS(r.find("person", "nordmann"), Error);  // two of them
     try {
         (void)r.find("person", "ola");
         FAIL("expected an ambiguity error");

@@ -196,7 +196,7 @@ struct World : MockCourse {
 
 // The waits of the daemon's "backoff: next try in ..." lines, in order.
 std::vector<std::chrono::milliseconds> backoffs(const std::string& output) {
-    static const std::regex re(R"(backoff: next try in ([0-9.]+) (ms|s))");
+    static const std::regex re(R"(backoff: [0-9]+ writes? waits? for the server; next try in ([0-9.]+) (ms|s))");
     std::vector<std::chrono::milliseconds> out;
     for (auto it = std::sregex_iterator(output.begin(), output.end(), re); it != std::sregex_iterator(); ++it) {
         const double v = std::stod((*it)[1]);
@@ -238,8 +238,9 @@ TEST_CASE("a run with --once over TLS pushes the writes made before it started, 
     CHECK(w.tablet.outbox_size() == 0);
     CHECK(out.find("over TLS") != std::string::npos);
     CHECK(std::regex_search(out,
-                            std::regex("round ok: pushed [1-9][0-9]* changes \\(1 refused\\), pulled [0-9]+ changes, "
-                                       "[0-9]+ B sent, [0-9]+ B received, [0-9.]+ m?s")));
+                            std::regex("round ok: pushed [1-9][0-9]* writes? \\([1-9][0-9]* changes?; 1 refused\\), pulled [0-9]+ "
+                                       "changes?, "
+                                       "[0-9.]+ [kM]?B sent, [0-9.]+ [kM]?B received, [0-9.]+ m?s")));
     CHECK(out.find("refused by the server: entity course, code permission_denied, seq 3") != std::string::npos);
     CHECK(out.find("writes refused: 1, rolled back; what they set stays in the replica") != std::string::npos);
     CHECK(out.find("in sync, with 1 writes refused on the way") != std::string::npos);
@@ -288,7 +289,7 @@ TEST_CASE("with the server away it backs off ever longer; back, it gets the writ
     w.mock.stop();
     Syncd d(w.args({"--interval", "3600", "--min-backoff-ms", "100", "--poll-ms", "100"}), w.output_file);
 
-    REQUIRE(w.output_has("backoff: next try in", 3));
+    REQUIRE(w.output_has("backoff: [0-9]+ writes? waits? for the server; next try in", 3));
     const auto waits = backoffs(w.output());
     INFO(w.output());
     REQUIRE(waits.size() >= 3);
@@ -431,7 +432,7 @@ TEST_CASE("a refused token waits for SIGHUP, which rereads the token file") {
     Syncd d(w.args({"--interval", "3600", "--min-backoff-ms", "10", "--max-backoff", "60", "--poll-ms", "50"}),
             w.output_file);
 
-    REQUIRE(w.output_has("the server refused the token; next try in 60 s or on SIGHUP"));
+    REQUIRE(w.output_has("the server refused the token; [0-9]+ writes? waits? for the server; next try in 60 s or on SIGHUP"));
     // No hammering: the daemon waits for the operator, local writes or not.
     w.tablet.add_time_spent(w.ola, w.module, w.group, 30);
     std::this_thread::sleep_for(500ms);
@@ -480,6 +481,60 @@ TEST_CASE("on a terminal a round draws a progress bar") {
     CHECK(out.find("pulling [") != std::string::npos);
     CHECK(out.find("round ok: pushed") != std::string::npos);
     CHECK(w.server_time_spent() == 40);
+}
+
+// A pull of 150,000 changes in pages of 5,000, on a pseudo-terminal: the
+// bar moves with the pages, says how many are left from the first page on,
+// and shows a rate and the time left; the round's line gives its bytes in
+// the bar's units.
+TEST_CASE("on a terminal a long pull moves page by page, with a rate and the time left") {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    constexpr int kScale = 10;  // the same pages, a tenth of the changes: sanitizers are slow
+#else
+    constexpr int kScale = 1;
+#endif
+    World w;
+    const auto start = Clock::now();
+    w.mock.seed([&](Writes& x) {
+        // A reflection is 4 changes (its fields): 37,500 of them.
+        for (int i = 0; i < 37'500 / kScale; ++i) x.write_reflection(w.ola, w.group, w.module, "r");
+    });
+    INFO("seeded in " << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count() << " ms");
+    int master = -1, slave = -1;
+    REQUIRE(::openpty(&master, &slave, nullptr, nullptr, nullptr) == 0);
+    ::fcntl(master, F_SETFD, FD_CLOEXEC);
+    Syncd d(w.args({"--once", "--pull-batch", std::to_string(5000 / kScale)}), slave);
+    std::string out;
+    std::optional<int> status;
+    const auto deadline = Clock::now() + 50s;
+    ::fcntl(master, F_SETFL, O_NONBLOCK);
+    while (!status && Clock::now() < deadline) {
+        char buffer[4096];
+        for (ssize_t n; (n = ::read(master, buffer, sizeof buffer)) > 0;)
+            out.append(buffer, static_cast<std::size_t>(n));
+        status = d.wait(20ms);
+    }
+    char buffer[4096];
+    for (ssize_t n; (n = ::read(master, buffer, sizeof buffer)) > 0;) out.append(buffer, static_cast<std::size_t>(n));
+    ::close(master);
+    INFO(out.substr(out.size() > 3000 ? out.size() - 3000 : 0));
+    REQUIRE(status == 0);
+    const std::regex page(R"(pulling \[[#.]+\] ([0-9]+) changes, ([0-9]+) writes to come)");
+    std::vector<long> pulled, to_come;
+    for (auto it = std::sregex_iterator(out.begin(), out.end(), page); it != std::sregex_iterator(); ++it) {
+        pulled.push_back(std::stol((*it)[1]));
+        to_come.push_back(std::stol((*it)[2]));
+    }
+    REQUIRE(!pulled.empty());
+    // The total from Welcome, before the first page: all 37,500 writes.
+    CHECK(pulled.front() == 0);
+    CHECK(to_come.front() >= 37'500 / kScale);
+    CHECK(pulled.size() >= 20);  // a bar for each page, not only at the end
+    CHECK(std::is_sorted(pulled.begin(), pulled.end()));
+    if (kScale == 1)  // the rate shows after half a second of a phase
+        CHECK(std::regex_search(out, std::regex(R"(pulling \[[#.]+\] [0-9]+ changes, [0-9]+ writes to come, [0-9.]+ [kM]?B received, [0-9.]+k? changes/s, about [0-9.]+ m?s left)")));
+    CHECK(std::regex_search(out, std::regex(R"(round ok: pushed 0 writes \(0 changes; 0 refused\), pulled [0-9]+ changes, [0-9.]+ [kM]?B sent, [0-9.]+ [kM]?B received)")));
+    CHECK(pulled.back() >= 150'000 / kScale);
 }
 
 TEST_CASE("wrong usage exits 2 with a message, writes nothing and never echoes a token") {

@@ -87,6 +87,18 @@ check_exit "--db is required" 2 "--db"
 run frobnicate
 check_exit "unknown command is usage" 2 "unknown command"
 
+out=$("$cli" --help 2>/dev/null)
+rc=$?
+check_exit "--help on stdout, exit 0" 0 "^usage: lindra-tablet"
+out=$("$cli" sync --help 2>/dev/null)
+rc=$?
+check_exit "a command's --help on stdout" 0 "^  sync .*--token-file FILE"
+run roster fjellvik --colour red
+if [[ $rc -eq 2 && $(wc -l <<<"$out") -le 2 ]] && grep -q "roster has no option --colour" <<<"$out"; then
+    pass "a wrong flag: a short error, not the usage"; else fail "a wrong flag: a short error, not the usage"; fi
+run gathering frobnicate
+check_exit "a two-word command's second word" 2 'gathering needs one of: plan hold cancel rename \(not "frobnicate"\)'
+
 run roster fjellvik
 check_exit "commands other than init need the replica" 1 "no replica at .* init"
 if [[ ! -e "$db" ]]; then pass "commands other than init do not create it"; else
@@ -102,7 +114,8 @@ expect_ok "init again keeps the device id" "device id: $device" init
 expect_ok "seed-demo" "8 modules" seed-demo
 expect_error "seed-demo twice is refused" 1 "already has the demo course" seed-demo
 expect_ok "count the seeded gatherings" "^4$" count gathering
-expect_error "count an unknown entity" 1 "unknown entity" count gatherings
+expect_error "count an unknown entity lists the entities" 2 \
+    'no entity "gatherings"; the entities are organization, person, .*gathering, .*reflection' count gatherings
 
 expect_ok "groups lists the demo group" "Fjellvik nursing home group +Palliative care basics" groups
 group_id=$(grep -oE "$uuid" <<<"$out" | head -n 1)
@@ -133,6 +146,8 @@ expect_ok "a score below the pass score is completed" "M3: .*: completed .*best 
 
 expect_ok "group by id" "^Fjellvik nursing home group - Palliative care basics" roster "$group_id"
 expect_ok "person by full name, any case" "^Ola Nordmann" show "OLA NORDMANN"
+expect_ok "person by a later word of the name" "^Ola Nordmann" show Nordmann
+expect_error "a later word's start alone is no match" 1 'no person named "nord"' show nord
 expect_ok "module by full title" "M4: .*: in_progress" \
     progress nils "m4: nutrition, fluids and mouth care" start
 expect_ok "groups of a person" "Fjellvik nursing home group" groups kari
@@ -190,8 +205,14 @@ note2001=$(head -c 2001 /dev/zero | tr '\0' n)
 expect_error "--score 150" 1 "module_progress\.best_score.*150" \
     progress ola m3 complete --score 150 --minutes 10
 expect_ok "--score 150 left no minutes behind" "^ +3 +M3: .* +not_started +- +- +80 +0$" show ola
-expect_error "negative --minutes" 1 "module_progress\.time_spent_s" \
+expect_error "negative --minutes, in minutes" 2 "--minutes: -5 is outside 0\.\.16666666" \
     progress ola m3 start --minutes -5
+expect_error "too many --minutes, in minutes" 2 "--minutes: 20000000 is outside 0\.\.16666666" \
+    progress ola m3 start --minutes 20000000
+run progress ola m3 start --minutes 16666000
+expect_error "minutes that would pass the total, in minutes" 1 \
+    "--minutes: 1000 more minutes would pass the most time a module records \(16666666 minutes\)" \
+    progress ola m3 start --minutes 1000
 expect_error "attend with status maybe" 1 "attendance\.status.*maybe" attend g1 ola maybe
 expect_error "attendance note too long" 1 "attendance\.note.*2000" \
     attend g1 ola present --note "$note2001"

@@ -7,8 +7,8 @@
 # Usage: examples/demo/sync-demo.sh BUILD_DIR   (holding lindra-server and lindra-tablet)
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-    echo "usage: $0 BUILD_DIR" >&2
+if [[ $# -ne 1 || ! -x $1/lindra-server || ! -x $1/lindra-tablet ]]; then
+    echo "usage: $0 BUILD_DIR   (the directory holding lindra-server and lindra-tablet, e.g. build)" >&2
     exit 2
 fi
 bin=$1

@@ -69,6 +69,12 @@ lindra::Replica open_replica(const Options& o) {
     return lindra::Replica(o.db);
 }
 
+// "3 writes wait", for the offline and backoff lines: what a failure holds
+// back.
+std::string waiting(std::int64_t writes) {
+    return std::to_string(writes) + (writes == 1 ? " write waits" : " writes wait") + " for the server";
+}
+
 std::string explain(lindra::SyncOutcome outcome) {
     switch (outcome) {
         case lindra::SyncOutcome::auth_failed:
@@ -117,6 +123,7 @@ lindra::SyncOptions Daemon::sync_options() {
     s.tls.pins = options_.pins;
     s.app = "lindra-syncd";
     if (options_.push_batch > 0) s.push_batch_changes = options_.push_batch;
+    if (options_.pull_batch > 0) s.pull_batch_changes = options_.pull_batch;
     s.on_progress = [this](const lindra::SyncProgress& p) { report_.progress(p); };
     return s;
 }
@@ -296,8 +303,8 @@ int Daemon::run() {
                     const auto wait = std::max(o.max_backoff, retry_after);
                     mode = Mode::holding;
                     next_round = now + wait;
-                    report_.line(explain(r.outcome) + "; next try in " + format_duration(wait) +
-                                 " or on SIGHUP (which rereads the token and CA files)");
+                    report_.line(explain(r.outcome) + "; " + waiting(pending()) + "; next try in " +
+                                 format_duration(wait) + " or on SIGHUP (which rereads the token and CA files)");
                     break;
                 }
                 case lindra::SyncOutcome::local_error:
@@ -310,12 +317,13 @@ int Daemon::run() {
                     const auto wait = backoff_.next(retry_after);
                     if (o.once && now + wait >= deadline) {
                         report_.line("not in sync within --timeout " + format_duration(o.timeout) + ": " +
-                                     explain(r.outcome));
+                                     explain(r.outcome) + "; " + waiting(pending()));
                         return 1;
                     }
                     mode = Mode::backing_off;
                     next_round = now + wait;
-                    report_.line("backoff: next try in " + format_duration(wait) + " (failure " +
+                    report_.line("backoff: " + waiting(pending()) + "; next try in " + format_duration(wait) +
+                                 " (failure " +
                                  std::to_string(backoff_.failures()) + " in a row" +
                                  (retry_after.count() > 0 ? ", the server asked for " + format_duration(retry_after)
                                                           : std::string()) +

@@ -1,5 +1,7 @@
 #include "options.hpp"
 
+#include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <ostream>
@@ -42,95 +44,86 @@ void parse_server(std::string_view text, Options& o) {
     o.port = port;
 }
 
-struct Flag {
-    std::string_view name;
-    bool takes_value;
-    bool repeatable = false;
-};
-
-constexpr Flag kFlags[] = {
-    {"--db", true},        {"--server", true},     {"--token-file", true}, {"--ca", true},
-    {"--pin", true, true}, {"--insecure", false},  {"--interval", true},   {"--max-backoff", true},
-    {"--once", false},     {"--timeout", true},    {"--create", false},    {"--min-backoff-ms", true},
-    {"--poll-ms", true},   {"--push-batch", true}, {"--help", false},
-};
-
 }  // namespace
 
+// CLI11 reads the command line; the values are checked here, so that no
+// message quotes one (a token pasted in the wrong place would end up in a
+// log) and the ranges say their units.
 Options parse_options(std::span<char* const> args) {
     Options o;
-    std::set<std::string_view> seen;
-    bool timeout_given = false;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        std::string_view arg = args[i];
-        if (arg == "-h") arg = "--help";
-        if (arg.substr(0, 2) != "--")
-            throw UsageError("unexpected argument #" + std::to_string(i + 1) + " (every option starts with --)");
-        std::string_view name = arg;
-        std::optional<std::string_view> value;
-        if (const auto eq = arg.find('='); eq != std::string_view::npos) {
-            name = arg.substr(0, eq);
-            value = arg.substr(eq + 1);
-        }
-        const auto* flag =
-            std::find_if(std::begin(kFlags), std::end(kFlags), [&](const Flag& f) { return f.name == name; });
-        if (flag == std::end(kFlags)) {
-            if (name == "--token")
-                throw UsageError(
-                    "there is no --token: put the token in a file readable only by this service and "
-                    "pass --token-file FILE (a command line is visible to every user of the machine)");
-            throw UsageError("unknown option " + std::string(name.substr(0, 40)));
-        }
-        if (!flag->repeatable && !seen.insert(flag->name).second)
-            throw UsageError(std::string(flag->name) + " is given twice");
-        if (flag->takes_value && !value) {
-            if (i + 1 >= args.size()) throw UsageError(std::string(flag->name) + " wants a value");
-            value = args[++i];
-        } else if (!flag->takes_value && value) {
-            throw UsageError(std::string(flag->name) + " takes no value");
-        }
-        const std::string_view v = value.value_or("");
-        if (flag->takes_value && v.empty()) throw UsageError(std::string(flag->name) + " wants a value");
+    std::string server, interval, max_backoff, timeout, min_backoff, poll, push_batch, pull_batch, ca;
+    CLI::App app("lindra-syncd", "lindra-syncd");
+    app.set_help_flag();  // our own --help, printed by main() (print_usage)
+    app.allow_extras();   // reported below, without their values
+    const auto once = [](CLI::Option* opt) { return opt->multi_option_policy(CLI::MultiOptionPolicy::Throw); };
+    app.add_flag("--help,-h", o.help);
+    once(app.add_option("--db", o.db));
+    once(app.add_option("--server", server));
+    once(app.add_option("--token-file", o.token_file));
+    auto* ca_opt = once(app.add_option("--ca", ca));
+    app.add_option("--pin", o.pins);
+    once(app.add_flag("--insecure", o.insecure));
+    once(app.add_flag("--once", o.once));
+    once(app.add_flag("--create", o.create));
+    once(app.add_option("--interval", interval));
+    once(app.add_option("--max-backoff", max_backoff));
+    auto* timeout_opt = once(app.add_option("--timeout", timeout));
+    once(app.add_option("--min-backoff-ms", min_backoff));
+    once(app.add_option("--poll-ms", poll));
+    once(app.add_option("--push-batch", push_batch));
+    once(app.add_option("--pull-batch", pull_batch));
 
-        if (name == "--help")
-            o.help = true;
-        else if (name == "--db")
-            o.db = std::string(v);
-        else if (name == "--server")
-            parse_server(v, o);
-        else if (name == "--token-file")
-            o.token_file = std::string(v);
-        else if (name == "--ca")
-            o.ca_file = std::string(v);
-        else if (name == "--pin")
-            o.pins.emplace_back(v);
-        else if (name == "--insecure")
-            o.insecure = true;
-        else if (name == "--once")
-            o.once = true;
-        else if (name == "--create")
-            o.create = true;
-        else if (name == "--interval")
-            o.interval = seconds(parse_number(name, v, 1, 7 * 86400, "seconds"));
-        else if (name == "--max-backoff")
-            o.max_backoff = seconds(parse_number(name, v, 1, 86400, "seconds"));
-        else if (name == "--timeout") {
-            o.timeout = seconds(parse_number(name, v, 1, 86400, "seconds"));
-            timeout_given = true;
-        } else if (name == "--min-backoff-ms")
-            o.min_backoff = milliseconds(parse_number(name, v, 1, 3'600'000, "milliseconds"));
-        else if (name == "--poll-ms")
-            o.poll = milliseconds(parse_number(name, v, 10, 3'600'000, "milliseconds"));
-        else if (name == "--push-batch")
-            o.push_batch = static_cast<std::uint32_t>(parse_number(name, v, 1, 1'000'000, "changes"));
+    std::vector<std::string> argv(args.begin(), args.end());
+    std::reverse(argv.begin(), argv.end());  // CLI11 takes them last first
+    try {
+        app.parse(argv);
+    } catch (const CLI::ArgumentMismatch& e) {  // "--db: At Most 1 ...", "--db: 1 required TEXT missing"
+        const std::string what = e.what();
+        const auto name = what.substr(0, std::min(what.find(':'), std::size_t{40}));
+        throw UsageError(name + (what.find("At Most") != std::string::npos ? " is given twice" : " wants a value"));
+    } catch (const CLI::ConversionError&) {  // "--once=yes": CLI11's message quotes the value
+        throw UsageError("--insecure, --once and --create take no value");
+    } catch (const CLI::ParseError& e) {
+        throw UsageError(e.what());
+    }
+    if (const auto extra = app.remaining(); !extra.empty()) {
+        const std::string_view arg = extra.front();
+        if (!arg.starts_with("--"))
+            throw UsageError("unexpected argument (every option starts with --, and takes one value)");
+        const auto name = arg.substr(0, std::min(arg.find('='), std::size_t{40}));
+        if (name == "--token")
+            throw UsageError(
+                "there is no --token: put the token in a file readable only by this service and "
+                "pass --token-file FILE (a command line is visible to every user of the machine)");
+        throw UsageError("unknown option " + std::string(name));
     }
     if (o.help) return o;
+    const auto empty = [](const std::string& name) { return UsageError(name + " wants a value"); };
+    if (!server.empty()) parse_server(server, o);
+    if (ca_opt->count()) {
+        if (ca.empty()) throw empty("--ca");
+        o.ca_file = ca;
+    }
+    for (const auto& pin : o.pins)
+        if (pin.empty()) throw empty("--pin");
+    if (!interval.empty()) o.interval = seconds(parse_number("--interval", interval, 1, 7 * 86400, "seconds"));
+    if (!max_backoff.empty())
+        o.max_backoff = seconds(parse_number("--max-backoff", max_backoff, 1, 86400, "seconds"));
+    if (!timeout.empty()) o.timeout = seconds(parse_number("--timeout", timeout, 1, 86400, "seconds"));
+    if (!min_backoff.empty())
+        o.min_backoff = milliseconds(parse_number("--min-backoff-ms", min_backoff, 1, 3'600'000, "milliseconds"));
+    if (!poll.empty()) o.poll = milliseconds(parse_number("--poll-ms", poll, 10, 3'600'000, "milliseconds"));
+    if (!push_batch.empty())
+        o.push_batch = static_cast<std::uint32_t>(parse_number("--push-batch", push_batch, 1, 1'000'000, "changes"));
+    if (!pull_batch.empty())
+        o.pull_batch = static_cast<std::uint32_t>(parse_number("--pull-batch", pull_batch, 1, 1'000'000, "changes"));
+
     if (o.db.empty()) throw UsageError("--db PATH is required");
     if (o.host.empty()) throw UsageError("--server HOST:PORT is required");
     if (o.token_file.empty()) throw UsageError("--token-file FILE is required");
     if (o.insecure && (o.ca_file || !o.pins.empty()))
         throw UsageError("--insecure turns TLS off; it does not go with --ca or --pin");
-    if (timeout_given && !o.once) throw UsageError("--timeout goes with --once");
+    if (timeout_opt->count() && !o.once) throw UsageError("--timeout goes with --once");
     if (o.min_backoff > o.max_backoff) throw UsageError("--min-backoff-ms is longer than --max-backoff");
     return o;
 }
@@ -160,6 +153,7 @@ void print_usage(std::ostream& out) {
            "  --min-backoff-ms N  first wait after a failure (default 1000)\n"
            "  --poll-ms N         how often to look for local writes (default 1000)\n"
            "  --push-batch N      at most N changes per pushed message\n"
+           "  --pull-batch N      at most N changes per pulled page\n"
            "\n"
            "Signals: SIGTERM or SIGINT stops (a running round is cancelled; what the server\n"
            "acknowledged stays acknowledged, the rest stays in the outbox); SIGHUP rereads the\n"

@@ -37,6 +37,7 @@ struct Options {
     std::chrono::milliseconds min_backoff{1'000};
     std::chrono::milliseconds poll{1'000};
     std::uint32_t push_batch = 0;  // 0: the library's default
+    std::uint32_t pull_batch = 0;  // 0: the library's default
 };
 
 // Parses argv without the program name; throws UsageError naming the

@@ -1,7 +1,11 @@
 #include "cli.hpp"
 
+#include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <charconv>
+#include <deque>
+#include <map>
 #include <filesystem>
 #include <limits>
 #include <ostream>
@@ -64,69 +68,120 @@ std::int64_t parse_number(std::string_view option, const std::string& text) {
 }  // namespace
 
 Invocation parse_args(std::span<char* const> args, std::span<const Command> table) {
-    const auto flag = [&](std::string_view name) {
-        for (const auto& c : table)
-            for (const auto spec : c.options)
-                if (is_flag(spec) && spec == name) return true;
-        return false;
+    // CLI11 reads the command line: one subcommand per command (a two-word
+    // command under its first word), each with its options and one
+    // positional list of operands, checked against the synopsis by
+    // Session. --db and --help go anywhere (fallthrough).
+    struct Target {
+        const Command* command = nullptr;
+        CLI::App* app = nullptr;
+        std::vector<std::string> operands;
+        std::map<std::string, std::vector<std::string>, std::less<>> values;
+        std::map<std::string, std::int64_t, std::less<>> flags;
     };
-    Invocation inv;
-    bool options_ended = false;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const std::string_view arg = args[i];
-        if (options_ended || !(arg.starts_with("--") || arg == "-h")) {
-            inv.words.emplace_back(arg);
-        } else if (arg == "--") {
-            options_ended = true;
-        } else if (arg == "--help" || arg == "-h") {
-            inv.help = true;
-        } else {
-            std::string name(arg), value;
-            if (const auto eq = arg.find('='); eq != std::string_view::npos) {
-                name = arg.substr(0, eq);
-                value = arg.substr(eq + 1);
-            } else if (flag(name)) {
-                // no value
-            } else if (i + 1 < args.size()) {
-                value = args[++i];
-            } else {
-                throw UsageError(name + " needs a value");
+    std::deque<Target> targets;  // stable addresses for CLI11's references
+    std::map<std::string, CLI::App*, std::less<>> groups;
+    bool help = false;
+    std::string db;
+    CLI::App app("lindra-tablet", "lindra-tablet");
+    app.set_help_flag();  // our own --help: print_usage
+    app.allow_extras();   // reported below, in our words
+    app.add_flag("--help,-h", help);
+    auto* db_opt = app.add_option("--db", db)->multi_option_policy(CLI::MultiOptionPolicy::Throw);
+    app.require_subcommand(0, 1);
+    const auto configure = [](CLI::App* sub) {
+        sub->fallthrough();
+        sub->allow_extras();
+        sub->set_help_flag();
+        sub->require_subcommand(0, 1);
+    };
+    for (const auto& c : table) {
+        const auto words = split_words(c.name);
+        const std::string first(words.front());
+        CLI::App* sub = nullptr;
+        if (words.size() == 2) {
+            auto& group = groups[first];
+            if (!group) {  // a group may be a command of its own too ("refused")
+                group = app.add_subcommand(first);
+                configure(group);
             }
-            inv.options.emplace(name, std::move(value));
+            sub = group->add_subcommand(std::string(words.back()));
+            configure(sub);
+        } else if (const auto it = groups.find(first); it != groups.end()) {
+            sub = it->second;
+        } else {
+            sub = groups[first] = app.add_subcommand(first);
+            configure(sub);
+        }
+        auto& t = targets.emplace_back();
+        t.command = &c;
+        t.app = sub;
+        sub->add_option("operands", t.operands);
+        for (const auto spec : c.options) {
+            const std::string name(option_name(spec));
+            if (is_flag(spec))
+                sub->add_flag(name, t.flags[name]);
+            else
+                sub->add_option(name, t.values[name])->allow_extra_args(false)->expected(1);
         }
     }
-    if (inv.options.count("--db") > 1) throw UsageError("--db is given twice");
-    if (const auto db = inv.options.find("--db"); db != inv.options.end()) {
-        inv.db = db->second;
-        inv.options.erase(db);
+    Invocation inv;
+    std::vector<std::string> argv(args.begin(), args.end());
+    if (!argv.empty() && argv.front() == "help") {  // "help" is --help
+        inv.help = true;
+        return inv;
     }
-    return inv;
-}
+    // After "--" every word is an operand ("reflect ola -- '-- a dash'").
+    std::vector<std::string> after_dashes;
+    if (const auto dashes = std::find(argv.begin(), argv.end(), "--"); dashes != argv.end()) {
+        after_dashes.assign(dashes + 1, argv.end());
+        argv.erase(dashes, argv.end());
+    }
+    std::reverse(argv.begin(), argv.end());  // CLI11 takes them last first
+    try {
+        app.parse(argv);
+    } catch (const CLI::ArgumentMismatch& e) {  // "--score: 1 required TEXT missing", "--db: At Most 1 ..."
+        const std::string what = e.what();
+        const auto name = what.substr(0, what.find(':'));
+        throw UsageError(name + (what.find("At Most") != std::string::npos ? " is given twice" : " needs a value"));
+    } catch (const CLI::ParseError& e) {
+        throw UsageError(e.what());
+    }
+    inv.help = help;
+    if (db_opt->count()) inv.db = db;
 
-const Command& find_command(std::span<const Command> table, const std::vector<std::string>& words,
-                            std::size_t& consumed) {
-    if (words.empty()) throw UsageError("no command given");
-    const std::string one = words[0];
-    const std::string two = words.size() > 1 ? one + " " + words[1] : std::string();
-    for (const auto& c : table) {
-        if (!two.empty() && c.name == two) {
-            consumed = 2;
-            return c;
-        }
+    // The command parsed: the deepest subcommand given.
+    CLI::App* leaf = nullptr;
+    for (auto* at = &app; !at->get_subcommands().empty();) at = leaf = at->get_subcommands().front();
+    const Target* target = nullptr;
+    for (const auto& t : targets)
+        if (t.app == leaf) target = &t;
+    const auto rest = app.remaining();
+    if (!leaf) {
+        if (help) return inv;
+        if (rest.empty()) throw UsageError("no command given");
+        if (!rest.front().starts_with("-")) throw UsageError("unknown command \"" + rest.front() + "\"");
+        throw UsageError("unknown option " + rest.front().substr(0, rest.front().find('=')));
     }
-    for (const auto& c : table) {
-        if (c.name == one) {
-            consumed = 1;
-            return c;
-        }
+    if (!target) {  // a group's first word alone, or with a word it does not know
+        std::string subcommands;
+        for (const auto* sub : leaf->get_subcommands({})) subcommands += " " + sub->get_name();
+        const auto word = std::find_if(rest.begin(), rest.end(), [](const std::string& w) { return !w.starts_with("-"); });
+        throw UsageError(leaf->get_name() + " needs one of:" + subcommands +
+                         (word == rest.end() ? std::string() : " (not \"" + *word + "\")"));
     }
-    std::string subcommands;
-    for (const auto& c : table)
-        if (c.name.starts_with(one + " ")) subcommands += " " + std::string(c.name.substr(one.size() + 1));
-    if (!subcommands.empty())
-        throw UsageError(one + " needs one of:" + subcommands +
-                         (words.size() > 1 ? " (not \"" + words[1] + "\")" : std::string()));
-    throw UsageError("unknown command \"" + one + "\"");
+    inv.command = target->command;
+    if (help) return inv;
+    for (const auto& word : rest)
+        if (word.starts_with("-"))
+            throw UsageError(std::string(target->command->name) + " has no option " + word.substr(0, word.find('=')));
+    inv.words = target->operands;
+    inv.words.insert(inv.words.end(), after_dashes.begin(), after_dashes.end());
+    for (const auto& [name, values] : target->values)
+        for (const auto& v : values) inv.options.emplace(name, v);
+    for (const auto& [name, n] : target->flags)
+        for (std::int64_t i = 0; i < n; ++i) inv.options.emplace(name, "");
+    return inv;
 }
 
 void print_command_usage(std::ostream& out, const Command& c) {

@@ -45,22 +45,21 @@ struct Command {
     bool creates_replica = false;  // only `init` may create the database file
 };
 
-// The command line split into words, options and the global flags.
+// The command line read: the command, its operands and options, and the
+// global flags.
 struct Invocation {
     bool help = false;
     std::optional<std::string> db;
-    std::vector<std::string> words;                           // the command name(s), then its operands
+    const Command* command = nullptr;                               // none with --help alone
+    std::vector<std::string> words;                                 // the command's operands
     std::multimap<std::string, std::string, std::less<>> options;  // "--score" -> "150"; a flag -> ""
 };
 
-// Splits argv (without the program name). "--name value" and "--name=value"
-// are options, "--name" alone if a command in `table` has it as a flag; "--"
-// ends them; everything else is a word.
+// Reads argv (without the program name) with CLI11 against `table`.
+// "--name value" and "--name=value" are options; "--" ends them. Throws
+// UsageError: "unknown command", an option the command does not have, a
+// missing value.
 Invocation parse_args(std::span<char* const> args, std::span<const Command> table);
-
-// The command named by the first one or two words; `consumed` says how many.
-const Command& find_command(std::span<const Command> table, const std::vector<std::string>& words,
-                            std::size_t& consumed);
 
 void print_usage(std::ostream& out, std::span<const Command> table);
 void print_command_usage(std::ostream& out, const Command& command);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -42,13 +43,16 @@ std::string or_dash(const std::optional<int>& v) {
     return v ? std::to_string(*v) : "-";
 }
 
-// --minutes N as seconds for add_time_spent; the library checks the range.
+// --minutes N as seconds for add_time_spent, checked here against the
+// schema's range so that an error speaks of the minutes the user gave.
 std::optional<std::int64_t> seconds_option(const Session& s) {
     const auto minutes = s.int64_option("--minutes");
     if (!minutes) return std::nullopt;
-    constexpr auto kLimit = std::numeric_limits<std::int64_t>::max() / 60;
-    if (*minutes > kLimit || *minutes < -kLimit)
-        throw UsageError("--minutes: " + std::to_string(*minutes) + " is too large");
+    const auto* field = lindra::find_entity("module_progress")->field("time_spent_s");
+    const std::int64_t most = field->max / 60;
+    if (*minutes < 0 || *minutes > most)
+        throw UsageError("--minutes: " + std::to_string(*minutes) + " is outside 0.." + std::to_string(most) +
+                         " (minutes of time spent, added to what is recorded)");
     return *minutes * 60;
 }
 
@@ -287,6 +291,20 @@ void cmd_show(Session& s) {
     t.print(s.out());
 }
 
+// One progress write, in one batch: start or complete, a score, time spent.
+void write_progress(lindra::Replica& r, const Id& person, const Id& module, const Id& group, bool complete,
+                    std::optional<int> score, std::optional<std::int64_t> seconds) {
+    r.batch([&](lindra::Writes& w) {
+        if (complete) {
+            w.complete_module(person, module, group, score);
+        } else {
+            w.start_module(person, module, group);
+            if (score) w.record_score(person, module, group, *score);
+        }
+        if (seconds && *seconds != 0) w.add_time_spent(person, module, group, *seconds);
+    });
+}
+
 void cmd_progress(Session& s) {
     auto& r = s.replica();
     const Id person = resolve(r, "person", s.operand(0));
@@ -296,15 +314,17 @@ void cmd_progress(Session& s) {
     const auto seconds = seconds_option(s);
     const auto group = pick_group(r, person, module, s.option("--group"));
 
-    r.batch([&](lindra::Writes& w) {
-        if (complete) {
-            w.complete_module(person, module, group.id, score);
-        } else {
-            w.start_module(person, module, group.id);
-            if (score) w.record_score(person, module, group.id, *score);
-        }
-        if (seconds && *seconds != 0) w.add_time_spent(person, module, group.id, *seconds);
-    });
+    try {
+        write_progress(r, person, module, group.id, complete, score, seconds);
+    } catch (const Error& e) {
+        // The total would pass the most a row holds: say it in minutes.
+        if (seconds && e.field() == "module_progress.time_spent_s")
+            throw Error(e.errc(), "--minutes: " + std::to_string(*seconds / 60) +
+                                      " more minutes would pass the most time a module records (" +
+                                      std::to_string(lindra::find_entity("module_progress")->field("time_spent_s")->max / 60) +
+                                      " minutes)");
+        throw;
+    }
 
     for (const auto& mp : r.progress_of(person)) {
         if (mp.group != group.id || mp.module != module) continue;
@@ -399,8 +419,14 @@ void cmd_gathering_cancel(Session& s) {
     set_gathering_status(s, lindra::GatheringStatus::cancelled);
 }
 
+// The user's writes waiting, and the field changes they carry (the words
+// of docs/decisions.md, "Writes and changes").
 void cmd_outbox(Session& s) {
-    s.out() << "outbox: " << s.replica().outbox_size() << " changes waiting for the server\n";
+    const auto entries = s.replica().outbox(std::numeric_limits<std::size_t>::max());
+    std::int64_t changes = 0;
+    for (const auto& e : entries) changes += static_cast<std::int64_t>(e.changes.size());
+    s.out() << "outbox: " << writes_and_changes(static_cast<std::int64_t>(entries.size()), changes)
+            << " waiting for the server\n";
 }
 
 std::optional<std::uint16_t> parse_port(std::string_view text) {
@@ -422,7 +448,13 @@ void cmd_id(Session& s) {
 // How many rows of an entity the replica holds: reflections, say, which no
 // other command lists; comparing two devices' counts shows what one lacks.
 void cmd_count(Session& s) {
-    s.out() << s.replica().count(s.operand(0)) << '\n';
+    const auto& name = s.operand(0);
+    if (!lindra::find_entity(name)) {
+        std::string known;
+        for (const auto& e : lindra::entities()) known += (known.empty() ? "" : ", ") + std::string(e.name);
+        throw UsageError("count: no entity \"" + name + "\"; the entities are " + known);
+    }
+    s.out() << s.replica().count(name) << '\n';
 }
 
 void cmd_gathering_rename(Session& s) {
@@ -441,20 +473,54 @@ std::string read_text_file(const std::string& option, const std::string& path) {
     return text.str();
 }
 
-// The sync options of --server, --token, --ca, --pin and --insecure.
+// --server HOST:PORT into the options: the one place that reads the address.
+void set_server(lindra::SyncOptions& options, const std::string& server) {
+    const auto colon = server.rfind(':');
+    const auto port = colon == std::string::npos ? std::nullopt : parse_port(server.substr(colon + 1));
+    if (!port) throw UsageError("--server wants HOST:PORT, not \"" + server + "\"");
+    options.host = server.substr(0, colon);
+    options.port = *port;
+}
+
+// The token, from --token-file FILE or --token, else LINDRA_TOKEN. A file or
+// the environment keep it out of `ps`, which any user of the machine can
+// read; --token stays for scripts that pass it already.
+std::string token_of(const Session& s) {
+    const auto file = s.option("--token-file");
+    const auto flag = s.option("--token");
+    if (file && flag) throw UsageError("--token and --token-file: give one of them");
+    std::string token;
+    if (file) {
+        std::ifstream in(*file, std::ios::binary);
+        std::ostringstream text;
+        text << in.rdbuf();
+        if (!in) throw std::runtime_error("--token-file: cannot read " + *file);
+        token = text.str();
+    } else if (flag) {
+        token = *flag;
+    } else if (const char* env = std::getenv("LINDRA_TOKEN"); env && *env) {
+        token = env;
+    } else {
+        throw UsageError(std::string(s.command().name) +
+                         " needs a token: --token-file FILE, or LINDRA_TOKEN in the environment "
+                         "(--token TOKEN works too, but every user of the machine sees it in ps)");
+    }
+    // A token file ends with a newline, and an editor may add spaces.
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) token.erase(0, 1);
+    if (token.empty())
+        throw UsageError(file ? "--token-file: " + *file + " holds no token" : std::string("the token is empty"));
+    return token;
+}
+
+// The sync options of --server, the token, --ca, --pin and --insecure.
 lindra::SyncOptions sync_options(Session& s) {
     const auto server = s.option("--server");
-    const auto token = s.option("--token");
-    if (!server || !token)
-        throw UsageError(std::string(s.command().name) + " needs --server HOST:PORT and --token TOKEN");
-    const auto colon = server->rfind(':');
-    const auto port = colon == std::string::npos ? std::nullopt : parse_port(server->substr(colon + 1));
-    if (!port) throw UsageError("--server wants HOST:PORT, not \"" + *server + "\"");
+    if (!server) throw UsageError(std::string(s.command().name) + " needs --server HOST:PORT");
 
     lindra::SyncOptions options;
-    options.host = server->substr(0, colon);
-    options.port = *port;
-    options.token = *token;
+    set_server(options, *server);
+    options.token = token_of(s);
     options.app = "lindra-tablet";
     // TLS unless --insecure: the system's CAs, or those in --ca FILE, and
     // the server's key must match a --pin if any are given.
@@ -475,6 +541,18 @@ void print_round(Session& s, const lindra::SyncResult& result) {
                 << (r.row_removed ? "undone, the row removed" : "undone, the server's value restored") << ": "
                 << r.reason << '\n';
     if (result.rows_purged > 0) s.out() << "removed " << result.rows_purged << " rows this user may no longer see\n";
+}
+
+// What to do about a certificate the tablet would not trust: the two
+// usual causes, said where the user can act on them.
+std::string tls_hint(const lindra::SyncResult& result, const lindra::SyncOptions& options) {
+    if (result.outcome != lindra::SyncOutcome::tls_failed ||
+        result.message.find("certificate verify failed") == std::string::npos)
+        return {};
+    return ". The server's certificate must be signed by a CA in " +
+           std::string(options.tls.ca_pem.empty() ? "the system's list (or give --ca FILE)" : "--ca") +
+           " and name " + options.host + " (subjectAltName " +
+           (options.host.find_first_not_of("0123456789.:") == std::string::npos ? "IP:" : "DNS:") + options.host + ")";
 }
 
 // The server's word on when to come back (its store is down or busy).
@@ -499,11 +577,16 @@ void cmd_sync(Session& s) {
     };
     if (!result.ok()) {
         refusals();
+        // What the failure holds back: the writes still in the outbox.
+        const auto waiting = s.replica().outbox_size();
         throw std::runtime_error("sync failed (" + std::string(lindra::to_string(result.outcome)) +
-                                 "): " + result.message + retry_hint(result));
+                                 "): " + result.message + retry_hint(result) + tls_hint(result, options) + "; " +
+                                 counted(waiting, "write") + (waiting == 1 ? " waits" : " wait") +
+                                 " in the outbox for the next sync");
     }
-    s.out() << "synced: pushed " << result.changes_pushed << " changes, pulled " << result.changes_pulled
-            << " changes (" << result.bytes_sent << " bytes sent, " << result.bytes_received << " received)\n";
+    s.out() << "synced: pushed " << writes_and_changes(result.writes_pushed, result.changes_pushed) << ", pulled "
+            << counted(result.changes_pulled, "change") << " (" << result.bytes_sent << " bytes sent, "
+            << result.bytes_received << " received)\n";
     refusals();
     if (!result.clean()) s.set_exit_status(kExitRefused);
 }
@@ -532,7 +615,8 @@ void cmd_sign_out(Session& s) {
                                  " refused; or sign out with --force to delete them");
     }
     if (r.status == lindra::SignOutStatus::forced) s.out() << "forced: deleted with " << lost() << '\n';
-    s.out() << "signed out: pushed " << r.sync.changes_pushed << " changes; deleted " << r.deleted_files.size()
+    s.out() << "signed out: pushed " << writes_and_changes(r.sync.writes_pushed, r.sync.changes_pushed)
+            << "; deleted " << r.deleted_files.size()
             << (r.deleted_files.size() == 1 ? " file" : " files") << " (overwritten before removal):\n";
     for (const auto& f : r.deleted_files) s.out() << "  " << f << '\n';
 }
@@ -671,7 +755,11 @@ std::span<const Command> commands() {
          "the mentor confirms PERSON's participation in the group",
          cmd_confirm},
         {"gathering rename", "GATHERING TITLE", {}, "give the gathering another title", cmd_gathering_rename},
-        {"outbox", "", {}, "how many local changes wait for the server", cmd_outbox},
+        {"outbox",
+         "",
+         {},
+         "how many of this device's writes wait for the server, and the field changes they carry",
+         cmd_outbox},
         {"id", "person|group|module|gathering|organization NAME", {}, "print the id a name stands for", cmd_id},
         {"token-request",
          "PERSON candidate|mentor|coordinator",
@@ -707,15 +795,20 @@ std::span<const Command> commands() {
          cmd_refused_dismiss},
         {"sync",
          "",
-         {"--server HOST:PORT", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...", "--insecure"},
+         {"--server HOST:PORT", "--token-file FILE", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...",
+          "--insecure"},
          "push the outbox to the server and pull what others wrote, over TLS\n"
          "      (trusting --ca FILE, else the system's CAs; --pin a server key, repeatable;\n"
-         "      --insecure: plain TCP, for local development only)",
+         "      --insecure: plain TCP, for local development only). The token: --token-file FILE,\n"
+         "      or the environment variable LINDRA_TOKEN; --token TOKEN shows it to every user\n"
+         "      of the machine (ps)",
          cmd_sync},
         {"sign-out",
          "",
-         {"--server HOST:PORT", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...", "--insecure", "--force"},
+         {"--server HOST:PORT", "--token-file FILE", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...",
+          "--insecure", "--force"},
          "push what is pending, then delete this replica's files (overwritten first);\n"
+         "      the server and token as for sync;\n"
          "      if writes would be lost it deletes nothing and says so; --force deletes anyway",
          cmd_sign_out},
     };

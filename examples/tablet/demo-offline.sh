@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # One mentor group on one tablet, offline from start to end.
-# Usage: examples/tablet/demo.sh PATH_TO_lindra-tablet
+# Usage: examples/tablet/demo-offline.sh BUILD_DIR   (holding lindra-tablet), as examples/demo/sync-demo.sh
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-    echo "usage: $0 PATH_TO_lindra-tablet" >&2
+if [[ $# -ne 1 || ! -x $1/lindra-tablet ]]; then
+    echo "usage: $0 BUILD_DIR   (the directory holding lindra-tablet, e.g. build)" >&2
     exit 2
 fi
-cli=$1
+cli=$1/lindra-tablet
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -16,20 +16,14 @@ namespace {
 int run(std::span<char* const> args) {
     const auto table = tablet::commands();
     auto inv = tablet::parse_args(args, table);
-    if (inv.help || (!inv.words.empty() && inv.words.front() == "help")) {
-        std::size_t consumed = 0;
-        if (inv.words.empty() || inv.words.front() == "help")
-            tablet::print_usage(std::cout, table);
+    if (inv.help) {
+        if (inv.command)
+            tablet::print_command_usage(std::cout, *inv.command);
         else
-            tablet::print_command_usage(std::cout, tablet::find_command(table, inv.words, consumed));
+            tablet::print_usage(std::cout, table);
         return 0;
     }
-    if (inv.words.empty()) {
-        tablet::print_usage(std::cerr, table);
-        return 2;
-    }
-    std::size_t consumed = 0;
-    const auto& command = tablet::find_command(table, inv.words, consumed);
+    const auto& command = *inv.command;
     if (!inv.db || inv.db->empty()) throw tablet::UsageError("--db PATH is required");
 
     // A command's lines wait until they are whole: one that fails half way
@@ -37,8 +31,7 @@ int run(std::span<char* const> args) {
     // in front of the error. Its whole lines are printed either way.
     std::ostringstream out;
     try {
-        tablet::Session session(command, *inv.db, {inv.words.begin() + consumed, inv.words.end()},
-                                std::move(inv.options), out);
+        tablet::Session session(command, *inv.db, std::move(inv.words), std::move(inv.options), out);
         command.run(session);
         std::cout << std::move(out).str();
         return session.exit_status();

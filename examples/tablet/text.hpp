@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tablet {
@@ -30,5 +31,10 @@ lindra::Timestamp local_time_in_days(int days, int hour);
 
 // Seconds as whole minutes, rounded.
 std::string minutes(std::int64_t seconds);
+
+// "1 write", "4 writes (10 changes)": a user's writes and the field changes
+// they carry, in the words every command uses (docs/decisions.md).
+std::string counted(std::int64_t n, std::string_view noun);
+std::string writes_and_changes(std::int64_t writes, std::int64_t changes);
 
 }  // namespace tablet

@@ -605,6 +605,7 @@ typedef struct lindra_sync_progress {
     uint64_t bytes_received;
     uint64_t push_remaining; /* local writes not yet acknowledged */
     uint64_t pull_remaining; /* server log entries left, once the server said */
+    int64_t writes_pushed;   /* local writes (outbox entries) acknowledged; they carry changes_pushed */
 } lindra_sync_progress;
 
 typedef struct lindra_sync_status {
@@ -649,6 +650,7 @@ typedef struct lindra_sync_result {
      * OK round with any is not clean (the user has writes to look at). */
     size_t rejected_count;
     lindra_sync_rejection* rejected;
+    int64_t writes_pushed; /* local writes (outbox entries) acknowledged; they carry changes_pushed */
 } lindra_sync_result;
 
 typedef struct lindra_sync_options {

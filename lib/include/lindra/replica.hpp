@@ -417,8 +417,9 @@ class Replica : public Writes {
     // A row of `entity` by its id in text form or its human name (the
     // entity's label field): an exact case-insensitive match, else a unique
     // match of the name's first words ("mia" finds "Mia Mentor", "m1" finds
-    // "M1: Basics" but not "M10: ..."). nullopt if none; Errc::ambiguous if
-    // several match.
+    // "M1: Basics" but not "M10: ..."), else a unique match of later whole
+    // words ("nordmann" finds "Ola Nordmann"). nullopt if none;
+    // Errc::ambiguous if several match at the first level that has any.
     std::optional<Id> find(std::string_view entity, std::string_view name) const;
 
     // ---- the coordinator's registration list ----

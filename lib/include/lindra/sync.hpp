@@ -30,18 +30,27 @@ namespace lindra {
 enum class SyncPhase { connecting, pushing, pulling, done };
 std::string_view to_string(SyncPhase phase);
 
+// The counts speak of writes and changes (docs/decisions.md, "Writes and
+// changes"): a write is one thing the user did on this device, one outbox
+// entry (a typed call, or one Replica::batch); it carries one or more
+// changes, each one field of one row. Pushes count both; pulls bring
+// changes, as the server's log holds them.
+//
 // How far a round has got: what is done, and what is left where it is
 // known. The device knows its outbox; the server says how much of its log
 // a pull has still to go through (an upper bound: entries of scopes this
 // user may not read count too). Bytes to come are not known in advance.
 struct SyncProgress {
     SyncPhase phase = SyncPhase::connecting;
-    std::int64_t changes_pushed = 0;  // acknowledged by the server
+    std::int64_t changes_pushed = 0;  // acknowledged by the server: the changes of writes_pushed
     std::int64_t changes_pulled = 0;  // applied here
     std::uint64_t bytes_sent = 0;
     std::uint64_t bytes_received = 0;
     std::uint64_t push_remaining = 0;  // local writes not yet acknowledged (outbox entries), in any phase
-    std::uint64_t pull_remaining = 0;  // server log entries after the last batch, once the server said
+    // Server log entries (writes) still to pull: from Welcome on, then as
+    // each page says (an upper bound; 0 from a server that does not say).
+    std::uint64_t pull_remaining = 0;
+    std::int64_t writes_pushed = 0;    // local writes (outbox entries) acknowledged by the server
 };
 
 // A pushed change the server refused, or a local one discarded with a row
@@ -80,7 +89,7 @@ struct SyncStatus {
     std::string error_code{};  // offline or error: the server's error code, if it sent one
     std::string message{};     // offline or error: why the last round ended
     std::optional<std::chrono::system_clock::time_point> last_synced{};  // the last round that succeeded
-    std::int64_t pending = 0;  // local changes waiting for the server, as of the last change of state
+    std::int64_t pending = 0;  // local writes (outbox entries) waiting for the server, as of the last change of state
 };
 
 struct TlsClientOptions {
@@ -134,7 +143,11 @@ struct SyncResult {
     std::string message{};
     std::string error_code{};  // the server's error code, if it sent one
     std::uint32_t retry_after_ms = 0;
-    std::int64_t changes_pushed = 0;  // acknowledged by the server, the refused ones (`rejected`) included
+    // Acknowledged by the server, the refused ones (`rejected`) included:
+    // writes_pushed local writes (outbox entries) carrying changes_pushed
+    // field changes.
+    std::int64_t writes_pushed = 0;
+    std::int64_t changes_pushed = 0;
     std::int64_t changes_pulled = 0;
     // Rows deleted because this user may no longer see them (withdrawn
     // from a group, moved to another).

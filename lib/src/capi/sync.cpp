@@ -37,7 +37,8 @@ lindra_sync_progress to_c(const SyncProgress& p) {
             p.bytes_sent,
             p.bytes_received,
             p.push_remaining,
-            p.pull_remaining};
+            p.pull_remaining,
+            p.writes_pushed};
 }
 
 // Strings of `status` are borrowed from it, as `keep` says: a Block's
@@ -67,7 +68,8 @@ void put(Block& b, lindra_sync_result& o, const SyncResult& r) {
          r.bytes_sent,
          r.bytes_received,
          r.rejected.size(),
-         b.alloc<lindra_sync_rejection>(r.rejected.size())};
+         b.alloc<lindra_sync_rejection>(r.rejected.size()),
+         r.writes_pushed};
     for (std::size_t i = 0; i < r.rejected.size(); ++i) put(b, o.rejected[i], r.rejected[i]);
 }
 

@@ -46,10 +46,11 @@ void SyncSession::progress(SyncPhase phase) {
         // A failing replica ends the round; its progress says 0 left.
     }
     const SyncProgress p{phase,          result_.changes_pushed, result_.changes_pulled, result_.bytes_sent,
-                         result_.bytes_received, push_remaining,         pull_remaining_};
+                         result_.bytes_received, push_remaining,         pull_remaining_, result_.writes_pushed};
     if (debug)
         detail::log(LogLevel::debug, "sync",
-                    std::string(to_string(phase)) + ": pushed " + std::to_string(p.changes_pushed) + " (" +
+                    std::string(to_string(phase)) + ": pushed " + std::to_string(p.writes_pushed) + " writes (" +
+                        std::to_string(p.changes_pushed) + " changes; " +
                         std::to_string(p.push_remaining) + " writes left), pulled " +
                         std::to_string(p.changes_pulled) + " (" + std::to_string(p.pull_remaining) +
                         " log entries left), " + std::to_string(p.bytes_sent) + " B sent, " +
@@ -132,6 +133,7 @@ net::Reply SyncSession::welcome(const protocol::Welcome& m) {
     push_bytes_ = std::min<std::size_t>(options_.max_frame_bytes, m.limits.max_frame_bytes) / 2;
     pull_limit_ = std::max<std::uint32_t>(1, std::min(options_.pull_batch_changes, m.limits.max_pull_changes));
     pull_needed_ = m.pull_needed || include_own_;
+    pull_remaining_ = pull_needed_ ? m.pull_remaining : 0;  // the bar's total from the start
     return next();
 }
 
@@ -161,6 +163,7 @@ net::Reply SyncSession::next() {
             sent.changes += static_cast<std::int64_t>(e.changes.size());
             push.entries.push_back({e.seq, std::move(e.changes)});
         }
+        sent.writes = static_cast<std::int64_t>(push.entries.size());
         sent.last_seq = push.entries.back().seq;
         in_flight_.push_back(sent);
         auto frame = send(push);
@@ -219,6 +222,7 @@ net::Reply SyncSession::push_ack(const protocol::PushAck& m) {
         core_.acknowledge(acked.last_seq);
         txn.commit();
     }
+    result_.writes_pushed += acked.writes;
     result_.changes_pushed += acked.changes;
     report(rejected);
     return next();

@@ -53,6 +53,7 @@ private:
     // the last one.
     struct InFlight {
         std::int64_t last_seq = 0;
+        std::int64_t writes = 0;  // outbox entries
         std::int64_t changes = 0;
     };
     static constexpr std::size_t kPushWindow = 2;

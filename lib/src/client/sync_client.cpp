@@ -60,8 +60,9 @@ void log_round(const SyncResult& r) {
     std::string line = "round " + std::string(to_string(r.outcome));
     if (!r.error_code.empty()) line += " (" + r.error_code + ")";
     if (r.outcome == SyncOutcome::offline || r.outcome == SyncOutcome::tls_failed) line += ": " + r.message;
-    line += "; pushed " + std::to_string(r.changes_pushed) + " changes (" + std::to_string(r.rejected.size()) +
-            " refused), pulled " + std::to_string(r.changes_pulled) + ", purged " + std::to_string(r.rows_purged) +
+    line += "; pushed " + std::to_string(r.writes_pushed) + " writes (" + std::to_string(r.changes_pushed) +
+            " changes; " + std::to_string(r.rejected.size()) + " writes refused), pulled " +
+            std::to_string(r.changes_pulled) + " changes, purged " + std::to_string(r.rows_purged) +
             " rows; " + std::to_string(r.bytes_sent) + " B sent, " + std::to_string(r.bytes_received) + " B received";
     if (r.retry_after_ms > 0) line += "; retry after " + std::to_string(r.retry_after_ms) + " ms";
     detail::log(level, "sync", line);

@@ -450,6 +450,7 @@ void write(const Welcome& m, pb::Welcome& out) {
     out.set_highest_seq(m.highest_seq);
     out.set_pull_needed(m.pull_needed);
     out.set_highest_hlc(m.highest_hlc);
+    out.set_pull_remaining(m.pull_remaining);
 }
 
 Welcome read(const pb::Welcome& in) {
@@ -460,7 +461,8 @@ Welcome read(const pb::Welcome& in) {
               .roles = {in.roles().begin(), in.roles().end()},
               .highest_seq = in.highest_seq(),
               .pull_needed = in.pull_needed(),
-              .highest_hlc = in.highest_hlc()};
+              .highest_hlc = in.highest_hlc(),
+              .pull_remaining = in.pull_remaining()};
     if (m.highest_seq < 0 || m.highest_seq > kMaxSeq) malformed("Welcome.highest_seq outside 0..2^53");
     if (in.has_limits())  // absent: lindra's defaults, not zeros
         m.limits = {.max_frame_bytes = in.limits().max_frame_bytes(),

@@ -95,6 +95,7 @@ struct Welcome {
     std::int64_t highest_seq = 0;
     bool pull_needed = false;
     std::uint64_t highest_hlc = 0;  // the hlc of the entry at highest_seq
+    std::uint64_t pull_remaining = 0;  // log entries after the cursor, an upper bound; 0: none or unknown
 };
 struct Rejected {
     std::int64_t seq = 0;

@@ -55,6 +55,14 @@ bool ends_word(const std::string& label, std::size_t at) {
     return b < 0x80 && !std::isalnum(b);
 }
 
+// `wanted` is whole words of `label` from its second word on ("nordmann"
+// in "ola nordmann", "siri" in "berg, siri").
+bool later_words(const std::string& label, const std::string& wanted) {
+    for (auto at = label.find(wanted, 1); at != std::string::npos; at = label.find(wanted, at + 1))
+        if (ends_word(label, at - 1) && ends_word(label, at + wanted.size())) return true;
+    return false;
+}
+
 }  // namespace
 
 std::int64_t Replica::count(std::string_view entity_name) const {
@@ -243,7 +251,7 @@ std::optional<Id> Replica::find(std::string_view entity_name, std::string_view n
         throw Error(Errc::invalid_argument, std::string(e.name) + " rows have no name; address them by id");
     const std::string wanted = fold_case(name);
     if (wanted.empty()) throw Error(Errc::invalid_argument, "an empty name matches nothing");
-    std::vector<Id> exact, prefix;
+    std::vector<Id> exact, prefix, later;
     auto s = core_->db.cached("SELECT id, " + std::string(e.label_field) + " FROM " + std::string(e.name) +
                               " WHERE deleted = 0");
     while (s->step()) {
@@ -252,8 +260,10 @@ std::optional<Id> Replica::find(std::string_view entity_name, std::string_view n
             exact.push_back(s->id(0));
         else if (label.starts_with(wanted) && ends_word(label, wanted.size()))
             prefix.push_back(s->id(0));
+        else if (later_words(label, wanted))
+            later.push_back(s->id(0));
     }
-    const auto& hits = exact.empty() ? prefix : exact;
+    const auto& hits = !exact.empty() ? exact : !prefix.empty() ? prefix : later;
     if (hits.size() > 1)
         throw Error(Errc::ambiguous, "\"" + std::string(name) + "\" matches " + std::to_string(hits.size()) + " " +
                                          std::string(e.name) + " rows; use more of the name or the id");

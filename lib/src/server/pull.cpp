@@ -60,6 +60,10 @@ ServerStore::Hello ServerStore::hello(const Id& device, const Identity& who, std
         out.device = txn->device(device);
         if (!out.device.user.empty() && out.device.user != who.user) return out;
         out.pull_needed = has_changes_after(*txn, device, who, cursor);
+        // The log's head less the cursor, as PullBatch.remaining: a total
+        // for the client's bar before the first page.
+        const std::int64_t head = txn->head(), pos = decode_cursor(cursor).pos;
+        if (out.pull_needed && pos <= head) out.pull_remaining = static_cast<std::uint64_t>(head - pos);
     }
     out.server_hlc = storage_->tick();
     if (acked_seq > 0 && out.device.has_refusals) forget_refusals(device, acked_seq);

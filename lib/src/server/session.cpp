@@ -128,6 +128,7 @@ net::Reply ServerSession::hello(const protocol::Hello& m) {
     w.highest_seq = state.device.highest_seq;
     w.highest_hlc = state.device.highest_hlc;
     w.pull_needed = state.pull_needed;
+    w.pull_remaining = state.pull_remaining;
     return reply(w);
 }
 

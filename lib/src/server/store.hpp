@@ -54,6 +54,7 @@ public:
         DeviceState device;
         std::uint64_t server_hlc = 0;
         bool pull_needed = false;
+        std::uint64_t pull_remaining = 0;  // log entries after the cursor (an upper bound), as a pull counts them
     };
     Hello hello(const Id& device, const Identity& who, std::string_view cursor, std::int64_t acked_seq);
     // Applies the entries above the device's highest applied seq, each in
