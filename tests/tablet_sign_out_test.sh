@@ -58,7 +58,7 @@ check "Ola writes offline" 0 "saved for Ola"
 if grep -rqaF -- "$marker" "$tablet"; then pass "her words are in a file now"; else fail "her words are in a file now"; fi
 
 run "$ola" sign-out --server "127.0.0.1:$port" --insecure
-check "sign-out wants a token" 2 "sign-out needs --server HOST:PORT and --token TOKEN"
+check "sign-out wants a token" 2 "sign-out needs --server URL and --token TOKEN"
 run "$ola" sign-out $(server_args ola)
 check "sign-out pushes and deletes" 0 "^signed out: pushed [1-9][0-9]* changes; deleted [1-4] files"
 check "sign-out names the files" 0 "^  .*/tablet/ola\.db$"

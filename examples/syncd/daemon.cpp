@@ -109,8 +109,7 @@ Daemon::Credentials Daemon::read_credentials(const Options& o, Reporter& report)
 
 lindra::SyncOptions Daemon::sync_options() {
     lindra::SyncOptions s;
-    s.host = options_.host;
-    s.port = options_.port;
+    s.url = options_.server_given;
     s.token = credentials_.token;
     s.insecure = options_.insecure;
     s.tls.ca_pem = credentials_.ca_pem;
@@ -211,7 +210,7 @@ int Daemon::run() {
     const auto& o = options_;
     report_.line(
         std::string(o.once ? "syncing " : "started: syncing ") + o.db + " (device " + replica_.device_id().to_string() +
-        ") with " + o.host + ":" + std::to_string(o.port) + (o.insecure ? " over plain TCP" : " over TLS") +
+        ") with " + o.server + (o.insecure ? " over plain TCP" : " over TLS") +
         (o.once ? std::string(", once") : ", every " + format_duration(o.interval) + " and soon after local writes"));
     if (o.insecure) report_.line("warning: --insecure: the token and personal data cross the network in the clear");
 

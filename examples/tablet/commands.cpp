@@ -403,13 +403,6 @@ void cmd_outbox(Session& s) {
     s.out() << "outbox: " << s.replica().outbox_size() << " changes waiting for the server\n";
 }
 
-std::optional<std::uint16_t> parse_port(std::string_view text) {
-    unsigned v = 0;
-    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc{} || ptr != text.data() + text.size() || text.empty() || v > 65535) return std::nullopt;
-    return static_cast<std::uint16_t>(v);
-}
-
 // The id behind a name, e.g. for issuing a person's token.
 void cmd_id(Session& s) {
     const std::string kind = s.operand(0);
@@ -441,19 +434,20 @@ std::string read_text_file(const std::string& option, const std::string& path) {
     return text.str();
 }
 
-// The sync options of --server, --token, --ca, --pin and --insecure.
+// The sync options of --server, --token, --ca, --extra-ca, --proxy, --pin and --insecure.
 lindra::SyncOptions sync_options(Session& s) {
     const auto server = s.option("--server");
     const auto token = s.option("--token");
     if (!server || !token)
-        throw UsageError(std::string(s.command().name) + " needs --server HOST:PORT and --token TOKEN");
-    const auto colon = server->rfind(':');
-    const auto port = colon == std::string::npos ? std::nullopt : parse_port(server->substr(colon + 1));
-    if (!port) throw UsageError("--server wants HOST:PORT, not \"" + *server + "\"");
+        throw UsageError(std::string(s.command().name) + " needs --server URL and --token TOKEN");
+    try {
+        (void)lindra::parse_server_url(*server);
+    } catch (const Error& e) {
+        throw UsageError(std::string("--server: ") + e.what());
+    }
 
     lindra::SyncOptions options;
-    options.host = server->substr(0, colon);
-    options.port = *port;
+    options.url = *server;
     options.token = *token;
     options.app = "lindra-tablet";
     // TLS unless --insecure: the system's CAs, or those in --ca FILE, and
@@ -464,6 +458,12 @@ lindra::SyncOptions sync_options(Session& s) {
     if (options.insecure && (ca || !options.tls.pins.empty()))
         throw UsageError("--insecure turns TLS off; it does not go with --ca or --pin");
     if (ca) options.tls.ca_pem = read_text_file("--ca", *ca);
+    // A TLS-inspecting proxy's CA, trusted beside the others.
+    for (const auto& file : s.options("--extra-ca")) options.tls.extra_ca_pems.push_back(read_text_file("--extra-ca", file));
+    if (options.insecure && !options.tls.extra_ca_pems.empty())
+        throw UsageError("--insecure turns TLS off; it does not go with --extra-ca");
+    // Unset: https_proxy and no_proxy from the environment.
+    if (const auto proxy = s.option("--proxy")) options.proxy = *proxy;
     return options;
 }
 
@@ -707,14 +707,14 @@ std::span<const Command> commands() {
          cmd_refused_dismiss},
         {"sync",
          "",
-         {"--server HOST:PORT", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...", "--insecure"},
+         {"--server URL", "--token TOKEN", "--ca FILE", "--extra-ca FILE...", "--proxy URL", "--pin sha256/BASE64...", "--insecure"},
          "push the outbox to the server and pull what others wrote, over TLS\n"
          "      (trusting --ca FILE, else the system's CAs; --pin a server key, repeatable;\n"
          "      --insecure: plain TCP, for local development only)",
          cmd_sync},
         {"sign-out",
          "",
-         {"--server HOST:PORT", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...", "--insecure", "--force"},
+         {"--server URL", "--token TOKEN", "--ca FILE", "--extra-ca FILE...", "--proxy URL", "--pin sha256/BASE64...", "--insecure", "--force"},
          "push what is pending, then delete this replica's files (overwritten first);\n"
          "      if writes would be lost it deletes nothing and says so; --force deletes anyway",
          cmd_sign_out},
