@@ -50,6 +50,7 @@ constexpr Flag kFlags[] = {
     {"--pin", true, true}, {"--insecure", false},  {"--interval", true},   {"--max-backoff", true},
     {"--once", false},     {"--timeout", true},    {"--create", false},    {"--min-backoff-ms", true},
     {"--poll-ms", true},   {"--push-batch", true}, {"--help", false},
+    {"--proxy", true},     {"--extra-ca", true, true},
 };
 
 }  // namespace
@@ -99,6 +100,10 @@ Options parse_options(std::span<char* const> args) {
             o.token_file = std::string(v);
         else if (name == "--ca")
             o.ca_file = std::string(v);
+        else if (name == "--extra-ca")
+            o.extra_ca_files.emplace_back(v);
+        else if (name == "--proxy")
+            o.proxy = std::string(v);
         else if (name == "--pin")
             o.pins.emplace_back(v);
         else if (name == "--insecure")
@@ -125,8 +130,8 @@ Options parse_options(std::span<char* const> args) {
     if (o.db.empty()) throw UsageError("--db PATH is required");
     if (o.server.empty()) throw UsageError("--server URL is required (wss://HOST[:PORT][/PATH], or HOST:PORT)");
     if (o.token_file.empty()) throw UsageError("--token-file FILE is required");
-    if (o.insecure && (o.ca_file || !o.pins.empty()))
-        throw UsageError("--insecure turns TLS off; it does not go with --ca or --pin");
+    if (o.insecure && (o.ca_file || !o.pins.empty() || !o.extra_ca_files.empty()))
+        throw UsageError("--insecure turns TLS off; it does not go with --ca, --extra-ca or --pin");
     if (timeout_given && !o.once) throw UsageError("--timeout goes with --once");
     if (o.min_backoff > o.max_backoff) throw UsageError("--min-backoff-ms is longer than --max-backoff");
     return o;
@@ -144,6 +149,10 @@ void print_usage(std::ostream& out) {
            "                      443 unless given), tls://HOST:PORT or HOST:PORT (raw TLS)\n"
            "  --token-file FILE   the token alone in a file (chmod 600); reread on SIGHUP\n"
            "  --ca FILE           CAs to trust (PEM) instead of the system's; reread on SIGHUP\n"
+           "  --extra-ca FILE     more CAs to trust beside those, e.g. a TLS-inspecting\n"
+           "                      proxy's (repeatable); reread on SIGHUP\n"
+           "  --proxy URL         an HTTP CONNECT proxy, http://[USER:PASSWORD@]HOST[:PORT];\n"
+           "                      default: https_proxy unless no_proxy names the server\n"
            "  --pin sha256/B64    the server's public key must match a pin (repeatable)\n"
            "  --insecure          plain TCP instead of TLS, for local development only: the\n"
            "                      token and personal data cross the network in the clear\n"

@@ -27,6 +27,8 @@ struct Options {
     std::string server_given;  // as given, for SyncOptions::url
     std::string token_file;
     std::optional<std::string> ca_file;
+    std::vector<std::string> extra_ca_files;
+    std::optional<std::string> proxy;  // unset: the environment's
     std::vector<std::string> pins;
     bool insecure = false;
     bool once = false;
