@@ -216,6 +216,22 @@ int main(void) {
         CHECK(r->outcome == LINDRA_OUTCOME_OK);
         lindra_sync_result_free(r);
         lindra_sync_client_free(ws);
+        /* No proxy whatever the environment says; the CA once more as an extra one. */
+        const char* extra[] = {by_url.ca_pem};
+        by_url.proxy = "";
+        by_url.extra_ca_pems = extra;
+        by_url.extra_ca_count = 1;
+        ws = lindra_sync_client_new(tablet, &by_url, &err);
+        MUST(ws);
+        r = lindra_sync_client_sync(ws, &err);
+        MUST(r);
+        CHECK(r->outcome == LINDRA_OUTCOME_OK);
+        lindra_sync_result_free(r);
+        lindra_sync_client_free(ws);
+        by_url.extra_ca_pems = NULL;
+        CHECK(lindra_sync_client_new(tablet, &by_url, &err) == NULL);
+        CHECK(err.code == LINDRA_ERR_INVALID_ARGUMENT);
+        by_url.extra_ca_count = 0;
         by_url.url = "https://127.0.0.1";
         CHECK(lindra_sync_client_new(tablet, &by_url, &err) == NULL);
         CHECK(err.code == LINDRA_ERR_INVALID_ARGUMENT);

@@ -8,6 +8,7 @@
 #include "support/sync_fixture.hpp"
 
 #include <lindra/error.hpp>
+#include <lindra/testing/certs.hpp>
 #include <lindra/sync.hpp>
 
 #include <arpa/inet.h>
@@ -251,4 +252,26 @@ TEST_CASE("a proxy that refuses or botches CONNECT fails the round clearly, the 
         }
         require_refused(w, "http://127.0.0.1:" + std::to_string(unused), "cannot reach");
     }
+}
+
+TEST_CASE("an extra CA, as a TLS-inspecting proxy needs, is trusted beside the others") {
+    SyncWorld w;
+    Replica& tablet = w.tablet("tablet");
+    const auto other = lindra::testing::make_ca("another CA");
+    SyncOptions o;
+    o.tls.ca_pem = other.certificate_pem;  // the world's CA is not in it
+    auto r = w.sync(tablet, "coordinator-token", o);
+    INFO(to_string(r.outcome) << ": " << r.message);
+    CHECK(r.outcome == SyncOutcome::tls_failed);
+    o.tls.extra_ca_pems = {w.ca().certificate_pem};
+    r = w.sync(tablet, "coordinator-token", o);
+    INFO(to_string(r.outcome) << ": " << r.message);
+    CHECK(r.ok());
+    // The same CA twice is no error; a list that holds no certificate is.
+    o.tls.extra_ca_pems = {w.ca().certificate_pem, w.ca().certificate_pem};
+    CHECK(w.sync(tablet, "coordinator-token", o).ok());
+    o.tls.extra_ca_pems = {"not a certificate"};
+    r = w.sync(tablet, "coordinator-token", o);
+    CHECK(r.outcome == SyncOutcome::local_error);
+    CHECK(contains(r.message, "extra CA list 1"));
 }
