@@ -4,10 +4,12 @@
 #include "support/db.hpp"
 #include "support/fixture.hpp"
 #include "support/sync_fixture.hpp"
+#include "support/temp_dir.hpp"
 
 #include <lindra/error.hpp>
 #include <lindra/server.hpp>
 #include <lindra/sync.hpp>
+#include <lindra/testing/mock_server.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -165,4 +167,31 @@ TEST_CASE("a client and a server that disagree on TLS say so, over WebSocket too
         CHECK(r2.outcome == SyncOutcome::local_error);
         CHECK(contains(r2.message, "has no TLS"));
     }
+}
+
+TEST_CASE("over wss://, a round that waits on a slow server keeps pinging and ends well; a cut message is resumed") {
+    lindra::test::TempDir dir;
+    testing::MockServer mock;
+    Replica tablet(dir.file("tablet.db"));
+    const auto seeded = lindra::test::seed_group(tablet);
+    SyncOptions o = mock.client_options(mock.admin_token());
+    o.url = "wss://127.0.0.1:" + std::to_string(mock.port()) + "/lindra";
+    o.io_timeout = std::chrono::milliseconds(2'000);  // a ping after 1 s of waiting
+    mock.faults().delay(testing::Frame::welcome, std::chrono::milliseconds(1'500));
+    {
+        SyncClient client(tablet, o);
+        const auto r = client.sync();
+        INFO(to_string(r.outcome) << ": " << r.message);
+        CHECK(r.ok());
+        CHECK(tablet.outbox_size() == 0);
+    }
+    // A PushAck cut mid-message: the round breaks, the next one resumes.
+    tablet.add_time_spent(seeded.candidates[0], seeded.modules[0], seeded.group, 10);
+    mock.faults().truncate(testing::Frame::push_ack, 3);
+    SyncClient client(tablet, o);
+    const auto cut = client.sync();
+    INFO(to_string(cut.outcome) << ": " << cut.message);
+    CHECK(cut.outcome == SyncOutcome::offline);
+    require_ok(client.sync());
+    CHECK(tablet.outbox_size() == 0);
 }

@@ -245,12 +245,12 @@ class ClientConnectionImpl final : public ClientConnection, public std::enable_s
     }
 
     // Upgrades the connection to WebSocket, within the connect deadline.
-    // Beast then pings a server that has been quiet for half of io_timeout
-    // (a proxy cuts a connection idle for long, and a round may wait on
-    // the server's store for a while) and ends a connection quiet for all
-    // of it.
+    // The client then pings a server it has waited on for half of
+    // io_timeout (Connection::keep_alive); the frame pace still ends a
+    // connection quiet for all of it.
     asio::awaitable<void> websocket_handshake() {
         conn_->to_websocket(false);
+        conn_->keep_alive(config_.io_timeout / 2);
         websocket::response_type response;
         const bool default_port = config_.port == (conn_->tls() ? 443 : 80);
         const std::string host =
@@ -260,7 +260,8 @@ class ClientConnectionImpl final : public ClientConnection, public std::enable_s
             co_await std::visit(
                 [&](auto& s) -> asio::awaitable<void> {
                     if constexpr (detail::is_websocket<std::decay_t<decltype(s)>>) {
-                        s.set_option(websocket::stream_base::timeout{config_.connect_timeout, config_.io_timeout, true});
+                        s.set_option(websocket::stream_base::timeout{config_.connect_timeout,
+                                                                     websocket::stream_base::none(), false});
                         s.set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
                             req.set(beast::http::field::user_agent, "lindra");
                         }));

@@ -148,6 +148,13 @@ public:
             },
             stream_);
     }
+    // A WebSocket client's keep-alive: while it waits for a message, a ping
+    // every `every` (a proxy cuts a connection that is quiet for long, and
+    // a round may wait on the server's store). Not Beast's idle timeout,
+    // which also runs while a long message is being written and would end
+    // a slow upload that the frame pace allows.
+    void keep_alive(milliseconds every) { ping_every_ = every; }
+
     // Drops TLS (a TLS server's connection whose peer does not speak it),
     // to answer in plain TCP.
     void to_plain() {
@@ -395,6 +402,7 @@ private:
             bool done = false, binary = true;
             try {
                 const auto into = asio::buffer(buffer_.data() + end_, buffer_.size() - end_);
+                if (!started) start_pinging();
                 n = co_await std::visit(
                     [&](auto& s) -> asio::awaitable<std::size_t> {
                         if constexpr (is_websocket<std::decay_t<decltype(s)>>)
@@ -403,6 +411,7 @@ private:
                             throw std::logic_error("not a WebSocket");
                     },
                     stream_);
+                stop_pinging();
                 std::visit(
                     [&](auto& s) {
                         if constexpr (is_websocket<std::decay_t<decltype(s)>>) {
@@ -413,6 +422,7 @@ private:
                     stream_);
             } catch (const boost::system::system_error& e) {
                 disarm();
+                stop_pinging();
                 if (is_peer_close(e.code()) && started && !timed_out_) {
                     peer_closed_mid_frame_ = true;
                     throw protocol::ProtocolError(protocol::ErrorCode::invalid_argument,
@@ -440,6 +450,33 @@ private:
                 co_return body;
             }
         }
+    }
+
+    // Pings after ping_every_ of waiting, and again after each ping sent,
+    // until stop_pinging(); one ping in flight at a time (Beast allows one
+    // ping beside a read and a write).
+    void start_pinging() {
+        if (ping_every_.count() <= 0) return;
+        pinging_ = true;
+        if (!ping_timer_) ping_timer_.emplace(timer_.get_executor());
+        ping_timer_->expires_after(ping_every_);
+        ping_timer_->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+            if (ec || !self->pinging_ || self->ping_in_flight_) return;
+            self->ping_in_flight_ = true;
+            std::visit(
+                [&](auto& s) {
+                    if constexpr (is_websocket<std::decay_t<decltype(s)>>)
+                        s.async_ping({}, [self](const boost::system::error_code& e) {
+                            self->ping_in_flight_ = false;
+                            if (!e && self->pinging_) self->start_pinging();
+                        });
+                },
+                self->stream_);
+        });
+    }
+    void stop_pinging() {
+        pinging_ = false;
+        if (ping_timer_) ping_timer_->cancel();
     }
 
     // write_frames() over WebSocket: a binary message per body; a fault's
@@ -503,6 +540,9 @@ private:
     bool timed_out_ = false;
     bool peer_closed_mid_frame_ = false;
     bool server_ = false;  // whose WebSocket frames are masked (a client's)
+    milliseconds ping_every_{0};
+    std::optional<asio::steady_timer> ping_timer_;
+    bool pinging_ = false, ping_in_flight_ = false;
 };
 
 }  // namespace lindra::net::detail
