@@ -250,7 +250,8 @@ TEST_CASE("a proxy that refuses or botches CONNECT fails the round clearly, the 
             FakeProxy gone("");
             unused = static_cast<std::uint16_t>(std::stoi(gone.url().substr(gone.url().rfind(':') + 1)));
         }
-        require_refused(w, "http://127.0.0.1:" + std::to_string(unused), "cannot reach");
+        require_refused(w, "http://127.0.0.1:" + std::to_string(unused),
+                        "the proxy 127.0.0.1:" + std::to_string(unused) + " is unreachable");
     }
 }
 

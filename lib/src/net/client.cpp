@@ -91,9 +91,15 @@ class ClientConnectionImpl final : public ClientConnection, public std::enable_s
             conn_->arm(config_.connect_timeout);
             const auto& dial_host = config_.proxy ? config_.proxy->host : config_.host;
             const auto dial_port = config_.proxy ? config_.proxy->port : config_.port;
-            const auto endpoints =
-                co_await resolver_.async_resolve(dial_host, std::to_string(dial_port), asio::use_awaitable);
-            co_await asio::async_connect(conn_->socket(), endpoints, asio::use_awaitable);
+            try {
+                const auto endpoints =
+                    co_await resolver_.async_resolve(dial_host, std::to_string(dial_port), asio::use_awaitable);
+                co_await asio::async_connect(conn_->socket(), endpoints, asio::use_awaitable);
+            } catch (const boost::system::system_error& e) {
+                if (!config_.proxy || conn_->timed_out() || cancelled_) throw;
+                throw ProxyRefused("the proxy " + dial_host + ":" + std::to_string(dial_port) + " is unreachable (" +
+                                   e.code().message() + ")");
+            }
             conn_->no_delay();
             if (config_.proxy) co_await proxy_connect();
             if (auto* tls = conn_->tls()) {
