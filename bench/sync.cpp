@@ -204,7 +204,10 @@ int sync(const Args& args) {
                 noop);
 
     const auto latency = measure_round_latency(dir, args.insecure, args.rounds);
+    const auto ws_latency = measure_round_latency(dir / "ws", args.insecure, args.rounds, true);
     print_round_latency(latency, args.insecure);
+    print_round_latency(ws_latency, args.insecure);
+    print_transport_ratio(latency, ws_latency);
 
     const auto cs = run_changeset(rows, dir);
     const double changeset = n / cs.seconds;
@@ -215,9 +218,9 @@ int sync(const Args& args) {
     if (args.json)
         std::printf(
             "{\"changes\": %d, \"tls\": %s, \"e2e_per_s\": %.0f, \"changeset_per_s\": %.0f, \"ratio_vs_changeset\": %.3f,"
-            " \"wire_bytes_per_change\": %.1f, \"client_peak_rss_mib\": %.1f, \"noop_round_bytes\": %.0f, %s}\n",
+            " \"wire_bytes_per_change\": %.1f, \"client_peak_rss_mib\": %.1f, \"noop_round_bytes\": %.0f, %s, %s}\n",
             n, args.insecure ? "false" : "true", e2e, changeset, e2e / changeset, wire, rss, noop,
-            round_latency_json(latency).c_str());
+            round_latency_json(latency).c_str(), round_latency_json(ws_latency).c_str());
     return 0;
 }
 

@@ -8,7 +8,7 @@ LINDRA_BUILD="${LINDRA_BUILD:-$LINDRA_ROOT/build}"
 # libpq-dev: the server's PostgreSQL backend; postgresql: the tests' throw-away cluster (scripts/pg.sh).
 # nlohmann-json3-dev: certificates (Open Badges credentials are JSON); zlib1g-dev:
 # their revocation list is gzip'd.
-LINDRA_PACKAGES=(cmake g++ ninja-build pkg-config libsqlite3-dev libboost-dev libprotobuf-dev protobuf-compiler catch2 libssl-dev openssl python3-protobuf sqlite3 faketime libpq-dev postgresql nlohmann-json3-dev zlib1g-dev libcli11-dev libtoml11-dev prometheus-cpp-dev prometheus)
+LINDRA_PACKAGES=(cmake g++ ninja-build pkg-config libsqlite3-dev libboost-dev libprotobuf-dev protobuf-compiler catch2 libssl-dev openssl python3-protobuf sqlite3 faketime libpq-dev postgresql nlohmann-json3-dev zlib1g-dev libcli11-dev libtoml11-dev prometheus-cpp-dev prometheus squid python3-websockets)
 
 lindra_install_deps() {
     local missing=()

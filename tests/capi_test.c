@@ -201,6 +201,43 @@ int main(void) {
     CHECK(r->changes_pulled > 0);
     lindra_sync_result_free(r);
 
+    /* The same over wss://, by URL; a bad URL is refused at once. */
+    {
+        char url[64];
+        snprintf(url, sizeof url, "wss://127.0.0.1:%u/lindra", (unsigned)options.port);
+        lindra_sync_options by_url = options;
+        by_url.host = NULL;
+        by_url.port = 0;
+        by_url.url = url;
+        lindra_sync_client* ws = lindra_sync_client_new(tablet, &by_url, &err);
+        MUST(ws);
+        r = lindra_sync_client_sync(ws, &err);
+        MUST(r);
+        CHECK(r->outcome == LINDRA_OUTCOME_OK);
+        lindra_sync_result_free(r);
+        lindra_sync_client_free(ws);
+        /* No proxy whatever the environment says; the CA once more as an extra one. */
+        const char* extra[] = {by_url.ca_pem};
+        by_url.proxy = "";
+        by_url.extra_ca_pems = extra;
+        by_url.extra_ca_count = 1;
+        ws = lindra_sync_client_new(tablet, &by_url, &err);
+        MUST(ws);
+        r = lindra_sync_client_sync(ws, &err);
+        MUST(r);
+        CHECK(r->outcome == LINDRA_OUTCOME_OK);
+        lindra_sync_result_free(r);
+        lindra_sync_client_free(ws);
+        by_url.extra_ca_pems = NULL;
+        CHECK(lindra_sync_client_new(tablet, &by_url, &err) == NULL);
+        CHECK(err.code == LINDRA_ERR_INVALID_ARGUMENT);
+        by_url.extra_ca_count = 0;
+        by_url.url = "https://127.0.0.1";
+        CHECK(lindra_sync_client_new(tablet, &by_url, &err) == NULL);
+        CHECK(err.code == LINDRA_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(err.message, "unknown scheme") != NULL);
+    }
+
     lindra_group_list* groups = NULL;
     MUST(lindra_replica_groups_of(tablet, &ola, &groups, &err));
     CHECK(groups->count == 1);

@@ -547,10 +547,10 @@ TEST_CASE("wrong usage exits 2 with a message, writes nothing and never echoes a
     };
     const std::vector<Case> cases{
         {{}, "--db PATH is required"},
-        {{"--db", db, "--token-file", w.token_file}, "--server HOST:PORT is required"},
+        {{"--db", db, "--token-file", w.token_file}, "--server URL is required"},
         {{"--db", db, "--server", server}, "--token-file FILE is required"},
-        {{"--db", db, "--server", "127.0.0.1", "--token-file", w.token_file}, "--server wants HOST:PORT"},
-        {{"--db", db, "--server", "127.0.0.1:70000", "--token-file", w.token_file}, "port from 1 to 65535"},
+        {{"--db", db, "--server", "127.0.0.1", "--token-file", w.token_file}, "missing port (host:port)"},
+        {{"--db", db, "--server", "127.0.0.1:70000", "--token-file", w.token_file}, "bad port \"70000\": a number from 1 to 65535"},
         {{"--db", db, "--server", server, "--token-file", w.token_file, "--interval", "soon"},
          "--interval wants a whole number of seconds"},
         {{"--db", db, "--server", server, "--token-file", w.token_file, "--interval", "0"},
@@ -583,7 +583,7 @@ TEST_CASE("wrong usage exits 2 with a message, writes nothing and never echoes a
 
     Syncd help({"--help"}, w.output_file);
     CHECK(help.wait() == 0);
-    CHECK(w.output().find("usage: lindra-syncd --db PATH --server HOST:PORT --token-file FILE") != std::string::npos);
+    CHECK(w.output().find("usage: lindra-syncd --db PATH --server URL --token-file FILE") != std::string::npos);
 }
 
 TEST_CASE("a token file or replica that is not there exits 1 and says which") {

@@ -281,11 +281,14 @@ TEST_CASE("the server takes TLS 1.2 and later only") {
 
 TEST_CASE("a peer that does not speak TLS is turned away, and the server goes on serving") {
     Scene scene;
-    SECTION("raw lindra frames on plain TCP") {
+    SECTION("raw lindra frames on plain TCP: told, in a frame, to use TLS") {
         lindra::test::RawClient raw(scene.w.port());
         REQUIRE(raw.send_frame(std::string(100, 'x')));
         const auto answer = raw.read_message();
-        CHECK_FALSE(std::holds_alternative<protocol::ServerMessage>(answer));
+        REQUIRE(std::holds_alternative<protocol::ServerMessage>(answer));
+        const auto& m = std::get<protocol::ServerMessage>(answer);
+        REQUIRE(std::holds_alternative<protocol::ErrorMessage>(m));
+        CHECK(contains(std::get<protocol::ErrorMessage>(m).message, "drop --insecure"));
     }
     SECTION("a SyncClient told to be insecure") {
         SyncOptions plain;
@@ -293,12 +296,14 @@ TEST_CASE("a peer that does not speak TLS is turned away, and the server goes on
         const auto r = scene.w.sync(scene.tablet, "coordinator-token", plain);
         INFO(to_string(r.outcome) << ": " << r.message);
         CHECK_FALSE(r.ok());
+        CHECK(contains(r.message, "this server speaks TLS"));
+        CHECK(contains(r.message, "drop --insecure"));
         CHECK(r.changes_pushed == 0);
         CHECK(scene.tablet.outbox_size() == 1);
     }
     require_ok(scene.w.sync(scene.tablet));
     CHECK(scene.tablet.outbox_size() == 0);
-    CHECK(logged(scene.w, "TLS handshake failed"));
+    CHECK(logged(scene.w, "this server speaks TLS and the client did not"));
 }
 
 TEST_CASE("a tablet that expects TLS from a plain-TCP server fails as TLS, not as offline") {
@@ -315,6 +320,9 @@ TEST_CASE("a tablet that expects TLS from a plain-TCP server fails as TLS, not a
     const auto r = client.sync();
     INFO(to_string(r.outcome) << ": " << r.message);
     CHECK(r.outcome == SyncOutcome::tls_failed);
+    CHECK(contains(r.message, "the server does not speak TLS"));
+    CHECK(contains(r.message, "--insecure"));
+    CHECK(logged(w, "the client started a TLS handshake and this server does not speak TLS"));
 }
 
 TEST_CASE("a peer that connects and never starts the handshake is cut off at the Hello deadline") {

@@ -104,9 +104,14 @@ Daemon::Daemon(const Options& options, Reporter& report)
 Daemon::~Daemon() = default;
 
 Daemon::Credentials Daemon::read_credentials(const Options& o, Reporter& report) {
-    Credentials c{read_token(o.token_file), o.ca_file ? read_file("CA file", *o.ca_file, 1 << 20) : std::string()};
+    Credentials c{read_token(o.token_file), o.ca_file ? read_file("CA file", *o.ca_file, 1 << 20) : std::string(), {}};
     if (o.ca_file && c.ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
         throw StartError("the CA file " + *o.ca_file + " holds no PEM certificate");
+    for (const auto& file : o.extra_ca_files) {
+        c.extra_ca_pems.push_back(read_file("CA file", file, 1 << 20));
+        if (c.extra_ca_pems.back().find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+            throw StartError("the CA file " + file + " holds no PEM certificate");
+    }
     struct stat st {};
     if (::stat(o.token_file.c_str(), &st) == 0 && (st.st_mode & S_IROTH))
         report.line("warning: every user of this machine may read the token file " + o.token_file + " (chmod o-r)");
@@ -115,11 +120,12 @@ Daemon::Credentials Daemon::read_credentials(const Options& o, Reporter& report)
 
 lindra::SyncOptions Daemon::sync_options() {
     lindra::SyncOptions s;
-    s.host = options_.host;
-    s.port = options_.port;
+    s.url = options_.server_given;
     s.token = credentials_.token;
     s.insecure = options_.insecure;
     s.tls.ca_pem = credentials_.ca_pem;
+    s.tls.extra_ca_pems = credentials_.extra_ca_pems;
+    s.proxy = options_.proxy;
     s.tls.pins = options_.pins;
     s.app = "lindra-syncd";
     if (options_.push_batch > 0) s.push_batch_changes = options_.push_batch;
@@ -218,7 +224,7 @@ int Daemon::run() {
     const auto& o = options_;
     report_.line(
         std::string(o.once ? "syncing " : "started: syncing ") + o.db + " (device " + replica_.device_id().to_string() +
-        ") with " + o.host + ":" + std::to_string(o.port) + (o.insecure ? " over plain TCP" : " over TLS") +
+        ") with " + o.server + (o.insecure ? " over plain TCP" : " over TLS") +
         (o.once ? std::string(", once") : ", every " + format_duration(o.interval) + " and soon after local writes"));
     if (o.insecure) report_.line("warning: --insecure: the token and personal data cross the network in the clear");
 

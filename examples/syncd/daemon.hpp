@@ -50,6 +50,7 @@ class Daemon {
     struct Credentials {
         std::string token;  // never printed
         std::string ca_pem;
+        std::vector<std::string> extra_ca_pems;
     };
     static Credentials read_credentials(const Options& options, Reporter& report);  // throws StartError
     lindra::SyncOptions sync_options();

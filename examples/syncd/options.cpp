@@ -1,6 +1,8 @@
 #include "options.hpp"
 
 #include <CLI/CLI.hpp>
+#include <lindra/error.hpp>
+#include <lindra/sync.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -27,21 +29,15 @@ std::int64_t parse_number(std::string_view flag, std::string_view text, std::int
     return v;
 }
 
-// HOST:PORT, or [IPv6]:PORT.
+// A server URL (lindra::parse_server_url): wss://HOST[:PORT][/PATH],
+// tls://HOST:PORT or HOST:PORT.
 void parse_server(std::string_view text, Options& o) {
-    const auto colon = text.rfind(':');
-    const auto bad = UsageError("--server wants HOST:PORT, e.g. sync.example.org:7443");
-    if (colon == std::string_view::npos || colon == 0) throw bad;
-    std::string_view host = text.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    if (host.empty() || host.find_first_of(" \t[]") != std::string_view::npos) throw bad;
-    o.host = std::string(host);
-    std::uint16_t port = 0;
-    const auto digits = text.substr(colon + 1);
-    const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-    if (digits.empty() || ec != std::errc{} || ptr != digits.data() + digits.size() || port == 0)
-        throw UsageError("--server wants HOST:PORT with a port from 1 to 65535");
-    o.port = port;
+    try {
+        o.server = lindra::to_string(lindra::parse_server_url(text));
+    } catch (const lindra::Error& e) {
+        throw UsageError(std::string("--server: ") + e.what());
+    }
+    o.server_given = std::string(text);
 }
 
 }  // namespace
@@ -72,6 +68,9 @@ Options parse_options(std::span<char* const> args) {
     once(app.add_option("--poll-ms", poll));
     once(app.add_option("--push-batch", push_batch));
     once(app.add_option("--pull-batch", pull_batch));
+    std::string proxy;
+    auto* proxy_opt = once(app.add_option("--proxy", proxy));
+    app.add_option("--extra-ca", o.extra_ca_files);
 
     std::vector<std::string> argv(args.begin(), args.end());
     std::reverse(argv.begin(), argv.end());  // CLI11 takes them last first
@@ -106,6 +105,9 @@ Options parse_options(std::span<char* const> args) {
     }
     for (const auto& pin : o.pins)
         if (pin.empty()) throw empty("--pin");
+    for (const auto& file : o.extra_ca_files)
+        if (file.empty()) throw empty("--extra-ca");
+    if (proxy_opt->count()) o.proxy = proxy;  // "" too: no proxy, whatever the environment says
     if (!interval.empty()) o.interval = seconds(parse_number("--interval", interval, 1, 7 * 86400, "seconds"));
     if (!max_backoff.empty())
         o.max_backoff = seconds(parse_number("--max-backoff", max_backoff, 1, 86400, "seconds"));
@@ -119,26 +121,31 @@ Options parse_options(std::span<char* const> args) {
         o.pull_batch = static_cast<std::uint32_t>(parse_number("--pull-batch", pull_batch, 1, 1'000'000, "changes"));
 
     if (o.db.empty()) throw UsageError("--db PATH is required");
-    if (o.host.empty()) throw UsageError("--server HOST:PORT is required");
+    if (o.server.empty()) throw UsageError("--server URL is required (wss://HOST[:PORT][/PATH], or HOST:PORT)");
     if (o.token_file.empty()) throw UsageError("--token-file FILE is required");
-    if (o.insecure && (o.ca_file || !o.pins.empty()))
-        throw UsageError("--insecure turns TLS off; it does not go with --ca or --pin");
+    if (o.insecure && (o.ca_file || !o.pins.empty() || !o.extra_ca_files.empty()))
+        throw UsageError("--insecure turns TLS off; it does not go with --ca, --extra-ca or --pin");
     if (timeout_opt->count() && !o.once) throw UsageError("--timeout goes with --once");
     if (o.min_backoff > o.max_backoff) throw UsageError("--min-backoff-ms is longer than --max-backoff");
     return o;
 }
 
 void print_usage(std::ostream& out) {
-    out << "usage: lindra-syncd --db PATH --server HOST:PORT --token-file FILE [options]\n"
+    out << "usage: lindra-syncd --db PATH --server URL --token-file FILE [options]\n"
            "\n"
            "Keeps the lindra replica at PATH in sync with the server: a round at start, every\n"
            "--interval, and soon after an app writes to PATH; after a failure it backs off.\n"
            "\n"
            "  --db PATH           the replica (an app writes it too; lindra allows that)\n"
            "  --create            create PATH if it does not exist (else that is an error)\n"
-           "  --server HOST:PORT  the sync server\n"
+           "  --server URL        the sync server: wss://HOST[:PORT][/PATH] (WebSocket, port\n"
+           "                      443 unless given), tls://HOST:PORT or HOST:PORT (raw TLS)\n"
            "  --token-file FILE   the token alone in a file (chmod 600); reread on SIGHUP\n"
            "  --ca FILE           CAs to trust (PEM) instead of the system's; reread on SIGHUP\n"
+           "  --extra-ca FILE     more CAs to trust beside those, e.g. a TLS-inspecting\n"
+           "                      proxy's (repeatable); reread on SIGHUP\n"
+           "  --proxy URL         an HTTP CONNECT proxy, http://[USER:PASSWORD@]HOST[:PORT];\n"
+           "                      default: https_proxy unless no_proxy names the server\n"
            "  --pin sha256/B64    the server's public key must match a pin (repeatable)\n"
            "  --insecure          plain TCP instead of TLS, for local development only: the\n"
            "                      token and personal data cross the network in the clear\n"

@@ -23,10 +23,12 @@ struct Options {
     bool help = false;
     std::string db;
     bool create = false;  // make the replica if `db` does not exist
-    std::string host;
-    std::uint16_t port = 0;
+    std::string server;        // the server's URL, as parse_server_url reads it
+    std::string server_given;  // as given, for SyncOptions::url
     std::string token_file;
     std::optional<std::string> ca_file;
+    std::vector<std::string> extra_ca_files;
+    std::optional<std::string> proxy;  // unset: the environment's
     std::vector<std::string> pins;
     bool insecure = false;
     bool once = false;

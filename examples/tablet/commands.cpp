@@ -429,13 +429,6 @@ void cmd_outbox(Session& s) {
             << " waiting for the server\n";
 }
 
-std::optional<std::uint16_t> parse_port(std::string_view text) {
-    unsigned v = 0;
-    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc{} || ptr != text.data() + text.size() || text.empty() || v > 65535) return std::nullopt;
-    return static_cast<std::uint16_t>(v);
-}
-
 // The id behind a name, e.g. for issuing a person's token.
 void cmd_id(Session& s) {
     const std::string kind = s.operand(0);
@@ -473,13 +466,14 @@ std::string read_text_file(const std::string& option, const std::string& path) {
     return text.str();
 }
 
-// --server HOST:PORT into the options: the one place that reads the address.
+// --server URL into the options: the one place that reads the address.
 void set_server(lindra::SyncOptions& options, const std::string& server) {
-    const auto colon = server.rfind(':');
-    const auto port = colon == std::string::npos ? std::nullopt : parse_port(server.substr(colon + 1));
-    if (!port) throw UsageError("--server wants HOST:PORT, not \"" + server + "\"");
-    options.host = server.substr(0, colon);
-    options.port = *port;
+    try {
+        (void)lindra::parse_server_url(server);
+    } catch (const Error& e) {
+        throw UsageError(std::string("--server: ") + e.what());
+    }
+    options.url = server;
 }
 
 // The token, from --token-file FILE or --token, else LINDRA_TOKEN. A file or
@@ -513,10 +507,10 @@ std::string token_of(const Session& s) {
     return token;
 }
 
-// The sync options of --server, the token, --ca, --pin and --insecure.
+// The sync options of --server, the token, --ca, --extra-ca, --proxy, --pin and --insecure.
 lindra::SyncOptions sync_options(Session& s) {
     const auto server = s.option("--server");
-    if (!server) throw UsageError(std::string(s.command().name) + " needs --server HOST:PORT");
+    if (!server) throw UsageError(std::string(s.command().name) + " needs --server URL");
 
     lindra::SyncOptions options;
     set_server(options, *server);
@@ -530,6 +524,12 @@ lindra::SyncOptions sync_options(Session& s) {
     if (options.insecure && (ca || !options.tls.pins.empty()))
         throw UsageError("--insecure turns TLS off; it does not go with --ca or --pin");
     if (ca) options.tls.ca_pem = read_text_file("--ca", *ca);
+    // A TLS-inspecting proxy's CA, trusted beside the others.
+    for (const auto& file : s.options("--extra-ca")) options.tls.extra_ca_pems.push_back(read_text_file("--extra-ca", file));
+    if (options.insecure && !options.tls.extra_ca_pems.empty())
+        throw UsageError("--insecure turns TLS off; it does not go with --extra-ca");
+    // Unset: https_proxy and no_proxy from the environment.
+    if (const auto proxy = s.option("--proxy")) options.proxy = *proxy;
     return options;
 }
 
@@ -795,8 +795,8 @@ std::span<const Command> commands() {
          cmd_refused_dismiss},
         {"sync",
          "",
-         {"--server HOST:PORT", "--token-file FILE", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...",
-          "--insecure"},
+         {"--server URL", "--token-file FILE", "--token TOKEN", "--ca FILE", "--extra-ca FILE...", "--proxy URL",
+          "--pin sha256/BASE64...", "--insecure"},
          "push the outbox to the server and pull what others wrote, over TLS\n"
          "      (trusting --ca FILE, else the system's CAs; --pin a server key, repeatable;\n"
          "      --insecure: plain TCP, for local development only). The token: --token-file FILE,\n"
@@ -805,8 +805,8 @@ std::span<const Command> commands() {
          cmd_sync},
         {"sign-out",
          "",
-         {"--server HOST:PORT", "--token-file FILE", "--token TOKEN", "--ca FILE", "--pin sha256/BASE64...",
-          "--insecure", "--force"},
+         {"--server URL", "--token-file FILE", "--token TOKEN", "--ca FILE", "--extra-ca FILE...", "--proxy URL",
+          "--pin sha256/BASE64...", "--insecure", "--force"},
          "push what is pending, then delete this replica's files (overwritten first);\n"
          "      the server and token as for sync;\n"
          "      if writes would be lost it deletes nothing and says so; --force deletes anyway",

@@ -3,7 +3,8 @@
 # server stopped, the CLI runner and the PASS/FAIL checks. Source it with
 # the script's arguments:
 #   source "$(dirname "${BASH_SOURCE[0]}")/support/cli.sh" "$@"
-# Sets server_bin, cli, work; start_server ARGS... sets port and server_pid.
+# Sets server_bin, cli, work; start_server ARGS... (plain TCP) and
+# start_tls_server ARGS... set port and server_pid.
 
 if [[ $# -ne 2 ]]; then
     echo "usage: $0 PATH_TO_lindra-server PATH_TO_lindra-tablet" >&2
@@ -62,7 +63,38 @@ check_not() {
 # for its port.
 start_server() {
     "$server_bin" gen-key --out "$work/token.key" || exit 1
-    "$server_bin" --db "$work/server.db" --listen 127.0.0.1:0 --token-key "$work/token.key" --insecure "$@" \
+    launch_server --insecure "$@"
+}
+
+# start_tls_server ARGS...: the same over TLS, with a certificate for
+# 127.0.0.1 from a throw-away CA ($work/ca.pem); keeps the token key and the
+# CA of an earlier server of the test.
+start_tls_server() {
+    if [[ ! -f $work/ca.pem ]]; then
+        {
+            openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+                -subj "/CN=lindra test CA" -keyout "$work/ca.key" -out "$work/ca.pem"
+            openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+                -keyout "$work/server.key" -out "$work/server.csr"
+            openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -days 1 \
+                -out "$work/server.pem" -extfile <(printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n')
+        } > "$work/openssl.log" 2>&1 || { cat "$work/openssl.log" >&2; exit 1; }
+    fi
+    [[ -f $work/token.key ]] || "$server_bin" gen-key --out "$work/token.key" || exit 1
+    launch_server --cert "$work/server.pem" --key "$work/server.key" "$@"
+}
+
+# stop_server: stops the running server (its store stays).
+stop_server() {
+    if [[ -n $server_pid ]]; then
+        kill -TERM "$server_pid" 2>/dev/null
+        wait "$server_pid" 2>/dev/null
+    fi
+    server_pid=
+}
+
+launch_server() {
+    "$server_bin" --db "$work/server.db" --listen 127.0.0.1:0 --token-key "$work/token.key" "$@" \
         > "$work/server.log" 2>&1 &
     server_pid=$!
     port=

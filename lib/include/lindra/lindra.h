@@ -670,6 +670,18 @@ typedef struct lindra_sync_options {
     void (*on_status)(const lindra_sync_status* status, void* context);
     void (*on_rejected)(const lindra_sync_rejection* rejection, void* context);
     void* context; /* handed to the three callbacks */
+    /* The server's URL, instead of host and port: "wss://host[:port][/path]",
+     * "tls://host:port" or "host:port" (lindra::parse_server_url). NULL: host
+     * and port. A bad URL fails lindra_sync_client_new. */
+    const char* url;
+    /* An HTTP CONNECT proxy, "http://[user:password@]host[:port]". NULL: the
+     * https_proxy environment variable unless no_proxy names the server;
+     * "": none. */
+    const char* proxy;
+    /* More CAs to trust beside ca_pem (or the system's), PEM each: a
+     * TLS-inspecting proxy's. May be NULL. */
+    const char* const* extra_ca_pems;
+    size_t extra_ca_count;
 } lindra_sync_options;
 
 typedef struct lindra_sync_client lindra_sync_client;

@@ -94,6 +94,9 @@ struct SyncStatus {
 
 struct TlsClientOptions {
     std::string ca_pem{};       // the CAs to trust, PEM; empty: the system's
+    // More CAs to trust beside those (PEM each), e.g. a TLS-inspecting
+    // proxy's, which re-signs every server's certificate with its own CA.
+    std::vector<std::string> extra_ca_pems{};
     std::string server_name{};  // the name the certificate must carry; empty: SyncOptions::host
     // "sha256/BASE64" digests of the server's public key (SPKI). If any are
     // given, the server's key must match one of them: list the current key
@@ -101,7 +104,27 @@ struct TlsClientOptions {
     std::vector<std::string> pins{};
 };
 
+// Where the server is and how to speak to it (README, "Sync over wss://
+// and through proxies").
+struct ServerUrl {
+    std::string host{};
+    std::uint16_t port = 0;
+    bool websocket = false;  // frames as WebSocket messages (wss://, ws://), else raw frames
+    bool tls = true;         // false: ws:// or tcp://, which need SyncOptions::insecure
+    std::string path{};      // a WebSocket's: where it upgrades
+};
+// Reads "wss://host[:port][/path]" (port 443, path /lindra unless given),
+// "tls://host:port" or "host:port" (raw frames over TLS, lindra's own
+// port), and for development without TLS "ws://host[:port][/path]" and
+// "tcp://host:port". IPv6 addresses go in brackets. Throws
+// Error(invalid_argument) saying what is wrong (an unknown scheme, a bad
+// or missing port, a missing host).
+ServerUrl parse_server_url(std::string_view url);
+std::string to_string(const ServerUrl& url);
+
 struct SyncOptions {
+    // The server's URL (parse_server_url); if set, host and port are not used.
+    std::string url{};
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;
     std::string token{};
@@ -109,6 +132,12 @@ struct SyncOptions {
     // Plain TCP, for local development and tests only: the token and
     // personal data cross the network in the clear.
     bool insecure = false;
+    // An HTTP proxy to go through with CONNECT:
+    // "http://[user:password@]host[:port]" (port 1080 unless given, as in
+    // curl). Unset: the https_proxy (or HTTPS_PROXY) environment variable,
+    // unless no_proxy (or NO_PROXY) names the server (curl's rules); "":
+    // no proxy, whatever the environment says.
+    std::optional<std::string> proxy{};
     std::string app = "lindra";  // "name/version", shows in the server's log
     std::chrono::milliseconds connect_timeout{10'000};
     std::chrono::milliseconds io_timeout{30'000};  // for each frame

@@ -83,11 +83,19 @@ lindra_sync_result* build_result(const SyncResult& r) {
 
 SyncOptions options_from(const lindra_sync_options& c) {
     SyncOptions o;
+    if (c.url) {
+        o.url = c.url;
+        (void)parse_server_url(o.url);  // a bad URL is the caller's error now, not a failed round later
+    }
     if (c.host) o.host = c.host;
     o.port = c.port;
     o.token = text(c.token);
     o.tls.ca_pem = text(c.ca_pem);
     o.tls.server_name = text(c.server_name);
+    if (c.extra_ca_count > 0) need(c.extra_ca_pems, "extra_ca_pems");
+    for (std::size_t i = 0; i < c.extra_ca_count; ++i)
+        o.tls.extra_ca_pems.push_back(need_text(c.extra_ca_pems[i], "extra CA"));
+    if (c.proxy) o.proxy = std::string(c.proxy);
     if (c.pin_count > 0) need(c.pins, "pins");
     for (std::size_t i = 0; i < c.pin_count; ++i) o.tls.pins.push_back(need_text(c.pins[i], "pin"));
     o.insecure = c.insecure;

@@ -1,3 +1,4 @@
+#include "client/proxy.hpp"
 #include "client/session.hpp"
 #include "core/log.hpp"
 #include "net/client.hpp"
@@ -105,10 +106,29 @@ struct SyncClient::Impl {
     // The transport part of `config`: TLS as options.tls says, or plain
     // TCP if options.insecure. Throws lindra::Error for bad TLS options.
     void set_transport(net::ClientConfig& config) {
+        config.host = options.host;
+        config.port = options.port;
+        if (!options.url.empty()) {
+            const ServerUrl url = parse_server_url(options.url);
+            const bool scheme = options.url.find("://") != std::string::npos;
+            if (!url.tls && !options.insecure)
+                throw Error(Errc::invalid_argument, "server URL \"" + options.url +
+                                                        "\" has no TLS: ws:// and tcp:// need insecure (--insecure), "
+                                                        "for development only; use wss:// or tls://");
+            if (scheme && url.tls && options.insecure)
+                throw Error(Errc::invalid_argument, "server URL \"" + options.url +
+                                                        "\" asks for TLS and insecure is set: drop one of them");
+            config.host = url.host;
+            config.port = url.port;
+            if (url.websocket) config.websocket_path = url.path;
+        }
+        if (auto proxy = client::proxy_for(options.proxy, config.host))
+            config.proxy = net::ClientConfig::Proxy{proxy->host, proxy->port, std::move(proxy->authorization),
+                                                    proxy->from_environment ? "https_proxy" : "--proxy"};
         if (options.insecure) return;
         if (!tls) {
             pins = net::parse_pins(options.tls.pins);
-            tls = net::TlsContext::client(options.tls.ca_pem);
+            tls = net::TlsContext::client(options.tls.ca_pem, options.tls.extra_ca_pems);
             tls_sessions = std::make_shared<net::TlsSessions>();
         }
         config.tls = tls;
@@ -164,6 +184,8 @@ void SyncClient::sync_async(std::function<void(SyncResult)> done) {
     }
     impl_->running = true;
     impl_->round_options = impl_->options;
+    impl_->round_options.host = config.host;  // from the URL, if any, for the round's messages
+    impl_->round_options.port = config.port;
     impl_->round_options.on_progress = [impl = impl_.get(), last = SyncState::connecting](const SyncProgress& p) mutable {
         const auto state = p.phase == SyncPhase::pushing ? SyncState::pushing
                            : p.phase == SyncPhase::pulling ? SyncState::pulling
@@ -175,8 +197,6 @@ void SyncClient::sync_async(std::function<void(SyncResult)> done) {
     lock.unlock();  // `running` keeps other rounds out; the app hears "connecting" first
     impl_->set_status([&](SyncStatus& s) { s = {SyncState::connecting, {}, {}, s.last_synced, pending}; });
     lock.lock();
-    config.host = impl_->options.host;
-    config.port = impl_->options.port;
     config.max_frame = impl_->options.max_frame_bytes;
     config.connect_timeout = impl_->options.connect_timeout;
     config.io_timeout = impl_->options.io_timeout;

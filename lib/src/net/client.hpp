@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace boost::asio {
@@ -26,6 +27,17 @@ struct ClientConfig {
     std::size_t max_frame = protocol::kDefaultMaxFrame;
     std::chrono::milliseconds connect_timeout{10'000};  // resolving, connecting and the TLS handshake
     std::chrono::milliseconds io_timeout{30'000};
+    // An HTTP proxy to reach the server through (CONNECT), if any.
+    struct Proxy {
+        std::string host{};
+        std::uint16_t port = 0;
+        std::string authorization{};  // the Proxy-Authorization value, or empty
+        std::string fix{};            // where its settings come from, for messages ("--proxy", "https_proxy")
+    };
+    std::optional<Proxy> proxy{};
+    // Non-empty: frames travel as WebSocket messages, upgrading at this
+    // path (wss:// or, without TLS, ws://).
+    std::string websocket_path{};
     // The CAs to trust; null: plain TCP.
     std::shared_ptr<const TlsContext> tls{};
     std::string server_name{};       // what the certificate must name; empty: host

@@ -11,6 +11,12 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -27,6 +33,9 @@ using detail::Clock;
 using detail::Connection;
 using detail::is_peer_close;
 namespace asio = detail::asio;
+namespace beast = detail::beast;
+namespace http = beast::http;
+namespace websocket = detail::websocket;
 using tcp = detail::tcp;
 
 namespace {
@@ -64,6 +73,29 @@ std::string peer_name(const tcp::endpoint& e) {
 std::size_t threads_for(std::size_t configured) {
     if (configured > 0) return configured;
     return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// What a peer that does not speak TLS is told on a TLS port (as a frame
+// when it sent one, as HTTP when it sent HTTP).
+constexpr const char* kSpeaksTls =
+    "this server speaks TLS and the client did not: drop --insecure (or use a tls:// or wss:// URL)";
+
+// An HTTP request that does not lead to a WebSocket session, and the answer
+// it got.
+struct HttpRefused : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+bool starts_http(std::span<const std::uint8_t> bytes) {
+    constexpr std::string_view get = "GET ";
+    const std::size_t n = std::min(bytes.size(), get.size());
+    return std::equal(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(n), get.begin());
+}
+
+// Whether the first bytes tell already what the peer speaks: "GET " (HTTP),
+// or anything else (raw frames) once they differ from it.
+bool told(std::span<const std::uint8_t> bytes) {
+    return bytes.size() >= 4 || !starts_http(bytes);
 }
 
 }  // namespace
@@ -228,6 +260,87 @@ struct Server::Impl {
         }
     }
 
+    // Answers an HTTP request that leads nowhere, then ends the connection
+    // (throws HttpRefused saying why).
+    asio::awaitable<void> refuse_http(Connection& conn, http::status status, std::string body) {
+        http::response<http::string_body> res{status, 11};
+        res.set(http::field::server, "lindra-server");
+        res.set(http::field::content_type, "text/plain; charset=utf-8");
+        res.set(http::field::connection, "close");
+        if (status == http::status::upgrade_required) res.set(http::field::upgrade, "websocket");
+        const std::string why = "HTTP " + std::to_string(static_cast<int>(status)) + ": " +
+                                body.substr(0, body.find('\n'));
+        res.body() = std::move(body);
+        res.prepare_payload();
+        conn.arm(config.io_timeout);
+        co_await std::visit(
+            [&](auto& s) -> asio::awaitable<std::size_t> {
+                if constexpr (detail::is_websocket<std::decay_t<decltype(s)>>)
+                    throw std::logic_error("HTTP on a WebSocket");
+                else
+                    return http::async_write(s, res, asio::use_awaitable);
+            },
+            conn.stream());
+        conn.disarm();
+        throw HttpRefused(why);
+    }
+
+    // The WebSocket handshake of a peer whose first bytes were "GET ", by
+    // `deadline` (the Hello's); an HTTP request that is not a WebSocket
+    // upgrade to config.websocket_path gets an HTTP error.
+    asio::awaitable<void> accept_websocket(Connection& conn, Clock::time_point deadline) {
+        beast::flat_buffer buffer;
+        const auto head = conn.buffered();
+        buffer.commit(asio::buffer_copy(buffer.prepare(head.size()), asio::buffer(head.data(), head.size())));
+        conn.consume_buffered();
+        http::request_parser<http::empty_body> parser;
+        parser.header_limit(8 * 1024);
+        parser.body_limit(0);
+        boost::system::error_code ec;
+        conn.arm_until(deadline);
+        co_await std::visit(
+            [&](auto& s) -> asio::awaitable<std::size_t> {
+                if constexpr (detail::is_websocket<std::decay_t<decltype(s)>>)
+                    throw std::logic_error("HTTP on a WebSocket");
+                else
+                    return http::async_read(s, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+            },
+            conn.stream());
+        conn.disarm();
+        if (ec && (conn.timed_out() || ec.category() != http::make_error_code(http::error::bad_target).category() ||
+                   ec == http::error::end_of_stream))
+            throw boost::system::system_error(ec);
+        if (ec) co_await refuse_http(conn, http::status::bad_request, "not a readable HTTP request: " + ec.message() + "\n");
+        const auto& req = parser.get();
+        const std::string target(req.target());
+        if (target != config.websocket_path && !target.starts_with(config.websocket_path + "?"))
+            co_await refuse_http(conn, http::status::not_found,
+                                 "lindra syncs at " + config.websocket_path + ", not at " + target.substr(0, 200) + "\n");
+        if (!websocket::is_upgrade(req))
+            co_await refuse_http(conn, http::status::upgrade_required,
+                                 "lindra syncs over WebSocket here: a plain HTTP request cannot sync\n");
+        if (buffer.size() > 0)
+            co_await refuse_http(conn, http::status::bad_request, "data sent before the WebSocket handshake ended\n");
+        conn.to_websocket(true);
+        conn.arm_until(deadline);
+        co_await std::visit(
+            [&](auto& s) -> asio::awaitable<void> {
+                if constexpr (detail::is_websocket<std::decay_t<decltype(s)>>) {
+                    // The Hello deadline and the frame pace hold the time
+                    // (Connection), not Beast's own timers.
+                    s.set_option(websocket::stream_base::timeout{websocket::stream_base::none(),
+                                                                 websocket::stream_base::none(), false});
+                    s.set_option(websocket::stream_base::decorator(
+                        [](websocket::response_type& res) { res.set(http::field::server, "lindra-server"); }));
+                    return s.async_accept(req, asio::use_awaitable);
+                } else {
+                    throw std::logic_error("not a WebSocket");
+                }
+            },
+            conn.stream());
+        conn.disarm();
+    }
+
     asio::awaitable<void> serve(std::shared_ptr<Connection> conn, std::unique_ptr<Session> session,
                                 std::list<Live>::iterator entry) {
         std::string reason;
@@ -237,24 +350,55 @@ struct Server::Impl {
                           .floor = config.io_timeout,
                           .min_rate = config.min_frame_rate,
                           .not_after = Clock::now() + config.hello_timeout};
+        // Set when the peer speaks something else than the server does: the
+        // session answers it with an Error frame, as for a broken frame.
+        std::optional<protocol::ProtocolError> mismatch;
         try {
             if (!handshaken) {
                 // The Hello deadline covers the handshake, so a peer that
                 // connects and stalls holds no slot for long.
                 conn->arm_until(pace.not_after);
-                co_await conn->handshake(asio::ssl::stream_base::server);
-                conn->disarm();
-                handshaken = true;
+                // A TLS client's first byte is a handshake record's; a
+                // client without TLS is told so in its own language
+                // rather than seeing the connection close.
+                std::array<std::uint8_t, 4> first{};
+                const std::size_t n = co_await conn->socket().async_receive(
+                    asio::buffer(first), tcp::socket::message_peek, asio::use_awaitable);
+                if (!detail::looks_like_tls(std::span(first.data(), n))) {
+                    conn->disarm();
+                    handshaken = true;
+                    conn->to_plain();
+                    conn->discard_available();
+                    if (starts_http(std::span(first.data(), n)))
+                        co_await refuse_http(*conn, http::status::bad_request,
+                                             "this port speaks TLS: use https:// or wss://\n");
+                    mismatch.emplace(protocol::ErrorCode::invalid_argument, kSpeaksTls);
+                } else {
+                    co_await conn->handshake(asio::ssl::stream_base::server);
+                    conn->disarm();
+                    handshaken = true;
+                }
+            }
+            if (!mismatch) {
+                // Raw frames or an HTTP request (WebSocket), told apart by
+                // the first bytes; a frame's length never starts "GET ".
+                co_await conn->read_at_least(4, pace.not_after, told);
+                if (starts_http(conn->buffered()))
+                    co_await accept_websocket(*conn, pace.not_after);
+                else if (!conn->tls() && detail::looks_like_tls(conn->buffered()) && conn->discard_available())
+                    mismatch.emplace(protocol::ErrorCode::invalid_argument,
+                                     "the client started a TLS handshake and this server does not speak TLS "
+                                     "(it runs with --insecure): connect with --insecure");
             }
             for (bool close = false; !close;) {
                 Reply reply;
-                std::optional<protocol::ProtocolError> bad;
+                std::optional<protocol::ProtocolError> bad = std::exchange(mismatch, std::nullopt);
                 std::span<const std::uint8_t> body;
-                try {
-                    body = co_await conn->read_frame(std::min(config.max_frame, session->max_frame()), pace);
-                } catch (const protocol::ProtocolError& e) {
-                    bad = e;
-                }
+                if (!bad) try {
+                        body = co_await conn->read_frame(std::min(config.max_frame, session->max_frame()), pace);
+                    } catch (const protocol::ProtocolError& e) {
+                        bad = e;
+                    }
                 // No deadline runs while the session works: its time in the
                 // worker pool (queued behind other sessions' store work, or
                 // working) is the server's, not the peer's. The Hello
@@ -303,6 +447,8 @@ struct Server::Impl {
                      : stopped                                   ? "server stopping"
                                                                  : e.code().message();
             if (!handshaken) reason = "TLS handshake failed: " + reason;
+        } catch (const HttpRefused& e) {
+            reason = e.what();
         } catch (const std::exception& e) {
             reason = std::string("internal error: ") + e.what();
         }

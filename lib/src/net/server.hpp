@@ -37,6 +37,9 @@ struct ServerConfig {
     std::string host = "127.0.0.1";  // "::" takes IPv4 and IPv6 alike
     std::uint16_t port = 0;          // 0: any free port
     std::size_t max_frame = protocol::kDefaultMaxFrame;
+    // Where WebSocket clients (wss://host/PATH) upgrade; raw frames come on
+    // the same port, told apart by their first bytes.
+    std::string websocket_path = "/lindra";
     std::chrono::milliseconds io_timeout{30'000};     // a frame's floor: see min_frame_rate
     std::size_t min_frame_rate = 16 * 1024;           // bytes per second, once a frame has begun
     std::chrono::milliseconds idle_timeout{60'000};   // between frames

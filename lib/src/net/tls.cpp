@@ -151,24 +151,33 @@ std::shared_ptr<const TlsContext> TlsContext::server(std::string_view chain_pem,
     return out;
 }
 
-std::shared_ptr<const TlsContext> TlsContext::client(std::string_view ca_pem) {
+std::shared_ptr<const TlsContext> TlsContext::client(std::string_view ca_pem,
+                                                     const std::vector<std::string>& extra_ca_pems) {
     auto ctx = make_context(TLS_client_method());
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-    if (ca_pem.empty()) {
-        if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1)
-            fail("cannot load the system's trusted CAs: " + openssl_reason());
-    } else {
-        auto bio = read_bio(ca_pem);
-        X509_STORE* store = SSL_CTX_get_cert_store(ctx.get());
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx.get());
+    const auto add = [&](std::string_view pem, const std::string& what) {
+        auto bio = read_bio(pem);
         int added = 0;
         while (X509* ca = PEM_read_bio_X509(bio.get(), nullptr, no_password, nullptr)) {
             const int ok = X509_STORE_add_cert(store, ca);
             X509_free(ca);
-            if (ok != 1) fail("a CA certificate cannot be used: " + openssl_reason());
+            // The same CA twice (in ca_pem and an extra list) is no error.
+            if (ok != 1 && ERR_GET_REASON(ERR_peek_last_error()) != X509_R_CERT_ALREADY_IN_HASH_TABLE)
+                fail("a CA certificate cannot be used: " + openssl_reason());
+            ERR_clear_error();
             ++added;
         }
-        if (!pem_ended() || added == 0) fail("the TLS CA list (ca_pem) holds something that is not a PEM certificate");
+        if (!pem_ended() || added == 0) fail("the TLS CA list (" + what + ") holds something that is not a PEM certificate");
+    };
+    if (ca_pem.empty()) {
+        if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1)
+            fail("cannot load the system's trusted CAs: " + openssl_reason());
+    } else {
+        add(ca_pem, "ca_pem");
     }
+    for (std::size_t i = 0; i < extra_ca_pems.size(); ++i)
+        add(extra_ca_pems[i], "extra CA list " + std::to_string(i + 1));
     return std::shared_ptr<const TlsContext>(new TlsContext(ctx.release()));
 }
 
@@ -250,6 +259,20 @@ std::string handshake_failure(ssl_st* ssl, int openssl_error, std::string_view f
     if (openssl_error != 0) {
         // Asio keeps ERR_get_error()'s unsigned long in an int.
         const auto e = static_cast<unsigned long>(static_cast<unsigned int>(openssl_error));
+        // A record that is not TLS where the peer's handshake should be.
+        if (ERR_GET_LIB(e) == ERR_LIB_SSL) switch (ERR_GET_REASON(e)) {
+                case SSL_R_WRONG_VERSION_NUMBER:
+                case SSL_R_PACKET_LENGTH_TOO_LONG:
+                case SSL_R_UNKNOWN_PROTOCOL:
+                case SSL_R_RECORD_LENGTH_MISMATCH:
+                    return ssl && !SSL_is_server(ssl)
+                               ? "the server does not speak TLS (it runs with --insecure, for development only): "
+                                 "connect with --insecure, or give the server a certificate"
+                               : "the client does not speak TLS";
+                case SSL_R_HTTP_REQUEST:
+                    return "the client sent plain HTTP: use https:// or wss://";
+                default: break;
+            }
         if (const char* reason = ERR_reason_error_string(e)) return reason;
     }
     return std::string(fallback);

@@ -33,9 +33,11 @@ class TlsContext {
     static std::shared_ptr<const TlsContext> server(std::string_view certificate_chain_pem,
                                                     std::string_view private_key_pem);
     // A client's: verifies the server's chain against the CAs in `ca_pem`,
-    // or the system's when it is empty. Throws lindra::Error(invalid_argument)
-    // if `ca_pem` holds no usable certificate.
-    static std::shared_ptr<const TlsContext> client(std::string_view ca_pem);
+    // or the system's when it is empty, and those in each of `extra_ca_pems`.
+    // Throws lindra::Error(invalid_argument) if one of them holds no usable
+    // certificate.
+    static std::shared_ptr<const TlsContext> client(std::string_view ca_pem,
+                                                    const std::vector<std::string>& extra_ca_pems = {});
 
     ~TlsContext();
     TlsContext(const TlsContext&) = delete;
