@@ -464,8 +464,8 @@ TEST_CASE("lindra-server's limit flags take effect, and bad values are refused")
     }
     SECTION("bad values") {
         const std::pair<std::vector<std::string>, const char*> cases[] = {
-            {{"--hello-timeout", "10"}, "--hello-timeout wants a positive number with a unit"},
-            {{"--io-timeout", "-1s"}, "--io-timeout wants a positive number with a unit"},
+            {{"--hello-timeout", "10"}, "--hello-timeout wants a positive whole number with a unit"},
+            {{"--io-timeout", "-1s"}, "--io-timeout wants a positive whole number with a unit"},
             {{"--max-connections-per-address", "0"}, "--max-connections-per-address wants a positive whole number"},
             {{"--max-connections", "many"}, "--max-connections wants a positive whole number"},
             {{"--min-frame-rate", "16k"}, "--min-frame-rate wants a positive whole number"},

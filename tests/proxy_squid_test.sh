@@ -107,7 +107,7 @@ check "a wrong password: the proxy refused the credentials, check them" 1 \
     "refused the credentials \(HTTP 407 Proxy Authentication Required\): check the user:password in --proxy"
 check_not "... and the password is not shown" "wrong"
 run office outbox
-check "after the refusals the outbox is intact" 0 "^${waiting}\$"
+check "after the refusals the outbox is intact" 0 "^$(literal "$waiting")\$"
 sync_via --proxy "http://tablet:s3cret@127.0.0.1:$squid_port"
 check "with the right credentials the outbox goes through Squid over wss://" 0 "synced: pushed [1-9]"
 [[ $(connects auth) -ge 1 ]] && pass "Squid's log shows the CONNECT" || fail "Squid's log shows the CONNECT"

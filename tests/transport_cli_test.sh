@@ -23,7 +23,7 @@ check_not "... not 'closed by the server'" "closed by the server"
 run office sync --server "wss://127.0.0.1:$plain_port/lindra" --token "$token"
 check "the same over wss://" 1 "the server does not speak TLS"
 run office outbox
-check "the outbox is intact" 0 "^${waiting}\$"
+check "the outbox is intact" 0 "^$(literal "$waiting")\$"
 grep -q 'the client started a TLS handshake and this server does not speak TLS' "$work/server.log" \
     && pass "the server's log says what the client did" || fail "the server's log says what the client did"
 
@@ -38,7 +38,7 @@ check_not "... not 'closed by the server'" "closed by the server"
 run office sync --server "ws://127.0.0.1:$port/lindra" --insecure --token "$token"
 check "ws:// against a TLS server is told to use TLS" 1 "HTTP 400.*use https:// or wss://"
 run office outbox
-check "the outbox is still intact" 0 "^${waiting}\$"
+check "the outbox is still intact" 0 "^$(literal "$waiting")\$"
 
 run office sync --server "wss://127.0.0.1:$port/lindra" --ca "$work/ca.pem" --token "$token"
 check "wss:// pushes the outbox" 0 "synced: pushed"

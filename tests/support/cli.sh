@@ -39,6 +39,12 @@ run() {
 # sync_as WHO: a sync of WHO's replica with the token in $work/WHO.token.
 sync_as() { run "$1" sync --server "127.0.0.1:$port" --insecure --token "$(cat "$work/$1.token")"; }
 
+# TEXT as a grep -E pattern that matches it literally ("23 writes (117
+# changes)" has parentheses).
+literal() {
+    sed 's/[][\\.*^$+?(){}|]/\\&/g' <<<"$1"
+}
+
 pass() {
     echo "PASS: $1"
     passed=$((passed + 1))
