@@ -552,6 +552,33 @@ int main(void) {
     CHECK(shared == NULL && access(shared_path, F_OK) != 0);
     CHECK(lindra_sign_out(&shared, &sign_out_options, false, &err) == NULL && err.code == LINDRA_ERR_INVALID_ARGUMENT);
 
+    /* ---- Ola is withdrawn: her tablet says which group she left ---- */
+    MUST(lindra_replica_withdraw_member(office, &group, &ola, &err));
+    r = lindra_sync_client_sync(office_sync, &err);
+    MUST(r);
+    CHECK(r->outcome == LINDRA_OUTCOME_OK);
+    lindra_sync_result_free(r);
+    r = lindra_sync_client_sync(sync, &err);
+    MUST(r);
+    CHECK(r->outcome == LINDRA_OUTCOME_OK);
+    CHECK(r->rows_purged > 0 && r->purged_count > 0);
+    int64_t purged_rows = 0;
+    const lindra_purged_scope* left = NULL;
+    for (size_t i = 0; i < r->purged_count; ++i) {
+        purged_rows += r->purged[i].rows;
+        if (r->purged[i].kind == LINDRA_PURGE_GROUP) left = &r->purged[i];
+    }
+    CHECK(purged_rows == r->rows_purged);
+    CHECK(left != NULL);
+    if (left) {
+        CHECK(memcmp(left->group.bytes, group.bytes, 16) == 0 && lindra_id_is_nil(&left->person));
+        CHECK(strcmp(left->group_name, "Fjordvik spring") == 0 && strcmp(left->person_name, "") == 0);
+    }
+    lindra_sync_result_free(r);
+    MUST(lindra_replica_groups_of(tablet, &ola, &groups, &err));
+    CHECK(groups->count == 0);
+    lindra_group_list_free(groups);
+
     /* ---- the log heard it all, and nothing personal ---- */
     lindra_log_set_callback(NULL, LINDRA_LOG_OFF, NULL);
     CHECK(atomic_load(&log_lines) > 10);

@@ -25,6 +25,7 @@
 using lindra::Change;
 using lindra::Id;
 using lindra::Value;
+using lindra::ScopeKind;
 using lindra::replica::hlc_make;
 using namespace lindra::protocol;
 
@@ -349,7 +350,9 @@ Sample sample() {
     add(write("organization", org, t0 - 50, {{"deleted", std::int64_t{0}}}, kServer));
     s.batch.next_cursor = std::string("\x00\x01pos:42\xff", 9);
     s.batch.has_more = true;
-    s.batch.purges = {{"group:" + group.to_string(), {}}, {"", {reflection, attendance}}};
+    s.batch.purges = {{"group:" + group.to_string(), {}, ScopeKind::group, group, {}},
+                      {"", {reflection, attendance}, ScopeKind::personal, group, org},
+                      {"from an older server", {reflection}}};
     s.batch.remaining = 12'345;
 
     s.welcome = {.version = kVersion,
@@ -484,6 +487,9 @@ TEST_CASE("a PullBatch with mixed origins, clocks and every field type round tri
     for (std::size_t i = 0; i < batch.purges.size(); ++i) {
         CHECK(b.purges[i].scope == batch.purges[i].scope);
         CHECK(b.purges[i].rows == batch.purges[i].rows);
+        CHECK(b.purges[i].kind == batch.purges[i].kind);
+        CHECK(b.purges[i].group == batch.purges[i].group);
+        CHECK(b.purges[i].person == batch.purges[i].person);
     }
 
     const PullBatch empty = server_round_trip(PullBatch{});
@@ -717,6 +723,14 @@ TEST_CASE("structurally bad messages are refused as invalid_argument") {
         CHECK(server_refusal(Wire().message(1, Wire().u64(1, 1).bytes(2, id15)).str()) == ErrorCode::invalid_argument);
         const auto purge = Wire().bytes(1, "scope").bytes(2, std::string(16, 'r')).bytes(2, id15);
         CHECK(server_refusal(Wire().message(3, Wire().message(4, purge)).str()) == ErrorCode::invalid_argument);
+        const auto ok = Wire().bytes(1, "scope").bytes(2, std::string(16, 'r'));
+        for (const int tag : {4, 5}) {
+            CHECK(server_refusal(Wire().message(3, Wire().message(4, Wire(ok).bytes(tag, id15))).str()) ==
+                  ErrorCode::invalid_argument);
+            CHECK_FALSE(server_refusal(Wire().message(3, Wire().message(4, Wire(ok).bytes(tag, std::string(16, 'g')))).str()));
+        }
+        // A kind from a newer server reads as none.
+        CHECK_FALSE(server_refusal(Wire().message(3, Wire().message(4, Wire(ok).u64(3, 99))).str()));
     }
 
     SECTION("no message in the oneof") {

@@ -252,6 +252,35 @@ TEST_CASE("a withdrawn candidate's rows are purged from the mentor's tablet, byt
     const auto r = g.w.sync(mentor_tablet, mentor);
     require_ok(r);
     CHECK(r.rows_purged >= 3);  // Ola's person row, progress and reflection
+    // Each scope comes with what it was, named as the tablet knew it.
+    std::int64_t rows = 0;
+    bool person_told = false, progress_told = false, reflections_told = false;
+    for (const auto& p : r.purged) {
+        rows += p.rows;
+        CHECK(p.person == g.ola());
+        CHECK(p.person_name == "Ola Nordmann");
+        if (p.kind == ScopeKind::person) {
+            person_told = true;
+            CHECK(p.group.is_nil());
+            CHECK(p.group_name.empty());
+        } else {
+            REQUIRE((p.kind == ScopeKind::person_in_group || p.kind == ScopeKind::personal));
+            (p.kind == ScopeKind::personal ? reflections_told : progress_told) = true;
+            CHECK(p.group == g.s.group);
+            CHECK(p.group_name == "Fjellvik group 1");
+        }
+    }
+    CHECK(rows == r.rows_purged);
+    CHECK((person_told && progress_told && reflections_told));
+    // The roster keeps her membership without her name, and says why.
+    const auto roster = mentor_tablet.roster(g.s.group);
+    const auto gone = std::find_if(roster.members.begin(), roster.members.end(),
+                                   [&](const RosterEntry& m) { return m.person == g.ola(); });
+    REQUIRE(gone != roster.members.end());
+    CHECK(gone->status == MemberStatus::withdrawn);
+    CHECK(gone->display_name.empty());
+    CHECK(member_name(gone->display_name, gone->status) == "a withdrawn member");
+    CHECK(member_name("Kari Hansen", MemberStatus::active) == "Kari Hansen");
     CHECK_FALSE(mentor_tablet.person(g.ola()));
     CHECK(mentor_tablet.count("reflection") == 0);
     CHECK(mentor_tablet.count("module_progress") == 0);
@@ -270,6 +299,14 @@ TEST_CASE("a withdrawn candidate's rows are purged from the mentor's tablet, byt
     const auto own = g.w.sync(ola_tablet, ola);
     require_ok(own);
     CHECK(own.rows_purged > 0);
+    // Her tablet can say which group she left.
+    const auto left = std::find_if(own.purged.begin(), own.purged.end(),
+                                   [](const PurgedScope& p) { return p.kind == ScopeKind::group; });
+    REQUIRE(left != own.purged.end());
+    CHECK(left->group == g.s.group);
+    CHECK(left->group_name == "Fjellvik group 1");
+    CHECK(left->person.is_nil());
+    CHECK(left->rows > 0);
     CHECK_FALSE(ola_tablet.group(g.s.group));
     CHECK(ola_tablet.count("reflection") == 0);
     CHECK(ola_tablet.person(g.ola()));

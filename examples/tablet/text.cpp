@@ -3,6 +3,7 @@
 #include <lindra/report.hpp>
 
 #include <ctime>
+#include <map>
 #include <ostream>
 
 namespace tablet {
@@ -52,6 +53,50 @@ std::string counted(std::int64_t n, std::string_view noun) {
 
 std::string writes_and_changes(std::int64_t writes, std::int64_t changes) {
     return counted(writes, "write") + " (" + counted(changes, "change") + ")";
+}
+
+std::vector<std::string> purge_lines(const lindra::SyncResult& result) {
+    using lindra::ScopeKind;
+    std::vector<std::string> lines;
+    const auto removed = [](std::int64_t rows) { return ": removed " + counted(rows, "row"); };
+    // Everything of a group the user left counts with it, whoever's it was.
+    std::map<lindra::Id, std::int64_t> left;
+    for (const auto& p : result.purged)
+        if (p.kind == ScopeKind::group) left[p.group] = 0;
+    // The rest by person: progress and reflections in a group they left,
+    // or only their name once no group is shared.
+    struct Gone {
+        std::string name, group;
+        std::int64_t rows = 0;
+    };
+    std::map<lindra::Id, Gone> people;
+    std::int64_t unknown = 0;
+    for (const auto& p : result.purged) {
+        if (!p.kind) {
+            unknown += p.rows;
+        } else if (left.contains(p.group)) {
+            left[p.group] += p.rows;
+        } else {
+            auto& gone = people[p.person];
+            gone.rows += p.rows;
+            if (!p.person_name.empty()) gone.name = p.person_name;
+            if (!p.group_name.empty()) gone.group = p.group_name;
+        }
+    }
+    const auto group_named = [&](const lindra::Id& group) {
+        for (const auto& p : result.purged)
+            if (p.group == group && !p.group_name.empty()) return "group \"" + p.group_name + "\"";
+        return "group " + group.to_string();  // one this device never held by name
+    };
+    for (const auto& [group, rows] : left) lines.push_back("no longer a member of " + group_named(group) + removed(rows));
+    for (const auto& [person, gone] : people) {
+        const std::string who = gone.name.empty() ? "a person" : gone.name;
+        lines.push_back(who + (gone.group.empty() ? " no longer shares a group with this user"
+                                                  : " is no longer a member of group \"" + gone.group + "\"") +
+                        removed(gone.rows));
+    }
+    if (unknown > 0) lines.push_back("removed " + counted(unknown, "row") + " this user may no longer see");
+    return lines;
 }
 
 }  // namespace tablet

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <lindra/replica.hpp>
+#include <lindra/sync.hpp>
 
 #include <cstdint>
 #include <iosfwd>
@@ -36,5 +37,9 @@ std::string minutes(std::int64_t seconds);
 // they carry, in the words every command uses (docs/decisions.md).
 std::string counted(std::int64_t n, std::string_view noun);
 std::string writes_and_changes(std::int64_t writes, std::int64_t changes);
+
+// What a round's purges took, one line per group left or person gone:
+// 'no longer a member of group "Fjellvik 1": removed 14 rows'.
+std::vector<std::string> purge_lines(const lindra::SyncResult& result);
 
 }  // namespace tablet

@@ -636,6 +636,26 @@ typedef struct lindra_sync_rejection {
     int64_t refused_id;
 } lindra_sync_rejection;
 
+/* What a round's purge deleted: rows this user may no longer see, of one
+ * scope (lindra::PurgedScope). */
+typedef enum lindra_purge_kind {
+    LINDRA_PURGE_UNKNOWN = 0,         /* an older server did not say */
+    LINDRA_PURGE_GROUP = 1,           /* a group the user is no longer in, with its rows */
+    LINDRA_PURGE_PERSON = 2,          /* a person the user no longer shares a group with */
+    LINDRA_PURGE_PERSON_IN_GROUP = 3, /* a person's progress and certificates in a group */
+    LINDRA_PURGE_PERSONAL = 4,        /* a person's reflections in a group */
+} lindra_purge_kind;
+
+typedef struct lindra_purged_scope {
+    lindra_purge_kind kind;
+    lindra_id group;  /* all zero where the kind has none */
+    lindra_id person; /* all zero where the kind has none */
+    /* As this device held them just before the purge; "" if it did not. */
+    const char* group_name;
+    const char* person_name;
+    int64_t rows; /* counted in lindra_sync_result.rows_purged */
+} lindra_purged_scope;
+
 typedef struct lindra_sync_result {
     lindra_sync_outcome outcome;
     const char* message;
@@ -651,6 +671,9 @@ typedef struct lindra_sync_result {
     size_t rejected_count;
     lindra_sync_rejection* rejected;
     int64_t writes_pushed; /* local writes (outbox entries) acknowledged; they carry changes_pushed */
+    /* What rows_purged deleted, by scope: which groups the user left. */
+    size_t purged_count;
+    lindra_purged_scope* purged;
 } lindra_sync_result;
 
 typedef struct lindra_sync_options {

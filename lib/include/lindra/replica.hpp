@@ -152,7 +152,7 @@ struct Gathering {
 
 struct RosterEntry {
     Id person{};
-    std::string display_name{};  // empty if the person row has not arrived yet
+    std::string display_name{};  // empty if this device does not hold it: see member_name
     MemberRole role = MemberRole::candidate;
     MemberStatus status = MemberStatus::registered;
     int modules_completed = 0;  // required modules completed or passed, in this group
@@ -168,6 +168,13 @@ struct Roster {
     int required_gatherings = 0;
     std::vector<RosterEntry> members{};  // mentors first, then by name
 };
+
+// A member as people read them: their name, or, where this device does not
+// hold it, why. A withdrawn member's name goes from the tablets of the
+// group's other candidates and mentors with the purge (README, "Who sees
+// what"): "a withdrawn member"; anyone else's has not arrived yet. Never a
+// bare id.
+std::string member_name(std::string_view display_name, MemberStatus status);
 
 struct ModuleProgress {
     Id person{};
@@ -321,7 +328,7 @@ struct CompletionReportRow {
     std::string organization_name{};  // the group's organization
     std::string course_title{};
     Id person{};
-    std::string display_name{};  // empty if the person row has not arrived yet
+    std::string display_name{};  // empty if this device does not hold it: see member_name
     MemberStatus status = MemberStatus::registered;
     int modules_passed = 0;  // required modules passed (at or above the pass score where there is one)
     int modules_required = 0;

@@ -167,6 +167,24 @@ enum class SyncOutcome {
 };
 std::string_view to_string(SyncOutcome outcome);
 
+// Rows a round deleted because this user may no longer see them, by the
+// scope they belonged to, so that an app can say what went and why.
+struct PurgedScope {
+    // group: a group this user is no longer in (withdrawn, or the group
+    // left their organization), with its gatherings, attendance and
+    // memberships. person: a person this user no longer shares a group with.
+    // person_in_group: a person's progress and certificates in a group;
+    // personal: their reflections there. None from an older server.
+    std::optional<ScopeKind> kind{};
+    Id group{};  // nil for person
+    Id person{};  // nil for group
+    // As this device held them just before the purge; empty if it did not
+    // hold the row (or the server was older).
+    std::string group_name{};
+    std::string person_name{};
+    std::int64_t rows = 0;  // rows the server named; they count in rows_purged
+};
+
 struct SyncResult {
     SyncOutcome outcome = SyncOutcome::ok;
     std::string message{};
@@ -179,8 +197,10 @@ struct SyncResult {
     std::int64_t changes_pushed = 0;
     std::int64_t changes_pulled = 0;
     // Rows deleted because this user may no longer see them (withdrawn
-    // from a group, moved to another).
+    // from a group, moved to another): the sum of `purged`, which says of
+    // which groups and people.
     std::int64_t rows_purged = 0;
+    std::vector<PurgedScope> purged{};
     std::uint64_t bytes_sent = 0;
     std::uint64_t bytes_received = 0;
     // The TLS handshake resumed this client's session of an earlier round

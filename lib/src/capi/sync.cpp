@@ -57,6 +57,20 @@ void put(Block& b, lindra_sync_rejection& out, const SyncRejection& r) {
            fields, r.row_removed, r.values.size(), put_values(b, r.values), r.refused_id};
 }
 
+void put(Block& b, lindra_purged_scope& out, const PurgedScope& p) {
+    // ScopeKind numbers its purgeable kinds as C does (catalog, 0, is never purged).
+    static_assert(static_cast<int>(ScopeKind::group) == LINDRA_PURGE_GROUP &&
+                  static_cast<int>(ScopeKind::person) == LINDRA_PURGE_PERSON &&
+                  static_cast<int>(ScopeKind::person_in_group) == LINDRA_PURGE_PERSON_IN_GROUP &&
+                  static_cast<int>(ScopeKind::personal) == LINDRA_PURGE_PERSONAL);
+    out = {p.kind ? static_cast<lindra_purge_kind>(*p.kind) : LINDRA_PURGE_UNKNOWN,
+           to_c(p.group),
+           to_c(p.person),
+           b.str(p.group_name),
+           b.str(p.person_name),
+           p.rows};
+}
+
 void put(Block& b, lindra_sync_result& o, const SyncResult& r) {
     o = {static_cast<lindra_sync_outcome>(r.outcome),
          b.str(r.message),
@@ -69,8 +83,11 @@ void put(Block& b, lindra_sync_result& o, const SyncResult& r) {
          r.bytes_received,
          r.rejected.size(),
          b.alloc<lindra_sync_rejection>(r.rejected.size()),
-         r.writes_pushed};
+         r.writes_pushed,
+         r.purged.size(),
+         b.alloc<lindra_purged_scope>(r.purged.size())};
     for (std::size_t i = 0; i < r.rejected.size(); ++i) put(b, o.rejected[i], r.rejected[i]);
+    for (std::size_t i = 0; i < r.purged.size(); ++i) put(b, o.purged[i], r.purged[i]);
 }
 
 lindra_sync_result* build_result(const SyncResult& r) {

@@ -247,12 +247,30 @@ net::Reply SyncSession::pull(std::string cursor) {
     return send(protocol::Pull{std::move(cursor), pull_limit_, include_own_});
 }
 
+// The human name of `row` of `entity` on this device, or "".
+std::string SyncSession::label_of(std::string_view entity, const Id& row) {
+    if (row.is_nil()) return {};
+    const EntityDef& e = *find_entity(entity);
+    const Value label = core_.get(e, row, e.label_field);
+    const auto* name = std::get_if<std::string>(&label);
+    return name ? *name : std::string();
+}
+
 net::Reply SyncSession::pull_batch(protocol::PullBatch& m) {
     std::int64_t purged = 0;
     std::vector<SyncRejection> dropped;  // own changes to purged rows
     {
         std::lock_guard lock(core_.mutex);
         detail::Core::WriteTransaction txn(core_);
+        // Named before any goes (a person's row may go with the first
+        // scope), so the app can say what left.
+        for (const auto& p : m.purges)
+            result_.purged.push_back({.kind = p.kind,
+                                      .group = p.group,
+                                      .person = p.person,
+                                      .group_name = label_of("mentor_group", p.group),
+                                      .person_name = label_of("person", p.person),
+                                      .rows = std::ssize(p.rows)});
         for (const auto& p : m.purges) {
             for (auto& k : core_.purge(p.rows)) {
                 SyncRejection& out = dropped.emplace_back();
@@ -261,7 +279,7 @@ net::Reply SyncSession::pull_batch(protocol::PullBatch& m) {
                 out.values = std::move(k.values);
                 out.refused_id = k.id;
             }
-            purged += static_cast<std::int64_t>(p.rows.size());
+            purged += std::ssize(p.rows);
         }
         core_.apply_pulled(m.changes, m.next_cursor, !m.has_more);
         txn.commit();

@@ -40,6 +40,7 @@ private:
     // Tells the app of refused or discarded changes, once they are undone
     // and what they set is kept.
     void report(std::vector<SyncRejection>& rejected);
+    std::string label_of(std::string_view entity, const Id& row);  // with core_.mutex held
 
     detail::Core& core_;
     const SyncOptions& options_;

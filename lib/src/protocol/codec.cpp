@@ -369,6 +369,29 @@ void read_changes(const pb::ChangeSet& in, std::size_t max_changes, std::vector<
     }
 }
 
+// Purge kinds on the wire: the scope kinds a purge can have (never the
+// catalog). An unknown number reads as none, as from an older server.
+pb::PurgeKind purge_kind(ScopeKind kind) {
+    switch (kind) {
+        case ScopeKind::group: return pb::PURGE_KIND_GROUP;
+        case ScopeKind::person: return pb::PURGE_KIND_PERSON;
+        case ScopeKind::person_in_group: return pb::PURGE_KIND_PERSON_IN_GROUP;
+        case ScopeKind::personal: return pb::PURGE_KIND_PERSONAL;
+        case ScopeKind::catalog: break;
+    }
+    return pb::PURGE_KIND_UNSPECIFIED;
+}
+
+std::optional<ScopeKind> scope_kind(int kind) {
+    switch (kind) {
+        case pb::PURGE_KIND_GROUP: return ScopeKind::group;
+        case pb::PURGE_KIND_PERSON: return ScopeKind::person;
+        case pb::PURGE_KIND_PERSON_IN_GROUP: return ScopeKind::person_in_group;
+        case pb::PURGE_KIND_PERSONAL: return ScopeKind::personal;
+        default: return std::nullopt;
+    }
+}
+
 void write(const PullBatch& batch, pb::PullBatch& out) {
     write_changes(batch.changes, *out.mutable_changes());
     out.set_next_cursor(batch.next_cursor);
@@ -377,6 +400,9 @@ void write(const PullBatch& batch, pb::PullBatch& out) {
         pb::Purge& purge = *out.add_purges();
         purge.set_scope(p.scope);
         for (const Id& row : p.rows) purge.add_rows(bytes_of(row));
+        if (p.kind) purge.set_kind(purge_kind(*p.kind));
+        if (!p.group.is_nil()) purge.set_group(bytes_of(p.group));
+        if (!p.person.is_nil()) purge.set_person(bytes_of(p.person));
     }
     out.set_remaining(batch.remaining);
 }
@@ -390,6 +416,9 @@ PullBatch read(const pb::PullBatch& in, std::size_t max_changes) {
         Purge& purge = batch.purges.emplace_back();
         purge.scope = p.scope();
         for (const std::string& row : p.rows()) purge.rows.push_back(id_of(row, "a purged row id"));
+        purge.kind = scope_kind(p.kind());
+        if (!p.group().empty()) purge.group = id_of(p.group(), "a purged scope's group");
+        if (!p.person().empty()) purge.person = id_of(p.person(), "a purged scope's person");
     }
     batch.remaining = in.remaining();
     return batch;

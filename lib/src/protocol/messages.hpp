@@ -7,6 +7,7 @@
 
 #include <lindra/change.hpp>
 #include <lindra/id.hpp>
+#include <lindra/schema.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -117,6 +118,11 @@ struct PushAck {
 struct Purge {
     std::string scope{};
     std::vector<Id> rows{};
+    // What the scope was (none from an older server): catalog is never
+    // purged. group and person are nil where the kind has none.
+    std::optional<ScopeKind> kind{};
+    Id group{};
+    Id person{};
 };
 struct PullBatch {
     std::vector<Change> changes{};  // grouped on the wire by (entity, row, hlc, origin) runs

@@ -152,6 +152,11 @@ std::vector<Gathering> Replica::gatherings(const Id& group) const {
     return out;
 }
 
+std::string member_name(std::string_view display_name, MemberStatus status) {
+    if (!display_name.empty()) return std::string(display_name);
+    return status == MemberStatus::withdrawn ? "a withdrawn member" : "a member whose name has not synced yet";
+}
+
 Roster Replica::roster(const Id& group) const {
     std::lock_guard lock(core_->mutex);
     Core& c = *core_;

@@ -71,10 +71,6 @@ std::string of(int n, int of) {
     return std::to_string(n) + "/" + std::to_string(of);
 }
 
-std::string name_of(const CompletionReportRow& r) {
-    return r.display_name.empty() ? r.person.to_string() : r.display_name;
-}
-
 std::string confirmation(const CompletionReportRow& r) {
     if (!r.confirmed) return "no";
     std::string out = "yes";
@@ -145,7 +141,7 @@ std::string completion_report_table(const CompletionReport& report) {
                    "\n  the course asks for " + std::to_string(r.modules_required) + " modules passed and " +
                    std::to_string(r.gatherings_required) + " gatherings attended\n";
         }
-        table.push_back({printable(name_of(r)), of(r.modules_passed, r.modules_required),
+        table.push_back({printable(member_name(r.display_name, r.status)), of(r.modules_passed, r.modules_required),
                          of(r.gatherings_attended, r.gatherings_held), printable(confirmation(r)),
                          printable(certificate(r))});
     }

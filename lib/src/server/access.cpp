@@ -1,6 +1,7 @@
 #include "server/access.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace lindra::server {
 namespace {
@@ -49,6 +50,20 @@ std::string scope_of(const EntityDef& e, const Id& row, const model::RowState& s
             return key(e.scope == ScopeKind::personal ? 'r' : 'q', {*g, *p});
         }
     }
+    return {};
+}
+
+ScopeParts parts_of_scope(std::string_view scope) {
+    constexpr std::size_t n = sizeof(Id::bytes);
+    const auto id_at = [&](std::size_t i) {
+        Id id;
+        std::memcpy(id.bytes.data(), scope.data() + 1 + i * n, n);
+        return id;
+    };
+    if (scope.size() == 1 + n && scope[0] == 'g') return {ScopeKind::group, id_at(0), {}};
+    if (scope.size() == 1 + n && scope[0] == 'p') return {ScopeKind::person, {}, id_at(0)};
+    if (scope.size() == 1 + 2 * n && (scope[0] == 'q' || scope[0] == 'r'))
+        return {scope[0] == 'q' ? ScopeKind::person_in_group : ScopeKind::personal, id_at(0), id_at(1)};
     return {};
 }
 

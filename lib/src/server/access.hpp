@@ -22,6 +22,15 @@ namespace lindra::server {
 // the group or person that scope it.
 std::string scope_of(const EntityDef& e, const Id& row, const model::RowState& st);
 
+// What a scope key names: its kind, and its group and person (nil where
+// the kind has none). No kind for a key scope_of does not make.
+struct ScopeParts {
+    std::optional<ScopeKind> kind{};
+    Id group{};
+    Id person{};
+};
+ScopeParts parts_of_scope(std::string_view scope);
+
 // One identity's rights, against the rows of `rows` (the store's, with a
 // push's staged rows over them). Thread-safety: one thread at a time.
 class Access {

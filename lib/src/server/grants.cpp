@@ -1,6 +1,7 @@
 #include "server/grants.hpp"
 
 #include "core/codec.hpp"
+#include "server/access.hpp"
 
 #include <lindra/error.hpp>
 
@@ -40,6 +41,10 @@ namespace {
 void purge_scope(StorageTxn& txn, std::string scope, std::vector<protocol::Purge>& purges) {
     protocol::Purge& p = purges.emplace_back();
     p.rows = txn.rows_in_scope(scope);
+    const auto parts = parts_of_scope(scope);
+    p.kind = parts.kind;
+    p.group = parts.group;
+    p.person = parts.person;
     p.scope = std::move(scope);
 }
 
