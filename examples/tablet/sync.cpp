@@ -6,9 +6,12 @@
 
 #include <lindra/sync.hpp>
 
+#include <unistd.h>
+
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <ostream>
 #include <sstream>
 #include <stdexcept>
@@ -123,11 +126,34 @@ std::string retry_hint(const lindra::SyncResult& result) {
     return result.retry_after_ms > 0 ? "; retry after " + std::to_string(result.retry_after_ms) + " ms" : std::string();
 }
 
+// On a terminal, the round's progress bar on stdout, drawn over in place
+// as the round goes and erased when it is over (or failed): the command's
+// lines, held back until it ends, come after. Elsewhere nothing, so that a
+// script reads the same lines as before.
+class ProgressBar {
+  public:
+    explicit ProgressBar(lindra::SyncOptions& options) {
+        if (::isatty(STDOUT_FILENO) != 1) return;
+        // On the sync's thread; sync() returns after its last call.
+        options.on_progress = [this](const lindra::SyncProgress& p) {
+            if (const auto text = bar_.line(p); !text.empty()) line_.show(text);
+        };
+    }
+    ~ProgressBar() { line_.clear(); }
+    ProgressBar(const ProgressBar&) = delete;
+    ProgressBar& operator=(const ProgressBar&) = delete;
+
+  private:
+    common::SyncBar bar_;
+    common::TerminalLine line_{std::cout};
+};
+
 }  // namespace
 
 // One sync round; prints what moved. A failed round exits 1 with the reason.
 void cmd_sync(Session& s) {
-    const auto options = sync_options(s);
+    auto options = sync_options(s);
+    const ProgressBar bar(options);
     lindra::SyncClient client(s.replica(), options);
     const auto result = client.sync();
     print_round(s, result);
@@ -150,8 +176,8 @@ void cmd_sync(Session& s) {
                                  " in the outbox for the next sync");
     }
     s.out() << "synced: pushed " << writes_and_changes(result.writes_pushed, result.changes_pushed) << ", pulled "
-            << counted(result.changes_pulled, "change") << " (" << result.bytes_sent << " bytes sent, "
-            << result.bytes_received << " received)\n";
+            << counted(result.changes_pulled, "change") << " (" << common::format_bytes(result.bytes_sent) << " sent, "
+            << common::format_bytes(result.bytes_received) << " received)\n";
     refusals();
     if (!result.clean()) s.set_exit_status(kExitRefused);
 }
@@ -160,9 +186,12 @@ void cmd_sync(Session& s) {
 // If something would be lost it deletes nothing, says what, and exits 1;
 // --force deletes anyway.
 void cmd_sign_out(Session& s) {
-    const auto options = sync_options(s);
+    auto options = sync_options(s);
     const bool force = s.flag("--force");
-    const auto r = lindra::sign_out(s.take_replica(), options, force);
+    const auto r = [&] {
+        const ProgressBar bar(options);
+        return lindra::sign_out(s.take_replica(), options, force);
+    }();
     print_round(s, r.sync);
     const auto lost = [&] {
         std::string what = std::to_string(r.pending_writes) +
