@@ -340,13 +340,23 @@ def scenario():
     tablet("sync", "--server", f"127.0.0.1:{port}", "--ca", path("ca.pem"), "--token", admin_token)
 
     admin = c.Device(admin_token)
-    with connect(admin) as conn:
-        batches = admin.pull_all(conn, max_changes=5)  # small pages: cursors, has_more
+    pages = []  # (change groups pulled so far, remaining) of each page
+    conn, welcome = admin.connect("127.0.0.1", port, path("ca.pem"), timeout=IO_SECONDS)
+    with conn:
+        batches = admin.pull_all(conn, max_changes=5,  # small pages: cursors, has_more
+                                 on_page=lambda pulled, remaining: pages.append((pulled, remaining)))
         check("ping: the server echoes the nonce", conn.ping(0xC0FFEE) == 0xC0FFEE)
     rows = admin.rows
     check("paged pull: several batches, has_more on all but the last",
           len(batches) > 2 and all(b.has_more for b in batches[:-1]) and not batches[-1].has_more,
           f"{len(batches)} batches")
+    check("Welcome.pull_remaining: a fresh device is told before its first page how much there is, at least "
+          "what it then pulls", welcome.pull_needed and pages and welcome.pull_remaining >= pages[-1][0] > 0,
+          f"pull_remaining {welcome.pull_remaining}, pages {pages}")
+    check("on_page: once a page, the groups pulled grow and the remaining ones fall to 0",
+          len(pages) == len(batches) and pages[-1][1] == 0
+          and all(a[0] < b[0] and a[1] > b[1] for a, b in zip([(0, welcome.pull_remaining)] + pages, pages)),
+          f"pull_remaining {welcome.pull_remaining}, pages {pages}")
     check("the C++ tablet's writes decode: 8 modules, 4 people, 4 memberships, 4 gatherings",
           (len(rows.of("module")), len(rows.of("person")), len(rows.of("membership")), len(rows.of("gathering")))
           == (8, 4, 4, 4))

@@ -2,6 +2,7 @@
 // in-process MockServer: --once, backoff while the server is away, the
 // server's retry_after, SIGTERM in the middle of a large push, SIGHUP with a
 // new token, a progress bar on a terminal, and wrong usage.
+#include "support/child_process.hpp"
 #include "support/mock_course.hpp"
 #include "support/temp_dir.hpp"
 
@@ -9,11 +10,7 @@
 
 #include <catch2/catch.hpp>
 
-#include <fcntl.h>
-#include <pty.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
@@ -31,8 +28,6 @@
 #ifndef LINDRA_SYNCD_PATH
 #error "LINDRA_SYNCD_PATH must name the lindra-syncd binary"
 #endif
-
-extern char** environ;
 
 namespace lindra::test {
 namespace {
@@ -62,98 +57,10 @@ std::string read_file(const std::string& path) {
     return text.str();
 }
 
-// Polls `done` every few milliseconds until it holds or `timeout` passes.
-template <class F>
-bool eventually(F&& done, std::chrono::milliseconds timeout = 20s) {
-    const auto deadline = Clock::now() + timeout;
-    while (!done()) {
-        if (Clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(5ms);
-    }
-    return true;
-}
-
-// lindra-syncd with `args`; its stdout and stderr go to `output` (a file,
-// or a terminal's fd). Killed and reaped if the test ends first.
-class Syncd {
-  public:
-    Syncd(const std::vector<std::string>& args, const std::string& output) : Syncd(args, open_output(output)) {
-        output_path_ = output;
-    }
-    // Writes to `fd` (taken over and closed here).
-    Syncd(const std::vector<std::string>& args, int fd) : output_fd_(fd) {
-        std::vector<std::string> all{LINDRA_SYNCD_PATH};
-        all.insert(all.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (auto& a : all) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        started_ = Clock::now();
-        pid_ = ::fork();
-        REQUIRE(pid_ >= 0);
-        if (pid_ == 0) {
-            // Only async-signal-safe calls until exec: the test has threads.
-            ::dup2(fd, STDOUT_FILENO);
-            ::dup2(fd, STDERR_FILENO);
-            // The MockServer's listening socket must not live on in the
-            // child: a stopped server would then still take connections.
-            if (::close_range(3, ~0U, 0) != 0)
-                for (int i = 3; i < 4096; ++i) ::close(i);
-            sigset_t none;
-            sigemptyset(&none);
-            ::sigprocmask(SIG_SETMASK, &none, nullptr);
-            ::execve(argv[0], argv.data(), environ);
-            ::_exit(127);
-        }
-        ::close(output_fd_);
-    }
-    ~Syncd() {
-        if (pid_ > 0 && !status_) {
-            ::kill(pid_, SIGKILL);
-            int status = 0;
-            ::waitpid(pid_, &status, 0);
-        }
-    }
-    Syncd(const Syncd&) = delete;
-    Syncd& operator=(const Syncd&) = delete;
-
-    void signal(int signal) const { REQUIRE(::kill(pid_, signal) == 0); }
-
-    // Its exit status (128 + N if signal N ended it), or nullopt if it is
-    // still running after `timeout`.
-    std::optional<int> wait(std::chrono::milliseconds timeout = 20s) {
-        eventually(
-            [&] {
-                int status = 0;
-                if (::waitpid(pid_, &status, WNOHANG) != pid_) return false;
-                status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-                ended_ = Clock::now();
-                return true;
-            },
-            timeout);
-        // In a sanitized build a report would otherwise pass for exit 1.
-        if (status_ && !output_path_.empty()) {
-            const auto out = read_file(output_path_);
-            INFO(out);
-            CHECK(out.find("Sanitizer") == std::string::npos);
-            CHECK(out.find("runtime error:") == std::string::npos);
-        }
-        return status_;
-    }
-    // From start to exit, once it has exited.
-    Clock::duration ran() const { return ended_ - started_; }
-
-  private:
-    static int open_output(const std::string& path) {
-        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        REQUIRE(fd >= 0);
-        return fd;
-    }
-
-    int output_fd_;
-    std::string output_path_;  // empty when writing to a terminal
-    pid_t pid_ = -1;
-    std::optional<int> status_;
-    Clock::time_point started_, ended_;
+// lindra-syncd with `args`; its stdout and stderr go to the file `output`.
+struct Syncd : ChildProcess {
+    Syncd(const std::vector<std::string>& args, const std::string& output)
+        : ChildProcess(LINDRA_SYNCD_PATH, args, output) {}
 };
 
 // The mock course (Ola's tablet and token), a token file, and the daemon's
@@ -457,24 +364,7 @@ TEST_CASE("on a terminal a round draws a progress bar") {
     w.tablet.batch([&](Writes& x) {
         for (int i = 0; i < 40; ++i) x.add_time_spent(w.ola, w.module, w.group, 1);
     });
-    int master = -1, slave = -1;
-    REQUIRE(::openpty(&master, &slave, nullptr, nullptr, nullptr) == 0);
-    ::fcntl(master, F_SETFD, FD_CLOEXEC);
-    Syncd d(w.args({"--once", "--push-batch", "10"}), slave);
-    // Drained as it comes, so the child never blocks on a full terminal.
-    std::string out;
-    std::optional<int> status;
-    const auto deadline = Clock::now() + 20s;
-    while (!status && Clock::now() < deadline) {
-        char buffer[4096];
-        ::fcntl(master, F_SETFL, O_NONBLOCK);
-        for (ssize_t n; (n = ::read(master, buffer, sizeof buffer)) > 0;)
-            out.append(buffer, static_cast<std::size_t>(n));
-        status = d.wait(20ms);
-    }
-    char buffer[4096];
-    for (ssize_t n; (n = ::read(master, buffer, sizeof buffer)) > 0;) out.append(buffer, static_cast<std::size_t>(n));
-    ::close(master);
+    const auto [out, status] = run_on_terminal(LINDRA_SYNCD_PATH, w.args({"--once", "--push-batch", "10"}), 20s);
     INFO(out);
     REQUIRE(status == 0);
     CHECK(out.find("pushing [") != std::string::npos);
@@ -500,23 +390,8 @@ TEST_CASE("on a terminal a long pull moves page by page, with a rate and the tim
         for (int i = 0; i < 37'500 / kScale; ++i) x.write_reflection(w.ola, w.group, w.module, "r");
     });
     INFO("seeded in " << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count() << " ms");
-    int master = -1, slave = -1;
-    REQUIRE(::openpty(&master, &slave, nullptr, nullptr, nullptr) == 0);
-    ::fcntl(master, F_SETFD, FD_CLOEXEC);
-    Syncd d(w.args({"--once", "--pull-batch", std::to_string(5000 / kScale)}), slave);
-    std::string out;
-    std::optional<int> status;
-    const auto deadline = Clock::now() + 50s;
-    ::fcntl(master, F_SETFL, O_NONBLOCK);
-    while (!status && Clock::now() < deadline) {
-        char buffer[4096];
-        for (ssize_t n; (n = ::read(master, buffer, sizeof buffer)) > 0;)
-            out.append(buffer, static_cast<std::size_t>(n));
-        status = d.wait(20ms);
-    }
-    char buffer[4096];
-    for (ssize_t n; (n = ::read(master, buffer, sizeof buffer)) > 0;) out.append(buffer, static_cast<std::size_t>(n));
-    ::close(master);
+    const auto [out, status] =
+        run_on_terminal(LINDRA_SYNCD_PATH, w.args({"--once", "--pull-batch", std::to_string(5000 / kScale)}), 50s);
     INFO(out.substr(out.size() > 3000 ? out.size() - 3000 : 0));
     REQUIRE(status == 0);
     const std::regex page(R"(pulling \[[#.]+\] ([0-9]+) changes, ([0-9]+) writes to come)");

@@ -33,9 +33,10 @@ import dataclasses
 import hashlib
 import socket
 import ssl
+import sys
 import time
 import uuid
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 try:
     from google.protobuf.message import DecodeError
@@ -677,15 +678,26 @@ class Device:
             self.rows.apply(w)
         self.cursor = batch.next_cursor
 
-    def pull_all(self, conn: Connection, max_changes: Optional[int] = None,
-                 max_batches: int = 10000) -> List[pb.PullBatch]:
+    def pull_all(self, conn: Connection, max_changes: Optional[int] = None, max_batches: int = 10000,
+                 on_page: Optional[Callable[[int, int], None]] = None) -> List[pb.PullBatch]:
         """Pulls until the server has nothing more; batches of up to `max_changes`
-        (default: the server's limit; the server sends at least one whole write)."""
+        (default: the server's limit; the server sends at least one whole write).
+
+        `on_page(pulled, remaining)` is called after each batch is applied:
+        the change groups pulled so far, and PullBatch.remaining, the change
+        groups the server's log still holds after it (an upper bound: groups
+        this user may not read count too; 0 from a server that cannot tell).
+        Welcome.pull_remaining is the same count before the first batch.
+        """
         batches = []
+        pulled = 0
         for _ in range(max_batches):
             batch = conn.pull(self.cursor, conn.max_pull_changes if max_changes is None else max_changes)
             self.apply(batch)
             batches.append(batch)
+            pulled += len(batch.changes.groups)
+            if on_page is not None:
+                on_page(pulled, batch.remaining)
             if not batch.has_more:
                 return batches
         raise ProtocolError(f"the pull did not end within {max_batches} batches")
@@ -705,7 +717,19 @@ def main(argv=None) -> int:
     conn, welcome = device.connect(host, int(port), a.ca, insecure=a.insecure)
     with conn:
         print(f"welcome {welcome.user} ({', '.join(welcome.roles)}), protocol {welcome.version}")
-        batches = device.pull_all(conn)
+        # Change groups (writes) of the server's log: an upper bound, since
+        # those this user may not read count too.
+        if welcome.pull_remaining:
+            print(f"at most {welcome.pull_remaining} change groups to pull")
+        elif welcome.pull_needed:
+            print("changes to pull (the server does not say how many)")
+        else:
+            print("nothing to pull")
+        counted = welcome.pull_remaining > 0
+
+        def page(pulled, remaining):
+            print(f"pulled {pulled} change groups" + (f", at most {remaining} to go" if counted else ""), flush=True)
+        batches = device.pull_all(conn, on_page=page if sys.stdout.isatty() else None)
         print(f"ping: {conn.ping(42) == 42}")
     print(f"{len(batches)} batches")
     for name, row, values in sorted(device.rows.all(), key=lambda r: (entity(r[0]).tag, str(r[1]))):

@@ -21,6 +21,7 @@ namespace syncd {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using common::format_duration;
 using std::chrono::milliseconds;
 
 // A small file read whole; errors name the file and the reason, never its

@@ -19,4 +19,8 @@ void cmd_verify(Session& s);
 void cmd_revoke(Session& s);
 void cmd_issuer_keys(Session& s);
 
+// sync, sign-out (sync.cpp).
+void cmd_sync(Session& s);
+void cmd_sign_out(Session& s);
+
 }  // namespace tablet

@@ -47,10 +47,6 @@ std::string minutes(std::int64_t seconds) {
 }
 
 
-std::string counted(std::int64_t n, std::string_view noun) {
-    return std::to_string(n) + " " + std::string(noun) + (n == 1 ? "" : "s");
-}
-
 std::string writes_and_changes(std::int64_t writes, std::int64_t changes) {
     return counted(writes, "write") + " (" + counted(changes, "change") + ")";
 }

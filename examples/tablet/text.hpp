@@ -1,6 +1,8 @@
 // Plain-text output: aligned tables and local dates.
 #pragma once
 
+#include "common/progress.hpp"
+
 #include <lindra/replica.hpp>
 #include <lindra/sync.hpp>
 
@@ -35,7 +37,7 @@ std::string minutes(std::int64_t seconds);
 
 // "1 write", "4 writes (10 changes)": a user's writes and the field changes
 // they carry, in the words every command uses (docs/decisions.md).
-std::string counted(std::int64_t n, std::string_view noun);
+using common::counted;
 std::string writes_and_changes(std::int64_t writes, std::int64_t changes);
 
 // What a round's purges took, one line per group left or person gone:
