@@ -4,7 +4,8 @@
 # lindra-server command that issues her token (run here as printed), and her
 # tablet imports a registration list, imports it again (nothing written),
 # refuses a bad one (exit 1, line and column named, nothing written), adds,
-# withdraws and registers people, and syncs it all without a refusal.
+# withdraws and registers people, and syncs it all without a refusal; a
+# withdrawn candidate's tablet, and another member's, say what went.
 # Plain TCP on 127.0.0.1.
 # Usage: tests/registrations_cli_test.sh PATH_TO_lindra-server PATH_TO_lindra-tablet
 # Prints PASS/FAIL per check; exits 1 if any check failed.
@@ -122,5 +123,37 @@ if grep -q "refused" <<<"$out"; then fail "no write refused"; else pass "no writ
 sync_as office
 run office roster fjellvik
 check "the office sees the imported members" 0 "Berg, Siri +candidate +active"
+
+# ---- a withdrawal as the members' tablets see it -----------------------------------
+
+# Per is back in the group; his tablet and Siri's sync with it.
+run coord member add fjellvik per --role candidate
+sync_as coord
+run coord id person per
+per=$out
+run coord id person siri
+siri=$out
+"$server_bin" issue-token --key "$work/token.key" --ttl 1h --user per --role candidate --person "$per" > "$work/per.token"
+"$server_bin" issue-token --key "$work/token.key" --ttl 1h --user siri --role candidate --person "$siri" > "$work/siri.token"
+for who in per siri; do
+    run "$who" init
+    sync_as "$who"
+done
+run siri roster fjellvik
+check "a member sees another by name" 0 "Per Dahl +candidate +active"
+
+run coord member withdraw fjellvik per
+sync_as coord
+sync_as per
+check "the withdrawn candidate's tablet says which group he left" 0 \
+    "^no longer a member of group \"Fjellvik nursing home group\": removed [1-9][0-9]* rows$"
+run per groups
+check_not "and the group is gone from it" "Fjellvik nursing home group"
+sync_as siri
+check "another member's tablet says whose rows went" 0 \
+    "^Per Dahl no longer shares a group with this user: removed 1 row$"
+run siri roster fjellvik
+check "her roster keeps the withdrawn membership, without his name" 0 "a withdrawn member +candidate +withdrawn"
+check_not "and shows no bare id for it" "[0-9a-f]{8}-[0-9a-f]{4}-"
 
 finish registrations_cli_test

@@ -1,5 +1,6 @@
 #include "reporter.hpp"
 
+#include <algorithm>
 #include <ostream>
 
 namespace syncd {
@@ -46,7 +47,12 @@ void Reporter::round_ended(const lindra::SyncResult& r, std::chrono::steady_cloc
     if (!r.error_code.empty()) text += " (" + r.error_code + ")";
     text += ": pushed " + counted(r.writes_pushed, "write") + " (" + counted(r.changes_pushed, "change") + "; " +
             std::to_string(r.rejected.size()) + " refused), pulled " + counted(r.changes_pulled, "change");
-    if (r.rows_purged > 0) text += ", purged " + std::to_string(r.rows_purged) + " rows";
+    if (r.rows_purged > 0) {
+        // How many groups the user left, never which: names stay out of the log.
+        const auto groups = std::count_if(r.purged.begin(), r.purged.end(),
+                                          [](const lindra::PurgedScope& p) { return p.kind == lindra::ScopeKind::group; });
+        text += ", purged " + counted(r.rows_purged, "row") + (groups > 0 ? " (left " + counted(groups, "group") + ")" : "");
+    }
     text += ", " + format_bytes(r.bytes_sent) + " sent, " + format_bytes(r.bytes_received) + " received, " +
             format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(took));
     if (!r.ok() && !r.message.empty() && message_is_safe(r.outcome)) text += ": " + r.message;

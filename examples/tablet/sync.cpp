@@ -106,7 +106,7 @@ void print_round(Session& s, const lindra::SyncResult& result) {
         s.out() << "refused by the server (" << r.code << "): " << r.entity << " change "
                 << (r.row_removed ? "undone, the row removed" : "undone, the server's value restored") << ": "
                 << r.reason << '\n';
-    if (result.rows_purged > 0) s.out() << "removed " << result.rows_purged << " rows this user may no longer see\n";
+    for (const auto& line : purge_lines(result)) s.out() << line << '\n';
 }
 
 // What to do about a certificate the tablet would not trust: the two
