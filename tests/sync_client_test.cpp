@@ -4,6 +4,8 @@
 #include "support/fixture.hpp"
 #include "support/sync_fixture.hpp"
 
+#include <algorithm>
+
 // The app's side of Asio (lindra's public headers only forward-declare it).
 #include <utility>
 
@@ -89,6 +91,12 @@ TEST_CASE("a sync runs on the app's io_context and reports progress") {
     }
     CHECK(pushing >= 10);  // ~21,000 changes in pushes of at most 2,000
     CHECK(seen.back().changes_pushed == r.changes_pushed);
+    // The push is seen to finish: a pushing report with every write acknowledged.
+    const auto last_push = std::find_if(seen.rbegin(), seen.rend(),
+                                        [](const SyncProgress& p) { return p.phase == SyncPhase::pushing; });
+    REQUIRE(last_push != seen.rend());
+    CHECK(last_push->push_remaining == 0);
+    CHECK(last_push->writes_pushed == r.writes_pushed);
 }
 
 TEST_CASE("a cancelled round stops soon, keeps what was acknowledged, and the next round finishes") {

@@ -225,6 +225,9 @@ net::Reply SyncSession::push_ack(const protocol::PushAck& m) {
     result_.writes_pushed += acked.writes;
     result_.changes_pushed += acked.changes;
     report(rejected);
+    // The window's last ack: a progress bar sees the push finish before
+    // the pull (or more pushes) begins.
+    if (in_flight_.empty()) progress(SyncPhase::pushing);
     return next();
 }
 
