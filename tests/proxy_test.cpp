@@ -171,6 +171,23 @@ TEST_CASE("no_proxy is matched as curl matches it") {
     CHECK(no_proxy_covers("[::1]", "::1"));
     CHECK_FALSE(no_proxy_covers("", "example.org"));
     CHECK_FALSE(no_proxy_covers(",,", "example.org"));
+    // Networks, as hospital networks name theirs: addresses only.
+    CHECK(no_proxy_covers("10.0.0.0/8", "10.20.30.40"));
+    CHECK(no_proxy_covers("a.test, 192.168.1.0/24", "192.168.1.255"));
+    CHECK_FALSE(no_proxy_covers("192.168.1.0/24", "192.168.2.1"));
+    CHECK(no_proxy_covers("172.16.0.0/12", "172.31.255.1"));
+    CHECK_FALSE(no_proxy_covers("172.16.0.0/12", "172.32.0.1"));
+    CHECK(no_proxy_covers("0.0.0.0/0", "8.8.8.8"));
+    CHECK(no_proxy_covers("127.0.0.1/32", "127.0.0.1"));
+    CHECK_FALSE(no_proxy_covers("127.0.0.1/32", "127.0.0.2"));
+    CHECK(no_proxy_covers("fd00::/8", "fd12:3456::1"));
+    CHECK(no_proxy_covers("[::1]/128", "[::1]"));
+    CHECK(no_proxy_covers("::1/128", "[::1]"));
+    CHECK_FALSE(no_proxy_covers("fd00::/8", "fe80::1"));
+    CHECK_FALSE(no_proxy_covers("10.0.0.0/8", "10.example.org"));  // a name is never resolved
+    CHECK_FALSE(no_proxy_covers("10.0.0.0/8", "::ffff:10.0.0.1"));  // another family
+    for (const char* bad : {"10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x", "10.0.0/8", "/8", "fd00::/129"})
+        CHECK_FALSE(no_proxy_covers(bad, "10.0.0.1"));
 
     // The environment: https_proxy unless no_proxy covers the host; an
     // explicit "" turns it off.

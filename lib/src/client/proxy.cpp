@@ -4,7 +4,10 @@
 
 #include <lindra/error.hpp>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
@@ -105,6 +108,42 @@ Proxy parse_proxy_url(std::string_view url, std::string_view what) {
     return p;
 }
 
+namespace {
+
+// An IPv4 or IPv6 address as bytes (4 or 16 of them), or none.
+struct Address {
+    std::array<unsigned char, 16> bytes{};
+    int size = 0;
+};
+Address address_of(const std::string& text) {
+    Address a;
+    if (::inet_pton(AF_INET, text.c_str(), a.bytes.data()) == 1) a.size = 4;
+    else if (::inet_pton(AF_INET6, text.c_str(), a.bytes.data()) == 1) a.size = 16;
+    return a;
+}
+
+// Whether the address `host` lies in `cidr` ("10.0.0.0/8", "fd00::/8"), as
+// curl matches it: addresses only, never a name resolved.
+bool in_network(const std::string& host, std::string_view cidr) {
+    const auto slash = cidr.find('/');
+    int bits = -1;
+    const auto* end = cidr.data() + cidr.size();
+    if (std::from_chars(cidr.data() + slash + 1, end, bits).ptr != end || bits < 0) return false;
+    std::string_view network = cidr.substr(0, slash);
+    if (network.starts_with('[') && network.ends_with(']')) network = network.substr(1, network.size() - 2);
+    const Address net = address_of(std::string(network));
+    const Address addr = address_of(host);
+    if (addr.size == 0 || addr.size != net.size || bits > 8 * net.size) return false;
+    for (int i = 0; i < bits; ++i) {
+        const unsigned mask = 0x80u >> (i % 8);
+        if ((addr.bytes[static_cast<std::size_t>(i / 8)] & mask) != (net.bytes[static_cast<std::size_t>(i / 8)] & mask))
+            return false;
+    }
+    return true;
+}
+
+}  // namespace
+
 bool no_proxy_covers(std::string_view no_proxy, std::string_view host) {
     const std::string name = lower(host.starts_with('[') && host.ends_with(']') ? host.substr(1, host.size() - 2) : host);
     std::size_t i = 0;
@@ -118,6 +157,10 @@ bool no_proxy_covers(std::string_view no_proxy, std::string_view host) {
         if (entry.starts_with('[') && entry.ends_with(']')) entry = entry.substr(1, entry.size() - 2);
         const std::string e = lower(entry);
         if (e.empty()) continue;
+        if (e.find('/') != std::string::npos) {
+            if (in_network(name, e)) return true;
+            continue;
+        }
         if (name == e) return true;
         if (name.size() > e.size() && name.ends_with(e) && name[name.size() - e.size() - 1] == '.') return true;
     }

@@ -24,7 +24,9 @@ Proxy parse_proxy_url(std::string_view url, std::string_view what = "proxy");
 
 // Whether `no_proxy` (curl's rules: a comma list; "*" is every host; an
 // entry matches the host itself and, as a domain, every host under it; a
-// leading dot is ignored; IPv6 addresses without brackets) covers `host`.
+// leading dot is ignored; IPv6 addresses without brackets; "10.0.0.0/8" or
+// "fd00::/8" covers the addresses in that network, never a name) covers
+// `host`.
 bool no_proxy_covers(std::string_view no_proxy, std::string_view host);
 
 // The proxy for a round to `host`: `configured` if set ("" is none),
