@@ -8,6 +8,7 @@
 // Before the per-address cap the attacker held all 512 slots, every tablet
 // round failed ("closed by the server during the TLS handshake"), and the
 // server grew by about 80 KB a connection.
+#include "support/child_process.hpp"
 #include "support/temp_dir.hpp"
 
 #include <lindra/replica.hpp>
@@ -71,13 +72,6 @@ constexpr bool kSanitized = false;
 constexpr bool kSanitized = false;
 #endif
 
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
 void write_file(const std::string& path, const std::string& text) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << text;
@@ -112,82 +106,31 @@ void raise_file_limit() {
 
 // lindra-server with `args`, its output in `log`; killed and reaped if the
 // test ends first.
-class ServerProcess {
+class ServerProcess : public ChildProcess {
   public:
-    ServerProcess(const std::vector<std::string>& args, const std::string& log) : log_(log) {
-        std::vector<std::string> all{LINDRA_SERVER_PATH};
-        all.insert(all.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (auto& a : all) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        REQUIRE(fd >= 0);
-        pid_ = ::fork();
-        REQUIRE(pid_ >= 0);
-        if (pid_ == 0) {
-            // Only async-signal-safe calls until exec: the test has threads.
-            ::dup2(fd, STDOUT_FILENO);
-            ::dup2(fd, STDERR_FILENO);
-            if (::close_range(3, ~0U, 0) != 0)
-                for (int i = 3; i < 4096; ++i) ::close(i);
-            ::execve(argv[0], argv.data(), environ);
-            ::_exit(127);
-        }
-        ::close(fd);
-    }
-    ~ServerProcess() {
-        if (pid_ > 0 && !exited_) {
-            ::kill(pid_, SIGKILL);
-            int status = 0;
-            ::waitpid(pid_, &status, 0);
-        }
-    }
-    ServerProcess(const ServerProcess&) = delete;
-    ServerProcess& operator=(const ServerProcess&) = delete;
-
-    pid_t pid() const { return pid_; }
-    std::string output() const { return read_file(log_); }
+    ServerProcess(const std::vector<std::string>& args, const std::string& log)
+        : ChildProcess(LINDRA_SERVER_PATH, args, log) {}
 
     // The port from "listening on [::]:PORT", once it is printed.
     std::uint16_t wait_for_port() {
         const std::regex listening("listening on \\[::\\]:([0-9]+)");
-        for (int i = 0; i < 1000; ++i) {  // 10 s
-            std::smatch m;
-            const auto out = output();
-            if (std::regex_search(out, m, listening)) return static_cast<std::uint16_t>(std::stoi(m[1].str()));
-            int status = 0;
-            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-                exited_ = true;
-                FAIL("lindra-server exited: " << out);
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        FAIL("lindra-server did not start: " << output());
-        return 0;
+        std::smatch m;
+        std::string out;
+        const bool printed = eventually([&] {
+            out = output();
+            if (std::regex_search(out, m, listening)) return true;
+            if (wait(0ms)) FAIL("lindra-server exited: " << out);
+            return false;
+        }, 10s);
+        if (!printed) FAIL("lindra-server did not start: " << out);
+        return static_cast<std::uint16_t>(std::stoi(m[1].str()));
     }
 
     // SIGTERM, then its exit status (nullopt if it did not stop in 20 s).
     std::optional<int> stop() {
-        ::kill(pid_, SIGTERM);
+        signal(SIGTERM);
         return wait();
     }
-    // Its exit status once it exits by itself (nullopt if not within 20 s).
-    std::optional<int> wait() {
-        for (int i = 0; i < 2000; ++i) {
-            int status = 0;
-            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-                exited_ = true;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        return std::nullopt;
-    }
-
-  private:
-    std::string log_;
-    pid_t pid_ = -1;
-    bool exited_ = false;
 };
 
 // 600 idle connections from ::1, each reopened as soon as the server

@@ -1,5 +1,5 @@
-// lindra's programs (lindra-syncd, lindra-tablet) run by a test as child
-// processes, their output to a file or to a pseudo-terminal.
+// lindra's programs (lindra-syncd, lindra-tablet, lindra-server) run by a
+// test as child processes, their output to a file or to a pseudo-terminal.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -80,6 +80,14 @@ class ChildProcess {
     ChildProcess& operator=(const ChildProcess&) = delete;
 
     void signal(int signal) const { REQUIRE(::kill(pid_, signal) == 0); }
+    pid_t pid() const { return pid_; }
+    // What it has printed so far, when it writes to a file.
+    std::string output() const {
+        std::ifstream in(output_path_, std::ios::binary);
+        std::ostringstream text;
+        text << in.rdbuf();
+        return text.str();
+    }
 
     // Its exit status (128 + N if signal N ended it), or nullopt if it is
     // still running after `timeout`.
@@ -95,10 +103,7 @@ class ChildProcess {
             timeout);
         // In a sanitized build a report would otherwise pass for exit 1.
         if (status_ && !output_path_.empty()) {
-            std::ifstream in(output_path_, std::ios::binary);
-            std::ostringstream text;
-            text << in.rdbuf();
-            const auto out = text.str();
+            const auto out = output();
             INFO(out);
             CHECK(out.find("Sanitizer") == std::string::npos);
             CHECK(out.find("runtime error:") == std::string::npos);
