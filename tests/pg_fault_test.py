@@ -25,7 +25,6 @@ out, and every wait is bounded.
 
 import argparse
 import concurrent.futures
-import ctypes
 import glob
 import os
 import random
@@ -43,30 +42,18 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from testlib import check, die_with_parent, results  # noqa: E402
+
 SKIP = 77
 args = None
 work = ""
-results = {"pass": 0, "fail": 0}
 procs = []  # every lindra-server and psql this test started
 cluster = None  # the restart case's own PostgreSQL: {"bin", "dir", "port"}
 
 
-def check(name, ok, detail=""):
-    print(("PASS: " if ok else "FAIL: ") + name, flush=True)
-    if not ok:
-        for line in str(detail).splitlines()[:20]:
-            print("    " + line)
-    results["pass" if ok else "fail"] += 1
-    return ok
-
-
 def path(name):
     return os.path.join(work, name)
-
-
-def die_with_parent():
-    """In the child: SIGKILL it should this test die without cleaning up (PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def run(cmd, timeout=30, **kw):

@@ -15,7 +15,6 @@ Every process it starts is stopped on the way out, and every wait is bounded.
 
 import argparse
 import base64
-import ctypes
 import hashlib
 import hmac
 import json
@@ -31,6 +30,9 @@ import time
 import traceback
 import uuid
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from testlib import check, die_with_parent, make_tls_files, results, run  # noqa: E402
+
 TOTAL_SECONDS = 100  # the whole run; ctest allows 150
 IO_SECONDS = 10  # any one socket operation
 
@@ -39,22 +41,9 @@ c = None  # lindra_client, imported once --pb-dir is known
 work = ""
 server = None  # the lindra-server process
 port = 0
-results = {"pass": 0, "fail": 0}
 
 
 # ---- reporting ----------------------------------------------------------------
-
-
-def check(name, ok, detail=""):
-    if ok:
-        print(f"PASS: {name}")
-        results["pass"] += 1
-    else:
-        print(f"FAIL: {name}")
-        for line in str(detail).splitlines()[:20]:
-            print(f"    {line}")
-        results["fail"] += 1
-    return ok
 
 
 def server_log_tail(n=15):
@@ -68,37 +57,15 @@ def server_log_tail(n=15):
 # ---- processes ------------------------------------------------------------------
 
 
-def run(cmd, timeout=30):
-    """A command's stdout; its failure raises with its output."""
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}:\n{p.stdout}{p.stderr}")
-    return p.stdout
-
-
 def path(name):
     return os.path.join(work, name)
-
-
-def die_with_parent():
-    """In the child: SIGKILL it should this test die without cleaning up (PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def start_server():
     global server, port
     run([args.server, "gen-key", "--out", path("token.key")])
     run([args.server, "gen-key", "--out", path("other.key")])  # a key the server does not know
-    san = path("san.ext")
-    with open(san, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    run(["openssl", "req", "-x509", "-new", *ec, "-days", "1", "-subj", "/CN=lindra python client test CA",
-         "-keyout", path("ca.key"), "-out", path("ca.pem")])
-    run(["openssl", "req", "-new", *ec, "-subj", "/CN=localhost", "-keyout", path("server.key"),
-         "-out", path("server.csr")])
-    run(["openssl", "x509", "-req", "-in", path("server.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
-         "-days", "1", "-out", path("server.pem"), "-extfile", san])
+    make_tls_files(work, "lindra python client test CA")
     run(["openssl", "pkey", "-in", path("token.key"), "-pubout", "-out", path("token.pub")])
     log = open(path("server.log"), "w")
     server = subprocess.Popen(

@@ -13,7 +13,6 @@ is stopped on the way out, and every wait is bounded.
 
 import argparse
 import asyncio
-import ctypes
 import http.client
 import os
 import shutil
@@ -25,28 +24,11 @@ import tempfile
 import time
 import uuid
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from testlib import check, die_with_parent, make_tls_files, results, run  # noqa: E402
+
 IO_SECONDS = 10
 results = {"pass": 0, "fail": 0}
-
-
-def check(name, ok, detail=""):
-    print(("PASS: " if ok else "FAIL: ") + name)
-    if not ok:
-        for line in str(detail).splitlines()[:20]:
-            print(f"    {line}")
-    results["pass" if ok else "fail"] += 1
-    return ok
-
-
-def run(cmd, timeout=30):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}:\n{p.stdout}{p.stderr}")
-    return p.stdout
-
-
-def die_with_parent():
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def main():
@@ -67,15 +49,7 @@ def main():
 
     try:
         run([args.server, "gen-key", "--out", path("token.key")])
-        with open(path("san.ext"), "w") as f:
-            f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-        run(["openssl", "req", "-x509", "-new", *ec, "-days", "1", "-subj", "/CN=lindra ws test CA",
-             "-keyout", path("ca.key"), "-out", path("ca.pem")])
-        run(["openssl", "req", "-new", *ec, "-subj", "/CN=localhost", "-keyout", path("server.key"),
-             "-out", path("server.csr")])
-        run(["openssl", "x509", "-req", "-in", path("server.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
-             "-days", "1", "-out", path("server.pem"), "-extfile", path("san.ext")])
+        make_tls_files(work, "lindra ws test CA")
         log = open(path("server.log"), "w")
         server = subprocess.Popen(
             [args.server, "--db", path("server.db"), "--listen", "127.0.0.1:0", "--token-key", path("token.key"),
