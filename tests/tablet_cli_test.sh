@@ -13,10 +13,7 @@ work=$(mktemp -d)
 # (chattr -i, chmod: the read-only directory of a test below, if it failed half way)
 trap 'chattr -i "$work/ro" 2>/dev/null; chmod u+w "$work/ro" 2>/dev/null; rm -rf "$work"' EXIT
 db=$work/tablet.db
-passed=0
-failed=0
-out=""
-rc=0
+source "$(dirname "${BASH_SOURCE[0]}")/support/checks.sh"
 
 # run ARGS...: the CLI on the test replica; sets $out (stdout and stderr) and $rc.
 run() {
@@ -26,28 +23,12 @@ run() {
 
 outbox_count() { "$cli" --db "$db" outbox 2>&1 | grep -oE '[0-9]+' | head -n 1; }
 
-pass() {
-    echo "PASS: $1"
-    passed=$((passed + 1))
-}
-fail() {
-    echo "FAIL: $1 (exit $rc)"
-    printf '%s\n' "$out" | head -n 20 | sed 's/^/    /'
-    failed=$((failed + 1))
-}
-
-# check_exit NAME EXIT PATTERN: the last run exited with EXIT and its output
-# matches PATTERN (grep -E).
-check_exit() {
-    if [[ $rc -eq $2 ]] && grep -qE -- "$3" <<<"$out"; then pass "$1"; else fail "$1"; fi
-}
-
 # expect_ok NAME PATTERN ARGS...: run ARGS and check.
 expect_ok() {
     local name=$1 pattern=$2
     shift 2
     run "$@"
-    check_exit "$name" 0 "$pattern"
+    check "$name" 0 "$pattern"
 }
 
 # expect_error NAME EXIT PATTERN ARGS...: ARGS exits with EXIT, the message
@@ -82,25 +63,25 @@ fi
 
 out=$("$cli" roster fjellvik 2>&1)
 rc=$?
-check_exit "--db is required" 2 "--db"
+check "--db is required" 2 "--db"
 
 run frobnicate
-check_exit "unknown command is usage" 2 "unknown command"
+check "unknown command is usage" 2 "unknown command"
 
 out=$("$cli" --help 2>/dev/null)
 rc=$?
-check_exit "--help on stdout, exit 0" 0 "^usage: lindra-tablet"
+check "--help on stdout, exit 0" 0 "^usage: lindra-tablet"
 out=$("$cli" sync --help 2>/dev/null)
 rc=$?
-check_exit "a command's --help on stdout" 0 "^  sync .*--token-file FILE"
+check "a command's --help on stdout" 0 "^  sync .*--token-file FILE"
 run roster fjellvik --colour red
 if [[ $rc -eq 2 && $(wc -l <<<"$out") -le 2 ]] && grep -q "roster has no option --colour" <<<"$out"; then
     pass "a wrong flag: a short error, not the usage"; else fail "a wrong flag: a short error, not the usage"; fi
 run gathering frobnicate
-check_exit "a two-word command's second word" 2 'gathering needs one of: plan hold cancel rename \(not "frobnicate"\)'
+check "a two-word command's second word" 2 'gathering needs one of: plan hold cancel rename \(not "frobnicate"\)'
 
 run roster fjellvik
-check_exit "commands other than init need the replica" 1 "no replica at .* init"
+check "commands other than init need the replica" 1 "no replica at .* init"
 if [[ ! -e "$db" ]]; then pass "commands other than init do not create it"; else
     fail "commands other than init do not create it"
 fi
@@ -173,9 +154,9 @@ expect_ok "a 4000-character reflection fits" "saved for Kari Lie" reflect kari "
 expect_ok "report of a group" "^Fjellvik nursing home group - Palliative care basics, Fjellvik kommune" \
     report fjellvik
 table=$out
-check_exit "report: Kari confirmed, lacking modules and gatherings" 0 \
+check "report: Kari confirmed, lacking modules and gatherings" 0 \
     "^  Kari Lie +0/7 +0/1 +yes, Mia Haugen, [0-9]{4}-[0-9]{2}-[0-9]{2} +missing: module 1 .* not passed; .*attended 0 of 1 gatherings held; the course asks for 3$"
-check_exit "report: Ola lacks M3 on, a gathering and the confirmation" 0 \
+check "report: Ola lacks M3 on, a gathering and the confirmation" 0 \
     "^  Ola Nordmann +2/7 +1/1 +no +missing: module 3 .*; attended 1 of 1 gatherings held; the course asks for 3; no mentor has confirmed the participation$"
 # The certificate column starts at the same character on every line, "Sæther" too.
 starts=$(export LC_ALL=C.UTF-8; grep -E "^  (Kari|Nils|Ola|candidate)" <<<"$table" | while IFS= read -r line; do
@@ -330,5 +311,4 @@ as=()
 
 # ---------------------------------------------------------------------------------
 
-echo "tablet_cli_test: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish tablet_cli_test

@@ -1,7 +1,7 @@
 # Shared by the black-box tests that drive the built lindra-server and
 # lindra-tablet: arguments, a temporary directory removed at exit with the
-# server stopped, the CLI runner and the PASS/FAIL checks. Source it with
-# the script's arguments:
+# server stopped, the CLI runner and the PASS/FAIL checks (checks.sh).
+# Source it with the script's arguments:
 #   source "$(dirname "${BASH_SOURCE[0]}")/support/cli.sh" "$@"
 # Sets server_bin, cli, work; start_server ARGS... (plain TCP) and
 # start_tls_server ARGS... set port and server_pid.
@@ -24,10 +24,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-passed=0
-failed=0
-out=""
-rc=0
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 
 # run WHO ARGS...: the CLI on WHO's replica; sets $out (stdout and stderr) and $rc.
 run() {
@@ -39,31 +36,6 @@ run() {
 # sync_as WHO: a sync of WHO's replica with the token in $work/WHO.token.
 sync_as() { run "$1" sync --server "127.0.0.1:$port" --insecure --token "$(cat "$work/$1.token")"; }
 
-# TEXT as a grep -E pattern that matches it literally ("23 writes (117
-# changes)" has parentheses).
-literal() {
-    sed 's/[][\\.*^$+?(){}|]/\\&/g' <<<"$1"
-}
-
-pass() {
-    echo "PASS: $1"
-    passed=$((passed + 1))
-}
-fail() {
-    echo "FAIL: $1 (exit $rc)"
-    printf '%s\n' "$out" | head -n 20 | sed 's/^/    /'
-    failed=$((failed + 1))
-}
-# check NAME EXIT PATTERN: the last run exited with EXIT and its output
-# matches PATTERN (grep -E).
-check() {
-    if [[ $rc -eq $2 ]] && grep -qE -- "$3" <<<"$out"; then pass "$1"; else fail "$1"; fi
-}
-# check_not NAME PATTERN: the last run's output does not match PATTERN.
-check_not() {
-    if ! grep -qE -- "$2" <<<"$out"; then pass "$1"; else fail "$1"; fi
-}
-
 # start_server ARGS...: a plain-TCP server on 127.0.0.1 with a new token
 # key ($work/token.key) and a store in $work, ARGS added; waits up to 10 s
 # for its port.
@@ -73,16 +45,18 @@ start_server() {
 }
 
 # start_tls_server ARGS...: the same over TLS, with a certificate for
-# 127.0.0.1 from a throw-away CA ($work/ca.pem); keeps the token key and the
-# CA of an earlier server of the test.
+# 127.0.0.1 from a throw-away CA ($work/ca.pem), valid for $cert_days days
+# (1 unless set); keeps the token key and the CA of an earlier server of
+# the test.
 start_tls_server() {
+    local days=${cert_days:-1}
     if [[ ! -f $work/ca.pem ]]; then
         {
-            openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+            openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days "$days" \
                 -subj "/CN=lindra test CA" -keyout "$work/ca.key" -out "$work/ca.pem"
             openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
                 -keyout "$work/server.key" -out "$work/server.csr"
-            openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -days 1 \
+            openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -days "$days" \
                 -out "$work/server.pem" -extfile <(printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n')
         } > "$work/openssl.log" 2>&1 || { cat "$work/openssl.log" >&2; exit 1; }
     fi
@@ -114,10 +88,4 @@ launch_server() {
         cat "$work/server.log" >&2
         exit 1
     fi
-}
-
-# finish NAME: the tally; the script's exit status.
-finish() {
-    echo "$1: $passed passed, $failed failed"
-    [[ $failed -eq 0 ]]
 }
