@@ -250,6 +250,14 @@ int main(void) {
     CHECK(strcmp(roster->course_title, "Palliative care") == 0);
     CHECK(roster->count == 2 && roster->members[0].role == LINDRA_ROLE_MENTOR);
     lindra_roster_free(roster);
+    /* A member whose name this device does not hold is never a bare id. */
+    lindra_roster_entry nameless = {.display_name = "", .status = LINDRA_MEMBER_WITHDRAWN};
+    CHECK(strcmp(lindra_member_name(&nameless), "a withdrawn member") == 0);
+    nameless.status = LINDRA_MEMBER_ACTIVE;
+    CHECK(strstr(lindra_member_name(&nameless), "not synced yet") != NULL);
+    nameless.display_name = "Kari Lie";
+    CHECK(strcmp(lindra_member_name(&nameless), "Kari Lie") == 0);
+    CHECK(strcmp(lindra_member_name(NULL), "") == 0);
     lindra_module_list* modules = NULL;
     MUST(lindra_replica_modules(tablet, &course, &modules, &err));
     CHECK(modules->count == 1 && modules->items[0].has_pass_score && modules->items[0].pass_score == 80);

@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
     }
 
     for (const auto& m : tablet.roster(group).members)
-        std::printf("%-14s %-9s modules %d/%d  gatherings %d/%d\n", m.display_name.c_str(),
+        std::printf("%-14s %-9s modules %d/%d  gatherings %d/%d\n",
+                    std::string(lindra::member_name(m.display_name, m.status)).c_str(),
                     std::string(lindra::to_string(m.role)).c_str(), m.modules_completed, m.modules_required,
                     m.gatherings_attended, m.gatherings_held);
     std::printf("%lld changes wait for the server\n", static_cast<long long>(tablet.outbox_size()));

@@ -220,7 +220,7 @@ void cmd_roster(Session& s) {
         // Mentors confirm others; they are not confirmed themselves.
         std::string confirmed = m.confirmed ? "yes" : "no";
         if (m.role == lindra::MemberRole::mentor) confirmed = "-";
-        members.add({lindra::member_name(m.display_name, m.status), std::string(to_string(m.role)),
+        members.add({std::string(lindra::member_name(m.display_name, m.status)), std::string(to_string(m.role)),
                      std::string(to_string(m.status)),
                      "modules " + std::to_string(m.modules_completed) + "/" + std::to_string(m.modules_required),
                      "gatherings " + std::to_string(m.gatherings_attended) + "/" + std::to_string(m.gatherings_held),

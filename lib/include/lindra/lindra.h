@@ -353,7 +353,7 @@ typedef struct lindra_gathering_list {
 
 typedef struct lindra_roster_entry {
     lindra_id person;
-    const char* display_name; /* "" if the person row has not arrived yet */
+    const char* display_name; /* "" if this device does not hold it: see lindra_member_name */
     lindra_member_role role;
     lindra_member_status status;
     int modules_completed;
@@ -402,6 +402,11 @@ LINDRA_API bool lindra_replica_gathering(const lindra_replica* replica, const li
                                          lindra_error* error) LINDRA_NOEXCEPT;
 LINDRA_API bool lindra_replica_roster(const lindra_replica* replica, const lindra_id* group, lindra_roster** out,
                                       lindra_error* error) LINDRA_NOEXCEPT;
+/* A member as people read them (lindra::member_name): the entry's
+ * display_name, or "a withdrawn member" when a withdrawal purged it from
+ * this device, or what says it has not synced yet; never a bare id. Lives
+ * as long as the entry; "" for NULL. */
+LINDRA_API const char* lindra_member_name(const lindra_roster_entry* entry) LINDRA_NOEXCEPT;
 /* Lists: an empty list is a list of count 0, never NULL. */
 LINDRA_API bool lindra_replica_modules(const lindra_replica* replica, const lindra_id* course,
                                        lindra_module_list** out, lindra_error* error) LINDRA_NOEXCEPT;

@@ -434,6 +434,15 @@ bool lindra_replica_roster(const lindra_replica* replica, const lindra_id* group
     });
 }
 
+const char* lindra_member_name(const lindra_roster_entry* entry) noexcept {
+    if (!entry) return "";
+    const bool withdrawn = entry->status == LINDRA_MEMBER_WITHDRAWN;
+    const auto shown = member_name(entry->display_name ? entry->display_name : "",
+                                   withdrawn ? MemberStatus::withdrawn : MemberStatus::active);
+    // A view of the entry's own string, or of a constant: NUL-terminated either way.
+    return shown.data();
+}
+
 bool lindra_replica_modules(const lindra_replica* replica, const lindra_id* course, lindra_module_list** out,
                             lindra_error* error) noexcept {
     return query(replica, out, error,

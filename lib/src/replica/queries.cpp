@@ -152,8 +152,8 @@ std::vector<Gathering> Replica::gatherings(const Id& group) const {
     return out;
 }
 
-std::string member_name(std::string_view display_name, MemberStatus status) {
-    if (!display_name.empty()) return std::string(display_name);
+std::string_view member_name(std::string_view display_name, MemberStatus status) {
+    if (!display_name.empty()) return display_name;
     return status == MemberStatus::withdrawn ? "a withdrawn member" : "a member whose name has not synced yet";
 }
 
