@@ -118,6 +118,34 @@ TEST_CASE("the observer hears a round, its store calls and a refusal, with no on
     CHECK(c["closed:refused"] == 1);
 }
 
+// The log gathers turnaways into a line a minute; a counter must not wait.
+TEST_CASE("the observer counts each connection turned away as it happens") {
+    auto recorder = std::make_shared<Recorder>();
+    SyncWorld world([&](lindra::ServerOptions& o) {
+        o.observer = recorder;
+        o.max_connections_per_address = 1;
+    });
+    const auto connect = [&] {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(fd >= 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(world.port());
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        return fd;
+    };
+    const int held = connect();  // the address's one connection
+    for (std::uint64_t turned = 1; turned <= 3; ++turned) {
+        const int fd = connect();
+        for (int i = 0; i < 250 && recorder->counts()["away:address_cap"] < turned; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        CHECK(recorder->counts()["away:address_cap"] == turned);
+        ::close(fd);
+    }
+    ::close(held);
+}
+
 TEST_CASE("the admin listener answers health, readiness and metrics, and shrugs off bad requests") {
     std::atomic<int> scrapes{0};
     SyncWorld world([&](lindra::ServerOptions& o) {

@@ -138,8 +138,9 @@ public:
     // Frame bodies received and sent.
     virtual void bytes(std::size_t /*received*/, std::size_t /*sent*/) {}
     // Connections the limits turned away, by `reason`: "address_cap",
-    // "connection_cap", "shed_before_hello", "no_hello_in_time". Reported
-    // as the server's log reports them: at once, then at most once a minute.
+    // "connection_cap", "shed_before_hello", "no_hello_in_time". Told as
+    // each happens, on one of the server's I/O threads: only count here
+    // (the server's log gathers them into a line a minute).
     virtual void turned_away(std::string_view /*reason*/, std::uint64_t /*count*/) {}
 };
 

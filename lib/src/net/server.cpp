@@ -193,14 +193,24 @@ struct Server::Impl {
         return std::nullopt;
     }
 
+    // Counts a connection turned away (mutex held): in the next report, and
+    // in `now`, for on_turned_away once the mutex is released.
+    void count(std::uint64_t Turnaways::*what, Turnaways& now) {
+        ++(unreported.*what);
+        ++(now.*what);
+    }
+    void tell(const Turnaways& now) {
+        if (config.on_turned_away && now.total() > 0) config.on_turned_away(now);
+    }
+
     // Closes the oldest connection that has not authenticated, to make room
     // (mutex held); false if every one has.
-    bool shed_one() {
+    bool shed_one(Turnaways& now) {
         for (auto& c : live) {
             if (c.authenticated || c.shed) continue;
             c.shed = true;
             ++shedding;
-            ++unreported.shed;
+            count(&Turnaways::shed, now);
             asio::post(c.conn->socket().get_executor(), [conn = c.conn] { conn->close(); });
             return true;
         }
@@ -225,15 +235,16 @@ struct Server::Impl {
             std::unique_ptr<Session> session;
             std::list<Live>::iterator entry;
             std::optional<Turnaways> due;
+            Turnaways now;
             {
                 std::lock_guard lock(mutex);
                 if (stopping) co_return;
                 const auto held = per_address.find(address);
                 if (held != per_address.end() && held->second >= config.max_connections_per_address) {
-                    ++unreported.over_address_cap;
+                    count(&Turnaways::over_address_cap, now);
                     unreported.last_address = address;
-                } else if (live.size() - shedding >= config.max_connections && !shed_one()) {
-                    ++unreported.over_cap;
+                } else if (live.size() - shedding >= config.max_connections && !shed_one(now)) {
+                    count(&Turnaways::over_cap, now);
                 } else {
                     // No TLS state, buffer or session for a connection that
                     // is refused.
@@ -248,6 +259,7 @@ struct Server::Impl {
                 }
                 due = report_due();
             }
+            tell(now);
             if (due) report(std::move(*due));
             if (!session) {  // refused: closed before the TLS handshake
                 if (conn)
@@ -454,18 +466,20 @@ struct Server::Impl {
         }
         co_await conn->shutdown(std::min(config.io_timeout, kCloseNotifyWait));
         std::optional<Turnaways> due;
+        Turnaways now;
         {
             std::lock_guard lock(mutex);
             if (entry->shed) {
                 --shedding;
                 reason = "closed before Hello to make room: the server is at its connection cap";
             } else if (conn->timed_out() && !authenticated) {
-                ++unreported.late_hello;
+                count(&Turnaways::late_hello, now);
                 due = report_due();
             }
             if (--per_address[entry->address] == 0) per_address.erase(entry->address);
             live.erase(entry);
         }
+        tell(now);
         if (due) report(std::move(*due));
         // The session's last call (it logs the session's line) and its end,
         // off the I/O threads too; stop() waits for both.

@@ -57,6 +57,10 @@ struct ServerConfig {
     // once per `report_interval`, and at stop(). Runs on a worker thread,
     // possibly at the same time as a Session call.
     std::function<void(const Turnaways&)> on_turnaways{};
+    // Told of each connection turned away as it happens, for counters
+    // (the report above is for logs): on an I/O thread, so it must only
+    // count.
+    std::function<void(const Turnaways&)> on_turned_away{};
     std::chrono::milliseconds report_interval{60'000};
 };
 

@@ -137,13 +137,14 @@ Service::Service(ServerOptions options, SessionWrapper wrap) : wrap_(std::move(w
             context_->log(line);
         }
         if (detail::log_enabled(LogLevel::warning)) detail::log(LogLevel::warning, "server", describe(t));
-        if (observer_) {
-            if (t.over_address_cap) observer_->turned_away("address_cap", t.over_address_cap);
-            if (t.over_cap) observer_->turned_away("connection_cap", t.over_cap);
-            if (t.shed) observer_->turned_away("shed_before_hello", t.shed);
-            if (t.late_hello) observer_->turned_away("no_hello_in_time", t.late_hello);
-        }
     };
+    if (observer_)
+        config.on_turned_away = [observer = observer_.get()](const net::Turnaways& t) {
+            if (t.over_address_cap) observer->turned_away("address_cap", t.over_address_cap);
+            if (t.over_cap) observer->turned_away("connection_cap", t.over_cap);
+            if (t.shed) observer->turned_away("shed_before_hello", t.shed);
+            if (t.late_hello) observer->turned_away("no_hello_in_time", t.late_hello);
+        };
     config.tls = std::move(tls);
     listener_.emplace(config, [this](const std::string& peer) -> std::unique_ptr<net::Session> {
         auto session = std::make_unique<ServerSession>(*context_, peer);
