@@ -5,7 +5,7 @@
 # once the clock is right the tablet stamps its writes right again.
 #
 # Usage: tests/clock_cli_test.sh PATH_TO_lindra-server PATH_TO_lindra-tablet
-set -uo pipefail
+set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/support/cli.sh" "$@"
 for tool in faketime sqlite3 openssl; do

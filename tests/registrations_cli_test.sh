@@ -133,10 +133,17 @@ run coord id person per
 per=$out
 run coord id person siri
 siri=$out
+run coord id person "mia haugen"
+mia=$out
 "$server_bin" issue-token --key "$work/token.key" --ttl 1h --user per --role candidate --person "$per" > "$work/per.token"
 "$server_bin" issue-token --key "$work/token.key" --ttl 1h --user siri --role candidate --person "$siri" > "$work/siri.token"
-for who in per siri; do
-    run "$who" init
+"$server_bin" issue-token --key "$work/token.key" --ttl 1h --user mia --role mentor --person "$mia" > "$work/mia.token"
+run per init
+sync_as per
+run per progress per m1 start
+check "Per starts a module" 0 ""
+for who in per siri mia; do
+    [[ $who == per ]] || run "$who" init
     sync_as "$who"
 done
 run siri roster fjellvik
@@ -148,6 +155,7 @@ sync_as per
 check "the withdrawn candidate's tablet says which group he left" 0 \
     "^no longer a member of group \"Fjellvik nursing home group\": removed [1-9][0-9]* rows$"
 run per groups
+check "his groups list" 0 ""
 check_not "and the group is gone from it" "Fjellvik nursing home group"
 sync_as siri
 check "another member's tablet says whose rows went" 0 \
@@ -155,5 +163,9 @@ check "another member's tablet says whose rows went" 0 \
 run siri roster fjellvik
 check "her roster keeps the withdrawn membership, without his name" 0 "a withdrawn member +candidate +withdrawn"
 check_not "and shows no bare id for it" "[0-9a-f]{8}-[0-9a-f]{4}-"
+sync_as mia
+check "his mentor's tablet says his work in the group went" 0 \
+    "^Per Dahl's work in group \"Fjellvik nursing home group\" is no longer this user's to see: removed 1 row$"
+check "and that he went" 0 "^Per Dahl no longer shares a group with this user: removed 1 row$"
 
 finish registrations_cli_test

@@ -28,7 +28,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sup
 from testlib import check, die_with_parent, make_tls_files, results, run  # noqa: E402
 
 IO_SECONDS = 10
-results = {"pass": 0, "fail": 0}
 
 
 def main():

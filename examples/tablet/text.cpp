@@ -53,44 +53,45 @@ std::string writes_and_changes(std::int64_t writes, std::int64_t changes) {
 
 std::vector<std::string> purge_lines(const lindra::SyncResult& result) {
     using lindra::ScopeKind;
-    std::vector<std::string> lines;
     const auto removed = [](std::int64_t rows) { return ": removed " + counted(rows, "row"); };
-    // Everything of a group the user left counts with it, whoever's it was.
-    std::map<lindra::Id, std::int64_t> left;
-    for (const auto& p : result.purged)
-        if (p.kind == ScopeKind::group) left[p.group] = 0;
-    // The rest by person: progress and reflections in a group they left,
-    // or only their name once no group is shared.
-    struct Gone {
-        std::string name, group;
-        std::int64_t rows = 0;
+    const auto quoted = [](const std::string& name, const lindra::Id& id) {
+        return name.empty() ? id.to_string() : "\"" + name + "\"";  // an id only for a group never held by name
     };
-    std::map<lindra::Id, Gone> people;
+    // Everything of a group the user left counts with it, whoever's it was.
+    std::map<lindra::Id, std::pair<std::string, std::int64_t>> left;
+    for (const auto& p : result.purged)
+        if (p.kind == ScopeKind::group) left[p.group].first = p.group_name;
+    // The rest: a person's work in a group (they left it, or this user is
+    // no longer its mentor), and a person no group is shared with any more.
+    std::map<std::pair<lindra::Id, lindra::Id>, std::pair<const lindra::PurgedScope*, std::int64_t>> work;
+    std::map<lindra::Id, std::pair<std::string, std::int64_t>> people;
     std::int64_t unknown = 0;
     for (const auto& p : result.purged) {
-        if (!p.kind) {
+        if (p.rows == 0 && p.kind != ScopeKind::group) {
+            continue;  // a scope this device held nothing of: nothing to tell
+        } else if (!p.kind) {
             unknown += p.rows;
         } else if (left.contains(p.group)) {
-            left[p.group] += p.rows;
+            left[p.group].second += p.rows;
+        } else if (p.kind == ScopeKind::person) {
+            auto& [name, rows] = people[p.person];
+            name = p.person_name;
+            rows += p.rows;
         } else {
-            auto& gone = people[p.person];
-            gone.rows += p.rows;
-            if (!p.person_name.empty()) gone.name = p.person_name;
-            if (!p.group_name.empty()) gone.group = p.group_name;
+            auto& [scope, rows] = work[{p.person, p.group}];
+            scope = &p;
+            rows += p.rows;
         }
     }
-    const auto group_named = [&](const lindra::Id& group) {
-        for (const auto& p : result.purged)
-            if (p.group == group && !p.group_name.empty()) return "group \"" + p.group_name + "\"";
-        return "group " + group.to_string();  // one this device never held by name
-    };
-    for (const auto& [group, rows] : left) lines.push_back("no longer a member of " + group_named(group) + removed(rows));
-    for (const auto& [person, gone] : people) {
-        const std::string who = gone.name.empty() ? "a person" : gone.name;
-        lines.push_back(who + (gone.group.empty() ? " no longer shares a group with this user"
-                                                  : " is no longer a member of group \"" + gone.group + "\"") +
-                        removed(gone.rows));
-    }
+    const auto who = [](const std::string& name) { return name.empty() ? std::string("a person") : name; };
+    std::vector<std::string> lines;
+    for (const auto& [group, named] : left)
+        lines.push_back("no longer a member of group " + quoted(named.first, group) + removed(named.second));
+    for (const auto& [key, scope] : work)
+        lines.push_back(who(scope.first->person_name) + "'s work in group " + quoted(scope.first->group_name, key.second) +
+                        " is no longer this user's to see" + removed(scope.second));
+    for (const auto& [person, named] : people)
+        lines.push_back(who(named.first) + " no longer shares a group with this user" + removed(named.second));
     if (unknown > 0) lines.push_back("removed " + counted(unknown, "row") + " this user may no longer see");
     return lines;
 }

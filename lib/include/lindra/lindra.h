@@ -21,7 +21,10 @@
  * - No function throws or aborts on bad input; none keeps a pointer the
  *   caller passed in after it returns, except the callback context.
  * - The structs have no version field yet: build an app against the
- *   lindra.h of the liblindra.so it ships.
+ *   lindra.h of the liblindra.so it ships. Until lindra 1.0, fields are
+ *   appended to result structs (lindra_sync_result gained writes_pushed,
+ *   then purged); lindra_sign_out_result holds a lindra_sync_result, so
+ *   its own fields move with each one.
  *
  * Thread-safety (each function says where it differs)
  * - A lindra_replica may be used from any thread; calls are serialised.

@@ -173,7 +173,8 @@ struct Roster {
 // hold it, why. A withdrawn member's name goes from the tablets of the
 // group's other candidates and mentors with the purge (README, "Who sees
 // what"): "a withdrawn member"; anyone else's has not arrived yet. Never a
-// bare id. The view is of `display_name` or of a constant.
+// bare id. The view is of `display_name` or of a constant: keep the
+// string it was given alive as long as the view.
 std::string_view member_name(std::string_view display_name, MemberStatus status);
 
 struct ModuleProgress {

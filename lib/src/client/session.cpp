@@ -262,18 +262,19 @@ std::string SyncSession::label_of(std::string_view entity, const Id& row) {
 net::Reply SyncSession::pull_batch(protocol::PullBatch& m) {
     std::int64_t purged = 0;
     std::vector<SyncRejection> dropped;  // own changes to purged rows
+    std::vector<PurgedScope> told;       // the scopes, for the result once committed
     {
         std::lock_guard lock(core_.mutex);
         detail::Core::WriteTransaction txn(core_);
         // Named before any goes (a person's row may go with the first
         // scope), so the app can say what left.
         for (const auto& p : m.purges)
-            result_.purged.push_back({.kind = p.kind,
-                                      .group = p.group,
-                                      .person = p.person,
-                                      .group_name = label_of("mentor_group", p.group),
-                                      .person_name = label_of("person", p.person),
-                                      .rows = std::ssize(p.rows)});
+            told.push_back({.kind = p.kind,
+                            .group = p.group,
+                            .person = p.person,
+                            .group_name = label_of("mentor_group", p.group),
+                            .person_name = label_of("person", p.person),
+                            .rows = std::ssize(p.rows)});
         for (const auto& p : m.purges) {
             for (auto& k : core_.purge(p.rows)) {
                 SyncRejection& out = dropped.emplace_back();
@@ -291,6 +292,8 @@ net::Reply SyncSession::pull_batch(protocol::PullBatch& m) {
         if (purged > 0) core_.db.truncate_wal();
     }
     result_.rows_purged += purged;
+    result_.purged.insert(result_.purged.end(), std::make_move_iterator(told.begin()),
+                          std::make_move_iterator(told.end()));
     report(dropped);
     result_.changes_pulled += static_cast<std::int64_t>(m.changes.size());
     pull_remaining_ = m.remaining;

@@ -199,8 +199,14 @@ struct Server::Impl {
         ++(unreported.*what);
         ++(now.*what);
     }
-    void tell(const Turnaways& now) {
-        if (config.on_turned_away && now.total() > 0) config.on_turned_away(now);
+    // On the accept loop's coroutine: a throwing callback must not end it.
+    void tell(const Turnaways& now) noexcept {
+        if (!config.on_turned_away || now.total() == 0) return;
+        try {
+            config.on_turned_away(now);
+        } catch (...) {
+            // A count lost; connections go on being accepted.
+        }
     }
 
     // Closes the oldest connection that has not authenticated, to make room
